@@ -1,0 +1,5 @@
+"""``python -m runner`` is the same Hydra app as the ``tape-runner`` console script."""
+
+from runner.app import main
+
+main()

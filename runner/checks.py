@@ -1,0 +1,56 @@
+"""Verification: every gradient against an oracle and against finite differences.
+
+A check passes when ``max|got - want| <= atol + rtol * max|want|`` and both sides
+are finite; NaN or Inf never passes. Tolerances come from the config, per dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from runner.result import Check
+from runner.schema import Tolerance
+from runner.tfenv import tf
+
+
+def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
+    """Compare two arrays of the same shape under ``tol``."""
+    got64 = np.asarray(got, dtype=np.float64)
+    want64 = np.asarray(want, dtype=np.float64)
+    if got64.shape != want64.shape:
+        return Check(name, False, None, None, f"shape {got64.shape} != expected {want64.shape}")
+    bad = [side for side, a in (("got", got64), ("expected", want64)) if not np.isfinite(a).all()]
+    if bad:
+        return Check(name, False, None, None, f"NaN or Inf in the {' and '.join(bad)} values")
+    err = float(np.max(np.abs(got64 - want64))) if got64.size else 0.0
+    bound = tol.atol + tol.rtol * (float(np.max(np.abs(want64))) if want64.size else 0.0)
+    return Check(name, err <= bound, err, bound)
+
+
+def finite_differences(
+    fn: Callable[..., Any], args: Sequence[Any], delta: float
+) -> list[np.ndarray]:
+    """d sum(fn(*args)) / d arg for each arg, by central differences.
+
+    ``tf.test.compute_gradient`` returns Jacobians of shape (target size, arg size);
+    the target here is a scalar sum, so each row reshapes to its argument's shape.
+    """
+    tensors = [tf.convert_to_tensor(a) for a in args]
+    _, numerical = tf.test.compute_gradient(
+        lambda *a: tf.reduce_sum(fn(*a)), tensors, delta=delta
+    )
+    return [np.asarray(j).reshape(t.shape) for j, t in zip(numerical, tensors, strict=True)]
+
+
+def unbroadcast(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``values`` down to ``shape``: the gradient of a sum w.r.t. a broadcast input."""
+    values = np.asarray(values, dtype=np.float64)
+    while values.ndim > len(shape):
+        values = values.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and values.shape[axis] != 1:
+            values = values.sum(axis=axis, keepdims=True)
+    return values.reshape(shape)

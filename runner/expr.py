@@ -1,0 +1,299 @@
+"""The closed expression language of scenario functions.
+
+A scenario's ``function: x**3*cos(x)`` is data, not code. It is parsed with
+:mod:`ast` and every node is checked against a short whitelist before anything
+is evaluated; what survives becomes a tiny tree of :class:`Num`, :class:`Name`,
+:class:`Neg`, :class:`BinOp` and :class:`Call`. One evaluator walks that tree
+for every backend: with TensorFlow tensors it builds the ops the tape records,
+with SymPy symbols it builds the expression whose derivative is the oracle.
+Nothing here calls ``eval``, ``exec`` or SymPy's string parsers.
+
+This module imports neither TensorFlow nor SymPy at import time, so configs are
+validated in milliseconds.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from runner.errors import ConfigError
+
+MAX_LENGTH = 10_000
+MAX_DEPTH = 100
+MAX_EXPONENT = 1_000  # |constant exponent|; x**1e6 or 9**9**9 would stall SymPy or overflow
+
+#: The functions an expression may call, each of one argument.
+FUNCTIONS = (
+    "sin", "cos", "tan", "exp", "log", "log1p", "sqrt", "abs",
+    "tanh", "sigmoid", "softplus", "relu", "sinh", "cosh", "atan",
+)
+CONSTANTS = {"pi": math.pi, "e": math.e}
+RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
+
+_BINOPS: dict[type[ast.operator], str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**",
+}
+_APPLY: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul,
+    "/": operator.truediv, "**": operator.pow,
+}
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+
+    def __str__(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class Neg:
+    arg: Expr
+
+    def __str__(self) -> str:
+        return f"(-{self.arg})"
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str
+    left: Expr
+    right: Expr
+
+    def __str__(self) -> str:
+        return f"({self.left} {self.op} {self.right})"
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str
+    arg: Expr
+
+    def __str__(self) -> str:
+        return f"{self.fn}({self.arg})"
+
+
+Expr = Num | Name | Neg | BinOp | Call
+
+
+def names(expr: Expr) -> set[str]:
+    """The free names an expression reads (its inputs; constants excluded)."""
+    match expr:
+        case Name(id=i):
+            return set() if i in CONSTANTS else {i}
+        case Neg(arg=a) | Call(arg=a):
+            return names(a)
+        case BinOp(left=left, right=right):
+            return names(left) | names(right)
+    return set()
+
+
+@lru_cache(maxsize=256)
+def _parse(text: str, allowed: frozenset[str]) -> Expr:
+    if len(text) > MAX_LENGTH:
+        raise ConfigError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    if not text.strip():
+        raise ConfigError("expression is empty")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ConfigError(f"syntax error in expression {_short(text)!r}: {err.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ConfigError(f"expression {_short(text)!r} is nested too deeply to parse") from None
+    return _convert(tree.body, allowed, depth=0)
+
+
+def parse(text: str, allowed: Iterable[str]) -> Expr:
+    """Parse ``text`` into an :data:`Expr` over the names in ``allowed``.
+
+    Raises :class:`ConfigError` with a one-line reason for anything outside the
+    language: unknown names or functions, attribute access, subscripts, lambdas,
+    comprehensions, keyword arguments, strings, oversize or overflowing constants.
+    """
+    return _parse(str(text), frozenset(allowed))
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> Expr:
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"expression is nested more than {MAX_DEPTH} levels deep")
+    down = depth + 1
+    match node:
+        case ast.Constant(value=bool()) | ast.Constant(value=complex()):
+            raise ConfigError(f"unsupported constant {node.value!r}: only real numbers are allowed")
+        case ast.Constant(value=int() | float() as value):
+            if not math.isfinite(float(value)) or abs(value) > 1e300:
+                raise ConfigError(f"constant {value!r} is too large")
+            return Num(value)
+        case ast.Name(id=ident):
+            if ident in CONSTANTS or ident in allowed:
+                return Name(ident)
+            if ident in FUNCTIONS:
+                raise ConfigError(f"function {ident!r} must be called, as in {ident}(x)")
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(f"unknown name {ident!r} (inputs: {known}; constants: pi, e)")
+        case ast.UnaryOp(op=ast.USub(), operand=operand):
+            return _fold(Neg(_convert(operand, allowed, down)))
+        case ast.UnaryOp(op=ast.UAdd(), operand=operand):
+            return _convert(operand, allowed, down)
+        case ast.BinOp(op=op, left=left, right=right) if type(op) in _BINOPS:
+            return _fold(BinOp(_BINOPS[type(op)], _convert(left, allowed, down),
+                               _convert(right, allowed, down)))
+        case ast.Call(func=ast.Name(id=fn), args=args, keywords=keywords):
+            if fn not in FUNCTIONS:
+                raise ConfigError(f"unknown function {fn!r} (known: {', '.join(FUNCTIONS)})")
+            if keywords or len(args) != 1 or isinstance(args[0], ast.Starred):
+                raise ConfigError(f"{fn}() takes exactly one positional argument")
+            return Call(fn, _convert(args[0], allowed, down))
+    raise ConfigError(f"{_describe(node)} is not allowed in an expression")
+
+
+def _describe(node: ast.AST) -> str:
+    what = {
+        ast.Attribute: "attribute access", ast.Subscript: "subscripting",
+        ast.Lambda: "lambda", ast.Call: "calling anything but a named function",
+        ast.ListComp: "a comprehension", ast.GeneratorExp: "a comprehension",
+        ast.SetComp: "a comprehension", ast.DictComp: "a comprehension",
+        ast.Constant: "a string or bytes constant", ast.Compare: "a comparison",
+        ast.BoolOp: "a boolean operator", ast.IfExp: "a conditional expression",
+        ast.NamedExpr: "assignment", ast.Starred: "unpacking",
+    }
+    for kind, label in what.items():
+        if isinstance(node, kind):
+            return label
+    if isinstance(node, ast.BinOp):
+        return f"operator {type(node.op).__name__}"
+    if isinstance(node, ast.UnaryOp):
+        return f"unary operator {type(node.op).__name__}"
+    return type(node).__name__
+
+
+def _fold(expr: Neg | BinOp) -> Expr:
+    """Check constant sub-expressions in plain floats, so none can blow up a backend.
+
+    ``9**9**9**9`` is refused here, in microseconds, rather than handed to SymPy's
+    exact integers. Only the check happens here: the tree keeps its shape.
+    """
+    if isinstance(expr, BinOp) and expr.op == "**" and not names(expr.right):
+        exponent = _constant(expr.right)
+        if abs(exponent) > MAX_EXPONENT:
+            raise ConfigError(f"exponent {exponent:g} in {expr} exceeds the limit of {MAX_EXPONENT}")
+    if not names(expr):
+        _constant(expr)
+    return expr
+
+
+def _constant(expr: Expr) -> float:
+    try:
+        value = evaluate(expr, {}, FloatBackend)
+    except (OverflowError, ZeroDivisionError, ValueError) as err:
+        raise ConfigError(f"constant sub-expression {expr} cannot be evaluated: {err}") from None
+    if isinstance(value, complex) or not math.isfinite(value):
+        raise ConfigError(f"constant sub-expression {expr} is not a finite real number")
+    return float(value)
+
+
+class FloatBackend:
+    """Plain-Python floats: used only to vet constant sub-expressions."""
+
+    @staticmethod
+    def number(value: float) -> float:
+        return float(value)
+
+    @staticmethod
+    def call(fn: str, arg: float) -> float:
+        if fn == "sigmoid":
+            return 1.0 / (1.0 + math.exp(-arg))
+        if fn == "softplus":
+            return math.log1p(math.exp(arg))
+        if fn == "relu":
+            return max(arg, 0.0)
+        return getattr(math, {"abs": "fabs"}.get(fn, fn))(arg)
+
+
+def evaluate(expr: Expr, env: Mapping[str, Any], backend: Any) -> Any:
+    """Walk the tree once, combining values with ``backend.number`` and ``backend.call``.
+
+    The arithmetic itself is Python's operators, which TensorFlow tensors, SymPy
+    expressions and floats all implement; only numbers and named functions differ.
+    """
+    match expr:
+        case Num(value=v):
+            return backend.number(v)
+        case Name(id=i):
+            return env[i] if i in env else backend.number(CONSTANTS[i])
+        case Neg(arg=a):
+            return -evaluate(a, env, backend)
+        case BinOp(op=op, left=left, right=right):
+            return _APPLY[op](evaluate(left, env, backend), evaluate(right, env, backend))
+        case Call(fn=fn, arg=a):
+            return backend.call(fn, evaluate(a, env, backend))
+    raise TypeError(f"not an expression node: {expr!r}")
+
+
+class TensorFlowBackend:
+    """Native TensorFlow ops, so the tape records exactly what the expression says."""
+
+    def __init__(self, dtype: Any) -> None:
+        import tensorflow as tf
+
+        self.dtype = dtype
+        self._tf = tf
+        self._functions: dict[str, Callable[[Any], Any]] = {
+            "sin": tf.sin, "cos": tf.cos, "tan": tf.tan, "exp": tf.exp,
+            "log": tf.math.log, "log1p": tf.math.log1p, "sqrt": tf.sqrt, "abs": tf.abs,
+            "tanh": tf.tanh, "sigmoid": tf.sigmoid, "softplus": tf.math.softplus,
+            "relu": tf.nn.relu, "sinh": tf.sinh, "cosh": tf.cosh, "atan": tf.atan,
+        }
+
+    def number(self, value: float) -> Any:
+        return self._tf.constant(value, self.dtype)
+
+    def call(self, fn: str, arg: Any) -> Any:
+        return self._functions[fn](arg)
+
+
+class SymPyBackend:
+    """Exact symbolic expressions: their derivatives are the analytic oracle."""
+
+    def __init__(self) -> None:
+        import sympy as sp
+
+        self._sp = sp
+        self._functions: dict[str, Callable[[Any], Any]] = {
+            "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "exp": sp.exp,
+            "log": sp.log, "log1p": lambda a: sp.log(1 + a), "sqrt": sp.sqrt,
+            "abs": sp.Abs, "tanh": sp.tanh, "sigmoid": lambda a: 1 / (1 + sp.exp(-a)),
+            "softplus": lambda a: sp.log(1 + sp.exp(a)),
+            # relu'(0) is 0 in TensorFlow; this Piecewise agrees, Heaviside(0) would not.
+            "relu": lambda a: sp.Piecewise((a, a > 0), (0, True)),
+            "sinh": sp.sinh, "cosh": sp.cosh, "atan": sp.atan,
+        }
+
+    def number(self, value: float) -> Any:
+        return self._sp.Integer(value) if isinstance(value, int) else self._sp.Float(value)
+
+    def call(self, fn: str, arg: Any) -> Any:
+        return self._functions[fn](arg)
+
+    def symbols(self, names: Iterable[str]) -> dict[str, Any]:
+        """Real symbols, so that d|x|/dx is sign(x) rather than a complex-valued form."""
+        return {n: self._sp.Symbol(n, real=True) for n in names}

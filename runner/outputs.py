@@ -1,0 +1,105 @@
+"""Writing a run's files: atomically, in JSON that any tool can read.
+
+Nothing here knows about routines: it turns an :class:`~runner.result.Outcome`
+(or an error) into ``results.json`` and the plots, and describes the machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = "results.json"
+MAX_LISTED = 10_000  # arrays larger than this are summarised, not listed
+PACKAGES = ("tape-runner", "tensorflow", "hydra-core", "omegaconf", "sympy", "numpy", "matplotlib")
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values; NaN and infinities become the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, np.ndarray | np.generic):
+        array = np.asarray(value)
+        if array.size > MAX_LISTED:
+            return {"shape": list(array.shape), "dtype": str(array.dtype), "listed": False,
+                    "min": jsonable(array.min()), "max": jsonable(array.max()),
+                    "mean": jsonable(array.mean())}
+        return jsonable(array.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    return value
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(jsonable(record), indent=2, allow_nan=False) + "\n")
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / RESULTS).read_text())
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def environment(devices: list[str] | None) -> dict[str, Any]:
+    """What a reader needs to re-run this: versions, platform, devices, source commit."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "python": platform.python_version(),
+        "packages": versions,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "devices": devices,
+        "git_commit": commit,
+        "git_dirty": bool(status) if commit else None,
+        "argv": sys.argv,
+    }

@@ -1,0 +1,48 @@
+"""What a routine hands back: plain data, with no TensorFlow in it.
+
+Routines fill an :class:`Outcome`; ``runner.outputs`` and ``runner.report``
+turn it into files without knowing which routine made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+
+@dataclass
+class Check:
+    """One verification of one gradient: passed iff max_abs_err <= tol, both finite."""
+
+    name: str
+    passed: bool
+    max_abs_err: float | None
+    tol: float | None
+    detail: str = ""
+
+
+@dataclass
+class Curve:
+    """Series sharing one x axis, drawn as one PNG."""
+
+    filename: str
+    title: str
+    x_label: str
+    x: np.ndarray
+    series: dict[str, np.ndarray]
+
+
+@dataclass
+class Outcome:
+    gradients: dict[str, np.ndarray | None] = field(default_factory=dict)
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # label -> why it is what it is
+    analytic: dict[str, str] = field(default_factory=dict)  # label -> the oracle, as text
+    curves: list[Curve] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)

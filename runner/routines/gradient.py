@@ -1,0 +1,63 @@
+"""``gradient``: one function of named inputs, one tape (basic, watch, sigmoid).
+
+When an input is a linspace the target is a vector; ``tape.gradient`` then
+differentiates its sum, which for an elementwise function is the derivative at
+every point, and the routine draws the function and its derivative.
+"""
+
+from __future__ import annotations
+
+from runner import expr
+from runner.checks import compare
+from runner.result import Curve, Outcome
+from runner.routines import register
+from runner.routines.tape import differentiate, oracle
+from runner.schema import GradientScenario, RunConfig
+
+
+@register("gradient")
+def run(scenario: GradientScenario, run: RunConfig) -> Outcome:
+    target = scenario.target_name()
+    outcome = differentiate(
+        scenario.inputs,
+        {target: scenario.function},
+        persistent=False,
+        watch_accessed_variables=scenario.watch_accessed_variables,
+        run=run,
+    )
+    _check_closed_forms(scenario, outcome, target, run)
+    curve = _curve(scenario, outcome, target)
+    if curve is not None:
+        outcome.curves.append(curve)
+    return outcome
+
+
+def _check_closed_forms(
+    scenario: GradientScenario, outcome: Outcome, target: str, run: RunConfig
+) -> None:
+    """Compare with derivatives the config states by hand, e.g. sigmoid(x)*(1 - sigmoid(x))."""
+    sympy = expr.SymPyBackend()
+    symbols = sympy.symbols(scenario.inputs)
+    out_shape = outcome.values[target].shape
+    for name, text in scenario.closed_form.items():
+        label = f"d{target}/d{name}"
+        got = outcome.gradients[label]
+        if got is None:
+            continue
+        form = expr.evaluate(expr.parse(text, scenario.inputs), symbols, sympy)
+        want = oracle(form, symbols, outcome.inputs, out_shape, got.shape)
+        outcome.checks.append(
+            compare(f"{label} vs closed form {text}", got, want, run.tolerances().analytic))
+
+
+def _curve(scenario: GradientScenario, outcome: Outcome, target: str) -> Curve | None:
+    """The function and its derivative against the first linspace input, if there is one."""
+    axis = next((n for n, spec in scenario.inputs.items() if spec.linspace is not None), None)
+    if axis is None:
+        return None
+    label = f"d{target}/d{axis}"
+    series = {f"{target} = {scenario.function}": outcome.values[target]}
+    if outcome.gradients[label] is not None:
+        series[label] = outcome.gradients[label]
+    return Curve(f"{scenario.name}.png", f"{scenario.function} and its derivative", axis,
+                 outcome.inputs[axis], series)

@@ -1,0 +1,85 @@
+"""``linear``: y = xW + b, a loss, and its gradients for W and b.
+
+The data and weights come from NumPy's seeded generator, so a config and a seed
+name them exactly. The closed form is derived by hand and computed in float64,
+independently of TensorFlow:
+
+    r = y (mean_square) or y - targets (mse),  n = batch * out_features
+    dloss/dy = 2 r / n,   dloss/dW = x^T dloss/dy,   dloss/db = sum over the batch of dloss/dy
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from runner.checks import compare, finite_differences
+from runner.result import Outcome
+from runner.routines import register
+from runner.schema import LinearScenario, Loss, RunConfig
+from runner.tfenv import dtype as tf_dtype
+from runner.tfenv import tf
+
+
+def make_data(scenario: LinearScenario, seed: int) -> dict[str, np.ndarray]:
+    """Seeded x, W (scaled by 1/sqrt(in_features)), b and, for mse, targets."""
+    rng = np.random.default_rng(seed)
+    batch, n_in, n_out = scenario.batch, scenario.in_features, scenario.out_features
+    data = {
+        "x": rng.standard_normal((batch, n_in)),
+        "W": rng.standard_normal((n_in, n_out)) / np.sqrt(n_in),
+        "b": 0.1 * rng.standard_normal(n_out),
+    }
+    if scenario.loss is Loss.mse:
+        data["targets"] = rng.standard_normal((batch, n_out))
+    return data
+
+
+def closed_form(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """dloss/dW and dloss/db by hand, in float64."""
+    y = data["x"] @ data["W"] + data["b"]
+    residual = y - data["targets"] if "targets" in data else y
+    dy = 2.0 * residual / residual.size
+    return {"dloss/dW": data["x"].T @ dy, "dloss/db": dy.sum(axis=0)}
+
+
+@register("linear")
+def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
+    dtype = tf_dtype(run.dtype)
+    tensors = {k: tf.constant(v, dtype) for k, v in make_data(scenario, run.seed).items()}
+    x, targets = tensors["x"], tensors.get("targets")
+
+    def loss_fn(w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        y = tf.matmul(x, w) + b
+        residual = y if targets is None else y - targets
+        return tf.reduce_mean(tf.square(residual))
+
+    outcome = Outcome()
+    started = time.perf_counter()
+    w_var = tf.Variable(tensors["W"], name="W")
+    b_var = tf.Variable(tensors["b"], name="b")
+    with tf.GradientTape() as tape:
+        loss = loss_fn(w_var, b_var)
+    d_w, d_b = tape.gradient(loss, [w_var, b_var])
+    outcome.timings["tape"] = time.perf_counter() - started
+    outcome.gradients = {"dloss/dW": d_w.numpy(), "dloss/db": d_b.numpy()}
+    outcome.inputs = {k: v.numpy() for k, v in tensors.items()}
+    outcome.values = {"loss": loss.numpy()}
+
+    started = time.perf_counter()
+    tolerances = run.tolerances()
+    used = {k: v.astype(np.float64) for k, v in outcome.inputs.items()}
+    for label, want in closed_form(used).items():
+        outcome.analytic[label] = "x^T (2 r / n)" if label.endswith("W") else "sum_batch(2 r / n)"
+        if run.checks.analytic:
+            outcome.checks.append(compare(f"{label} vs closed form", outcome.gradients[label],
+                                          want, tolerances.analytic))
+    if run.checks.finite_differences:
+        numeric = finite_differences(loss_fn, [tensors["W"], tensors["b"]], tolerances.delta)
+        for label, fd in zip(("dloss/dW", "dloss/db"), numeric, strict=True):
+            outcome.checks.append(compare(f"{label} vs finite differences",
+                                          outcome.gradients[label], fd,
+                                          tolerances.finite_differences))
+    outcome.timings["checks"] = time.perf_counter() - started
+    return outcome

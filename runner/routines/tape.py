@@ -1,0 +1,196 @@
+"""The heart of tape-runner: named targets over named inputs, one GradientTape.
+
+``gradient`` (one target) and ``persistent`` (several) both end up here. The
+forward pass is the expression language evaluated on TensorFlow tensors; each
+gradient is then checked three ways:
+
+* did the tape see the input? The flags predict it (a Variable is watched when
+  ``watch_accessed_variables``; anything is watched after ``tape.watch``), and a
+  target that never reads an input has no gradient for it;
+* against SymPy's derivative of the same expression, evaluated in float64;
+* against central finite differences.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from runner import expr
+from runner.checks import compare, finite_differences, unbroadcast
+from runner.result import Check, Outcome
+from runner.schema import InputSpec, Kind, RunConfig
+from runner.tfenv import dtype as tf_dtype
+from runner.tfenv import tf
+
+NON_PERSISTENT = (
+    "a non-persistent tape frees its record after the first gradient() call, so TensorFlow "
+    "raised RuntimeError here; set scenario.persistent=true to take several gradients"
+)
+
+
+def _evaluate_targets(
+    targets: Mapping[str, expr.Expr], env: Mapping[str, Any], backend: Any
+) -> dict[str, Any]:
+    """Evaluate targets in order; each may read the inputs and the targets before it."""
+    values = dict(env)
+    for name, tree in targets.items():
+        values[name] = expr.evaluate(tree, values, backend)
+    return {name: values[name] for name in targets}
+
+
+def reads(targets: Mapping[str, expr.Expr], target: str) -> set[str]:
+    """The names a target depends on, following earlier targets through to the inputs."""
+    found: set[str] = set()
+    for name in expr.names(targets[target]):
+        found |= {name} | (reads(targets, name) if name in targets else set())
+    return found
+
+
+def oracle(
+    symbolic: Any,
+    symbols: Mapping[str, Any],
+    inputs: Mapping[str, np.ndarray],
+    out_shape: tuple[int, ...],
+    in_shape: tuple[int, ...],
+) -> np.ndarray:
+    """Evaluate a SymPy derivative in float64 at the inputs' values, shaped like the gradient.
+
+    The tape differentiates the sum of the target, so the pointwise derivative is
+    broadcast to the target's shape and then summed down to the input's.
+    """
+    import sympy as sp
+
+    fn = sp.lambdify(list(symbols.values()), symbolic, "numpy")
+    with np.errstate(all="ignore"):
+        pointwise = fn(*(np.asarray(inputs[n], dtype=np.float64) for n in symbols))
+    return unbroadcast(np.broadcast_to(pointwise, out_shape), in_shape)
+
+
+def why_none(name: str, spec: InputSpec, watch_accessed: bool, target: str, connected: bool) -> str:
+    """The reason TensorFlow returns None for d target / d name, or '' if it should not."""
+    if not connected:
+        return f"{target} does not depend on {name}, so the tape has no path between them"
+    if spec.watch:
+        return ""
+    if spec.kind is Kind.constant:
+        return (f"{name} is a tf.constant and tape.watch({name}) was not called, so the tape "
+                f"did not record it (set scenario.inputs.{name}.watch=true)")
+    if not watch_accessed:
+        return (f"watch_accessed_variables=false and tape.watch({name}) was not called, so the "
+                f"tape ignored the variable {name}")
+    return ""
+
+
+def differentiate(
+    inputs: Mapping[str, InputSpec],
+    sources: Mapping[str, str],
+    *,
+    persistent: bool,
+    watch_accessed_variables: bool,
+    run: RunConfig,
+) -> Outcome:
+    """Record ``sources`` (target name -> expression) on one tape and differentiate each."""
+    dtype = tf_dtype(run.dtype)
+    names = list(inputs)
+    targets: dict[str, expr.Expr] = {}
+    for name, text in sources.items():
+        targets[name] = expr.parse(text, [*names, *targets])
+    backend = expr.TensorFlowBackend(dtype)
+    outcome = Outcome()
+
+    started = time.perf_counter()
+    values = {n: tf.constant(spec.array(), dtype) for n, spec in inputs.items()}
+    tensors = {
+        n: tf.Variable(values[n], name=n) if spec.kind is Kind.variable else values[n]
+        for n, spec in inputs.items()
+    }
+    with tf.GradientTape(
+        persistent=persistent, watch_accessed_variables=watch_accessed_variables
+    ) as tape:
+        for n, spec in inputs.items():
+            if spec.watch:
+                tape.watch(tensors[n])
+        results = _evaluate_targets(targets, tensors, backend)
+
+    raised: RuntimeError | None = None
+    for target, value in results.items():
+        labels = [f"d{target}/d{n}" for n in names]
+        if raised is not None:
+            outcome.gradients.update(dict.fromkeys(labels))
+            outcome.notes.update(dict.fromkeys(labels, NON_PERSISTENT))
+            continue
+        try:
+            grads = tape.gradient(value, [tensors[n] for n in names])
+        except RuntimeError as err:
+            if persistent:
+                raise
+            raised = err
+            outcome.gradients.update(dict.fromkeys(labels))
+            outcome.notes.update(dict.fromkeys(labels, NON_PERSISTENT))
+            outcome.checks.append(Check(
+                f"d{target}: second gradient() on a non-persistent tape raises RuntimeError",
+                True, None, None, str(err).splitlines()[0]))
+            continue
+        for label, g in zip(labels, grads, strict=True):
+            outcome.gradients[label] = None if g is None else tf.convert_to_tensor(g).numpy()
+    del tape
+    outcome.timings["tape"] = time.perf_counter() - started
+    outcome.inputs = {n: v.numpy() for n, v in values.items()}
+    outcome.values = {t: np.asarray(v) for t, v in results.items()}
+
+    started = time.perf_counter()
+    _check(outcome, inputs, targets, values, backend, watch_accessed_variables, run, raised)
+    outcome.timings["checks"] = time.perf_counter() - started
+    return outcome
+
+
+def _check(
+    outcome: Outcome,
+    inputs: Mapping[str, InputSpec],
+    targets: dict[str, expr.Expr],
+    values: Mapping[str, Any],
+    backend: expr.TensorFlowBackend,
+    watch_accessed: bool,
+    run: RunConfig,
+    raised: RuntimeError | None,
+) -> None:
+    tolerances = run.tolerances()
+    names = list(inputs)
+    sympy = expr.SymPyBackend()
+    symbols = sympy.symbols(names)
+    symbolic = _evaluate_targets(targets, symbols, sympy)
+    import sympy as sp
+
+    for target in targets:
+        out_shape = outcome.values[target].shape
+        depends = reads(targets, target)
+        for n in names:
+            label = f"d{target}/d{n}"
+            got = outcome.gradients[label]
+            if got is None and raised is not None:
+                continue
+            reason = why_none(n, inputs[n], watch_accessed, target, n in depends)
+            expected = "None" if reason else "a gradient"
+            outcome.checks.append(Check(
+                f"{label} recorded", (got is None) == bool(reason), None, None,
+                f"expected {expected}, got {'None' if got is None else 'a gradient'}"))
+            if got is None:
+                outcome.notes[label] = reason or "TensorFlow returned None"
+                continue
+            derivative = sp.diff(symbolic[target], symbols[n])
+            outcome.analytic[label] = str(derivative)
+            if run.checks.analytic:
+                want = oracle(derivative, symbols, outcome.inputs, out_shape, got.shape)
+                outcome.checks.append(compare(f"{label} vs SymPy", got, want, tolerances.analytic))
+            if run.checks.finite_differences:
+                fixed = {k: v for k, v in values.items() if k != n}
+                (fd,) = finite_differences(
+                    lambda t, n=n, fixed=fixed, target=target: _evaluate_targets(
+                        targets, {**fixed, n: t}, backend)[target],
+                    [values[n]], tolerances.delta)
+                outcome.checks.append(
+                    compare(f"{label} vs finite differences", got, fd, tolerances.finite_differences))

@@ -1,0 +1,143 @@
+"""One job, start to finish: validate, run the routine, write every file, report status.
+
+The wrapper never lets an exception escape into Hydra: a bad config or a failing
+routine becomes a ``results.json`` with status ``error`` and a one-line log
+message, so one job's failure never costs a sweep its other jobs or its summary.
+Set ``HYDRA_FULL_ERROR=1`` to get the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from runner import outputs, report
+from runner.errors import ConfigError
+from runner.result import Outcome
+from runner.schema import load_run
+
+log = logging.getLogger(__name__)
+
+EXIT_CODES = {"ok": 0, "error": 1, "check_failed": 2}
+_SEVERITY = ("ok", "check_failed", "error")
+_worst = "ok"
+
+
+def exit_status() -> int:
+    """The exit code for everything this process ran: the worst job decides."""
+    return EXIT_CODES[_worst]
+
+
+def note_status(status: str) -> None:
+    global _worst
+    if _SEVERITY.index(status) > _SEVERITY.index(_worst):
+        _worst = status
+
+
+def _config_container(cfg: DictConfig) -> Any:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an unresolvable interpolation is itself the error being reported
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def _commands(run_dir: Path) -> tuple[str, str]:
+    overrides = HydraConfig.get().overrides.task
+    command = " ".join(["tape-runner", *(shlex.quote(o) for o in overrides)])
+    snapshot = shlex.quote(str((run_dir / ".hydra").resolve()))
+    return command, f"tape-runner --config-path {snapshot} --config-name config"
+
+
+def execute(cfg: DictConfig) -> str:
+    """Run the job ``cfg`` describes into Hydra's output directory; return its status."""
+    started = time.perf_counter()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    scenario = cfg.get("scenario")
+    name = scenario.get("name") if isinstance(scenario, DictConfig) else None
+    outcome: Outcome | None = None
+    message = None
+    timings: dict[str, float] = {}
+    try:
+        run = load_run(cfg)
+        from runner.routines import run_routine  # TensorFlow loads here, not at start-up
+
+        timings["setup"] = time.perf_counter() - started
+        outcome = run_routine(run)
+        status = "ok" if outcome.passed else "check_failed"
+    except ConfigError as err:
+        status, message = "error", str(err)
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        status, message = "error", f"{type(err).__name__}: {first}".rstrip(": ")
+
+    if message:
+        log.error("%s", message)
+    record = _record(cfg, name, status, message, outcome, run_dir, timings)
+    if outcome is not None:
+        _draw(cfg, outcome, run_dir, record)
+    if cfg.get("report", True):
+        outputs.write_atomic(run_dir / report.REPORT, report.render_markdown(record))
+    record["timings"]["total"] = time.perf_counter() - started
+    outputs.write_json(run_dir / outputs.RESULTS, record)
+
+    failed = [c.name for c in outcome.checks if not c.passed] if outcome else []
+    if failed:
+        log.warning("check failed: %s", "; ".join(failed))
+    log.info("%s: %s; outputs in %s", name, status, run_dir)
+    note_status(status)
+    return status
+
+
+def _record(
+    cfg: DictConfig,
+    name: str | None,
+    status: str,
+    message: str | None,
+    outcome: Outcome | None,
+    run_dir: Path,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    tfenv = sys.modules.get("runner.tfenv")
+    command, rerun = _commands(run_dir)
+    record: dict[str, Any] = {
+        "scenario": name,
+        "status": status,
+        "message": message,
+        "gradients": {},
+        "inputs": {},
+        "values": {},
+        "checks": [],
+        "notes": {},
+        "analytic": {},
+        "plots": [],
+        "config": _config_container(cfg),
+        "environment": outputs.environment(getattr(tfenv, "DEVICES", None)),
+        "timings": timings,
+        "command": command,
+        "rerun_command": rerun,
+    }
+    if outcome is not None:
+        record.update(gradients=outcome.gradients, inputs=outcome.inputs, values=outcome.values,
+                      checks=outcome.checks, notes=outcome.notes, analytic=outcome.analytic)
+        timings.update(outcome.timings)
+    return outputs.jsonable(record)
+
+
+def _draw(cfg: DictConfig, outcome: Outcome, run_dir: Path, record: dict[str, Any]) -> None:
+    if not cfg.get("plots", True) or not outcome.curves:
+        return
+    from runner.plots import draw
+
+    started = time.perf_counter()
+    record["plots"] = [draw(curve, run_dir).name for curve in outcome.curves]
+    record["timings"]["plots"] = time.perf_counter() - started
