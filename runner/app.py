@@ -8,6 +8,7 @@ does the job, and the process exits with the worst status of the jobs it ran
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -28,7 +29,32 @@ def _app(cfg: DictConfig) -> None:
     task.execute(cfg)
 
 
+_EXPRESSION_OVERRIDE = re.compile(
+    r"(?P<key>[+~]*scenario\.(?:function|targets\.\w+|closed_form\.\w+))=(?P<value>[^'\"].*)", re.S
+)
+_SWEEP_FUNCTION = re.compile(r"(?:choice|range|interval|sort|shuffle|glob|tag|str|int|float|bool)\(")
+
+
+def quote_expressions(args: list[str]) -> list[str]:
+    """Let ``scenario.function=x**3*cos(x)`` through Hydra's override grammar.
+
+    Hydra reads parentheses as its own function calls, so an unquoted expression
+    fails to parse. Expressions never contain commas or quotes, so each
+    comma-separated value (a sweep's choices) is wrapped in single quotes; values
+    already quoted, or written with Hydra's sweep functions, pass untouched.
+    """
+    quoted = []
+    for arg in args:
+        match = _EXPRESSION_OVERRIDE.fullmatch(arg)
+        if match and "'" not in arg and not _SWEEP_FUNCTION.match(match["value"]):
+            parts = match["value"].split(",")
+            arg = match["key"] + "=" + ",".join(f"'{part}'" for part in parts)
+        quoted.append(arg)
+    return quoted
+
+
 def main() -> None:
+    sys.argv[1:] = quote_expressions(sys.argv[1:])
     _app()
     sys.exit(task.exit_status())
 

@@ -35,14 +35,15 @@ def finite_differences(
 ) -> list[np.ndarray]:
     """d sum(fn(*args)) / d arg for each arg, by central differences.
 
-    ``tf.test.compute_gradient`` returns Jacobians of shape (target size, arg size);
-    the target here is a scalar sum, so each row reshapes to its argument's shape.
+    ``tf.test.compute_gradient`` perturbs each input element by +-delta and returns
+    the numerical Jacobian, shape (target size, arg size). Summing its rows gives
+    the gradient of the target's sum, which is what ``tape.gradient`` returns for a
+    non-scalar target; differencing each output before summing keeps float32's
+    rounding error at the scale of one output, not of their sum.
     """
     tensors = [tf.convert_to_tensor(a) for a in args]
-    _, numerical = tf.test.compute_gradient(
-        lambda *a: tf.reduce_sum(fn(*a)), tensors, delta=delta
-    )
-    return [np.asarray(j).reshape(t.shape) for j, t in zip(numerical, tensors, strict=True)]
+    _, numerical = tf.test.compute_gradient(fn, tensors, delta=delta)
+    return [np.asarray(j).sum(axis=0).reshape(t.shape) for j, t in zip(numerical, tensors, strict=True)]
 
 
 def unbroadcast(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

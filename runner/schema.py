@@ -166,6 +166,8 @@ def register_configs() -> None:
 def _typed(schema: type, node: Any, where: str) -> Any:
     """Merge ``node`` into ``schema`` and build the dataclass, or say in one line what is wrong."""
     try:
+        if isinstance(node, DictConfig):  # drop its own typing, which would admit +added keys
+            node = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
@@ -211,11 +213,11 @@ def _check_scenario(scenario: Scenario) -> None:
         _check_name(target, "scenario.target")
         if target in scenario.inputs:
             raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
-        expr.parse(scenario.function, scenario.inputs)
+        _parse(scenario.function, scenario.inputs, "scenario.function")
         for name, text in scenario.closed_form.items():
             if name not in scenario.inputs:
                 raise ConfigError(f"scenario.closed_form.{name}: no input named {name!r}")
-            expr.parse(text, scenario.inputs)
+            _parse(text, scenario.inputs, f"scenario.closed_form.{name}")
     elif isinstance(scenario, PersistentScenario):
         _check_inputs(scenario)
         if not scenario.targets:
@@ -225,12 +227,19 @@ def _check_scenario(scenario: Scenario) -> None:
             _check_name(name, f"scenario.targets.{name}")
             if name in known:
                 raise ConfigError(f"scenario.targets.{name}: the name is already an input or target")
-            expr.parse(text, known)
+            _parse(text, known, f"scenario.targets.{name}")
             known.add(name)
     elif isinstance(scenario, LinearScenario):
         for key in ("batch", "in_features", "out_features"):
             if getattr(scenario, key) <= 0:
                 raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(scenario, key)}")
+
+
+def _parse(text: str, names: Any, where: str) -> None:
+    try:
+        expr.parse(text, names)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _check_name(name: str, where: str) -> None:

@@ -49,10 +49,17 @@ def _config_container(cfg: DictConfig) -> Any:
         return OmegaConf.to_container(cfg, resolve=False)
 
 
+def _shell_word(text: str) -> str:
+    """Quote for a POSIX shell, preferring the readable "scenario.function='x**2'" form."""
+    if text == shlex.quote(text) or any(c in text for c in '"$`\\!'):
+        return shlex.quote(text)
+    return f'"{text}"'
+
+
 def _commands(run_dir: Path) -> tuple[str, str]:
     overrides = HydraConfig.get().overrides.task
-    command = " ".join(["tape-runner", *(shlex.quote(o) for o in overrides)])
-    snapshot = shlex.quote(str((run_dir / ".hydra").resolve()))
+    command = " ".join(["tape-runner", *(_shell_word(o) for o in overrides)])
+    snapshot = _shell_word(str((run_dir / ".hydra").resolve()))
     return command, f"tape-runner --config-path {snapshot} --config-name config"
 
 

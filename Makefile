@@ -1,0 +1,36 @@
+# tape-runner: two commands on a fresh machine with Python 3.11 and make.
+#   make run    set up .venv, run the five seed scenarios as one sweep
+#   make test   set up .venv, run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tape-runner -m scenario=basic,watch,sigmoid,linear,persistent
+	@echo "Sweep outputs: $$(ls -dt outputs/multirun/*/* | head -n 1)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check runner tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf outputs/2* outputs/multirun .pytest_cache .ruff_cache
