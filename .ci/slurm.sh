@@ -69,6 +69,9 @@ InactiveLimit=0
 MinJobAge=86400
 KillWait=5
 Waittime=0
+# reject impossible requests (e.g. more CPUs than the node has) at submit time
+# instead of leaving them pending forever (Reason=PartitionConfig)
+EnforcePartLimits=ALL
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$REAL_MEM State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF

@@ -25,7 +25,7 @@ from typing import Any
 from runner.errors import ConfigError
 
 MAX_LENGTH = 10_000
-MAX_DEPTH = 100
+MAX_DEPTH = 200  # a chain of n binary operators nests n deep
 MAX_EXPONENT = 1_000  # |constant exponent|; x**1e6 or 9**9**9 would stall SymPy or overflow
 
 #: The functions an expression may call, each of one argument.
@@ -115,7 +115,7 @@ def _parse(text: str, allowed: frozenset[str]) -> Expr:
         raise ConfigError(f"syntax error in expression {_short(text)!r}: {err.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ConfigError(f"expression {_short(text)!r} is nested too deeply to parse") from None
-    return _convert(tree.body, allowed, depth=0)
+    return _convert(tree.body, allowed, depth=0)[0]
 
 
 def parse(text: str, allowed: Iterable[str]) -> Expr:
@@ -132,7 +132,13 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> Expr:
+def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> tuple[Expr, float | None]:
+    """Check one node and build its :data:`Expr`, with its value if it is constant.
+
+    Carrying constant values up the tree vets every constant sub-expression once,
+    in plain floats, so none can blow up a backend (``9**9**9**9`` is refused here
+    in microseconds rather than handed to SymPy's exact integers).
+    """
     if depth > MAX_DEPTH:
         raise ConfigError(f"expression is nested more than {MAX_DEPTH} levels deep")
     down = depth + 1
@@ -142,28 +148,49 @@ def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> Expr:
         case ast.Constant(value=int() | float() as value):
             if not math.isfinite(float(value)) or abs(value) > 1e300:
                 raise ConfigError(f"constant {value!r} is too large")
-            return Num(value)
+            return Num(value), float(value)
         case ast.Name(id=ident):
-            if ident in CONSTANTS or ident in allowed:
-                return Name(ident)
+            if ident in CONSTANTS:
+                return Name(ident), CONSTANTS[ident]
+            if ident in allowed:
+                return Name(ident), None
             if ident in FUNCTIONS:
                 raise ConfigError(f"function {ident!r} must be called, as in {ident}(x)")
             known = ", ".join(sorted(allowed)) or "none"
             raise ConfigError(f"unknown name {ident!r} (inputs: {known}; constants: pi, e)")
         case ast.UnaryOp(op=ast.USub(), operand=operand):
-            return _fold(Neg(_convert(operand, allowed, down)))
+            arg, value = _convert(operand, allowed, down)
+            return _vetted(Neg(arg), value)
         case ast.UnaryOp(op=ast.UAdd(), operand=operand):
             return _convert(operand, allowed, down)
         case ast.BinOp(op=op, left=left, right=right) if type(op) in _BINOPS:
-            return _fold(BinOp(_BINOPS[type(op)], _convert(left, allowed, down),
-                               _convert(right, allowed, down)))
+            (lhs, lvalue), (rhs, rvalue) = _convert(left, allowed, down), _convert(right, allowed, down)
+            tree = BinOp(_BINOPS[type(op)], lhs, rhs)
+            if tree.op == "**" and rvalue is not None and abs(rvalue) > MAX_EXPONENT:
+                raise ConfigError(f"exponent {rvalue:g} in {tree} exceeds the limit of {MAX_EXPONENT}")
+            both = None if lvalue is None or rvalue is None else (lvalue, rvalue)
+            return _vetted(tree, both)
         case ast.Call(func=ast.Name(id=fn), args=args, keywords=keywords):
             if fn not in FUNCTIONS:
                 raise ConfigError(f"unknown function {fn!r} (known: {', '.join(FUNCTIONS)})")
             if keywords or len(args) != 1 or isinstance(args[0], ast.Starred):
                 raise ConfigError(f"{fn}() takes exactly one positional argument")
-            return Call(fn, _convert(args[0], allowed, down))
+            arg, value = _convert(args[0], allowed, down)
+            return _vetted(Call(fn, arg), value)
     raise ConfigError(f"{_describe(node)} is not allowed in an expression")
+
+
+def _vetted(tree: Neg | BinOp | Call, constant_parts: Any) -> tuple[Expr, float | None]:
+    """Evaluate ``tree`` in floats when all its parts are constant; refuse what overflows."""
+    if constant_parts is None:
+        return tree, None
+    try:
+        value = FloatBackend.apply(tree, constant_parts)
+    except (OverflowError, ZeroDivisionError, ValueError) as err:
+        raise ConfigError(f"constant sub-expression {tree} cannot be evaluated: {err}") from None
+    if isinstance(value, complex) or not math.isfinite(value):
+        raise ConfigError(f"constant sub-expression {tree} is not a finite real number")
+    return tree, float(value)
 
 
 def _describe(node: ast.AST) -> str:
@@ -186,37 +213,17 @@ def _describe(node: ast.AST) -> str:
     return type(node).__name__
 
 
-def _fold(expr: Neg | BinOp) -> Expr:
-    """Check constant sub-expressions in plain floats, so none can blow up a backend.
-
-    ``9**9**9**9`` is refused here, in microseconds, rather than handed to SymPy's
-    exact integers. Only the check happens here: the tree keeps its shape.
-    """
-    if isinstance(expr, BinOp) and expr.op == "**" and not names(expr.right):
-        exponent = _constant(expr.right)
-        if abs(exponent) > MAX_EXPONENT:
-            raise ConfigError(f"exponent {exponent:g} in {expr} exceeds the limit of {MAX_EXPONENT}")
-    if not names(expr):
-        _constant(expr)
-    return expr
-
-
-def _constant(expr: Expr) -> float:
-    try:
-        value = evaluate(expr, {}, FloatBackend)
-    except (OverflowError, ZeroDivisionError, ValueError) as err:
-        raise ConfigError(f"constant sub-expression {expr} cannot be evaluated: {err}") from None
-    if isinstance(value, complex) or not math.isfinite(value):
-        raise ConfigError(f"constant sub-expression {expr} is not a finite real number")
-    return float(value)
-
-
 class FloatBackend:
     """Plain-Python floats: used only to vet constant sub-expressions."""
 
     @staticmethod
-    def number(value: float) -> float:
-        return float(value)
+    def apply(tree: Neg | BinOp | Call, parts: Any) -> float:
+        """One node, given its children's values (a float, or a pair for BinOp)."""
+        if isinstance(tree, BinOp):
+            return _APPLY[tree.op](*parts)
+        if isinstance(tree, Neg):
+            return -parts
+        return FloatBackend.call(tree.fn, parts)
 
     @staticmethod
     def call(fn: str, arg: float) -> float:

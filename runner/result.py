@@ -7,6 +7,7 @@ turn it into files without knowing which routine made it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 

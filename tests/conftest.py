@@ -1,0 +1,70 @@
+"""Shared fixtures: configs composed with Hydra's compose API, and the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from runner.app import CONFIG_DIR
+from runner.schema import RunConfig, load_run
+
+SEED_SCENARIOS = ("basic", "watch", "sigmoid", "linear", "persistent")
+
+
+@pytest.fixture
+def compose_config() -> Iterator[Callable[..., Any]]:
+    """compose_config("scenario=linear", ...) -> the composed DictConfig."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        yield lambda *overrides: compose(config_name="config", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def load(compose_config: Callable[..., Any]) -> Callable[..., RunConfig]:
+    """load("scenario=linear", ...) -> the validated RunConfig a job would run."""
+    return lambda *overrides: load_run(compose_config(*overrides))
+
+
+@dataclass
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    cwd: Path
+
+    def run_dirs(self) -> list[Path]:
+        return sorted(p.parent for p in self.cwd.glob("outputs/**/results.json"))
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """results.json of the single run this invocation made."""
+        (run_dir,) = self.run_dirs()
+        return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., CliRun]:
+    """cli("scenario=basic", ...) runs ``python -m runner`` in a fresh directory under tmp_path."""
+    counter = iter(range(1_000))
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> CliRun:
+        cwd = tmp_path / f"cli{next(counter)}"
+        cwd.mkdir()
+        full_env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+        full_env.update(env or {})
+        done = subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+        return CliRun(done.returncode, done.stdout, done.stderr, cwd)
+
+    return run
