@@ -2,6 +2,9 @@
 # Install and start a one-node Slurm cluster (slurmctld + slurmd + munged) on
 # localhost, without systemd. Debian 12 / Slurm 22.05. Must run as root.
 # Idempotent: if everything is already up and the node is idle, exits quickly.
+# Also installs /usr/local/bin/sacct, a squeue-based stand-in for sacct (no
+# slurmdbd here), so submitit notices jobs that Slurm killed. Env: SLURM_WAIT_S
+# (default 60) bounds the wait for the node to become idle.
 set -euo pipefail
 
 PARTITION=debug

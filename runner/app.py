@@ -40,15 +40,17 @@ def quote_expressions(args: list[str]) -> list[str]:
 
     Hydra reads parentheses as its own function calls, so an unquoted expression
     fails to parse. Expressions never contain commas or quotes, so each
-    comma-separated value (a sweep's choices) is wrapped in single quotes; values
-    already quoted, or written with Hydra's sweep functions, pass untouched.
+    comma-separated value (a sweep's choices) is wrapped in quotes; values already
+    quoted, or written with Hydra's sweep functions, pass untouched. Anything else
+    still reaches the expression parser, which names what it refuses.
     """
     quoted = []
     for arg in args:
         match = _EXPRESSION_OVERRIDE.fullmatch(arg)
-        if match and "'" not in arg and not _SWEEP_FUNCTION.match(match["value"]):
+        mark = next((q for q in "'\"" if q not in arg), None)
+        if match and mark and not _SWEEP_FUNCTION.match(match["value"]):
             parts = match["value"].split(",")
-            arg = match["key"] + "=" + ",".join(f"'{part}'" for part in parts)
+            arg = match["key"] + "=" + ",".join(f"{mark}{part}{mark}" for part in parts)
         quoted.append(arg)
     return quoted
 

@@ -3,7 +3,8 @@
 The wrapper never lets an exception escape into Hydra: a bad config or a failing
 routine becomes a ``results.json`` with status ``error`` and a one-line log
 message, so one job's failure never costs a sweep its other jobs or its summary.
-Set ``HYDRA_FULL_ERROR=1`` to get the traceback instead.
+With ``HYDRA_FULL_ERROR=1`` the exception is re-raised after the record is
+written, so Hydra prints its traceback.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def execute(cfg: DictConfig) -> str:
     scenario = cfg.get("scenario")
     name = scenario.get("name") if isinstance(scenario, DictConfig) else None
     outcome: Outcome | None = None
+    failure: Exception | None = None
     message = None
     timings: dict[str, float] = {}
     try:
@@ -80,12 +82,10 @@ def execute(cfg: DictConfig) -> str:
         outcome = run_routine(run)
         status = "ok" if outcome.passed else "check_failed"
     except ConfigError as err:
-        status, message = "error", str(err)
+        failure, status, message = err, "error", str(err)
     except Exception as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        status, message = "error", f"{type(err).__name__}: {first}".rstrip(": ")
+        failure, status, message = err, "error", f"{type(err).__name__}: {first}".rstrip(": ")
 
     if message:
         log.error("%s", message)
@@ -102,6 +102,8 @@ def execute(cfg: DictConfig) -> str:
         log.warning("check failed: %s", "; ".join(failed))
     log.info("%s: %s; outputs in %s", name, status, run_dir)
     note_status(status)
+    if failure is not None and os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise failure  # the record is written; now show where it came from
     return status
 
 

@@ -1,0 +1,205 @@
+"""Every shipped scenario and every bad input through the real CLI, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runner.routines.linear import closed_form
+from tests.conftest import SEED_SCENARIOS, CliRun
+
+pytestmark = pytest.mark.slow
+
+Cli = Callable[..., CliRun]
+
+
+def _ok(run: CliRun) -> dict:
+    assert run.returncode == 0, run.stderr
+    results = run.results
+    assert results["status"] == "ok"
+    assert results["checks"] and all(c["passed"] for c in results["checks"])
+    return results
+
+
+def _files(run: CliRun) -> set[str]:
+    (run_dir,) = run.run_dirs()
+    return {p.name for p in run_dir.iterdir()}
+
+
+def test_basic(cli: Cli) -> None:
+    run = cli()
+    results = _ok(run)
+    assert results["scenario"] == "basic"
+    assert results["gradients"] == {"dy/dx": 6.0}
+    assert results["inputs"] == {"x": 3.0}
+    assert {c["name"] for c in results["checks"]} >= {"dy/dx vs SymPy", "dy/dx vs finite differences"}
+    for key in ("config", "environment", "timings", "checks"):
+        assert results[key]
+    assert results["config"]["scenario"]["function"] == "x**2"
+    assert results["environment"]["packages"]["tensorflow"]
+    assert {"results.json", "report.md", "tape-runner.log", ".hydra"} <= _files(run)
+    report = (run.run_dirs()[0] / "report.md").read_text()
+    assert "2*x" in report and "## Checks" in report and "tape-runner --config-path" in report
+    assert "Traceback" not in run.stderr
+    assert "cuda" not in (run.stdout + run.stderr).lower(), "TensorFlow start-up noise reached the console"
+
+
+def test_watch_null_then_six(cli: Cli) -> None:
+    unwatched = _ok(cli("scenario=watch"))
+    assert unwatched["gradients"] == {"dy/dx": None}
+    assert "tape.watch(x)" in unwatched["notes"]["dy/dx"]
+    watched = _ok(cli("scenario=watch", "scenario.inputs.x.watch=true"))
+    assert watched["gradients"] == {"dy/dx": 6.0}
+    assert "dy/dx" not in watched["notes"]
+
+
+def test_sigmoid_peak_and_plot(cli: Cli) -> None:
+    run = cli("scenario=sigmoid")
+    results = _ok(run)
+    x = np.array(results["inputs"]["x"])
+    d = np.array(results["gradients"]["dy/dx"])
+    assert x.shape == d.shape == (201,) and x[0] == -10.0 and x[-1] == 10.0
+    assert d.max() == pytest.approx(0.25, abs=1e-6) and x[d.argmax()] == pytest.approx(0.0, abs=1e-6)
+    assert results["plots"] == ["sigmoid.png"]
+    png = run.run_dirs()[0] / "sigmoid.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_sigmoid_linspace_override(cli: Cli) -> None:
+    results = _ok(cli("scenario=sigmoid", "scenario.inputs.x.linspace.num=501", "plots=false"))
+    assert len(results["gradients"]["dy/dx"]) == 501 and results["plots"] == []
+
+
+def test_linear_equals_closed_form(cli: Cli) -> None:
+    results = _ok(cli("scenario=linear", "scenario.loss=mse", "scenario.batch=6"))
+    data = {k: np.array(v, dtype=np.float64) for k, v in results["inputs"].items()}
+    assert data["x"].shape == (6, 3) and data["W"].shape == (3, 2) and data["b"].shape == (2,)
+    want = closed_form(data)
+    for label in ("dloss/dW", "dloss/db"):
+        np.testing.assert_allclose(results["gradients"][label], want[label], rtol=1e-5, atol=1e-6)
+
+
+def test_persistent_108_and_6(cli: Cli) -> None:
+    results = _ok(cli("scenario=persistent"))
+    assert results["gradients"] == {"dy/dx": 6.0, "dz/dx": 108.0}
+    single = _ok(cli("scenario=persistent", "scenario.persistent=false"))
+    assert single["gradients"] == {"dy/dx": 6.0, "dz/dx": None}
+    assert "RuntimeError" in single["notes"]["dz/dx"]
+
+
+@pytest.mark.parametrize(
+    "function_override",
+    ["scenario.function='x**3*cos(x)'",  # Hydra-quoted, as in the docs
+     "scenario.function=x**3*cos(x)"],   # unquoted: the CLI quotes it for Hydra
+)
+def test_an_unseen_function_from_the_command_line(cli: Cli, function_override: str) -> None:
+    results = _ok(cli(function_override, "scenario.inputs.x.value=1.3"))
+    x = 1.3
+    assert results["gradients"]["dy/dx"] == pytest.approx(
+        3 * x**2 * np.cos(x) - x**3 * np.sin(x), rel=1e-5)
+    assert results["analytic"]["dy/dx"] == "-x**3*sin(x) + 3*x**2*cos(x)"
+
+
+def test_two_inputs_from_the_command_line(cli: Cli) -> None:
+    results = _ok(cli("scenario.function=x*y + sin(x)", "+scenario.inputs.y.value=2", "dtype=float64"))
+    assert results["gradients"]["df/dx"] == pytest.approx(2 + np.cos(3.0), rel=1e-12)
+    assert results["gradients"]["df/dy"] == pytest.approx(3.0)
+
+
+def test_the_seed_sweep(cli: Cli) -> None:
+    run = cli("-m", f"scenario={','.join(SEED_SCENARIOS)}")
+    assert run.returncode == 0, run.stderr
+    dirs = run.run_dirs()
+    assert [d.name for d in dirs] == [f"{i}_{s}" for i, s in enumerate(SEED_SCENARIOS)]
+    for run_dir, name in zip(dirs, SEED_SCENARIOS, strict=True):
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["scenario"] == name and results["status"] == "ok"
+
+
+def test_a_failed_check_exits_2_after_writing_everything(cli: Cli) -> None:
+    run = cli("scenario.function=sqrt(x)", "scenario.inputs.x.value=0")
+    assert run.returncode == 2
+    results = run.results
+    assert results["status"] == "check_failed"
+    assert not all(c["passed"] for c in results["checks"])
+    assert results["gradients"]["dy/dx"] == "Infinity"
+    assert "report.md" in _files(run)
+
+
+def test_two_runs_in_the_same_second_get_their_own_directories(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # A refused function fails fast, after Hydra has made the run directory.
+    procs = [subprocess.Popen([sys.executable, "-m", "runner", "scenario.function=nope(x)"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(3)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 1
+    dirs = {p.parent for p in tmp_path.glob("outputs/*/*/results.json")}
+    assert len(dirs) == 3
+    assert len({d.name[:8] for d in dirs}) <= 2  # most started within the same second
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scenario=nope"], "Could not find 'scenario/nope'"),
+        (["scenario.inputs.x.valeu=3"], "valeu"),
+        (["scenario=linear", "scenario.batch=three"], "batch"),
+        (["+scenario.foo=1"], "scenario.foo: Key 'foo' not in 'GradientScenario'"),
+        (["scenario.function=foo(x)"], "scenario.function: unknown function 'foo'"),
+        (["scenario.function=x +"], "scenario.function: syntax error"),
+        (["scenario.function=__import__('os').system('touch pwned')"], "is not allowed"),
+        (["scenario.function=x.__class__"], "attribute access"),
+        (["scenario.function=(lambda: x)()"], "is not allowed"),
+        (["scenario.function=[x for x in y]"], "comprehension"),
+        (["scenario.function=x[0]"], "subscripting"),
+        (["scenario=linear", "scenario.in_features=0"], "scenario.in_features must be a positive integer"),
+        (["scenario=linear", "scenario.batch=-1"], "scenario.batch must be a positive integer"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=0"], "linspace.num must be positive"),
+        (["scenario.inputs.x.value=inf"], "not a finite number"),
+        (["scenario.inputs.x.value=nan"], "not a finite number"),
+        (["dtype=int32"], "integer type: GradientTape does not differentiate integer tensors"),
+    ],
+)
+def test_bad_input_one_line_nonzero_no_traceback(cli: Cli, args: list[str], message: str) -> None:
+    run = cli(*args)
+    assert run.returncode != 0
+    assert message in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr + run.stdout
+    assert not (run.cwd / "pwned").exists()
+    for run_dir in run.run_dirs():  # errors caught after composition still leave a record
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["status"] == "error" and message in results["message"]
+        assert "\n" not in results["message"]
+    errors = [line for line in (run.stderr + run.stdout).splitlines() if "[ERROR]" in line]
+    assert len(errors) <= 1
+
+
+def test_full_error_shows_the_traceback(cli: Cli) -> None:
+    run = cli("scenario.function=sqrt(x", env={"HYDRA_FULL_ERROR": "1"})
+    assert run.returncode != 0 and "Traceback" in run.stderr
+
+
+def test_help_and_cfg_job_do_not_import_tensorflow(cli: Cli) -> None:
+    code = ("import sys, runner.app as app\n"
+            "sys.argv = ['tape-runner', *sys.argv[1:]]\n"
+            "try:\n    app.main()\nexcept SystemExit:\n    pass\n"
+            "print('TF-LOADED' if 'tensorflow' in sys.modules else 'TF-ABSENT')\n")
+    import subprocess
+    import sys
+
+    for flag in (["--help"], ["--cfg", "job", "scenario=linear"], ["--info"]):
+        done = subprocess.run([sys.executable, "-c", code, *flag], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "TF-ABSENT" in done.stdout, flag
+    help_text = subprocess.run([sys.executable, "-m", "runner", "--help"], capture_output=True,
+                               text=True, timeout=60).stdout
+    assert "scenario: basic, linear, persistent, sigmoid, watch" in help_text
+    assert "tape-runner -m scenario=" in help_text

@@ -1,0 +1,137 @@
+"""Tape routines in-process: the seed's numbers, the watch rules, and the oracles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runner.routines import run_routine
+from runner.routines.linear import closed_form, make_data
+
+
+def _ok(outcome: Any) -> Any:
+    assert outcome.checks, "every run verifies something"
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    return outcome
+
+
+def test_basic_gradient_of_x_squared_at_3(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load()))
+    assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
+    assert outcome.analytic["dy/dx"] == "2*x"
+    names = [c.name for c in outcome.checks]
+    assert "dy/dx vs SymPy" in names and "dy/dx vs finite differences" in names
+
+
+@pytest.mark.parametrize(
+    ("kind", "watch", "auto", "expected"),
+    [
+        ("variable", False, True, 6.0),
+        ("variable", True, True, 6.0),
+        ("variable", False, False, None),  # neither watched nor auto-watched
+        ("variable", True, False, 6.0),
+        ("constant", False, True, None),
+        ("constant", True, True, 6.0),
+        ("constant", False, False, None),
+        ("constant", True, False, 6.0),
+    ],
+)
+def test_what_the_tape_watches(
+    load: Callable[..., Any], kind: str, watch: bool, auto: bool, expected: float | None
+) -> None:
+    outcome = _ok(run_routine(load(
+        "scenario=watch", f"scenario.inputs.x.kind={kind}", f"scenario.inputs.x.watch={watch}",
+        f"scenario.watch_accessed_variables={auto}")))
+    got = outcome.gradients["dy/dx"]
+    if expected is None:
+        assert got is None
+        assert "tape.watch(x) was not called" in outcome.notes["dy/dx"]
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_unconnected_input_has_no_gradient(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("+scenario.inputs.w.value=1", "scenario.function='x**2'")))
+    assert outcome.gradients["dy/dw"] is None
+    assert "does not depend on w" in outcome.notes["dy/dw"]
+
+
+def test_sigmoid_derivative_is_a_bell_peaking_at_a_quarter(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=sigmoid")))
+    x, d = outcome.inputs["x"], outcome.gradients["dy/dx"]
+    assert x.shape == d.shape == (201,)
+    assert d.max() == pytest.approx(0.25, abs=1e-6)
+    assert x[d.argmax()] == pytest.approx(0.0, abs=1e-6)
+    sig = 1 / (1 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(d, sig * (1 - sig), atol=1e-6)
+    assert any("closed form" in c.name for c in outcome.checks)
+    (curve,) = outcome.curves
+    assert curve.filename == "sigmoid.png" and len(curve.series) == 2
+
+
+@pytest.mark.parametrize("loss", ["mean_square", "mse"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_gradients_equal_the_closed_form(load: Callable[..., Any], loss: str, dtype: str) -> None:
+    run = load("scenario=linear", f"scenario.loss={loss}", f"dtype={dtype}",
+               "scenario.batch=5", "scenario.in_features=4", "scenario.out_features=3")
+    outcome = _ok(run_routine(run))
+    assert outcome.gradients["dloss/dW"].shape == (4, 3)
+    assert outcome.gradients["dloss/db"].shape == (3,)
+    data = make_data(run.scenario, run.seed)
+    want = closed_form({k: v.astype(dtype).astype(np.float64) for k, v in data.items()})
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for label in ("dloss/dW", "dloss/db"):
+        np.testing.assert_allclose(outcome.gradients[label], want[label], rtol=tol, atol=tol)
+    assert ("targets" in outcome.inputs) == (loss == "mse")
+
+
+def test_linear_is_seeded(load: Callable[..., Any]) -> None:
+    first = run_routine(load("scenario=linear", "seed=7"))
+    again = run_routine(load("scenario=linear", "seed=7"))
+    other = run_routine(load("scenario=linear", "seed=8"))
+    np.testing.assert_array_equal(first.gradients["dloss/dW"], again.gradients["dloss/dW"])
+    assert not np.array_equal(first.gradients["dloss/dW"], other.gradients["dloss/dW"])
+
+
+def test_persistent_tape_gives_several_gradients(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=persistent")))
+    assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
+    assert outcome.gradients["dz/dx"] == pytest.approx(108.0)
+    assert outcome.analytic["dz/dx"] == "4*x**3"
+
+
+def test_non_persistent_tape_raises_on_the_second_call_as_expected(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=persistent", "scenario.persistent=false")))
+    assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
+    assert outcome.gradients["dz/dx"] is None
+    assert "RuntimeError" in outcome.notes["dz/dx"]
+    assert any("raises RuntimeError" in c.name and c.passed for c in outcome.checks)
+
+
+def test_a_wrong_gradient_fails_its_check(load: Callable[..., Any]) -> None:
+    # sqrt at 0: TensorFlow's gradient is inf, and inf never passes a check.
+    outcome = run_routine(load("scenario.function='sqrt(x)'", "scenario.inputs.x.value=0"))
+    assert not outcome.passed
+    failed = [c for c in outcome.checks if not c.passed]
+    assert failed and all(c.detail.startswith("NaN or Inf") for c in failed)
+
+
+@pytest.mark.parametrize(
+    ("function", "value", "derivative"),
+    [
+        ("x**3*cos(x)", 1.3, lambda x: 3 * x**2 * np.cos(x) - x**3 * np.sin(x)),
+        ("softplus(x) + relu(x)", -0.5, lambda x: 1 / (1 + np.exp(-x))),
+        ("abs(x) * tanh(x)", -2.0, lambda x: -np.tanh(x) + abs(x) * (1 - np.tanh(x) ** 2)),
+        ("log1p(x**2) / sqrt(1 + x**2)", 0.7,
+         lambda x: 2 * x / (1 + x**2) ** 1.5 - x * np.log1p(x**2) / (1 + x**2) ** 1.5),
+    ],
+)
+def test_unseen_functions_in_float64(
+    load: Callable[..., Any], function: str, value: float, derivative: Callable[[float], float]
+) -> None:
+    outcome = _ok(run_routine(load(f"scenario.function='{function}'", f"scenario.inputs.x.value={value}",
+                                   "dtype=float64")))
+    assert outcome.gradients["dy/dx"] == pytest.approx(derivative(value), rel=1e-12)

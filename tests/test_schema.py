@@ -1,0 +1,125 @@
+"""Config composition and validation, through Hydra's compose API (no TensorFlow)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from omegaconf import OmegaConf
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from runner.errors import ConfigError
+from runner.schema import GradientScenario, Kind, LinearScenario, PersistentScenario, load_run
+from tests.conftest import SEED_SCENARIOS
+
+
+@pytest.mark.parametrize("name", SEED_SCENARIOS)
+def test_every_shipped_scenario_composes_and_validates(load: Callable[..., Any], name: str) -> None:
+    run = load(f"scenario={name}")
+    assert run.scenario.name == name
+    assert run.scenario.description.strip(), "every scenario explains itself"
+    assert run.dtype == "float32" and run.plots and run.report
+
+
+def test_defaults(load: Callable[..., Any]) -> None:
+    run = load()
+    assert isinstance(run.scenario, GradientScenario)
+    assert run.scenario.function == "x**2"
+    assert run.scenario.inputs["x"].value == 3.0
+    assert run.scenario.inputs["x"].kind is Kind.variable
+    assert isinstance(load("scenario=linear").scenario, LinearScenario)
+    assert isinstance(load("scenario=persistent").scenario, PersistentScenario)
+
+
+def test_issue_spelling_of_overrides(load: Callable[..., Any]) -> None:
+    run = load("scenario.inputs.x.value=1.3", "scenario.inputs.x.kind=constant",
+               "scenario.inputs.x.watch=true", "scenario.function='x**3*cos(x)'")
+    x = run.scenario.inputs["x"]
+    assert (x.value, x.kind, x.watch) == (1.3, Kind.constant, True)
+    assert run.scenario.function == "x**3*cos(x)"
+    assert load("scenario=sigmoid", "scenario.inputs.x.linspace.num=501").scenario.inputs[
+        "x"].linspace.num == 501
+
+
+def test_inputs_can_be_added_from_the_command_line(load: Callable[..., Any]) -> None:
+    run = load("+scenario.inputs.y.value=2", "scenario.function='x*y + sin(x)'")
+    assert run.scenario.inputs["y"].value == 2.0
+    assert run.scenario.target_name() == "f"  # "y" is taken by the input
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        (["scenario.inputs.x.valeu=3"], ConfigCompositionException),
+        (["scenario.batch=3"], ConfigCompositionException),  # not a key of the gradient schema
+        (["scenario=linear", "scenario.batch=three"], ConfigCompositionException),
+        (["seed=abc"], ConfigCompositionException),
+        (["plots=maybe"], ConfigCompositionException),
+    ],
+)
+def test_hydra_refuses_misspelt_and_mistyped_keys(
+    compose_config: Callable[..., Any], overrides: list[str], error: type
+) -> None:
+    with pytest.raises(error):
+        compose_config(*overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["+scenario.foo=1"], "scenario.foo: Key 'foo' not in 'GradientScenario'"),
+        (["+seedd=1"], "seedd: Key 'seedd' not in 'RunConfig'"),
+        (["+scenario.inputs.x.valeu=1"], "scenario.inputs.x.valeu: Key 'valeu' not in 'InputSpec'"),
+        (["scenario.inputs.x.kind=foo"], "scenario.inputs.x.kind: Invalid value 'foo'"),
+        (["scenario.inputs.x.value=abc"], "scenario.inputs.x.value: Value 'abc'"),
+        (["scenario.inputs.x.value=inf"], "scenario.inputs.x.value: inf is not a finite number"),
+        (["scenario.inputs.x.value=nan"], "is not a finite number"),
+        (["scenario.inputs.x.value=null"], "give exactly one of value or linspace"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=0"], "linspace.num must be positive"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=-5"], "linspace.num must be positive"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.stop=inf"], "must be finite"),
+        (["scenario=sigmoid", "+scenario.inputs.y.linspace={start:0,stop:1,num:3}"],
+         "must share one num"),
+        (["scenario=linear", "scenario.batch=0"], "scenario.batch must be a positive integer"),
+        (["scenario=linear", "scenario.out_features=-2"], "scenario.out_features must be a positive"),
+        (["dtype=int32"], "integer type: GradientTape does not differentiate integer tensors"),
+        (["dtype=float8"], "unknown dtype 'float8'"),
+        (["scenario.function='foo(x)'"], "scenario.function: unknown function 'foo'"),
+        (["scenario.function='x*z'"], "scenario.function: unknown name 'z'"),
+        (["scenario.function='x +'"], "scenario.function: syntax error"),
+        (["scenario.function='x.__class__'"], "attribute access"),
+        (["+scenario.inputs.sin.value=1"], "'sin' is reserved"),
+        (["scenario.target=x"], "also an input name"),
+        (["scenario.routine=linear"], "Key 'function' not in 'LinearScenario'"),
+        (["scenario.routine=nope"], "unknown routine 'nope'"),
+        (["scenario=persistent", "+scenario.targets.w=q"], "scenario.targets.w: unknown name 'q'"),
+        (["scenario=persistent", "+scenario.targets.x=y"], "already an input or target"),
+    ],
+)
+def test_load_run_refuses_with_a_one_line_reason(
+    compose_config: Callable[..., Any], overrides: list[str], message: str
+) -> None:
+    try:
+        cfg = compose_config(*overrides)
+    except (ConfigCompositionException, ConfigKeyError, ValidationError) as err:
+        pytest.fail(f"Hydra refused {overrides} itself: {err}")
+    with pytest.raises(ConfigError) as caught:
+        load_run(cfg)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_saved_config_without_schema_types_loads_the_same(compose_config: Callable[..., Any]) -> None:
+    composed = compose_config("scenario=sigmoid", "scenario.inputs.x.linspace.num=11")
+    saved = OmegaConf.create(OmegaConf.to_yaml(composed))  # what .hydra/config.yaml holds
+    assert OmegaConf.get_type(saved.scenario) is dict
+    assert load_run(saved) == load_run(composed)
+
+
+def test_empty_targets_are_refused(compose_config: Callable[..., Any]) -> None:
+    saved = OmegaConf.to_container(compose_config("scenario=persistent"))
+    saved["scenario"]["targets"] = {}
+    with pytest.raises(ConfigError, match="at least one target"):
+        load_run(saved)
