@@ -23,6 +23,8 @@ import numpy as np
 
 RESULTS = "results.json"
 MAX_LISTED = 10_000  # arrays larger than this are summarised, not listed
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 PACKAGES = ("tape-runner", "tensorflow", "hydra-core", "omegaconf", "sympy", "numpy", "matplotlib")
 
 
@@ -32,6 +34,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from colleagues
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
             handle.flush()
