@@ -2,9 +2,9 @@
 # Install and start a one-node Slurm cluster (slurmctld + slurmd + munged) on
 # localhost, without systemd. Debian 12 / Slurm 22.05. Must run as root.
 # Idempotent: if everything is already up and the node is idle, exits quickly.
-# Also installs /usr/local/bin/sacct, a squeue-based stand-in for sacct (no
-# slurmdbd here), so submitit notices jobs that Slurm killed. Env: SLURM_WAIT_S
-# (default 60) bounds the wait for the node to become idle.
+# There is no accounting database: submitit warns that sacct fails, which is
+# harmless for jobs that finish. Env: SLURM_WAIT_S (default 60) bounds the wait
+# for the node to become idle.
 set -euo pipefail
 
 PARTITION=debug
@@ -16,7 +16,6 @@ LOG_DIR=/var/log/slurm
 STATE_DIR=/var/spool/slurmctld
 SPOOL_DIR=/var/spool/slurmd
 RUN_DIR=/run/slurm
-SACCT_SHIM=/usr/local/bin/sacct
 
 log() { echo "slurm.sh: $*" >&2; }
 
@@ -79,62 +78,10 @@ NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$REAL_MEM State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
 )
-# ---- sacct shim -------------------------------------------------------------
-# There is no slurmdbd here, so the real sacct fails ("Slurm accounting storage
-# is disabled"). submitit polls `sacct -o JobID,State,NodeList --parsable2 -j ID`;
-# when that fails it treats the job state as UNKNOWN and waits for the result
-# pickle forever, so a job killed by Slurm (scancel, time limit, OOM, node
-# failure) would hang the Hydra launcher. This shim answers such queries from
-# slurmctld's in-memory job records (kept MinJobAge=86400 s) via squeue, and
-# hands anything else to the real sacct.
-NEW_SHIM=$(cat <<'SHIM'
-#!/usr/bin/env bash
-# Installed by .ci/slurm.sh (see there). Emulates `sacct -o F1,F2 --parsable2 -j ID`
-# with squeue because this cluster has no accounting storage (slurmdbd).
-real=/usr/bin/sacct
-fields="" jobs="" header=1 parsable=0
-args=("$@")
-i=0
-while (( i < ${#args[@]} )); do
-  a=${args[i]}
-  case $a in
-    -o|--format) i=$((i+1)); fields+="${fields:+,}${args[i]:-}" ;;
-    --format=*) fields+="${fields:+,}${a#*=}" ;;
-    -o*) fields+="${fields:+,}${a#-o}" ;;
-    -j|--jobs) i=$((i+1)); jobs+="${jobs:+,}${args[i]:-}" ;;
-    --jobs=*) jobs+="${jobs:+,}${a#*=}" ;;
-    -j*) jobs+="${jobs:+,}${a#-j}" ;;
-    -P|--parsable2) parsable=1 ;;
-    -n|--noheader) header=0 ;;
-    -X|--allocations) ;;
-    *) exec "$real" "$@" ;;
-  esac
-  i=$((i+1))
-done
-[[ $parsable == 1 && -n $fields && -n $jobs ]] || exec "$real" "$@"
-fmt="" names=""
-IFS=, read -ra fl <<<"$fields"
-for f in "${fl[@]}"; do
-  case ${f,,} in
-    jobid) c=%i; n=JobID ;;
-    jobname) c=%j; n=JobName ;;
-    state) c=%T; n=State ;;
-    nodelist) c=%N; n=NodeList ;;
-    partition) c=%P; n=Partition ;;
-    user) c=%u; n=User ;;
-    *) exec "$real" "$@" ;;
-  esac
-  fmt+="${fmt:+|}$c"; names+="${names:+|}$n"
-done
-(( header )) && echo "$names"
-squeue -h -t all --array -j "$jobs" -o "$fmt" 2>/dev/null || true
-SHIM
-)
 # ---- fast path --------------------------------------------------------------
 # idle, or busy with jobs (mix/alloc/comp) from an earlier run: already healthy.
 if command -v sinfo >/dev/null 2>&1 && running munged && running slurmctld \
-   && running slurmd && [[ -f $CONF && "$(cat "$CONF")" == "$NEW_CONF" ]] \
-   && [[ -f $SACCT_SHIM && "$(cat "$SACCT_SHIM")" == "$NEW_SHIM" ]]; then
+   && running slurmd && [[ -f $CONF && "$(cat "$CONF")" == "$NEW_CONF" ]]; then
   st=$(node_state)
   case $st in
     idle|mix|alloc|comp) done_msg "$st"; exit 0 ;;
@@ -189,13 +136,6 @@ fi
 # Slurm 22.05 rejects CgroupPlugin=disabled; with proctrack/linuxproc and
 # task/none no cgroup.conf is needed at all.
 rm -f "$CONF_DIR/cgroup.conf"
-
-# ---- install sacct shim (defined above) -------------------------------------
-if [[ ! -f $SACCT_SHIM ]] || [[ "$(cat "$SACCT_SHIM")" != "$NEW_SHIM" ]]; then
-  log "installing sacct shim $SACCT_SHIM"
-  printf '%s\n' "$NEW_SHIM" >"$SACCT_SHIM"
-  chmod 0755 "$SACCT_SHIM"
-fi
 
 # ---- daemons ----------------------------------------------------------------
 if ! running slurmctld; then

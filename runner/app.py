@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from runner import task
+from runner import callbacks, task
 from runner.schema import register_configs
 
 #: The YAML configs live at the top of the checkout, beside the package.
@@ -57,7 +57,10 @@ def quote_expressions(args: list[str]) -> list[str]:
 
 def main() -> None:
     sys.argv[1:] = quote_expressions(sys.argv[1:])
-    _app()
+    try:
+        _app()
+    finally:  # a failed launcher skips on_multirun_end: write the summary anyway
+        callbacks.finish_pending()
     sys.exit(task.exit_status())
 
 

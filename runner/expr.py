@@ -15,6 +15,7 @@ validated in milliseconds.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
@@ -28,13 +29,16 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 200  # a chain of n binary operators nests n deep
 MAX_EXPONENT = 1_000  # |constant exponent|; x**1e6 or 9**9**9 would stall SymPy or overflow
 
+#: Each function's TensorFlow op, as a path under the ``tf`` module.
+TF_OPS = {
+    "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "math.log",
+    "log1p": "math.log1p", "sqrt": "sqrt", "abs": "abs", "tanh": "tanh", "sigmoid": "sigmoid",
+    "softplus": "math.softplus", "relu": "nn.relu", "sinh": "sinh", "cosh": "cosh", "atan": "atan",
+}
 #: The functions an expression may call, each of one argument.
-FUNCTIONS = (
-    "sin", "cos", "tan", "exp", "log", "log1p", "sqrt", "abs",
-    "tanh", "sigmoid", "softplus", "relu", "sinh", "cosh", "atan",
-)
+FUNCTIONS = tuple(TF_OPS)
 CONSTANTS = {"pi": math.pi, "e": math.e}
-RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
+RESERVED = frozenset(TF_OPS) | frozenset(CONSTANTS)
 
 _BINOPS: dict[type[ast.operator], str] = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**",
@@ -265,10 +269,7 @@ class TensorFlowBackend:
         self.dtype = dtype
         self._tf = tf
         self._functions: dict[str, Callable[[Any], Any]] = {
-            "sin": tf.sin, "cos": tf.cos, "tan": tf.tan, "exp": tf.exp,
-            "log": tf.math.log, "log1p": tf.math.log1p, "sqrt": tf.sqrt, "abs": tf.abs,
-            "tanh": tf.tanh, "sigmoid": tf.sigmoid, "softplus": tf.math.softplus,
-            "relu": tf.nn.relu, "sinh": tf.sinh, "cosh": tf.cosh, "atan": tf.atan,
+            fn: functools.reduce(getattr, path.split("."), tf) for fn, path in TF_OPS.items()
         }
 
     def number(self, value: float) -> Any:
@@ -304,3 +305,41 @@ class SymPyBackend:
     def symbols(self, names: Iterable[str]) -> dict[str, Any]:
         """Real symbols, so that d|x|/dx is sign(x) rather than a complex-valued form."""
         return {n: self._sp.Symbol(n, real=True) for n in names}
+
+
+class Code(str):
+    """Python source for a TensorFlow expression; operators build bigger source."""
+
+    def _binary(self, op: str, other: str) -> Code:
+        return Code(f"({self} {op} {other})")
+
+    def __add__(self, other: str) -> Code:  # type: ignore[override]
+        return self._binary("+", other)
+
+    def __sub__(self, other: str) -> Code:
+        return self._binary("-", other)
+
+    def __mul__(self, other: str) -> Code:  # type: ignore[override]
+        return self._binary("*", other)
+
+    def __truediv__(self, other: str) -> Code:
+        return self._binary("/", other)
+
+    def __pow__(self, other: str) -> Code:
+        return self._binary("**", other)
+
+    def __neg__(self) -> Code:
+        return Code(f"(-{self})")
+
+
+class CodeBackend:
+    """Source text that builds the same TensorFlow ops: the reports' standalone snippets."""
+
+    def __init__(self, dtype: str) -> None:
+        self.dtype = dtype
+
+    def number(self, value: float) -> Code:
+        return Code(f"tf.constant({value!r}, tf.{self.dtype})")
+
+    def call(self, fn: str, arg: Code) -> Code:
+        return Code(f"tf.{TF_OPS[fn]}({arg})")

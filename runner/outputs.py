@@ -84,6 +84,16 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip()
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(devices: list[str] | None) -> dict[str, Any]:
     """What a reader needs to re-run this: versions, platform, devices, source commit."""
     versions = {}
@@ -96,6 +106,7 @@ def environment(devices: list[str] | None) -> dict[str, Any]:
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
         "python": platform.python_version(),
+        "cpu": _cpu_model(),
         "packages": versions,
         "platform": platform.platform(),
         "machine": platform.machine(),

@@ -1,19 +1,56 @@
-"""report.md, built from a run's saved ``results.json`` alone.
+"""A run's reports, ``report.md`` and ``report.html``, built from its saved ``results.json`` alone.
 
-Because the report reads only the saved record, it can be rebuilt later from the
-run directory without recomputing anything.
+Both are rendered from one list of :class:`Section`s, so they always say the
+same thing. Because they read only the saved record (and the PNGs beside it),
+``tape-runner-report`` can rebuild them later without recomputing anything.
+The HTML is self-contained: styles inline, plots as data URIs, nothing fetched.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPORT = "report.md"
+from runner.outputs import write_atomic
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+SNIPPET = "snippet.py"
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       color: #1d2330; line-height: 1.45; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #dde; }
+table { border-collapse: collapse; margin: .5rem 0; font-size: .92rem; }
+th, td { border: 1px solid #ccd; padding: .25rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f2f4f8; } code, pre { font-family: ui-monospace, monospace; font-size: .88rem; }
+pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; border-radius: 4px; }
+img { max-width: 100%; } .ok { color: #17663a; font-weight: 600; } .bad { color: #b3261e; font-weight: 600; }
+"""
 
 
-def _value(value: Any) -> str:
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links to another file of the run or sweep."""
+
+    text: str
+    href: str
+
+
+@dataclass
+class Section:
+    """A heading and its blocks: ("p", text) | ("table", (header, rows)) | ("code", text) | ("img", file)."""
+
+    title: str
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def value_text(value: Any) -> str:
     """A gradient or input in a table cell: numbers as they are, arrays summarised."""
     if value is None:
         return "null"
@@ -27,71 +64,139 @@ def _value(value: Any) -> str:
         head = ", ".join(f"{v:.6g}" for v in array.ravel()[:4])
         more = ", …" if array.size > 4 else ""
         return f"array {array.shape}: [{head}{more}]"
-    return repr(value)
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 and value else repr(value)
+    return str(value)
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-def _function_lines(scenario: dict[str, Any]) -> list[str]:
+def _function(scenario: dict[str, Any]) -> str:
     if "function" in scenario:
-        return [f"`{scenario.get('target') or 'y'} = {scenario['function']}`", ""]
+        return f"{scenario.get('target') or 'y'} = {scenario['function']}"
     if "targets" in scenario:
-        return [f"`{name} = {text}`  " for name, text in scenario["targets"].items()] + [""]
-    return [f"`y = xW + b`, loss `{scenario.get('loss')}`", ""]
+        return "; ".join(f"{name} = {text}" for name, text in scenario["targets"].items())
+    return f"y = xW + b, loss {scenario.get('loss')}"
 
 
-def render_markdown(results: dict[str, Any]) -> str:
+def sections(results: dict[str, Any]) -> list[Section]:
     config = results.get("config") or {}
     scenario = config.get("scenario") or {}
-    lines = [f"# {results.get('scenario')}: {results.get('status')}", ""]
-    if results.get("message"):
-        lines += [f"**Error:** {results['message']}", ""]
-    if scenario.get("description"):
-        lines += [scenario["description"], ""]
-    lines += ["## Function", "", *_function_lines(scenario)]
-    if results.get("analytic"):
-        lines += _table(["gradient", "analytic derivative"],
-                        [[label, f"`{text}`"] for label, text in results["analytic"].items()])
     notes = results.get("notes") or {}
+    out = [Section(f"{results.get('scenario')}: {results.get('status')}")]
+    if results.get("message"):
+        out[0].blocks.append(("p", f"Error: {results['message']}"))
+    if scenario.get("description"):
+        out[0].blocks.append(("p", scenario["description"]))
+
+    function = Section("Function", [("code", _function(scenario))])
+    if results.get("analytic"):
+        function.blocks.append(("table", (["gradient", "analytic derivative"],
+                                          list(results["analytic"].items()))))
+    out.append(function)
     if results.get("gradients"):
-        lines += ["## Gradients", ""]
-        lines += _table(["gradient", "value", "note"],
-                        [[label, _value(v), notes.get(label, "")]
-                         for label, v in results["gradients"].items()])
+        rows = [[label, value_text(v), notes.get(label, "")] for label, v in results["gradients"].items()]
+        out.append(Section("Gradients", [("table", (["gradient", "value", "note"], rows))]))
     if results.get("checks"):
-        lines += ["## Checks", ""]
-        lines += _table(["check", "passed", "max abs error", "tolerance", "detail"],
-                        [[c["name"], "yes" if c["passed"] else "**NO**",
-                          _value(c["max_abs_err"]), _value(c["tol"]), c.get("detail", "")]
-                         for c in results["checks"]])
+        rows = [[c["name"], "yes" if c["passed"] else "NO", value_text(c["max_abs_err"]),
+                 value_text(c["tol"]), c.get("detail", "")] for c in results["checks"]]
+        out.append(Section("Checks", [("table", (["check", "passed", "max abs error", "tolerance",
+                                                   "detail"], rows))]))
+    if results.get("plots"):
+        out.append(Section("Plots", [("img", plot) for plot in results["plots"]]))
     if results.get("inputs"):
-        lines += ["## Inputs", ""]
-        lines += _table(["input", "value"], [[k, _value(v)] for k, v in results["inputs"].items()])
-    for plot in results.get("plots") or []:
-        lines += [f"![{plot}]({plot})", ""]
+        rows = [[k, value_text(v)] for k, v in results["inputs"].items()]
+        out.append(Section("Inputs", [("table", (["input", "value"], rows))]))
     env = results.get("environment") or {}
     if env:
-        packages = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())
-        lines += ["## Environment", "",
-                  f"- Python {env.get('python')} on {env.get('platform')} "
-                  f"({env.get('cpu_count')} CPUs; devices: {', '.join(env.get('devices') or [])})",
-                  f"- {packages}",
-                  f"- seed {config.get('seed')}, dtype {config.get('dtype')}",
-                  f"- source: {env.get('git_commit') or 'not a git checkout'}"
-                  + (" (uncommitted changes)" if env.get("git_dirty") else ""), ""]
+        rows = [["python", env.get("python")], ["platform", env.get("platform")],
+                ["cpu", f"{env.get('cpu')} ({env.get('cpu_count')} CPUs)"],
+                ["devices", ", ".join(env.get("devices") or [])],
+                ["git commit", (env.get("git_commit") or "not a git checkout")
+                 + (" (uncommitted changes)" if env.get("git_dirty") else "")],
+                ["seed", config.get("seed")], ["dtype", config.get("dtype")]]
+        rows += [[name, version] for name, version in (env.get("packages") or {}).items()]
+        out.append(Section("Environment", [("table", (["", ""], rows))]))
     if results.get("timings"):
-        lines += ["## Timings (seconds)", ""]
-        lines += _table(list(results["timings"]),
-                        [[f"{v:.4f}" for v in results["timings"].values()]])
+        rows = [[k, f"{v:.4f}"] for k, v in results["timings"].items()]
+        out.append(Section("Timings", [("table", (["phase", "seconds"], rows))]))
     if results.get("command"):
-        lines += ["## Reproduce", "", "```sh", results["command"],
-                  results.get("rerun_command", ""), "```", ""]
+        out.append(Section("Reproduce", [
+            ("p", "With tape-runner, from the overrides, or from this run's saved config:"),
+            ("code", f"{results['command']}\n{results.get('rerun_command', '')}")]))
+    if results.get("snippet"):
+        out.append(Section("Standalone TensorFlow", [
+            ("p", "Plain tf.GradientTape code, without tape-runner, that prints the same gradients:"),
+            ("code", results["snippet"])]))
+    return out
+
+
+def _md_cell(value: Any) -> str:
+    if isinstance(value, Link):
+        return f"[{value.text}]({value.href})"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(parts: list[Section]) -> str:
+    lines: list[str] = []
+    for index, section in enumerate(parts):
+        lines += [f"{'#' if index == 0 else '##'} {section.title}", ""]
+        for kind, content in section.blocks:
+            if kind == "p":
+                lines += [content, ""]
+            elif kind == "code":
+                lines += ["```", content.rstrip("\n"), "```", ""]
+            elif kind == "img":
+                lines += [f"![{content}]({content})", ""]
+            else:
+                header, rows = content
+                lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
     return "\n".join(lines)
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def to_html(parts: list[Section], base: Path, title: str) -> str:
+    """Self-contained HTML: images read from ``base`` and inlined; a missing image is named, not linked."""
+    esc = html.escape
+    body: list[str] = []
+    for index, section in enumerate(parts):
+        tag = "h1" if index == 0 else "h2"
+        body.append(f"<{tag}>{esc(section.title)}</{tag}>")
+        for kind, content in section.blocks:
+            if kind == "p":
+                body.append(f"<p>{esc(content)}</p>")
+            elif kind == "code":
+                body.append(f"<pre><code>{esc(content)}</code></pre>")
+            elif kind == "img":
+                image = base / content
+                body.append(f'<p><img alt="{esc(content)}" src="{_data_uri(image)}"></p>'
+                            if image.is_file() else f"<p>(plot {esc(content)} is missing)</p>")
+            else:
+                header, rows = content
+                head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
+                cells = ["".join(_html_cell(c) for c in row) for row in rows]
+                body.append(f"<table><tr>{head}</tr>" + "".join(f"<tr>{c}</tr>" for c in cells)
+                            + "</table>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _html_cell(value: Any) -> str:
+    if isinstance(value, Link):
+        return f'<td><a href="{html.escape(value.href)}">{html.escape(value.text)}</a></td>'
+    text = str(value)
+    css = {"yes": "ok", "ok": "ok", "NO": "bad", "error": "bad", "check_failed": "bad",
+           "missing": "bad"}.get(text)
+    return f'<td class="{css}">{html.escape(text)}</td>' if css else f"<td>{html.escape(text)}</td>"
+
+
+def write_reports(results: dict[str, Any], run_dir: Path) -> None:
+    """report.md, report.html and (when there is one) snippet.py, all from ``results``."""
+    parts = sections(results)
+    write_atomic(run_dir / REPORT_MD, to_markdown(parts))
+    write_atomic(run_dir / REPORT_HTML, to_html(parts, run_dir, f"tape-runner: {results.get('scenario')}"))
+    if results.get("snippet"):
+        write_atomic(run_dir / SNIPPET, results["snippet"])

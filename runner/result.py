@@ -43,6 +43,7 @@ class Outcome:
     analytic: dict[str, str] = field(default_factory=dict)  # label -> the oracle, as text
     curves: list[Curve] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    snippet: str = ""  # standalone TensorFlow code that prints the same gradients
 
     @property
     def passed(self) -> bool:

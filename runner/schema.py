@@ -26,6 +26,8 @@ from runner.errors import ConfigError
 DTYPES = ("float32", "float64")
 _INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+#: Names the standalone snippet in each report uses for itself.
+_SNIPPET_NAMES = frozenset({"tf", "np", "json", "tape", "gradients"})
 
 
 class Kind(Enum):
@@ -247,6 +249,8 @@ def _check_name(name: str, where: str) -> None:
         raise ConfigError(f"{where}: {name!r} is not a valid name (letters, digits, _; a letter first)")
     if name in expr.RESERVED:
         raise ConfigError(f"{where}: {name!r} is reserved for a function or constant")
+    if name in _SNIPPET_NAMES:
+        raise ConfigError(f"{where}: {name!r} is reserved (the report's TensorFlow snippet uses it)")
 
 
 def _check_inputs(scenario: GradientScenario | PersistentScenario) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs, report
@@ -93,7 +94,7 @@ def execute(cfg: DictConfig) -> str:
     if outcome is not None:
         _draw(cfg, outcome, run_dir, record)
     if cfg.get("report", True):
-        outputs.write_atomic(run_dir / report.REPORT, report.render_markdown(record))
+        report.write_reports(record, run_dir)
     record["timings"]["total"] = time.perf_counter() - started
     outputs.write_json(run_dir / outputs.RESULTS, record)
 
@@ -118,10 +119,13 @@ def _record(
 ) -> dict[str, Any]:
     tfenv = sys.modules.get("runner.tfenv")
     command, rerun = _commands(run_dir)
+    hydra = HydraConfig.get()
     record: dict[str, Any] = {
         "scenario": name,
         "status": status,
         "message": message,
+        "job": {"num": hydra.job.num if hydra.mode == RunMode.MULTIRUN else None,
+                "overrides": list(hydra.overrides.task)},
         "gradients": {},
         "inputs": {},
         "values": {},
@@ -134,10 +138,12 @@ def _record(
         "timings": timings,
         "command": command,
         "rerun_command": rerun,
+        "snippet": "",
     }
     if outcome is not None:
         record.update(gradients=outcome.gradients, inputs=outcome.inputs, values=outcome.values,
-                      checks=outcome.checks, notes=outcome.notes, analytic=outcome.analytic)
+                      checks=outcome.checks, notes=outcome.notes, analytic=outcome.analytic,
+                      snippet=outcome.snippet)
         timings.update(outcome.timings)
     return outputs.jsonable(record)
 

@@ -61,7 +61,7 @@ def test_accepts_the_language(text: str, shown: str) -> None:
         ("exp(1000)", "cannot be evaluated"),
         ("(-8)**(1/3)", "not a finite real"),
         ("(" * 300 + "x" + ")" * 300, "too many nested parentheses"),
-        ("sin(" * 250 + "x" + ")" * 250, "nested more than"),
+        ("x" + "+x" * 250, "nested more than"),
         ("x+" * 6000 + "x", "characters long"),
     ],
 )

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from runner import snippets
 from runner.checks import compare, finite_differences
 from runner.result import Outcome
 from runner.routines import register
@@ -55,7 +56,7 @@ def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
         residual = y if targets is None else y - targets
         return tf.reduce_mean(tf.square(residual))
 
-    outcome = Outcome()
+    outcome = Outcome(snippet=snippets.linear(scenario, run.seed, run.dtype))
     started = time.perf_counter()
     w_var = tf.Variable(tensors["W"], name="W")
     b_var = tf.Variable(tensors["b"], name="b")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr
+from runner import expr, snippets
 from runner.checks import compare, finite_differences, unbroadcast
 from runner.result import Check, Outcome
 from runner.schema import InputSpec, Kind, RunConfig
@@ -100,7 +100,9 @@ def differentiate(
     for name, text in sources.items():
         targets[name] = expr.parse(text, [*names, *targets])
     backend = expr.TensorFlowBackend(dtype)
-    outcome = Outcome()
+    outcome = Outcome(snippet=snippets.tape(
+        inputs, sources, persistent=persistent,
+        watch_accessed_variables=watch_accessed_variables, dtype=run.dtype))
 
     started = time.perf_counter()
     values = {n: tf.constant(spec.array(), dtype) for n, spec in inputs.items()}

@@ -1,0 +1,101 @@
+"""Hydra callbacks: a sweep's job list, its progress, and its summary.
+
+``on_multirun_start`` writes the sweep's job list (``jobs.json``) and starts a
+watcher that logs ``job k/N`` as results appear, whatever the launcher;
+``on_multirun_end`` writes the summary. Hydra skips ``on_multirun_end`` when a
+launcher fails, so the entry point also calls :func:`finish_pending` on its
+way out: the summary is written either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from runner import summary, task
+from runner.outputs import RESULTS, write_json
+
+log = logging.getLogger(__name__)
+
+
+def planned_jobs(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, expanded as Hydra's basic sweeper expands them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+class _Watcher:
+    """Logs ``job k/N`` with elapsed time and an estimate of what remains, from files on disk."""
+
+    def __init__(self, sweep_dir: Path, total: int) -> None:
+        self.sweep_dir, self.total = sweep_dir, total
+        self.started = time.monotonic()
+        self.done = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweep-progress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.tick()
+
+    def tick(self) -> None:
+        done = sum(1 for _ in self.sweep_dir.glob(f"*/{RESULTS}"))
+        if done == self.done:
+            return
+        self.done = done
+        elapsed = time.monotonic() - self.started
+        left = elapsed / done * max(self.total - done, 0)
+        log.info("job %d/%d done, %.1f s elapsed, about %.0f s left", done, self.total, elapsed, left)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.tick()
+
+
+_pending: tuple[Path, _Watcher] | None = None
+
+
+def finish_pending() -> None:
+    """Write the summary of the sweep in progress, if any; set the exit status from it."""
+    global _pending
+    if _pending is None:
+        return
+    sweep_dir, watcher = _pending
+    _pending = None
+    watcher.stop()
+    result = summary.write(sweep_dir)
+    counts = ", ".join(f"{result.statuses.count(s)} {s}" for s in dict.fromkeys(result.statuses))
+    if not result.rows:
+        log.error("the sweep has no jobs: nothing was run")
+        task.note_status("error")
+    for status in result.statuses:
+        task.note_status("error" if status == "missing" else status)
+    log.info("sweep of %d jobs (%s); summary in %s", len(result.rows), counts or "none",
+             sweep_dir / f"{summary.SUMMARY}.html")
+
+
+class SweepSummary(Callback):
+    """Registered in conf/hydra/default.yaml as hydra.callbacks.sweep_summary."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _pending
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = planned_jobs(config)
+        write_json(sweep_dir / summary.JOBS, jobs)
+        log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)
+        _pending = (sweep_dir, _Watcher(sweep_dir, len(jobs)))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        finish_pending()

@@ -1,0 +1,92 @@
+"""Standalone TensorFlow programs that reproduce a run's gradients.
+
+Each report carries one: plain ``tf.GradientTape`` code with no import of the
+runner, which prints the gradients as JSON. It builds the same ops in the same
+order from the same values, so it prints the numbers in ``results.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from runner import expr
+from runner.schema import InputSpec, Kind, LinearScenario, Loss
+
+HEADER = """\
+import json
+
+import numpy as np
+import tensorflow as tf
+
+tf.config.experimental.enable_op_determinism()
+"""
+
+FOOTER = """\
+print(json.dumps({k: None if g is None else g.numpy().tolist() for k, g in gradients.items()}))
+"""
+
+
+def _value(spec: InputSpec) -> str:
+    if spec.linspace is not None:
+        lin = spec.linspace
+        return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"
+    return repr(spec.value)
+
+
+def tape(
+    inputs: Mapping[str, InputSpec],
+    targets: Mapping[str, str],
+    *,
+    persistent: bool,
+    watch_accessed_variables: bool,
+    dtype: str,
+) -> str:
+    """The gradient and persistent routines as a script."""
+    lines = [HEADER]
+    for name, spec in inputs.items():
+        tensor = f"tf.constant({_value(spec)}, tf.{dtype})"
+        lines.append(f"{name} = tf.Variable({tensor})" if spec.kind is Kind.variable
+                     else f"{name} = {tensor}")
+    lines.append(f"\nwith tf.GradientTape(persistent={persistent}, "
+                 f"watch_accessed_variables={watch_accessed_variables}) as tape:")
+    lines += [f"    tape.watch({name})" for name, spec in inputs.items() if spec.watch]
+    backend = expr.CodeBackend(dtype)
+    known = {name: expr.Code(name) for name in inputs}
+    for name, text in targets.items():
+        code = expr.evaluate(expr.parse(text, known), known, backend)
+        lines.append(f"    {name} = {code}  # {text}")
+        known[name] = expr.Code(name)
+    names = ", ".join(inputs)
+    pairs = ", ".join(f'("{t}", {t})' for t in targets)
+    lines.append(f"""
+gradients = {{}}
+for _name, _target in [{pairs}]:
+    try:
+        _grads = tape.gradient(_target, [{names}])
+    except RuntimeError:  # a non-persistent tape answers only its first gradient() call
+        _grads = [None] * {len(inputs)}
+    gradients.update({{f"d{{_name}}/d{{n}}": g for n, g in zip({list(inputs)!r}, _grads)}})""")
+    lines.append(FOOTER)
+    return "\n".join(lines)
+
+
+def linear(scenario: LinearScenario, seed: int, dtype: str) -> str:
+    """The linear routine as a script, drawing the same seeded data."""
+    mse = scenario.loss is Loss.mse
+    return "\n".join([
+        HEADER,
+        f"rng = np.random.default_rng({seed})",
+        f"x = tf.constant(rng.standard_normal(({scenario.batch}, {scenario.in_features})), tf.{dtype})",
+        f"W = tf.Variable(tf.constant(rng.standard_normal(({scenario.in_features}, "
+        f"{scenario.out_features})) / np.sqrt({scenario.in_features}), tf.{dtype}))",
+        f"b = tf.Variable(tf.constant(0.1 * rng.standard_normal({scenario.out_features}), tf.{dtype}))",
+        *([f"targets = tf.constant(rng.standard_normal(({scenario.batch}, "
+           f"{scenario.out_features})), tf.{dtype})"] if mse else []),
+        "",
+        "with tf.GradientTape() as tape:",
+        "    y = tf.matmul(x, W) + b",
+        f"    loss = tf.reduce_mean(tf.square({'y - targets' if mse else 'y'}))",
+        "dW, db = tape.gradient(loss, [W, b])",
+        'gradients = {"dloss/dW": dW, "dloss/db": db}',
+        FOOTER,
+    ])

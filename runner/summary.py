@@ -1,0 +1,222 @@
+"""A sweep's summary, gathered from the files its jobs left behind.
+
+Every launcher (basic, joblib, submitit) leaves the same files, so the summary
+reads only those: each job's ``results.json``, its ``.hydra/overrides.yaml`` and
+the sweep's ``jobs.json`` (the job list, written when the sweep starts). A job
+with a directory but no results, or with no directory at all, is listed as
+``missing``. Rows keep the job order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runner import report
+from runner.outputs import RESULTS, write_atomic, write_json
+from runner.plots import draw
+from runner.result import Curve
+
+JOBS = "jobs.json"
+SUMMARY = "summary"  # summary.csv, .json, .md, .html
+PLOT = "summary.png"
+CURVES = "summary_curves.png"
+_FIXED = ("job", "overrides", "status", "checks", "message", "report")
+
+
+@dataclass
+class Sweep:
+    directory: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # scalar gradient columns, first seen first
+    varying: str | None = None  # the one numeric parameter that varies, if there is one
+    plots: list[str] = field(default_factory=list)
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)  # job -> its results.json
+
+    @property
+    def statuses(self) -> list[str]:
+        return [row["status"] for row in self.rows]
+
+
+def _overrides_of(job_dir: Path) -> list[str]:
+    path = job_dir / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    from omegaconf import OmegaConf
+
+    return [str(o) for o in OmegaConf.load(path)]
+
+
+def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
+    """Job number -> directory, for sub-directories named ``<num>_<scenario>``."""
+    found: dict[int, Path] = {}
+    for child in sweep_dir.iterdir():
+        head = child.name.split("_", 1)[0]
+        if child.is_dir() and head.isdigit() and ((child / RESULTS).exists() or (child / ".hydra").exists()):
+            found[int(head)] = child
+    return found
+
+
+def _checks_text(checks: list[dict[str, Any]]) -> str:
+    if not checks:
+        return ""
+    failed = sum(not c["passed"] for c in checks)
+    return f"{len(checks)} passed" if not failed else f"{failed} of {len(checks)} failed"
+
+
+def collect(sweep_dir: Path) -> Sweep:
+    """Read every job's record; list expected jobs that left none as missing."""
+    sweep = Sweep(sweep_dir)
+    expected: list[list[str]] = []
+    if (sweep_dir / JOBS).is_file():
+        expected = json.loads((sweep_dir / JOBS).read_text())
+    dirs = _job_dirs(sweep_dir)
+    count = max([len(expected), *(n + 1 for n in dirs)])
+    for num in range(count):
+        job_dir = dirs.get(num)
+        overrides = expected[num] if num < len(expected) else []
+        row: dict[str, Any] = {"job": num, "status": "missing", "checks": "", "message": "", "report": ""}
+        results = None
+        if job_dir is not None:
+            overrides = _overrides_of(job_dir) or overrides
+            try:
+                results = json.loads((job_dir / RESULTS).read_text())
+            except (OSError, json.JSONDecodeError):
+                row["message"] = "no results.json: the job did not finish"
+        else:
+            row["message"] = "no job directory: the job never started"
+        row["overrides"] = " ".join(overrides)
+        if results is not None:
+            sweep.records[num] = results
+            has_report = (job_dir / report.REPORT_HTML).is_file()
+            row.update(status=results.get("status"), checks=_checks_text(results.get("checks") or []),
+                       message=results.get("message") or "",
+                       report=f"{job_dir.name}/{report.REPORT_HTML}" if has_report else "")
+            for label, value in (results.get("gradients") or {}).items():
+                if value is None or isinstance(value, int | float | str):
+                    row[label] = value
+                    if label not in sweep.labels:
+                        sweep.labels.append(label)
+        sweep.rows.append(row)
+    sweep.varying = _varying_parameter(sweep.rows)
+    return sweep
+
+
+def _parameters(row: dict[str, Any]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in row["overrides"].split() if "=" in item)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _varying_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """Override keys whose values differ between jobs, in the order they first appear."""
+    params = [_parameters(r) for r in rows]
+    keys = dict.fromkeys(k for p in params for k in p)
+    return [k for k in keys if len({p.get(k) for p in params}) > 1]
+
+
+def _varying_parameter(rows: list[dict[str, Any]]) -> str | None:
+    """The single override key whose value differs between jobs, if all its values are numbers."""
+    params = [_parameters(r) for r in rows]
+    varying = _varying_keys(rows)
+    if len(varying) != 1 or len(rows) < 2:
+        return None
+    key = varying[0]
+    return key if all(p.get(key) is not None and _number(p[key]) is not None for p in params) else None
+
+
+def _numeric(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _parameter_curve(sweep: Sweep) -> Curve | None:
+    """Each scalar gradient against the one numeric parameter that varies."""
+    if sweep.varying is None or not sweep.labels:
+        return None
+    rows = sorted(sweep.rows, key=lambda r: _number(_parameters(r)[sweep.varying]) or 0.0)
+    x = np.array([_number(_parameters(r)[sweep.varying]) for r in rows])
+    series = {label: np.array([_numeric(r.get(label)) for r in rows], dtype=np.float64)
+              for label in sweep.labels}
+    series = {label: values for label, values in series.items() if np.isfinite(values).any()}
+    if not series:
+        return None
+    return Curve(PLOT, f"gradients against {sweep.varying}", sweep.varying, x, series)
+
+
+def _family_curve(sweep: Sweep) -> Curve | None:
+    """The jobs' derivative curves overlaid, when they share one linspace axis: a family of curves."""
+    x, label, axis_name, series = None, None, "", {}
+    varying = _varying_keys(sweep.rows)
+    for row in sweep.rows:
+        results = sweep.records.get(row["job"])
+        if results is None or row["status"] != "ok":
+            continue
+        arrays = {k: v for k, v in (results.get("gradients") or {}).items() if isinstance(v, list)}
+        axes = {k: v for k, v in (results.get("inputs") or {}).items() if isinstance(v, list)}
+        if len(arrays) != 1 or len(axes) != 1:
+            return None
+        ((this_label, values),) = arrays.items()
+        ((axis_name, axis),) = axes.items()
+        if x is None:
+            x, label = np.asarray(axis, dtype=np.float64), this_label
+        elif this_label != label or not np.array_equal(x, axis):
+            return None
+        params = _parameters(row)
+        name = " ".join(f"{k}={params[k]}" for k in varying if k in params) or f"job {row['job']}"
+        series[name] = np.asarray(values, dtype=np.float64)
+    if x is None or len(series) < 2:
+        return None
+    return Curve(CURVES, f"{label} for each job", axis_name, x, series)
+
+
+def write(sweep_dir: Path) -> Sweep:
+    """Write summary.csv, .json, .md and .html (and plots) at the sweep root; return what was read."""
+    sweep = collect(sweep_dir)
+    columns = [*_FIXED, *sweep.labels]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(sweep.rows)
+    write_atomic(sweep_dir / f"{SUMMARY}.csv", buffer.getvalue())
+    for curve in (_parameter_curve(sweep), _family_curve(sweep)):
+        if curve is not None:
+            sweep.plots.append(draw(curve, sweep_dir).name)
+    write_json(sweep_dir / f"{SUMMARY}.json", {
+        "sweep_dir": str(sweep_dir), "jobs": len(sweep.rows),
+        "statuses": {s: sweep.statuses.count(s) for s in dict.fromkeys(sweep.statuses)},
+        "varying": sweep.varying, "columns": columns, "rows": sweep.rows, "plots": sweep.plots})
+    parts = _sections(sweep, columns)
+    write_atomic(sweep_dir / f"{SUMMARY}.md", report.to_markdown(parts))
+    write_atomic(sweep_dir / f"{SUMMARY}.html", report.to_html(parts, sweep_dir, "tape-runner sweep"))
+    return sweep
+
+
+def _sections(sweep: Sweep, columns: list[str]) -> list[report.Section]:
+    counts = ", ".join(f"{sweep.statuses.count(s)} {s}" for s in dict.fromkeys(sweep.statuses))
+    head = report.Section("Sweep summary", [("p", f"{len(sweep.rows)} jobs: {counts or 'none'}.")])
+    table = [[_cell(row, c, sweep.labels) for c in columns] for row in sweep.rows]
+    parts = [head, report.Section("Jobs", [("table", (columns, table))])]
+    if sweep.plots:
+        parts.append(report.Section("Plots", [("img", plot) for plot in sweep.plots]))
+    return parts
+
+
+def _cell(row: dict[str, Any], column: str, labels: list[str]) -> Any:
+    if column in labels:
+        return report.value_text(row.get(column))
+    if column == "report" and row["report"]:
+        return report.Link("report", row["report"])
+    return row.get(column, "")
