@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tape-runner -m scenario=basic,watch,sigmoid,linear,persistent
+	$(BIN)/tape-runner experiment=seed_tour
 	@echo "Sweep outputs: $$(ls -dt outputs/multirun/*/* | head -n 1)"
 
 test: $(STAMP)

@@ -114,7 +114,7 @@ def sections(results: dict[str, Any]) -> list[Section]:
                  + (" (uncommitted changes)" if env.get("git_dirty") else "")],
                 ["seed", config.get("seed")], ["dtype", config.get("dtype")]]
         rows += [[name, version] for name, version in (env.get("packages") or {}).items()]
-        out.append(Section("Environment", [("table", (["", ""], rows))]))
+        out.append(Section("Environment", [("table", (["", "value"], rows))]))
     if results.get("timings"):
         rows = [[k, f"{v:.4f}"] for k, v in results["timings"].items()]
         out.append(Section("Timings", [("table", (["phase", "seconds"], rows))]))

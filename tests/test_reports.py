@@ -1,0 +1,162 @@
+"""Reports anyone can re-run: snippets, snapshots, self-contained HTML, atomic files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.outputs import write_atomic
+from tests.conftest import SEED_SCENARIOS, CliRun
+
+Cli = Callable[..., CliRun]
+
+SNIPPET_RUNNER = """
+import contextlib, io, json, runpy, sys
+for path in sys.argv[1:]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(path, run_name="__main__")
+    print(json.dumps({"path": path, "gradients": json.loads(out.getvalue())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed tour plus the other shipped experiments' scenarios, run once for this module."""
+    cwd = tmp_path_factory.mktemp("tour")
+    done = subprocess.run([sys.executable, "-m", "runner", "experiment=seed_tour"], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (jobs,) = cwd.glob("outputs/multirun/*/*/jobs.json")
+    return jobs.parent
+
+
+def _job_dirs(sweep: Path) -> list[Path]:
+    return sorted(p.parent for p in sweep.glob("*/results.json"))
+
+
+@pytest.mark.slow
+def test_seed_tour_runs_every_seed_scenario(tour: Path) -> None:
+    names = [json.loads((d / "results.json").read_text())["scenario"] for d in _job_dirs(tour)]
+    assert names == list(SEED_SCENARIOS)
+
+
+@pytest.mark.slow
+def test_every_snippet_reproduces_its_results(tour: Path) -> None:
+    paths = [str(d / "snippet.py") for d in _job_dirs(tour)]
+    assert len(paths) == len(SEED_SCENARIOS)
+    for path in paths:
+        assert "runner" not in Path(path).read_text().replace("tape-runner", "")
+    done = subprocess.run([sys.executable, "-c", SNIPPET_RUNNER, *paths], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr
+    for line in done.stdout.splitlines():
+        printed = json.loads(line)
+        results = json.loads(Path(printed["path"]).with_name("results.json").read_text())
+        assert printed["gradients"] == results["gradients"], printed["path"]
+
+
+@pytest.mark.slow
+def test_rerun_from_the_snapshot_is_bit_identical(tour: Path, tmp_path: Path) -> None:
+    for job in _job_dirs(tour):
+        original = json.loads((job / "results.json").read_text())
+        cwd = tmp_path / job.name
+        cwd.mkdir()
+        done = subprocess.run([sys.executable, "-m", "runner", "--config-path", str(job / ".hydra"),
+                               "--config-name", "config"], cwd=cwd, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        (again,) = cwd.glob("outputs/*/*/results.json")
+        rerun = json.loads(again.read_text())
+        assert rerun["gradients"] == original["gradients"], job.name
+        assert rerun["inputs"] == original["inputs"], job.name
+
+
+@pytest.mark.slow
+def test_rebuilding_a_run_report_changes_nothing(tour: Path) -> None:
+    job = _job_dirs(tour)[2]  # sigmoid: has a plot
+    before = (job / "report.html").read_text()
+    (job / "report.html").unlink()
+    done = subprocess.run([sys.executable, "-m", "runner.rebuild", str(job)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (job / "report.html").read_text() == before
+
+
+def _offline(allowed: str, fetched: list[str]) -> Callable[[Any], None]:
+    """A route handler: load the page itself, record and refuse every other request."""
+
+    def handle(route: Any) -> None:
+        if route.request.url == allowed:
+            route.continue_()
+        else:
+            fetched.append(route.request.url)
+            route.abort()
+
+    return handle
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+def test_reports_render_offline_in_headless_chromium(tour: Path) -> None:
+    browser_path = _chromium()
+    if browser_path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: Debian's chromium is not installed")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    sigmoid = _job_dirs(tour)[2]
+    pages = [sigmoid / "report.html", tour / "summary.html"]
+    assert "data:image/png;base64," in pages[0].read_text()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=browser_path, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            for page_path in pages:
+                fetched: list[str] = []
+                page = browser.new_page()
+                page.route("**/*", _offline(page_path.as_uri(), fetched))
+                page.goto(page_path.as_uri())
+                page.wait_for_load_state("load")
+                images = page.evaluate(
+                    "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+                assert fetched == [], f"{page_path.name} fetched {fetched}"
+                assert all(ok and width > 0 for ok, width, _ in images), images
+                if page_path.name == "report.html":
+                    assert images, "the sigmoid report shows its plot"
+                else:
+                    links = page.evaluate("Array.from(document.links).map(a => a.getAttribute('href'))")
+                    assert links == [f"{d.name}/report.html" for d in _job_dirs(tour)]
+                page.close()
+        finally:
+            browser.close()
+
+
+def test_atomic_write_leaves_the_old_file_when_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "results.json"
+    write_atomic(target, "old")
+
+    def crash(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, "new and half-written")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
