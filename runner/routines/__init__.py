@@ -27,7 +27,14 @@ def register(name: str) -> Callable[[Routine], Routine]:
 
 
 def run_routine(run: RunConfig) -> Outcome:
-    """Import the scenario's routine module and run it."""
+    """Import the scenario's routine module, reseed TensorFlow, and run it.
+
+    Reseeding every job matters where a launcher reuses its worker processes
+    (joblib): a job's random ops must not depend on the jobs before it.
+    """
     name = run.scenario.routine
     importlib.import_module(f"{__name__}.{name}")
+    from runner.tfenv import seed
+
+    seed(run.seed)
     return _ROUTINES[name](run.scenario, run)

@@ -1,0 +1,67 @@
+"""The job wrapper in-process: whatever a routine raises becomes a record, not a crash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+import runner.routines
+from runner import task
+from runner.app import CONFIG_DIR
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    """job(*overrides) runs task.execute in this process and returns its results.json."""
+
+    def run(*overrides: str) -> dict[str, Any]:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]  # the task function sees the job's config only, as under @hydra.main
+        task.execute(cfg)
+        return json.loads((tmp_path / "results.json").read_text())
+
+    return run
+
+
+def test_an_exception_in_a_routine_is_recorded_as_an_error(
+    job: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(run: Any) -> None:
+        raise RuntimeError("the tape caught fire\nsecond line")
+
+    monkeypatch.setattr(runner.routines, "run_routine", explode)
+    monkeypatch.setattr(task, "_worst", "ok")
+    results = job()
+    assert results["status"] == "error"
+    assert results["message"] == "RuntimeError: the tape caught fire"
+    assert task.exit_status() == 1
+    assert "RuntimeError: the tape caught fire" in caplog.text
+
+
+def test_full_error_reraises_after_writing_the_record(
+    job: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(task, "_worst", "ok")
+    with pytest.raises(Exception, match="unknown function 'nope'"):
+        job("scenario.function='nope(x)'")
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "error"
+
+
+def test_the_worst_status_decides_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task, "_worst", "ok")
+    for status, code in (("ok", 0), ("check_failed", 2), ("ok", 2), ("error", 1), ("check_failed", 1)):
+        task.note_status(status)
+        assert task.exit_status() == code
