@@ -1,15 +1,19 @@
-"""Hydra callbacks: a sweep's job list, its progress, and its summary.
+"""Hydra callbacks: writable outputs, a sweep's job list, its progress, and its summary.
 
-``on_multirun_start`` writes the sweep's job list (``jobs.json``) and starts a
-watcher that logs ``job k/N`` as results appear, whatever the launcher;
-``on_multirun_end`` writes the summary. Hydra skips ``on_multirun_end`` when a
-launcher fails, so the entry point also calls :func:`finish_pending` on its
-way out: the summary is written either way.
+Before a run or a sweep starts, its output directory must be creatable: if not,
+the runner says so in one line and exits 1, before Hydra tries. ``on_multirun_start``
+writes the sweep's job list (``jobs.json``) and starts a watcher that logs
+``job k/N`` as results appear, whatever the launcher; ``on_multirun_end`` writes
+the summary. Hydra skips ``on_multirun_end`` when a launcher fails, so the entry
+point also calls :func:`finish_pending` on its way out: the summary is written
+either way.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -86,12 +90,27 @@ def finish_pending() -> None:
              sweep_dir / f"{summary.SUMMARY}.html")
 
 
-class SweepSummary(Callback):
-    """Registered in conf/hydra/default.yaml as hydra.callbacks.sweep_summary."""
+def require_writable(directory: Path) -> None:
+    """Create ``directory`` now, or exit with one line before any work if that is impossible."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-")
+        probe.close()
+    except OSError as err:
+        log.error("cannot write outputs to %s: %s", directory, err.strerror or err)
+        sys.exit(1)
+
+
+class RunnerCallback(Callback):
+    """Registered in conf/hydra/default.yaml as hydra.callbacks.runner."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        require_writable(Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _pending
         sweep_dir = Path(config.hydra.sweep.dir)
+        require_writable(sweep_dir)
         jobs = planned_jobs(config)
         write_json(sweep_dir / summary.JOBS, jobs)
         log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)

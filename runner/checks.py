@@ -30,6 +30,13 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
     return Check(name, err <= bound, err, bound)
 
 
+def finite(name: str, values: Any) -> Check:
+    """NaN or Inf anywhere in a target or a gradient fails the run, whatever else is checked."""
+    array = np.asarray(values, dtype=np.float64)
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    return Check(name, bad == 0, None, None, f"{bad} of {array.size} values are NaN or Inf" if bad else "")
+
+
 def finite_differences(
     fn: Callable[..., Any], args: Sequence[Any], delta: float
 ) -> list[np.ndarray]:

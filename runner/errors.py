@@ -7,3 +7,7 @@ problem, never with a traceback: it is the user's to fix, not ours.
 
 class ConfigError(ValueError):
     """A config or expression the runner refuses, with a message that says why."""
+
+
+class JobTimeout(Exception):
+    """A job ran past ``limits.time_s``."""

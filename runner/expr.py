@@ -107,6 +107,16 @@ def names(expr: Expr) -> set[str]:
     return set()
 
 
+def size(expr: Expr) -> int:
+    """The number of nodes: each is one op (one tensor) when the tape records the expression."""
+    match expr:
+        case Neg(arg=a) | Call(arg=a):
+            return 1 + size(a)
+        case BinOp(left=left, right=right):
+            return 1 + size(left) + size(right)
+    return 1
+
+
 @lru_cache(maxsize=256)
 def _parse(text: str, allowed: frozenset[str]) -> Expr:
     if len(text) > MAX_LENGTH:

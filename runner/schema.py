@@ -26,6 +26,8 @@ from runner.errors import ConfigError
 DTYPES = ("float32", "float64")
 _INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+#: A scenario's name becomes part of its run directory and plot file: no separators, no dots first.
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 #: Names the standalone snippet in each report uses for itself.
 _SNIPPET_NAMES = frozenset({"tf", "np", "json", "tape", "gradients"})
 
@@ -145,6 +147,14 @@ class ChecksConfig:
 
 
 @dataclass
+class Limits:
+    """Bounds a shared or generated config cannot exceed (conf/config.yaml sets them)."""
+
+    memory_mb: int = MISSING  # refuse a job whose tensors and Jacobians would need more
+    time_s: float = MISSING  # stop a job that runs longer; 0 for no limit
+
+
+@dataclass
 class RunConfig:
     scenario: Any = MISSING
     seed: int = 0
@@ -152,13 +162,22 @@ class RunConfig:
     plots: bool = True
     report: bool = True
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    limits: Limits = field(default_factory=Limits)
 
     def tolerances(self) -> DtypeTolerances:
         return self.checks.tolerances[self.dtype]
 
 
+def path_safe(name: Any) -> str:
+    """``${path_safe:${scenario.name}}`` in the run directory: a name can never climb out of outputs/."""
+    text = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)).lstrip(".")
+    return text[:64] or "scenario"
+
+
 def register_configs() -> None:
-    """Put the schemas where the YAML defaults lists find them."""
+    """Put the schemas where the YAML defaults lists find them, and the resolver the paths use."""
+    if not OmegaConf.has_resolver("path_safe"):
+        OmegaConf.register_new_resolver("path_safe", path_safe)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     for routine, schema in SCENARIO_SCHEMAS.items():
@@ -193,6 +212,7 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     run.scenario = _typed(SCENARIO_SCHEMAS[routine], scenario_node, "scenario")
     _check_dtype(run)
     _check_scenario(run.scenario)
+    _check_memory(run)
     return run
 
 
@@ -209,6 +229,9 @@ def _check_dtype(run: RunConfig) -> None:
 
 
 def _check_scenario(scenario: Scenario) -> None:
+    if not _FILE_NAME.match(scenario.name):
+        raise ConfigError(f"scenario.name: {scenario.name!r} must be letters, digits, '_', '.' or '-' "
+                          "(it names the run directory), at most 64, not starting with '.'")
     if isinstance(scenario, GradientScenario):
         _check_inputs(scenario)
         target = scenario.target_name()
@@ -281,3 +304,44 @@ def _check_inputs(scenario: GradientScenario | PersistentScenario) -> None:
 
 def _finite(value: float) -> bool:
     return value == value and abs(value) != float("inf")
+
+
+def _input_size(scenario: GradientScenario | PersistentScenario) -> int:
+    return max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())
+
+
+def memory_estimate(run: RunConfig) -> dict[str, int]:
+    """Bytes a job will hold at its peak, by part, from shapes alone (nothing is allocated).
+
+    The tape keeps every intermediate of the forward pass and the backward pass makes
+    as many again; the finite-difference check builds a numerical and a theoretical
+    Jacobian (target size x input size) in float64.
+    """
+    item = 8 if run.dtype == "float64" else 4
+    scenario = run.scenario
+    if isinstance(scenario, LinearScenario):
+        b, i, o = scenario.batch, scenario.in_features, scenario.out_features
+        parts = {"tape": 2 * item * (3 * b * i + i * o + 4 * b * o + o)}
+        fd = 2 * 8 * (i * o + o)
+    else:
+        texts = [scenario.function] if isinstance(scenario, GradientScenario) else list(
+            scenario.targets.values())
+        names = [*scenario.inputs, *getattr(scenario, "targets", {})]
+        nodes = sum(expr.size(expr.parse(text, names)) for text in texts)
+        n = _input_size(scenario)
+        parts = {"tape": 2 * item * n * (nodes + len(scenario.inputs)), "oracle": 8 * n * nodes}
+        fd = 2 * 8 * n * n * len(scenario.inputs) * len(texts)
+    if run.checks.finite_differences:
+        parts["finite differences"] = fd
+    return parts
+
+
+def _check_memory(run: RunConfig) -> None:
+    parts = memory_estimate(run)
+    need = sum(parts.values())
+    if need > run.limits.memory_mb * 2**20:
+        detail = ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in parts.items())
+        raise ConfigError(
+            f"this job would need about {need / 2**20:,.0f} MiB ({detail}), above "
+            f"limits.memory_mb={run.limits.memory_mb}; shrink the inputs, turn off "
+            "checks.finite_differences, or raise the limit")

@@ -9,11 +9,15 @@ written, so Hydra prints its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs, report
-from runner.errors import ConfigError
+from runner.errors import ConfigError, JobTimeout
 from runner.result import Outcome
 from runner.schema import load_run
 
@@ -42,6 +46,30 @@ def note_status(status: str) -> None:
     global _worst
     if _SEVERITY.index(status) > _SEVERITY.index(_worst):
         _worst = status
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`JobTimeout` inside the job once ``seconds`` have passed.
+
+    Signals reach only the main thread, where every launcher here runs its jobs;
+    elsewhere (or with ``seconds <= 0``) the job runs unbounded. An op running in
+    TensorFlow's C++ is interrupted when it returns to Python.
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise JobTimeout(f"the job ran past limits.time_s={seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _config_container(cfg: DictConfig) -> Any:
@@ -77,10 +105,12 @@ def execute(cfg: DictConfig) -> str:
     timings: dict[str, float] = {}
     try:
         run = load_run(cfg)
-        from runner.routines import run_routine  # TensorFlow loads here, not at start-up
+        from runner import routines
 
+        routines.load_routine(run.scenario.routine)  # TensorFlow loads here, not at start-up
         timings["setup"] = time.perf_counter() - started
-        outcome = run_routine(run)
+        with time_limit(run.limits.time_s):
+            outcome = routines.run_routine(run)
         status = "ok" if outcome.passed else "check_failed"
     except ConfigError as err:
         failure, status, message = err, "error", str(err)
@@ -91,12 +121,17 @@ def execute(cfg: DictConfig) -> str:
     if message:
         log.error("%s", message)
     record = _record(cfg, name, status, message, outcome, run_dir, timings)
-    if outcome is not None:
-        _draw(cfg, outcome, run_dir, record)
-    record["timings"]["total"] = time.perf_counter() - started  # before the reports, which show it
-    if cfg.get("report", True):
-        report.write_reports(record, run_dir)
-    outputs.write_json(run_dir / outputs.RESULTS, record)
+    try:
+        if outcome is not None:
+            _draw(cfg, outcome, run_dir, record)
+        record["timings"]["total"] = time.perf_counter() - started  # before the reports, which show it
+        if cfg.get("report", True):
+            report.write_reports(record, run_dir)
+        outputs.write_json(run_dir / outputs.RESULTS, record)
+    except OSError as err:  # a full disk, a directory gone read-only
+        log.error("cannot write outputs to %s: %s", run_dir, err.strerror or err)
+        note_status("error")
+        return "error"
 
     failed = [c.name for c in outcome.checks if not c.passed] if outcome else []
     if failed:

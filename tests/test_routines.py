@@ -116,7 +116,7 @@ def test_a_wrong_gradient_fails_its_check(load: Callable[..., Any]) -> None:
     outcome = run_routine(load("scenario.function='sqrt(x)'", "scenario.inputs.x.value=0"))
     assert not outcome.passed
     failed = [c for c in outcome.checks if not c.passed]
-    assert failed and all(c.detail.startswith("NaN or Inf") for c in failed)
+    assert failed and all("NaN or Inf" in c.detail for c in failed)
 
 
 @pytest.mark.parametrize(

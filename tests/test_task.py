@@ -65,3 +65,21 @@ def test_the_worst_status_decides_the_exit(monkeypatch: pytest.MonkeyPatch) -> N
     for status, code in (("ok", 0), ("check_failed", 2), ("ok", 2), ("error", 1), ("check_failed", 1)):
         task.note_status(status)
         assert task.exit_status() == code
+
+
+def test_a_full_disk_is_one_line_and_an_error(
+    job: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    import errno
+
+    def full(path: Path, data: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("runner.outputs.write_atomic", full)
+    monkeypatch.setattr("runner.report.write_atomic", full)
+    monkeypatch.setattr(task, "_worst", "ok")
+    with pytest.raises(FileNotFoundError):  # nothing was written, not even results.json
+        job("scenario.function='nope(x)'")
+    assert task.exit_status() == 1
+    assert f"cannot write outputs to {tmp_path}: No space left on device" in caplog.text

@@ -26,15 +26,20 @@ def register(name: str) -> Callable[[Routine], Routine]:
     return decorate
 
 
+def load_routine(name: str) -> Routine:
+    """Import a routine's module (and with it TensorFlow) and return the routine."""
+    importlib.import_module(f"{__name__}.{name}")
+    return _ROUTINES[name]
+
+
 def run_routine(run: RunConfig) -> Outcome:
-    """Import the scenario's routine module, reseed TensorFlow, and run it.
+    """Reseed TensorFlow and run the scenario's routine.
 
     Reseeding every job matters where a launcher reuses its worker processes
     (joblib): a job's random ops must not depend on the jobs before it.
     """
-    name = run.scenario.routine
-    importlib.import_module(f"{__name__}.{name}")
+    routine = load_routine(run.scenario.routine)
     from runner.tfenv import seed
 
     seed(run.seed)
-    return _ROUTINES[name](run.scenario, run)
+    return routine(run.scenario, run)

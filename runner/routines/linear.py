@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from runner import snippets
-from runner.checks import compare, finite_differences
+from runner.checks import compare, finite, finite_differences
 from runner.result import Outcome
 from runner.routines import register
 from runner.schema import LinearScenario, Loss, RunConfig
@@ -69,6 +69,8 @@ def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
     outcome.values = {"loss": loss.numpy()}
 
     started = time.perf_counter()
+    outcome.checks += [finite("loss finite", outcome.values["loss"]),
+                       *(finite(f"{label} finite", g) for label, g in outcome.gradients.items())]
     tolerances = run.tolerances()
     used = {k: v.astype(np.float64) for k, v in outcome.inputs.items()}
     for label, want in closed_form(used).items():

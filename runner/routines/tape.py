@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from runner import expr, snippets
-from runner.checks import compare, finite_differences, unbroadcast
+from runner.checks import compare, finite, finite_differences, unbroadcast
 from runner.result import Check, Outcome
 from runner.schema import InputSpec, Kind, RunConfig
 from runner.tfenv import dtype as tf_dtype
@@ -168,6 +168,7 @@ def _check(
     import sympy as sp
 
     for target in targets:
+        outcome.checks.append(finite(f"{target} finite", outcome.values[target]))
         out_shape = outcome.values[target].shape
         depends = reads(targets, target)
         for n in names:
@@ -183,6 +184,7 @@ def _check(
             if got is None:
                 outcome.notes[label] = reason or "TensorFlow returned None"
                 continue
+            outcome.checks.append(finite(f"{label} finite", got))
             derivative = sp.diff(symbolic[target], symbols[n])
             outcome.analytic[label] = str(derivative)
             if run.checks.analytic:
