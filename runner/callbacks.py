@@ -94,8 +94,8 @@ def require_writable(directory: Path) -> None:
     """Create ``directory`` now, or exit with one line before any work if that is impossible."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-")
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
     except OSError as err:
         log.error("cannot write outputs to %s: %s", directory, err.strerror or err)
         sys.exit(1)
