@@ -100,6 +100,12 @@ def sections(results: dict[str, Any]) -> list[Section]:
                  value_text(c["tol"]), c.get("detail", "")] for c in results["checks"]]
         out.append(Section("Checks", [("table", (["check", "passed", "max abs error", "tolerance",
                                                    "detail"], rows))]))
+    if results.get("reference_error"):
+        config_dtype = (results.get("config") or {}).get("dtype")
+        rows = [[label, value_text(err)] for label, err in results["reference_error"].items()]
+        out.append(Section(f"Error of {config_dtype} against float64", [
+            ("p", "The same job run again in float64: the largest difference in each gradient."),
+            ("table", (["gradient", "max abs difference"], rows))]))
     if results.get("plots"):
         out.append(Section("Plots", [("img", plot) for plot in results["plots"]]))
     if results.get("inputs"):

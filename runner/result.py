@@ -44,6 +44,7 @@ class Outcome:
     curves: list[Curve] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     snippet: str = ""  # standalone TensorFlow code that prints the same gradients
+    reference: dict[str, float] = field(default_factory=dict)  # label -> max |g - g in float64|
 
     @property
     def passed(self) -> bool:

@@ -23,7 +23,9 @@ from runner import expr
 from runner.errors import ConfigError
 
 #: Float dtypes a run may use. Integers are refused: the tape never differentiates them.
-DTYPES = ("float32", "float64")
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: How the tape step runs: as Python, traced into a tf.function, or compiled by XLA.
+COMPILE_MODES = ("eager", "function", "xla")
 _INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 #: A scenario's name becomes part of its run directory and plot file: no separators, no dots first.
@@ -143,6 +145,7 @@ class DtypeTolerances:
 class ChecksConfig:
     analytic: bool = True
     finite_differences: bool = True
+    float64_reference: bool = True  # below float64, also run in float64 and report the difference
     tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
 
 
@@ -159,6 +162,7 @@ class RunConfig:
     scenario: Any = MISSING
     seed: int = 0
     dtype: str = "float32"
+    compile: str = "eager"
     plots: bool = True
     report: bool = True
     checks: ChecksConfig = field(default_factory=ChecksConfig)
@@ -220,12 +224,14 @@ def _check_dtype(run: RunConfig) -> None:
     if run.dtype in _INTEGER_DTYPES:
         raise ConfigError(
             f"dtype {run.dtype} is an integer type: GradientTape does not differentiate integer "
-            "tensors (their gradient would be None); use float32 or float64"
+            f"tensors (their gradient would be None); use one of {', '.join(DTYPES)}"
         )
     if run.dtype not in DTYPES:
         raise ConfigError(f"dtype: unknown dtype {run.dtype!r} (known: {', '.join(DTYPES)})")
     if run.dtype not in run.checks.tolerances:
         raise ConfigError(f"checks.tolerances has no entry for dtype {run.dtype}")
+    if run.compile not in COMPILE_MODES:
+        raise ConfigError(f"compile: unknown mode {run.compile!r} (known: {', '.join(COMPILE_MODES)})")
 
 
 def _check_scenario(scenario: Scenario) -> None:
@@ -317,7 +323,7 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
     as many again; the finite-difference check builds a numerical and a theoretical
     Jacobian (target size x input size) in float64.
     """
-    item = 8 if run.dtype == "float64" else 4
+    item = {"float64": 8, "float32": 4}.get(run.dtype, 2)
     scenario = run.scenario
     if isinstance(scenario, LinearScenario):
         b, i, o = scenario.batch, scenario.in_features, scenario.out_features

@@ -174,11 +174,12 @@ def _record(
         "command": command,
         "rerun_command": rerun,
         "snippet": "",
+        "reference_error": {},
     }
     if outcome is not None:
         record.update(gradients=outcome.gradients, inputs=outcome.inputs, values=outcome.values,
                       checks=outcome.checks, notes=outcome.notes, analytic=outcome.analytic,
-                      snippet=outcome.snippet)
+                      snippet=outcome.snippet, reference_error=outcome.reference)
         timings.update(outcome.timings)
     return outputs.jsonable(record)
 

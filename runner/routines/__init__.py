@@ -7,6 +7,7 @@ asks for it, so TensorFlow is loaded by the first routine, not by the CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -42,4 +43,25 @@ def run_routine(run: RunConfig) -> Outcome:
     from runner.tfenv import seed
 
     seed(run.seed)
-    return routine(run.scenario, run)
+    outcome = routine(run.scenario, run)
+    if run.dtype != "float64" and run.checks.float64_reference:
+        outcome.reference = _reference_errors(routine, run, outcome)
+    return outcome
+
+
+def _reference_errors(routine: Routine, run: RunConfig, outcome: Outcome) -> dict[str, float]:
+    """The same job in float64, unchecked: how far the run's dtype moved each gradient."""
+    import numpy as np
+
+    from runner.tfenv import seed
+
+    checks = dataclasses.replace(run.checks, analytic=False, finite_differences=False)
+    seed(run.seed)
+    wide = routine(run.scenario, dataclasses.replace(run, dtype="float64", checks=checks))
+    errors = {}
+    for label, got in outcome.gradients.items():
+        want = wide.gradients.get(label)
+        if got is not None and want is not None:
+            diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))
+            errors[label] = float(diff.max()) if diff.size else 0.0
+    return errors

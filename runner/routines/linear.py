@@ -11,6 +11,7 @@ independently of TensorFlow:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,8 +19,8 @@ from runner import snippets
 from runner.checks import compare, finite, finite_differences
 from runner.result import Outcome
 from runner.routines import register
+from runner.routines.support import check_dtype, tf_dtype, timed_step
 from runner.schema import LinearScenario, Loss, RunConfig
-from runner.tfenv import dtype as tf_dtype
 from runner.tfenv import tf
 
 
@@ -45,25 +46,31 @@ def closed_form(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"dloss/dW": data["x"].T @ dy, "dloss/db": dy.sum(axis=0)}
 
 
-@register("linear")
-def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
-    dtype = tf_dtype(run.dtype)
-    tensors = {k: tf.constant(v, dtype) for k, v in make_data(scenario, run.seed).items()}
-    x, targets = tensors["x"], tensors.get("targets")
-
-    def loss_fn(w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+def loss_function(x: tf.Tensor, targets: tf.Tensor | None) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    def loss(w: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
         y = tf.matmul(x, w) + b
         residual = y if targets is None else y - targets
         return tf.reduce_mean(tf.square(residual))
 
-    outcome = Outcome(snippet=snippets.linear(scenario, run.seed, run.dtype))
-    started = time.perf_counter()
+    return loss
+
+
+@register("linear")
+def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
+    data = make_data(scenario, run.seed)
+    tensors = {k: tf.constant(v, tf_dtype(run)) for k, v in data.items()}
+    loss_fn = loss_function(tensors["x"], tensors.get("targets"))
     w_var = tf.Variable(tensors["W"], name="W")
     b_var = tf.Variable(tensors["b"], name="b")
-    with tf.GradientTape() as tape:
-        loss = loss_fn(w_var, b_var)
-    d_w, d_b = tape.gradient(loss, [w_var, b_var])
-    outcome.timings["tape"] = time.perf_counter() - started
+
+    def step(w: tf.Variable, b: tf.Variable) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(w, b)
+        d_w, d_b = tape.gradient(loss, [w, b])
+        return loss, d_w, d_b
+
+    outcome = Outcome(snippet=snippets.linear(scenario, run.seed, run.dtype))
+    (loss, d_w, d_b), outcome.timings = timed_step(step, run, w_var, b_var)
     outcome.gradients = {"dloss/dW": d_w.numpy(), "dloss/db": d_b.numpy()}
     outcome.inputs = {k: v.numpy() for k, v in tensors.items()}
     outcome.values = {"loss": loss.numpy()}
@@ -79,7 +86,9 @@ def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
             outcome.checks.append(compare(f"{label} vs closed form", outcome.gradients[label],
                                           want, tolerances.analytic))
     if run.checks.finite_differences:
-        numeric = finite_differences(loss_fn, [tensors["W"], tensors["b"]], tolerances.delta)
+        wide = {k: tf.cast(v, check_dtype(run)) for k, v in tensors.items()}
+        numeric = finite_differences(loss_function(wide["x"], wide.get("targets")),
+                                     [wide["W"], wide["b"]], tolerances.delta)
         for label, fd in zip(("dloss/dW", "dloss/db"), numeric, strict=True):
             outcome.checks.append(compare(f"{label} vs finite differences",
                                           outcome.gradients[label], fd,

@@ -22,8 +22,8 @@ import numpy as np
 from runner import expr, snippets
 from runner.checks import compare, finite, finite_differences, unbroadcast
 from runner.result import Check, Outcome
+from runner.routines.support import check_dtype, tf_dtype, timed_step
 from runner.schema import InputSpec, Kind, RunConfig
-from runner.tfenv import dtype as tf_dtype
 from runner.tfenv import tf
 
 NON_PERSISTENT = (
@@ -94,7 +94,7 @@ def differentiate(
     run: RunConfig,
 ) -> Outcome:
     """Record ``sources`` (target name -> expression) on one tape and differentiate each."""
-    dtype = tf_dtype(run.dtype)
+    dtype = tf_dtype(run)
     names = list(inputs)
     targets: dict[str, expr.Expr] = {}
     for name, text in sources.items():
@@ -104,48 +104,53 @@ def differentiate(
         inputs, sources, persistent=persistent,
         watch_accessed_variables=watch_accessed_variables, dtype=run.dtype))
 
-    started = time.perf_counter()
     values = {n: tf.constant(spec.array(), dtype) for n, spec in inputs.items()}
     tensors = {
         n: tf.Variable(values[n], name=n) if spec.kind is Kind.variable else values[n]
         for n, spec in inputs.items()
     }
-    with tf.GradientTape(
-        persistent=persistent, watch_accessed_variables=watch_accessed_variables
-    ) as tape:
-        for n, spec in inputs.items():
-            if spec.watch:
-                tape.watch(tensors[n])
-        results = _evaluate_targets(targets, tensors, backend)
+    refused: list[str] = []  # targets a non-persistent tape refused: Python state, set at trace time
+    errors: list[str] = []
 
-    raised: RuntimeError | None = None
-    for target, value in results.items():
-        labels = [f"d{target}/d{n}" for n in names]
-        if raised is not None:
-            outcome.gradients.update(dict.fromkeys(labels))
-            outcome.notes.update(dict.fromkeys(labels, NON_PERSISTENT))
-            continue
-        try:
-            grads = tape.gradient(value, [tensors[n] for n in names])
-        except RuntimeError as err:
-            if persistent:
-                raise
-            raised = err
-            outcome.gradients.update(dict.fromkeys(labels))
-            outcome.notes.update(dict.fromkeys(labels, NON_PERSISTENT))
-            outcome.checks.append(Check(
-                f"d{target}: second gradient() on a non-persistent tape raises RuntimeError",
-                True, None, None, str(err).splitlines()[0]))
-            continue
-        for label, g in zip(labels, grads, strict=True):
-            outcome.gradients[label] = None if g is None else tf.convert_to_tensor(g).numpy()
-    del tape
-    outcome.timings["tape"] = time.perf_counter() - started
+    def step(tensors: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        with tf.GradientTape(
+            persistent=persistent, watch_accessed_variables=watch_accessed_variables
+        ) as tape:
+            for n, spec in inputs.items():
+                if spec.watch:
+                    tape.watch(tensors[n])
+            results = _evaluate_targets(targets, tensors, backend)
+        grads: dict[str, Any] = {}
+        for target, value in results.items():
+            found = None
+            if refused:
+                refused.append(target)
+            else:
+                try:
+                    found = tape.gradient(value, [tensors[n] for n in names])
+                except RuntimeError as err:
+                    if persistent:
+                        raise
+                    refused.append(target)
+                    errors.append(str(err).splitlines()[0])
+            grads.update({f"d{target}/d{n}": g for n, g in zip(names, found or [None] * len(names),
+                                                              strict=True)})
+        del tape
+        return results, grads
+
+    (results, grads), outcome.timings = timed_step(step, run, tensors)
+    for label, g in grads.items():
+        outcome.gradients[label] = None if g is None else tf.convert_to_tensor(g).numpy()
+    if refused:
+        outcome.checks.append(Check(
+            f"d{refused[0]}: second gradient() on a non-persistent tape raises RuntimeError",
+            True, None, None, errors[0]))
+        outcome.notes.update({f"d{t}/d{n}": NON_PERSISTENT for t in refused for n in names})
     outcome.inputs = {n: v.numpy() for n, v in values.items()}
     outcome.values = {t: np.asarray(v) for t, v in results.items()}
 
     started = time.perf_counter()
-    _check(outcome, inputs, targets, values, backend, watch_accessed_variables, run, raised)
+    _check(outcome, inputs, targets, values, watch_accessed_variables, run, set(refused))
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome
 
@@ -155,12 +160,12 @@ def _check(
     inputs: Mapping[str, InputSpec],
     targets: dict[str, expr.Expr],
     values: Mapping[str, Any],
-    backend: expr.TensorFlowBackend,
     watch_accessed: bool,
     run: RunConfig,
-    raised: RuntimeError | None,
+    refused: set[str],
 ) -> None:
     tolerances = run.tolerances()
+    fd_backend = expr.TensorFlowBackend(check_dtype(run))
     names = list(inputs)
     sympy = expr.SymPyBackend()
     symbols = sympy.symbols(names)
@@ -174,7 +179,7 @@ def _check(
         for n in names:
             label = f"d{target}/d{n}"
             got = outcome.gradients[label]
-            if got is None and raised is not None:
+            if target in refused:
                 continue
             reason = why_none(n, inputs[n], watch_accessed, target, n in depends)
             expected = "None" if reason else "a gradient"
@@ -191,10 +196,10 @@ def _check(
                 want = oracle(derivative, symbols, outcome.inputs, out_shape, got.shape)
                 outcome.checks.append(compare(f"{label} vs SymPy", got, want, tolerances.analytic))
             if run.checks.finite_differences:
-                fixed = {k: v for k, v in values.items() if k != n}
+                fixed = {k: tf.cast(v, fd_backend.dtype) for k, v in values.items() if k != n}
                 (fd,) = finite_differences(
                     lambda t, n=n, fixed=fixed, target=target: _evaluate_targets(
-                        targets, {**fixed, n: t}, backend)[target],
-                    [values[n]], tolerances.delta)
+                        targets, {**fixed, n: t}, fd_backend)[target],
+                    [tf.cast(values[n], fd_backend.dtype)], tolerances.delta)
                 outcome.checks.append(
                     compare(f"{label} vs finite differences", got, fd, tolerances.finite_differences))
