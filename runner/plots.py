@@ -1,4 +1,4 @@
-"""PNG plots of an outcome's curves, drawn without pyplot's global state."""
+"""PNG plots of an outcome's figures, drawn without pyplot's global state."""
 
 from __future__ import annotations
 
@@ -6,24 +6,40 @@ import io
 from pathlib import Path
 
 from runner.outputs import write_atomic
-from runner.result import Curve
+from runner.result import Curve, Figure, Heatmap
 
 
-def draw(curve: Curve, run_dir: Path) -> Path:
-    """Render one curve to ``run_dir/curve.filename`` and return the path."""
-    from matplotlib.figure import Figure
+def draw(figure: Figure, run_dir: Path) -> Path:
+    """Render one figure to ``run_dir/figure.filename`` and return the path."""
+    from matplotlib.figure import Figure as MplFigure
 
-    fig = Figure(figsize=(7, 4.2), dpi=110, layout="constrained")
+    fig = MplFigure(figsize=(7, 4.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
-    for label, values in curve.series.items():
-        ax.plot(curve.x, values, label=label, linewidth=2)
-    ax.axhline(0.0, color="0.75", linewidth=0.8)
-    ax.set_xlabel(curve.x_label)
-    ax.set_title(curve.title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    if isinstance(figure, Curve):
+        for label, values in figure.series.items():
+            ax.plot(figure.x, values, label=label, linewidth=2)
+        ax.axhline(0.0, color="0.75", linewidth=0.8)
+        ax.set_xlabel(figure.x_label)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    elif isinstance(figure, Heatmap):
+        image = ax.imshow(figure.values, cmap="RdBu_r")
+        ticks = range(len(figure.labels))
+        ax.set_xticks(ticks, figure.labels)
+        ax.set_yticks(ticks, figure.labels)
+        for (row, col), value in _cells(figure):
+            ax.text(col, row, f"{value:.3g}", ha="center", va="center", fontsize=9)
+        fig.colorbar(image, ax=ax)
+    ax.set_title(figure.title)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    path = run_dir / curve.filename
+    path = run_dir / figure.filename
     write_atomic(path, buffer.getvalue())
     return path
+
+
+def _cells(heatmap: Heatmap) -> list[tuple[tuple[int, int], float]]:
+    rows, cols = heatmap.values.shape
+    if rows * cols > 64:  # numbers in cells only while they stay legible
+        return []
+    return [((r, c), float(heatmap.values[r, c])) for r in range(rows) for c in range(cols)]

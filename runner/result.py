@@ -34,6 +34,19 @@ class Curve:
 
 
 @dataclass
+class Heatmap:
+    """A matrix drawn cell by cell, rows and columns named by ``labels``."""
+
+    filename: str
+    title: str
+    labels: list[str]
+    values: np.ndarray
+
+
+Figure = Curve | Heatmap
+
+
+@dataclass
 class Outcome:
     gradients: dict[str, np.ndarray | None] = field(default_factory=dict)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -41,7 +54,7 @@ class Outcome:
     checks: list[Check] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)  # label -> why it is what it is
     analytic: dict[str, str] = field(default_factory=dict)  # label -> the oracle, as text
-    curves: list[Curve] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     snippet: str = ""  # standalone TensorFlow code that prints the same gradients
     reference: dict[str, float] = field(default_factory=dict)  # label -> max |g - g in float64|

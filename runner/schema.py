@@ -10,6 +10,7 @@ which has lost its schema types, by merging it into them again.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -119,10 +120,132 @@ class PersistentScenario(Scenario):
     watch_accessed_variables: bool = True
 
 
+@dataclass
+class HigherOrderScenario(Scenario):
+    """Nested tapes: the first ``order`` derivatives of a function of one input."""
+
+    routine: str = "higher_order"
+    function: str = MISSING
+    inputs: dict[str, Any] = field(default_factory=dict)  # exactly one: name -> InputSpec
+    order: int = 4
+
+
+@dataclass
+class VectorScenario(Scenario):
+    """f: R^n -> R^m. The scalar inputs, in order, form x; the outputs, in order, form f(x)."""
+
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
+    outputs: dict[str, str] = field(default_factory=dict)  # name -> expression over the inputs
+
+
+@dataclass
+class JacobianScenario(VectorScenario):
+    """tape.jacobian at x, and tape.batch_jacobian over seeded points around it."""
+
+    routine: str = "jacobian"
+    batch: int = 8  # points for batch_jacobian (x plus seeded normal noise); 0 skips it
+
+
+@dataclass
+class ForwardModeScenario(VectorScenario):
+    """ForwardAccumulator JVPs against reverse-mode VJPs, by the dot-product test."""
+
+    routine: str = "forward_mode"
+    probes: int = 4  # seeded random (u, v) pairs
+
+
+@dataclass
+class HessianScenario(Scenario):
+    """The Hessian as the Jacobian of the gradient; its symmetry, eigenvalues, one Newton step."""
+
+    routine: str = "hessian"
+    function: str = MISSING
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
+    damping: float = 1e-6  # the Newton step solves (H + damping I) step = -g
+
+
+@dataclass
+class StopGradientScenario(Scenario):
+    """tf.stop_gradient, tape.stop_recording() and tape.reset(), each with and without."""
+
+    routine: str = "stop_gradient"
+    function: str = "x**2"
+    x: float = 3.0
+    case: str = "all"  # all | stop_gradient | stop_recording | reset
+
+
+@dataclass
+class CustomGradientScenario(Scenario):
+    """tf.custom_gradient: a stable log(1 + e^x), and clipping the gradient by its norm."""
+
+    routine: str = "custom_gradient"
+    points: list[float] = field(default_factory=lambda: [-100.0, -10.0, 0.0, 10.0, 100.0])
+    clip_norm: float = 1.0
+    case: str = "all"  # all | log1pexp | clip_by_norm
+
+
+@dataclass
+class UnconnectedScenario(Scenario):
+    """A target that does not read a source: None, or zeros with unconnected_gradients."""
+
+    routine: str = "unconnected"
+    function: str = MISSING
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
+
+
+@dataclass
+class PitfallsScenario(Scenario):
+    """The catalogue of why a gradient comes back None or NaN, one case or all."""
+
+    routine: str = "pitfalls"
+    case: str = "all"
+
+
+@dataclass
+class ControlFlowScenario(Scenario):
+    """Python if/for and tf.while_loop inside the tape: the gradient follows the branch taken."""
+
+    routine: str = "control_flow"
+    x: float = 3.0
+    steps: int = 3
+    case: str = "all"  # all | python_if | python_for | while_loop
+
+
+@dataclass
+class MLPScenario(Scenario):
+    """A multilayer perceptron: gradients for every weight and bias, checked in float64."""
+
+    routine: str = "mlp"
+    layers: list[int] = field(default_factory=lambda: [4, 16, 16, 1])
+    activation: str = "tanh"
+    batch: int = 8
+
+
+#: The cases each case-driven routine knows; the routine modules implement exactly these.
+CASES: dict[str, tuple[str, ...]] = {
+    "stop_gradient": ("stop_gradient", "stop_recording", "reset"),
+    "custom_gradient": ("log1pexp", "clip_by_norm"),
+    "control_flow": ("python_if", "python_for", "while_loop"),
+    "pitfalls": ("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op",
+                 "branch_not_taken", "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed"),
+}
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
+MAX_ORDER = 8
+
 SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {
     "gradient": GradientScenario,
     "linear": LinearScenario,
     "persistent": PersistentScenario,
+    "higher_order": HigherOrderScenario,
+    "jacobian": JacobianScenario,
+    "forward_mode": ForwardModeScenario,
+    "hessian": HessianScenario,
+    "stop_gradient": StopGradientScenario,
+    "custom_gradient": CustomGradientScenario,
+    "unconnected": UnconnectedScenario,
+    "pitfalls": PitfallsScenario,
+    "control_flow": ControlFlowScenario,
+    "mlp": MLPScenario,
 }
 
 
@@ -238,6 +361,49 @@ def _check_scenario(scenario: Scenario) -> None:
     if not _FILE_NAME.match(scenario.name):
         raise ConfigError(f"scenario.name: {scenario.name!r} must be letters, digits, '_', '.' or '-' "
                           "(it names the run directory), at most 64, not starting with '.'")
+    if scenario.routine in CASES:
+        known = CASES[scenario.routine]
+        case = scenario.case  # every case-driven schema has one
+        if case != "all" and case not in known:
+            raise ConfigError(f"scenario.case: unknown case {case!r} (known: all, {', '.join(known)})")
+    if isinstance(scenario, HigherOrderScenario):
+        _check_inputs(scenario)
+        if len(scenario.inputs) != 1:
+            raise ConfigError("scenario.inputs: higher_order differentiates a function of one input")
+        if not 1 <= scenario.order <= MAX_ORDER:
+            raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {scenario.order}")
+        _parse(scenario.function, scenario.inputs, "scenario.function")
+    elif isinstance(scenario, VectorScenario):
+        _check_inputs(scenario)
+        _require_values(scenario.inputs)
+        if not scenario.outputs:
+            raise ConfigError("scenario.outputs: give at least one output, e.g. {f: x*y}")
+        for name, text in scenario.outputs.items():
+            _check_name(name, f"scenario.outputs.{name}")
+            _parse(text, scenario.inputs, f"scenario.outputs.{name}")
+        if isinstance(scenario, JacobianScenario) and scenario.batch < 0:
+            raise ConfigError(f"scenario.batch must be 0 (no batch_jacobian) or more, got {scenario.batch}")
+        if isinstance(scenario, ForwardModeScenario) and scenario.probes <= 0:
+            raise ConfigError(f"scenario.probes must be positive, got {scenario.probes}")
+    elif isinstance(scenario, HessianScenario | UnconnectedScenario):
+        _check_inputs(scenario)
+        if isinstance(scenario, HessianScenario):
+            _require_values(scenario.inputs)
+        _parse(scenario.function, scenario.inputs, "scenario.function")
+    elif isinstance(scenario, StopGradientScenario):
+        _parse(scenario.function, ["x"], "scenario.function")
+    elif isinstance(scenario, ControlFlowScenario) and not 0 <= scenario.steps <= 1000:
+        raise ConfigError(f"scenario.steps must be between 0 and 1000, got {scenario.steps}")
+    elif isinstance(scenario, CustomGradientScenario) and (
+            not scenario.points or not all(_finite(p) for p in scenario.points) or scenario.clip_norm <= 0):
+        raise ConfigError("scenario.points must be finite numbers and scenario.clip_norm positive")
+    elif isinstance(scenario, MLPScenario):
+        if len(scenario.layers) < 2 or any(size <= 0 for size in scenario.layers) or scenario.batch <= 0:
+            raise ConfigError(f"scenario.layers needs two or more positive sizes and scenario.batch a "
+                              f"positive size, got layers={scenario.layers}, batch={scenario.batch}")
+        if scenario.activation not in ACTIVATIONS:
+            raise ConfigError(f"scenario.activation: unknown {scenario.activation!r} "
+                              f"(known: {', '.join(ACTIVATIONS)})")
     if isinstance(scenario, GradientScenario):
         _check_inputs(scenario)
         target = scenario.target_name()
@@ -273,6 +439,12 @@ def _parse(text: str, names: Any, where: str) -> None:
         raise ConfigError(f"{where}: {err}") from None
 
 
+def _require_values(inputs: dict[str, InputSpec]) -> None:
+    for name, spec in inputs.items():
+        if spec.linspace is not None:
+            raise ConfigError(f"scenario.inputs.{name}: this routine takes a value, not a linspace")
+
+
 def _check_name(name: str, where: str) -> None:
     if not _IDENTIFIER.match(name):
         raise ConfigError(f"{where}: {name!r} is not a valid name (letters, digits, _; a letter first)")
@@ -282,7 +454,7 @@ def _check_name(name: str, where: str) -> None:
         raise ConfigError(f"{where}: {name!r} is reserved (the report's TensorFlow snippet uses it)")
 
 
-def _check_inputs(scenario: GradientScenario | PersistentScenario) -> None:
+def _check_inputs(scenario: Any) -> None:
     if not scenario.inputs:
         raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
     typed: dict[str, InputSpec] = {}
@@ -312,8 +484,12 @@ def _finite(value: float) -> bool:
     return value == value and abs(value) != float("inf")
 
 
-def _input_size(scenario: GradientScenario | PersistentScenario) -> int:
-    return max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())
+def _expressions(scenario: Scenario) -> list[str]:
+    for key in ("function", "targets", "outputs"):
+        value = getattr(scenario, key, None)
+        if value:
+            return [value] if isinstance(value, str) else list(value.values())
+    return []
 
 
 def memory_estimate(run: RunConfig) -> dict[str, int]:
@@ -321,22 +497,32 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
 
     The tape keeps every intermediate of the forward pass and the backward pass makes
     as many again; the finite-difference check builds a numerical and a theoretical
-    Jacobian (target size x input size) in float64.
+    Jacobian (target size x input size) in float64. Nested tapes multiply the tape.
     """
     item = {"float64": 8, "float32": 4}.get(run.dtype, 2)
     scenario = run.scenario
+    parts: dict[str, int] = {}
     if isinstance(scenario, LinearScenario):
         b, i, o = scenario.batch, scenario.in_features, scenario.out_features
-        parts = {"tape": 2 * item * (3 * b * i + i * o + 4 * b * o + o)}
+        parts["tape"] = 2 * item * (3 * b * i + i * o + 4 * b * o + o)
         fd = 2 * 8 * (i * o + o)
-    else:
-        texts = [scenario.function] if isinstance(scenario, GradientScenario) else list(
-            scenario.targets.values())
+    elif isinstance(scenario, MLPScenario):
+        params = sum(a * b + b for a, b in itertools.pairwise(scenario.layers))
+        parts["tape"] = 2 * item * (params + 3 * scenario.batch * sum(scenario.layers))
+        fd = 2 * 8 * params
+    elif texts := _expressions(scenario):
         names = [*scenario.inputs, *getattr(scenario, "targets", {})]
         nodes = sum(expr.size(expr.parse(text, names)) for text in texts)
-        n = _input_size(scenario)
-        parts = {"tape": 2 * item * n * (nodes + len(scenario.inputs)), "oracle": 8 * n * nodes}
+        n = max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())
+        n *= max(getattr(scenario, "batch", 1), 1)
+        depth = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
+        parts["tape"] = 2 * item * n * (nodes + len(scenario.inputs)) * depth
+        parts["oracle"] = 8 * n * nodes * depth
+        if isinstance(scenario, VectorScenario | HessianScenario):
+            parts["jacobians"] = 8 * n * len(scenario.inputs) * max(len(texts), len(scenario.inputs))
         fd = 2 * 8 * n * n * len(scenario.inputs) * len(texts)
+    else:  # the case-driven routines work on a handful of scalars
+        parts["tape"], fd = 2**20, 0
     if run.checks.finite_differences:
         parts["finite differences"] = fd
     return parts

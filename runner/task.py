@@ -185,10 +185,10 @@ def _record(
 
 
 def _draw(cfg: DictConfig, outcome: Outcome, run_dir: Path, record: dict[str, Any]) -> None:
-    if not cfg.get("plots", True) or not outcome.curves:
+    if not cfg.get("plots", True) or not outcome.figures:
         return
     from runner.plots import draw
 
     started = time.perf_counter()
-    record["plots"] = [draw(curve, run_dir).name for curve in outcome.curves]
+    record["plots"] = [draw(figure, run_dir).name for figure in outcome.figures]
     record["timings"]["plots"] = time.perf_counter() - started

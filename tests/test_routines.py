@@ -68,7 +68,7 @@ def test_sigmoid_derivative_is_a_bell_peaking_at_a_quarter(load: Callable[..., A
     sig = 1 / (1 + np.exp(-x.astype(np.float64)))
     np.testing.assert_allclose(d, sig * (1 - sig), atol=1e-6)
     assert any("closed form" in c.name for c in outcome.checks)
-    (curve,) = outcome.curves
+    (curve,) = outcome.figures
     assert curve.filename == "sigmoid.png" and len(curve.series) == 2
 
 

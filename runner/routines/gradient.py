@@ -28,7 +28,7 @@ def run(scenario: GradientScenario, run: RunConfig) -> Outcome:
     _check_closed_forms(scenario, outcome, target, run)
     curve = _curve(scenario, outcome, target)
     if curve is not None:
-        outcome.curves.append(curve)
+        outcome.figures.append(curve)
     return outcome
 
 
