@@ -53,6 +53,42 @@ def finite_differences(
     return [np.asarray(j).sum(axis=0).reshape(t.shape) for j, t in zip(numerical, tensors, strict=True)]
 
 
+def sampled_differences(
+    fn: Callable[[Any], Any], arg: Any, delta: float, count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences of sum(fn(arg)) for ``count`` seeded random elements of ``arg``.
+
+    For inputs too large to perturb one element at a time, a sample answers the
+    same question at a cost proportionate to ``count``. Each output is differenced
+    before summing, so the rounding error stays at the scale of one output.
+    Returns the flat indices sampled and the derivative at each.
+    """
+    tensor = tf.convert_to_tensor(arg)
+    flat = tf.reshape(tensor, [-1])
+    picks = np.sort(np.random.default_rng(seed).choice(int(flat.shape[0]), size=count, replace=False))
+    values = []
+    for index in picks:
+        nudge = tf.scatter_nd([[int(index)]], tf.constant([delta], tensor.dtype), flat.shape)
+        plus = fn(tf.reshape(flat + nudge, tensor.shape))
+        minus = fn(tf.reshape(flat - nudge, tensor.shape))
+        values.append(float(tf.reduce_sum(plus - minus)) / (2 * delta))
+    return picks, np.asarray(values)
+
+
+def difference_check(
+    label: str, got: Any, fn: Callable[[Any], Any], arg: Any, tol: Tolerance, delta: float,
+    max_elements: int, seed: int,
+) -> Check:
+    """``got`` = d sum(fn(arg)) / d arg, against central differences: every element, or a sample."""
+    size = int(np.size(got))
+    if size <= max_elements:
+        (fd,) = finite_differences(fn, [arg], delta)
+        return compare(f"{label} vs finite differences", got, fd, tol)
+    picks, fd = sampled_differences(fn, arg, delta, max_elements, seed)
+    sampled = np.asarray(got, dtype=np.float64).reshape(-1)[picks]
+    return compare(f"{label} vs finite differences ({max_elements} of {size} elements)", sampled, fd, tol)
+
+
 def unbroadcast(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``values`` down to ``shape``: the gradient of a sum w.r.t. a broadcast input."""
     values = np.asarray(values, dtype=np.float64)

@@ -268,7 +268,8 @@ class DtypeTolerances:
 class ChecksConfig:
     analytic: bool = True
     finite_differences: bool = True
-    float64_reference: bool = True  # below float64, also run in float64 and report the difference
+    float64_reference: list[str] = field(default_factory=list)  # dtypes also run in float64, to compare
+    fd_max_elements: int = MISSING  # above this many input elements, sample that many for differences
     tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
 
 
@@ -500,16 +501,17 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
     Jacobian (target size x input size) in float64. Nested tapes multiply the tape.
     """
     item = {"float64": 8, "float32": 4}.get(run.dtype, 2)
+    limit = run.checks.fd_max_elements  # larger inputs are checked on a sample of this many
     scenario = run.scenario
     parts: dict[str, int] = {}
     if isinstance(scenario, LinearScenario):
         b, i, o = scenario.batch, scenario.in_features, scenario.out_features
         parts["tape"] = 2 * item * (3 * b * i + i * o + 4 * b * o + o)
-        fd = 2 * 8 * (i * o + o)
+        fd = 2 * 8 * min(i * o + o, limit)
     elif isinstance(scenario, MLPScenario):
         params = sum(a * b + b for a, b in itertools.pairwise(scenario.layers))
         parts["tape"] = 2 * item * (params + 3 * scenario.batch * sum(scenario.layers))
-        fd = 2 * 8 * params
+        fd = 2 * 8 * min(params, limit)
     elif texts := _expressions(scenario):
         names = [*scenario.inputs, *getattr(scenario, "targets", {})]
         nodes = sum(expr.size(expr.parse(text, names)) for text in texts)
@@ -520,7 +522,7 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
         parts["oracle"] = 8 * n * nodes * depth
         if isinstance(scenario, VectorScenario | HessianScenario):
             parts["jacobians"] = 8 * n * len(scenario.inputs) * max(len(texts), len(scenario.inputs))
-        fd = 2 * 8 * n * n * len(scenario.inputs) * len(texts)
+        fd = 2 * 8 * n * min(n, limit) * len(scenario.inputs) * len(texts)
     else:  # the case-driven routines work on a handful of scalars
         parts["tape"], fd = 2**20, 0
     if run.checks.finite_differences:

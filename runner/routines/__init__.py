@@ -44,7 +44,7 @@ def run_routine(run: RunConfig) -> Outcome:
 
     seed(run.seed)
     outcome = routine(run.scenario, run)
-    if run.dtype != "float64" and run.checks.float64_reference:
+    if run.dtype in run.checks.float64_reference and run.dtype != "float64":
         outcome.reference = _reference_errors(routine, run, outcome)
     return outcome
 

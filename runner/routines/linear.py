@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from runner import snippets
-from runner.checks import compare, finite, finite_differences
+from runner.checks import compare, difference_check, finite
 from runner.result import Outcome
 from runner.routines import register
 from runner.routines.support import check_dtype, tf_dtype, timed_step
@@ -87,11 +87,11 @@ def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
                                           want, tolerances.analytic))
     if run.checks.finite_differences:
         wide = {k: tf.cast(v, check_dtype(run)) for k, v in tensors.items()}
-        numeric = finite_differences(loss_function(wide["x"], wide.get("targets")),
-                                     [wide["W"], wide["b"]], tolerances.delta)
-        for label, fd in zip(("dloss/dW", "dloss/db"), numeric, strict=True):
-            outcome.checks.append(compare(f"{label} vs finite differences",
-                                          outcome.gradients[label], fd,
-                                          tolerances.finite_differences))
+        wide_loss = loss_function(wide["x"], wide.get("targets"))
+        for label, fn, arg in (("dloss/dW", lambda w: wide_loss(w, wide["b"]), wide["W"]),
+                               ("dloss/db", lambda b: wide_loss(wide["W"], b), wide["b"])):
+            outcome.checks.append(difference_check(
+                label, outcome.gradients[label], fn, arg, tolerances.finite_differences,
+                tolerances.delta, run.checks.fd_max_elements, run.seed))
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from runner import expr, snippets
-from runner.checks import compare, finite, finite_differences, unbroadcast
+from runner.checks import compare, difference_check, finite, unbroadcast
 from runner.result import Check, Outcome
 from runner.routines.support import check_dtype, tf_dtype, timed_step
 from runner.schema import InputSpec, Kind, RunConfig
@@ -197,9 +197,9 @@ def _check(
                 outcome.checks.append(compare(f"{label} vs SymPy", got, want, tolerances.analytic))
             if run.checks.finite_differences:
                 fixed = {k: tf.cast(v, fd_backend.dtype) for k, v in values.items() if k != n}
-                (fd,) = finite_differences(
+                outcome.checks.append(difference_check(
+                    label, got,
                     lambda t, n=n, fixed=fixed, target=target: _evaluate_targets(
                         targets, {**fixed, n: t}, fd_backend)[target],
-                    [tf.cast(values[n], fd_backend.dtype)], tolerances.delta)
-                outcome.checks.append(
-                    compare(f"{label} vs finite differences", got, fd, tolerances.finite_differences))
+                    tf.cast(values[n], fd_backend.dtype), tolerances.finite_differences,
+                    tolerances.delta, run.checks.fd_max_elements, run.seed))
