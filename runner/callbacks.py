@@ -22,8 +22,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runner import summary, task
-from runner.outputs import RESULTS, write_json
+from runner import task
+from runner.outputs import JOBS, RESULTS, write_json
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ def finish_pending() -> None:
     sweep_dir, watcher = _pending
     _pending = None
     watcher.stop()
+    from runner import summary  # multirun only: keeps single runs and --help light
+
     result = summary.write(sweep_dir)
     counts = ", ".join(f"{result.statuses.count(s)} {s}" for s in dict.fromkeys(result.statuses))
     if not result.rows:
@@ -112,7 +114,7 @@ class RunnerCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         require_writable(sweep_dir)
         jobs = planned_jobs(config)
-        write_json(sweep_dir / summary.JOBS, jobs)
+        write_json(sweep_dir / JOBS, jobs)
         log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)
         _pending = (sweep_dir, _Watcher(sweep_dir, len(jobs)))
 

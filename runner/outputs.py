@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import math
 import os
@@ -19,9 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 RESULTS = "results.json"
+JOBS = "jobs.json"  # a sweep's job list, at its root
 MAX_LISTED = 10_000  # arrays larger than this are summarised, not listed
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -47,7 +47,8 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 def jsonable(value: Any) -> Any:
     """Plain JSON values; NaN and infinities become the strings "NaN", "Infinity", "-Infinity"."""
-    if isinstance(value, np.ndarray | np.generic):
+    np = sys.modules.get("numpy")  # no array can exist before NumPy is imported: don't import it here
+    if np is not None and isinstance(value, np.ndarray | np.generic):
         array = np.asarray(value)
         if array.size > MAX_LISTED:
             return {"shape": list(array.shape), "dtype": str(array.dtype), "listed": False,
@@ -94,8 +95,9 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(devices: list[str] | None) -> dict[str, Any]:
-    """What a reader needs to re-run this: versions, platform, devices, source commit."""
+@functools.lru_cache(maxsize=1)
+def _static_environment() -> dict[str, Any]:
+    """What cannot change within one process: asked once, not once per job of a sweep."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -112,8 +114,12 @@ def environment(devices: list[str] | None) -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor() or None,
         "cpu_count": os.cpu_count(),
-        "devices": devices,
         "git_commit": commit,
         "git_dirty": bool(status) if commit else None,
-        "argv": sys.argv,
+        "argv": list(sys.argv),
     }
+
+
+def environment(devices: list[str] | None) -> dict[str, Any]:
+    """What a reader needs to re-run this: versions, platform, devices, source commit."""
+    return {**_static_environment(), "devices": devices}

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from runner import report, summary
-from runner.outputs import RESULTS, read_results
+from runner.outputs import JOBS, RESULTS, read_results
 
 
 def rebuild_run(run_dir: Path) -> None:
@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"rebuilt {directory / report.REPORT_HTML} and {report.REPORT_MD}")
         return 0
-    if not ((directory / summary.JOBS).is_file() or (directory / "multirun.yaml").is_file()):
+    if not ((directory / JOBS).is_file() or (directory / "multirun.yaml").is_file()):
         print(f"tape-runner-report: {directory} holds neither {RESULTS} (a run) nor "
-              f"{summary.JOBS} or multirun.yaml (a sweep)", file=sys.stderr)
+              f"{JOBS} or multirun.yaml (a sweep)", file=sys.stderr)
         return 1
     sweep = rebuild_sweep(directory)
     counts = ", ".join(f"{sweep.statuses.count(s)} {s}" for s in dict.fromkeys(sweep.statuses))

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from runner.outputs import write_atomic
 
 REPORT_MD = "report.md"
@@ -57,6 +55,8 @@ def value_text(value: Any) -> str:
     if isinstance(value, dict):  # a summary of an array too large to list
         return f"array {tuple(value['shape'])}, min {value['min']}, max {value['max']}"
     if isinstance(value, list):
+        import numpy as np
+
         try:
             array = np.asarray(value, dtype=np.float64)
         except ValueError:

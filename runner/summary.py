@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from runner import report
-from runner.outputs import RESULTS, write_atomic, write_json
+from runner.outputs import JOBS, RESULTS, write_atomic, write_json
 from runner.plots import draw
 from runner.result import Curve
 
-JOBS = "jobs.json"
 SUMMARY = "summary"  # summary.csv, .json, .md, .html
 PLOT = "summary.png"
 CURVES = "summary_curves.png"
