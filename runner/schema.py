@@ -287,6 +287,7 @@ class RunConfig:
     seed: int = 0
     dtype: str = "float32"
     compile: str = "eager"
+    timing_repeats: int = 1  # compiled steps run this many more times; tape_repeat is their median
     plots: bool = True
     report: bool = True
     checks: ChecksConfig = field(default_factory=ChecksConfig)
