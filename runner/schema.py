@@ -523,7 +523,8 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
         parts["oracle"] = 8 * n * nodes * depth
         if isinstance(scenario, VectorScenario | HessianScenario):
             parts["jacobians"] = 8 * n * len(scenario.inputs) * max(len(texts), len(scenario.inputs))
-        fd = 2 * 8 * n * min(n, limit) * len(scenario.inputs) * len(texts)
+        # a full numerical Jacobian up to the limit; above it, sampled differences need a few copies
+        fd = (2 * 8 * n * n if n <= limit else 4 * 8 * n) * len(scenario.inputs) * len(texts)
     else:  # the case-driven routines work on a handful of scalars
         parts["tape"], fd = 2**20, 0
     if run.checks.finite_differences:
