@@ -3,7 +3,7 @@
 Deliberately thin: Hydra composes and validates the config, :mod:`runner.task`
 does the job, and the process exits with the worst status of the jobs it ran
 (0 ok, 1 error, 2 a check failed). Nothing here imports TensorFlow, so
-``--help`` and ``--cfg job`` answer at once.
+``--help`` (:mod:`runner.cli_help`) and ``--cfg job`` answer at once.
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ def quote_expressions(args: list[str]) -> list[str]:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in ("--help", "-h"):
+        from runner.cli_help import help_text
+
+        print(help_text(Path(CONFIG_DIR)))
+        return
     sys.argv[1:] = quote_expressions(sys.argv[1:])
     try:
         _app()

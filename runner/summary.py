@@ -45,12 +45,13 @@ class Sweep:
 
 
 def _overrides_of(job_dir: Path) -> list[str]:
+    """A job's overrides from Hydra's snapshot, for jobs that left no results.json."""
     path = job_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
-    from omegaconf import OmegaConf
+    import yaml
 
-    return [str(o) for o in OmegaConf.load(path)]
+    return [str(o) for o in yaml.safe_load(path.read_text()) or []]
 
 
 def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
@@ -84,10 +85,11 @@ def collect(sweep_dir: Path) -> Sweep:
         row: dict[str, Any] = {"job": num, "status": "missing", "checks": "", "message": "", "report": ""}
         results = None
         if job_dir is not None:
-            overrides = _overrides_of(job_dir) or overrides
             try:
                 results = json.loads((job_dir / RESULTS).read_text())
+                overrides = (results.get("job") or {}).get("overrides") or overrides
             except (OSError, json.JSONDecodeError):
+                overrides = _overrides_of(job_dir) or overrides
                 row["message"] = "no results.json: the job did not finish"
         else:
             row["message"] = "no job directory: the job never started"

@@ -201,5 +201,9 @@ def test_help_and_cfg_job_do_not_import_tensorflow(cli: Cli) -> None:
         assert "TF-ABSENT" in done.stdout, flag
     help_text = subprocess.run([sys.executable, "-m", "runner", "--help"], capture_output=True,
                                text=True, timeout=60).stdout
-    assert "scenario: basic, linear, persistent, sigmoid, watch" in help_text
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    for group in ("scenario", "experiment"):
+        for path in (conf / group).glob("*.yaml"):
+            assert f"\n  {path.stem} " in help_text, f"--help does not list {group} {path.stem}"
+    assert "The gradient of y = x**2 at x = 3." in help_text
     assert "tape-runner -m scenario=" in help_text
