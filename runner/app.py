@@ -30,7 +30,7 @@ def _app(cfg: DictConfig) -> None:
 
 
 _EXPRESSION_OVERRIDE = re.compile(
-    r"(?P<key>[+~]*scenario\.(?:function|targets\.\w+|closed_form\.\w+))=(?P<value>[^'\"].*)", re.S
+    r"(?P<key>[+~]*scenario\.(?:function|(?:targets|outputs|closed_form)\.\w+))=(?P<value>[^'\"].*)", re.S
 )
 _SWEEP_FUNCTION = re.compile(r"(?:choice|range|interval|sort|shuffle|glob|tag|str|int|float|bool)\(")
 
@@ -38,6 +38,7 @@ _SWEEP_FUNCTION = re.compile(r"(?:choice|range|interval|sort|shuffle|glob|tag|st
 def quote_expressions(args: list[str]) -> list[str]:
     """Let ``scenario.function=x**3*cos(x)`` through Hydra's override grammar.
 
+    This covers scenario.function and scenario.{targets,outputs,closed_form}.<name>.
     Hydra reads parentheses as its own function calls, so an unquoted expression
     fails to parse. Expressions never contain commas or quotes, so each
     comma-separated value (a sweep's choices) is wrapped in quotes; values already

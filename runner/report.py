@@ -70,11 +70,17 @@ def value_text(value: Any) -> str:
 
 
 def _function(scenario: dict[str, Any]) -> str:
+    """What was differentiated, in one line, whichever routine ran."""
     if "function" in scenario:
         return f"{scenario.get('target') or 'y'} = {scenario['function']}"
-    if "targets" in scenario:
-        return "; ".join(f"{name} = {text}" for name, text in scenario["targets"].items())
-    return f"y = xW + b, loss {scenario.get('loss')}"
+    for key in ("targets", "outputs"):
+        if key in scenario:
+            return "; ".join(f"{name} = {text}" for name, text in scenario[key].items())
+    if "layers" in scenario:
+        return f"MLP {scenario['layers']}, {scenario.get('activation')}, loss mean((y - targets)**2)"
+    if "in_features" in scenario:
+        return f"y = xW + b, loss {scenario.get('loss')}"
+    return f"case: {scenario.get('case', 'all')}"
 
 
 def sections(results: dict[str, Any]) -> list[Section]:

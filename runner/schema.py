@@ -11,6 +11,7 @@ which has lost its schema types, by merging it into them again.
 from __future__ import annotations
 
 import itertools
+import keyword
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -231,6 +232,7 @@ CASES: dict[str, tuple[str, ...]] = {
 }
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
 MAX_ORDER = 8
+MAX_PROBES = 256  # each probe is unrolled into the traced step
 
 SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {
     "gradient": GradientScenario,
@@ -385,8 +387,8 @@ def _check_scenario(scenario: Scenario) -> None:
             _parse(text, scenario.inputs, f"scenario.outputs.{name}")
         if isinstance(scenario, JacobianScenario) and scenario.batch < 0:
             raise ConfigError(f"scenario.batch must be 0 (no batch_jacobian) or more, got {scenario.batch}")
-        if isinstance(scenario, ForwardModeScenario) and scenario.probes <= 0:
-            raise ConfigError(f"scenario.probes must be positive, got {scenario.probes}")
+        if isinstance(scenario, ForwardModeScenario) and not 0 < scenario.probes <= MAX_PROBES:
+            raise ConfigError(f"scenario.probes must be between 1 and {MAX_PROBES}, got {scenario.probes}")
     elif isinstance(scenario, HessianScenario | UnconnectedScenario):
         _check_inputs(scenario)
         if isinstance(scenario, HessianScenario):
@@ -448,7 +450,7 @@ def _require_values(inputs: dict[str, InputSpec]) -> None:
 
 
 def _check_name(name: str, where: str) -> None:
-    if not _IDENTIFIER.match(name):
+    if not _IDENTIFIER.match(name) or keyword.iskeyword(name):
         raise ConfigError(f"{where}: {name!r} is not a valid name (letters, digits, _; a letter first)")
     if name in expr.RESERVED:
         raise ConfigError(f"{where}: {name!r} is reserved for a function or constant")

@@ -32,6 +32,7 @@ NON_PERSISTENT = (
 )
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
 def _evaluate_targets(
     targets: Mapping[str, expr.Expr], env: Mapping[str, Any], backend: Any
 ) -> dict[str, Any]:
