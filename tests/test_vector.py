@@ -1,0 +1,305 @@
+"""Vector-valued routines: tape.jacobian, forward mode against reverse mode, and an MLP's gradients.
+
+The default F(x, y, z) = (x*y*z, sin(x) + y**2 - exp(z)) has the Jacobian
+[[y*z, x*z, x*y], [cos(x), 2y, -exp(z)]], which the tests evaluate themselves.
+The MLP's gradients are checked against complex-step derivatives computed here:
+f'(p) = Im f(p + ih) / h has no subtractive cancellation, so it is exact to
+rounding for any h as small as 1e-30, and shares no code with the routine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runner.routines import run_routine
+from tests.conftest import CliRun
+
+Cli = Callable[..., CliRun]
+
+
+def _ok(outcome: Any) -> Any:
+    assert outcome.checks, "every run verifies something"
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    return outcome
+
+
+def _jacobian(x: Any, y: Any, z: Any) -> np.ndarray:
+    """dF/dX of the default F, at one point or at arrays of points: shape (..., 2, 3)."""
+    x, y, z = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (x, y, z)))
+    rows = [[y * z, x * z, x * y], [np.cos(x), 2 * y, -np.exp(z)]]
+    return np.moveaxis(np.array(rows), (0, 1), (-2, -1))
+
+
+AT_DEFAULT = _jacobian(1.0, 2.0, 0.5)  # [[1, 0.5, 2], [cos 1, 4, -exp 0.5]]
+
+
+# ---------------------------------------------------------------- jacobian
+
+def test_jacobian_of_the_default_function(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=jacobian")))
+    np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=1e-6, atol=1e-7)
+    assert outcome.gradients["dF/dX"][1, 0] == pytest.approx(np.cos(1.0), rel=1e-6)
+    assert outcome.values["f"] == pytest.approx(1.0)
+    assert outcome.values["g"] == pytest.approx(np.sin(1.0) + 4 - np.exp(0.5), rel=1e-6)
+    np.testing.assert_array_equal(outcome.values["dF/dX (while_loop)"], outcome.gradients["dF/dX"])
+    assert outcome.analytic["dF/dX"] == "Matrix([[y*z, x*z, x*y], [cos(x), 2*y, -exp(z)]])"
+    names = {c.name for c in outcome.checks}
+    assert {"dF/dX vs SymPy", "dF/dX vs finite differences", "dF/dX: pfor = while_loop",
+            "dF/dX (batch) vs SymPy"} <= names
+    assert {"jacobian_pfor", "jacobian_while_loop", "batch_jacobian"} <= set(outcome.timings)
+
+
+def test_batch_jacobian_at_every_seeded_point(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=jacobian", "scenario.batch=5", "dtype=float64")))
+    points = outcome.inputs["X (batch)"]
+    assert points.shape == (5, 3)
+    offsets = points - [1.0, 2.0, 0.5]
+    assert 0 < np.abs(offsets).max() < 1  # X plus small seeded noise
+    got = outcome.gradients["dF/dX (batch)"]
+    assert got.shape == (5, 2, 3)
+    np.testing.assert_allclose(got, _jacobian(*points.T), rtol=1e-13)
+    assert outcome.values["F (batch)"][:, 0] == pytest.approx(points.prod(axis=1), rel=1e-13)
+    other = run_routine(load("scenario=jacobian", "scenario.batch=5", "dtype=float64", "seed=1"))
+    assert not np.array_equal(other.inputs["X (batch)"], points)
+    np.testing.assert_array_equal(other.gradients["dF/dX"], outcome.gradients["dF/dX"])
+
+
+@pytest.mark.parametrize("compile_mode", ["function", "xla"])
+def test_jacobian_compiled_in_float64(load: Callable[..., Any], compile_mode: str) -> None:
+    outcome = _ok(run_routine(load("scenario=jacobian", "dtype=float64", f"compile={compile_mode}")))
+    np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=1e-14)
+    assert {"jacobian_pfor_repeat", "jacobian_while_loop_repeat", "batch_jacobian_repeat"} <= set(
+        outcome.timings)
+
+
+def test_jacobian_without_a_batch(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=jacobian", "scenario.batch=0")))
+    assert set(outcome.gradients) == {"dF/dX"}
+    assert "batch_jacobian" not in outcome.timings and "X (batch)" not in outcome.inputs
+
+
+def test_jacobian_in_float16_under_xla(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=jacobian", "dtype=float16", "compile=xla")))
+    assert outcome.gradients["dF/dX"].dtype == np.float16
+    np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=2e-3)
+
+
+def test_an_output_that_reads_no_input_has_a_zero_row(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=jacobian", "+scenario.outputs.h=x**2", "scenario.outputs.f=3",
+                                   "dtype=float64")))
+    want = np.array([[0, 0, 0], AT_DEFAULT[1], [2, 0, 0]])
+    np.testing.assert_allclose(outcome.gradients["dF/dX"], want, rtol=1e-14)
+    np.testing.assert_array_equal(outcome.gradients["dF/dX (batch)"][:, 0], 0)
+
+
+# ---------------------------------------------------------------- forward_mode
+
+def test_forward_and_reverse_mode_build_the_same_jacobian(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=forward_mode")))
+    for label in ("dF/dX (forward)", "dF/dX (reverse)"):
+        np.testing.assert_allclose(outcome.gradients[label], AT_DEFAULT, rtol=1e-6, atol=1e-7)
+    names = {c.name for c in outcome.checks}
+    assert {"dF/dX (forward) vs SymPy", "dF/dX (reverse) vs finite differences",
+            "dF/dX: forward = reverse"} <= names
+
+
+def test_the_dot_product_test(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=forward_mode", "scenario.probes=7", "dtype=float64")))
+    values = outcome.values
+    u, v = values["probe u"], values["probe v"]
+    assert u.shape == (7, 3) and v.shape == (7, 2)
+    np.testing.assert_allclose(values["J u"], u @ AT_DEFAULT.T, rtol=1e-13)
+    np.testing.assert_allclose(values["J^T v"], v @ AT_DEFAULT, rtol=1e-13)
+    exact = np.einsum("ki,ij,kj->k", v, AT_DEFAULT, u)  # v^T J u
+    np.testing.assert_allclose(values["<u, J^T v>"], exact, rtol=1e-13)
+    np.testing.assert_allclose(values["<J u, v>"], exact, rtol=1e-13)
+    assert values["|<u, J^T v> - <J u, v>|"].max() < 1e-13
+    probes = [c for c in outcome.checks if c.name.startswith("dot-product test")]
+    assert len(probes) == 7 and all(c.max_abs_err <= c.tol < 1e-8 for c in probes)
+
+
+@pytest.mark.parametrize("compile_mode", ["function", "xla"])
+def test_forward_mode_compiled_in_float64(load: Callable[..., Any], compile_mode: str) -> None:
+    outcome = _ok(run_routine(load("scenario=forward_mode", "dtype=float64", f"compile={compile_mode}")))
+    np.testing.assert_allclose(outcome.gradients["dF/dX (forward)"], AT_DEFAULT, rtol=1e-14)
+    np.testing.assert_allclose(outcome.gradients["dF/dX (reverse)"], AT_DEFAULT, rtol=1e-14)
+
+
+def test_forward_mode_in_float16(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=forward_mode", "dtype=float16", "compile=function")))
+    np.testing.assert_allclose(outcome.gradients["dF/dX (forward)"], AT_DEFAULT, rtol=2e-3)
+
+
+def test_an_infinite_partial_fails_every_check_that_sees_it(load: Callable[..., Any]) -> None:
+    # d sqrt(x - 1)/dx is infinite at x = 1; forward mode multiplies it by the zero
+    # x-component of e_y and e_z, and inf * 0 is NaN. Neither may pass.
+    outcome = run_routine(load("scenario=forward_mode", "scenario.outputs.f='sqrt(x - 1)'"))
+    assert not outcome.passed
+    forward = outcome.gradients["dF/dX (forward)"]
+    assert forward[0, 0] == np.inf and np.isnan(forward[0, 1:]).all()
+    assert outcome.gradients["dF/dX (reverse)"][0, 0] == np.inf
+    failed = {c.name for c in outcome.checks if not c.passed}
+    assert {"dF/dX (forward) finite", "dF/dX (reverse) finite", "dot-product test 0: <u, J^T v> = <J u, v>"
+            } <= failed
+
+
+# ---------------------------------------------------------------- mlp
+
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh,
+    "relu": lambda z: np.where(z.real > 0, z, 0),
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "softplus": lambda z: np.log(1 + np.exp(z)),
+    "linear": lambda z: z,
+}
+
+
+def _complex_step(inputs: dict[str, np.ndarray], activation: str) -> dict[str, np.ndarray]:
+    """Every dloss/dparam of the MLP by the complex step, from the values the run used."""
+    act = _ACTIVATIONS[activation]
+    params = [k for k in inputs if k[0] in "Wb"]
+
+    def loss(values: dict[str, np.ndarray]) -> complex:
+        h = values["x"]
+        for k in range(0, len(params), 2):
+            h = h @ values[params[k]] + values[params[k + 1]]
+            if k < len(params) - 2:
+                h = act(h)
+        return np.mean((h - values["targets"]) ** 2)
+
+    step = 1e-30
+    grads = {}
+    for name in params:
+        flat = np.zeros(inputs[name].size)
+        for i in range(flat.size):
+            bumped = inputs[name].astype(np.complex128).reshape(-1)
+            bumped[i] += 1j * step
+            flat[i] = loss({**inputs, name: bumped.reshape(inputs[name].shape)}).imag / step
+        grads[f"dloss/d{name}"] = flat.reshape(inputs[name].shape)
+    return grads
+
+
+def _inputs64(outcome: Any) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in outcome.inputs.items()}
+
+
+def test_mlp_shapes_labels_and_seeded_data(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=mlp")))
+    assert list(outcome.gradients) == ["dloss/dW1", "dloss/db1", "dloss/dW2", "dloss/db2",
+                                       "dloss/dW3", "dloss/db3"]
+    shapes = {"W1": (4, 16), "b1": (16,), "W2": (16, 16), "b2": (16,), "W3": (16, 1), "b3": (1,)}
+    for name, shape in shapes.items():
+        assert outcome.inputs[name].shape == outcome.gradients[f"dloss/d{name}"].shape == shape
+    assert outcome.inputs["x"].shape == (8, 4) and outcome.inputs["targets"].shape == (8, 1)
+    # Glorot normal: standard deviation sqrt(2 / (fan_in + fan_out)) = sqrt(1/16) for W2.
+    assert np.std(outcome.inputs["W2"]) == pytest.approx(0.25, rel=0.2)
+    assert np.abs(outcome.inputs["b1"]).max() < 0.5
+    names = {c.name for c in outcome.checks}
+    assert {"dloss/dW1 vs backprop", "dloss/db3 vs finite differences"} <= names
+    (curve,) = outcome.figures
+    assert curve.filename == "mlp.png" and list(curve.x) == [1, 2, 3]
+    again = run_routine(load("scenario=mlp"))
+    np.testing.assert_array_equal(again.gradients["dloss/dW1"], outcome.gradients["dloss/dW1"])
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "softplus", "linear"])
+def test_mlp_gradients_equal_the_complex_step_in_float64(load: Callable[..., Any], activation: str) -> None:
+    outcome = _ok(run_routine(load("scenario=mlp", f"scenario.activation={activation}", "dtype=float64",
+                                   "scenario.layers=[3,5,4,2]", "scenario.batch=6")))
+    want = _complex_step(_inputs64(outcome), activation)
+    for label, grad in want.items():
+        np.testing.assert_allclose(outcome.gradients[label], grad, rtol=1e-12, atol=1e-14, err_msg=label)
+    loss = outcome.values["loss"]
+    assert loss > 0 and np.isfinite(loss)
+
+
+def test_mlp_linear_single_layer_is_the_linear_model(load: Callable[..., Any]) -> None:
+    outcome = _ok(run_routine(load("scenario=mlp", "scenario.layers=[3,2]", "dtype=float64")))
+    data = _inputs64(outcome)
+    residual = data["x"] @ data["W1"] + data["b1"] - data["targets"]
+    dy = 2 * residual / residual.size
+    np.testing.assert_allclose(outcome.gradients["dloss/dW1"], data["x"].T @ dy, rtol=1e-13)
+    np.testing.assert_allclose(outcome.gradients["dloss/db1"], dy.sum(axis=0), rtol=1e-13)
+
+
+@pytest.mark.parametrize(("dtype", "compile_mode", "rtol"),
+                         [("float32", "function", 1e-4), ("float32", "xla", 1e-4), ("float16", "xla", 5e-2)])
+def test_mlp_compiled(load: Callable[..., Any], dtype: str, compile_mode: str, rtol: float) -> None:
+    outcome = _ok(run_routine(load("scenario=mlp", f"dtype={dtype}", f"compile={compile_mode}")))
+    want = _complex_step(_inputs64(outcome), "tanh")
+    for label, grad in want.items():
+        assert outcome.gradients[label].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(outcome.gradients[label], grad, rtol=rtol,
+                                   atol=rtol * np.abs(grad).max(), err_msg=label)
+
+
+def test_mlp_large_layers_check_a_sample_by_finite_differences(load: Callable[..., Any]) -> None:
+    run = load("scenario=mlp", "scenario.layers=[4,32,32,1]", "dtype=float64")
+    outcome = _ok(run_routine(run))
+    limit = run.checks.fd_max_elements
+    assert f"dloss/dW2 vs finite differences ({limit} of 1024 elements)" in {c.name for c in outcome.checks}
+
+
+# ---------------------------------------------------------------- the CLI and the snippets
+
+def _cli_ok(run: CliRun) -> dict[str, Any]:
+    assert run.returncode == 0, run.stderr
+    results = run.results
+    assert results["status"] == "ok"
+    assert results["checks"] and all(c["passed"] for c in results["checks"])
+    return results
+
+
+def _snippet_prints_the_gradients(run: CliRun, results: dict[str, Any]) -> None:
+    (run_dir,) = run.run_dirs()
+    snippet = run_dir / "snippet.py"
+    assert "runner" not in snippet.read_text().replace("tape-runner", "")
+    done = subprocess.run([sys.executable, str(snippet)], capture_output=True, text=True, timeout=300,
+                          cwd=run.cwd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == results["gradients"]
+
+
+@pytest.mark.slow
+def test_cli_jacobian_and_its_snippet(cli: Cli) -> None:
+    run = cli("scenario=jacobian")
+    results = _cli_ok(run)
+    np.testing.assert_allclose(results["gradients"]["dF/dX"], AT_DEFAULT, rtol=1e-6, atol=1e-7)
+    points = np.array(results["inputs"]["X (batch)"])
+    assert points.shape == (8, 3)
+    np.testing.assert_allclose(results["gradients"]["dF/dX (batch)"], _jacobian(*points.T), rtol=1e-5)
+    assert {"jacobian_pfor", "jacobian_while_loop"} <= set(results["timings"])
+    _snippet_prints_the_gradients(run, results)
+
+
+@pytest.mark.slow
+def test_cli_forward_mode_and_its_snippet(cli: Cli) -> None:
+    run = cli("scenario=forward_mode", "dtype=float64")
+    results = _cli_ok(run)
+    for label in ("dF/dX (forward)", "dF/dX (reverse)"):
+        np.testing.assert_allclose(results["gradients"][label], AT_DEFAULT, rtol=1e-14)
+    assert len(results["values"]["<u, J^T v>"]) == 4
+    np.testing.assert_allclose(results["values"]["<u, J^T v>"], results["values"]["<J u, v>"], rtol=1e-13)
+    _snippet_prints_the_gradients(run, results)
+
+
+@pytest.mark.slow
+def test_cli_mlp_and_its_snippet(cli: Cli) -> None:
+    run = cli("scenario=mlp")
+    results = _cli_ok(run)
+    inputs = {k: np.array(v, dtype=np.float64) for k, v in results["inputs"].items()}
+    for label, grad in _complex_step(inputs, "tanh").items():
+        np.testing.assert_allclose(results["gradients"][label], grad, rtol=1e-4,
+                                   atol=1e-4 * np.abs(grad).max(), err_msg=label)
+    assert results["plots"] == ["mlp.png"]
+    assert (Path(run.run_dirs()[0]) / "mlp.png").read_bytes()[:4] == b"\x89PNG"
+    _snippet_prints_the_gradients(run, results)
