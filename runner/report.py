@@ -69,10 +69,11 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
-def _function(scenario: dict[str, Any]) -> str:
+def _function(scenario: dict[str, Any], labels: list[str]) -> str:
     """What was differentiated, in one line, whichever routine ran."""
     if "function" in scenario:
-        return f"{scenario.get('target') or 'y'} = {scenario['function']}"
+        target = labels[0][1:].split("/")[0] if labels and "/" in labels[0] else "y"
+        return f"{target} = {scenario['function']}"
     for key in ("targets", "outputs"):
         if key in scenario:
             return "; ".join(f"{name} = {text}" for name, text in scenario[key].items())
@@ -93,7 +94,7 @@ def sections(results: dict[str, Any]) -> list[Section]:
     if scenario.get("description"):
         out[0].blocks.append(("p", scenario["description"]))
 
-    function = Section("Function", [("code", _function(scenario))])
+    function = Section("Function", [("code", _function(scenario, list(results.get("gradients") or {})))])
     if results.get("analytic"):
         function.blocks.append(("table", (["gradient", "analytic derivative"],
                                           list(results["analytic"].items()))))
@@ -106,6 +107,9 @@ def sections(results: dict[str, Any]) -> list[Section]:
                  value_text(c["tol"]), c.get("detail", "")] for c in results["checks"]]
         out.append(Section("Checks", [("table", (["check", "passed", "max abs error", "tolerance",
                                                    "detail"], rows))]))
+    if results.get("values"):
+        rows = [[name, value_text(v)] for name, v in results["values"].items()]
+        out.append(Section("Values", [("table", (["value", ""], rows))]))
     if results.get("reference_error"):
         config_dtype = (results.get("config") or {}).get("dtype")
         rows = [[label, value_text(err)] for label, err in results["reference_error"].items()]

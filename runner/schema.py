@@ -393,6 +393,8 @@ def _check_scenario(scenario: Scenario) -> None:
         _check_inputs(scenario)
         if isinstance(scenario, HessianScenario):
             _require_values(scenario.inputs)
+            if not (_finite(scenario.damping) and scenario.damping >= 0):
+                raise ConfigError(f"scenario.damping must be a finite number >= 0, got {scenario.damping}")
         _parse(scenario.function, scenario.inputs, "scenario.function")
     elif isinstance(scenario, StopGradientScenario):
         _parse(scenario.function, ["x"], "scenario.function")

@@ -22,7 +22,17 @@ tf.config.experimental.enable_op_determinism()
 """
 
 FOOTER = """\
-print(json.dumps({k: None if g is None else g.numpy().tolist() for k, g in gradients.items()}))
+
+def plain(value):
+    \"\"\"NaN and infinities as results.json writes them.\"\"\"
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and (value != value or abs(value) == float("inf")):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+print(json.dumps({k: None if g is None else plain(g.numpy().tolist()) for k, g in gradients.items()}))
 """
 
 

@@ -1,0 +1,191 @@
+"""``higher_order``: the n-th derivative, by nesting n tapes.
+
+``tape.gradient`` is itself made of TensorFlow operations, so a tape that is
+still open while an inner tape takes its gradient records that gradient too, and
+can differentiate it again. Nesting ``order`` tapes gives dy/dx, d2y/dx2, ...,
+each from the one below it. Every tape watches the input explicitly, so the
+input's ``kind`` and ``watch`` settings change nothing here.
+
+Once a derivative no longer depends on x (the third derivative of x*x*x is the
+constant 6), the next tape finds no path from it to x and returns None, not 0.
+The true derivative is 0, which is what
+``unconnected_gradients=tf.UnconnectedGradients.ZERO`` returns; the routine
+records where that happened. With a linspace input the function is elementwise,
+so each gradient of the sum is the derivative at every point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from runner import expr, snippets
+from runner.checks import compare, finite, finite_differences
+from runner.result import Curve, Outcome
+from runner.routines import register
+from runner.routines.calculus import at_inputs, compile_lines, explain_range, fresh_names, label, target_name
+from runner.routines.support import check_dtype, tf_dtype, timed_step
+from runner.schema import HigherOrderScenario, RunConfig
+from runner.tfenv import tf
+
+PLOT_POINTS = 201
+PLOT_HALF_WIDTH = 2.0  # a value input is plotted over [x - 2, x + 2]
+
+Function = Callable[[tf.Tensor], tf.Tensor]
+
+
+def derivatives(x: tf.Tensor, fn: Function, order: int) -> tuple[list[tf.Tensor], list[bool]]:
+    """[f(x), f'(x), ..., the order-th derivative], and whether each tape found a path to x.
+
+    The tape opened here stays open while every tape inside it takes its gradient.
+    """
+    if order == 0:
+        return [fn(x)], []
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        lower, connected = derivatives(x, fn, order - 1)
+    top = tape.gradient(lower[-1], x)
+    # None: lower[-1] no longer depends on x. Its derivative is 0, as UnconnectedGradients.ZERO has it.
+    return [*lower, tf.zeros_like(x) if top is None else top], [*connected, top is not None]
+
+
+def _function(tree: expr.Expr, name: str, dtype: tf.DType) -> Function:
+    backend = expr.TensorFlowBackend(dtype)
+    return lambda x: expr.evaluate(tree, {name: x}, backend)
+
+
+@register("higher_order")
+def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
+    import sympy as sp
+
+    ((name, spec),) = scenario.inputs.items()
+    target = target_name(scenario.inputs)
+    # f and its derivatives, in order: y, dy/dx, d2y/dx2, ...
+    names = [target, *(label(target, name, k) for k in range(1, scenario.order + 1))]
+    tree = expr.parse(scenario.function, [name])
+    sympy = expr.SymPyBackend()
+    symbols = sympy.symbols([name])
+    symbolic = [sp.diff(expr.evaluate(tree, symbols, sympy), symbols[name], k)
+                for k in range(scenario.order + 1)]
+    fn = _function(tree, name, tf_dtype(run))
+
+    @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow to convert
+    def step(x: tf.Tensor) -> tuple[list[tf.Tensor], list[bool]]:
+        return derivatives(x, fn, scenario.order)
+
+    x = tf.constant(spec.array(), tf_dtype(run))
+    outcome = Outcome(snippet=snippet(scenario, name, names, run))
+    (found, connected), outcome.timings = timed_step(step, run, x)
+    outcome.inputs = {name: x.numpy()}
+    outcome.values = {target: found[0].numpy()}
+    for k, (value, linked) in enumerate(zip(found[1:], connected, strict=True), start=1):
+        outcome.gradients[names[k]] = value.numpy()
+        outcome.analytic[names[k]] = str(symbolic[k])
+        if not bool(linked):
+            outcome.notes[names[k]] = (
+                f"tape.gradient returned None: {names[k - 1]} no longer depends on {name}, so this "
+                f"tape had no path from it to {name}. The derivative is 0, which is what "
+                "unconnected_gradients=tf.UnconnectedGradients.ZERO returns.")
+
+    started = time.perf_counter()
+    _check(outcome, tree, symbols, symbolic, names, x, run)
+    outcome.timings["checks"] = time.perf_counter() - started
+    if run.plots:
+        started = time.perf_counter()
+        outcome.figures.append(_curve(scenario, outcome, tree, symbols, symbolic, names, found, run))
+        outcome.timings["plot_points"] = time.perf_counter() - started
+    return outcome
+
+
+def _check(outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any], symbolic: list[Any],
+           names: list[str], x: tf.Tensor, run: RunConfig) -> None:
+    """Order k against SymPy's k-th derivative, and against finite differences of the tape's (k-1)-th."""
+    tolerances = run.tolerances()
+    (name,) = symbols
+    wide_fn = _function(tree, name, check_dtype(run))
+    wide_x = tf.cast(x, check_dtype(run))
+    found = [outcome.values[names[0]], *(outcome.gradients[label] for label in names[1:])]
+    for k, (got, exact) in enumerate(zip(found, symbolic, strict=True)):
+        want = at_inputs(exact, symbols, outcome.inputs, got.shape)
+        outcome.checks.append(explain_range(finite(f"{names[k]} finite", got), want, run.dtype))
+        if k and run.checks.analytic:
+            outcome.checks.append(compare(f"{names[k]} vs SymPy", got, want, tolerances.analytic))
+        if k and run.checks.finite_differences:
+            def below(t: tf.Tensor, k: int = k) -> tf.Tensor:
+                return derivatives(t, wide_fn, k - 1)[0][-1]
+
+            # Two evaluations and one backward pass per point: for a linspace, trace the nest once and
+            # run it as a graph, rather than rebuild it eagerly each time (for one point, eager is faster).
+            fd_fn = tf.function(below, autograph=False) if wide_x.shape.num_elements() > 1 else below
+            (fd,) = finite_differences(fd_fn, [wide_x], tolerances.delta)
+            outcome.checks.append(compare(f"{names[k]} vs finite differences of the tape's {names[k - 1]}",
+                                          got, fd, tolerances.finite_differences))
+
+
+def _curve(scenario: HigherOrderScenario, outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any],
+           symbolic: list[Any], names: list[str], found: list[tf.Tensor], run: RunConfig) -> Curve:
+    """f and its derivatives: over the linspace itself, or around a single value (evaluated again)."""
+    (name,) = symbols
+    spec = scenario.inputs[name]
+    if spec.linspace is None:
+        grid = tf.constant(np.linspace(spec.value - PLOT_HALF_WIDTH, spec.value + PLOT_HALF_WIDTH,
+                                       PLOT_POINTS), tf_dtype(run))
+        found, _ = derivatives(grid, _function(tree, name, tf_dtype(run)), scenario.order)
+        axis = np.asarray(grid.numpy(), np.float64)
+    else:
+        axis = np.asarray(outcome.inputs[name], np.float64)
+    curves = [np.broadcast_to(np.asarray(v, np.float64), axis.shape) for v in found]
+    explained = False
+    for k in range(1, len(names)):
+        bad = ~np.isfinite(curves[k])
+        if not bad.any():
+            continue
+        at = axis[bad][0]
+        exact = float(at_inputs(symbolic[k], symbols, {name: at}, ()))
+        note = (f"Not finite at {int(bad.sum())} of the plot's {axis.size} points, first at "
+                f"{name}={at:g}, where SymPy's value is {exact:g}; the plot leaves gaps.")
+        if np.isfinite(exact) and not explained:
+            note += (" TensorFlow's derivative graph meets 0*inf there: x**3 is differentiated as "
+                     "3*x**2, 6*x**1, 6*x**0, and the next order as 0*x**-1, NaN at x=0.")
+            explained = True
+        outcome.notes[names[k]] = " ".join(filter(None, [outcome.notes.get(names[k]), note]))
+    series = {f"{names[0]} = {scenario.function}": curves[0], **dict(zip(names[1:], curves[1:], strict=True))}
+    return Curve(f"{scenario.name}.png", f"{scenario.function} and its first {scenario.order} derivatives",
+                 name, axis, series)
+
+
+def snippet(scenario: HigherOrderScenario, name: str, names: list[str], run: RunConfig) -> str:
+    """Nested tapes as a plain script, printing the same derivatives."""
+    nested, order, lower, step, found = fresh_names(("derivatives", "order", "lower", "step", "found"),
+                                                    [name])
+    code = expr.evaluate(expr.parse(scenario.function, [name]), {name: expr.Code(name)},
+                         expr.CodeBackend(run.dtype))
+    return "\n".join([
+        snippets.HEADER,
+        f"{name} = tf.constant({snippets._value(scenario.inputs[name])}, tf.{run.dtype})",
+        "",
+        "",
+        f"def {nested}({name}, {order}):",
+        f'    """[{", ".join(names[:3])}, ...]: each tape stays open while the ones inside it '
+        'take their gradients."""',
+        f"    if {order} == 0:",
+        f"        return [{code}]  # {scenario.function}",
+        "    with tf.GradientTape() as tape:",
+        f"        tape.watch({name})",
+        f"        {lower} = {nested}({name}, {order} - 1)",
+        f"    return [*{lower}, tape.gradient({lower}[-1], {name}, "
+        "unconnected_gradients=tf.UnconnectedGradients.ZERO)]",
+        "",
+        "",
+        f"def {step}({name}):",
+        f"    return {nested}({name}, {scenario.order})",
+        "",
+        "",
+        *compile_lines(step, run.compile),
+        f"_, *{found} = {step}({name})",
+        f"gradients = dict(zip({names[1:]!r}, {found}))",
+        snippets.FOOTER,
+    ])
