@@ -108,8 +108,8 @@ def sections(results: dict[str, Any]) -> list[Section]:
         out.append(Section("Checks", [("table", (["check", "passed", "max abs error", "tolerance",
                                                    "detail"], rows))]))
     if results.get("values"):
-        rows = [[name, value_text(v)] for name, v in results["values"].items()]
-        out.append(Section("Values", [("table", (["value", ""], rows))]))
+        rows = [[name, value_text(v), notes.get(name, "")] for name, v in results["values"].items()]
+        out.append(Section("Values", [("table", (["value", "", "note"], rows))]))
     if results.get("reference_error"):
         config_dtype = (results.get("config") or {}).get("dtype")
         rows = [[label, value_text(err)] for label, err in results["reference_error"].items()]

@@ -517,7 +517,7 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
         params = sum(a * b + b for a, b in itertools.pairwise(scenario.layers))
         parts["tape"] = 2 * item * (params + 3 * scenario.batch * sum(scenario.layers))
         fd = 2 * 8 * min(params, limit)
-    elif texts := _expressions(scenario):
+    elif (texts := _expressions(scenario)) and hasattr(scenario, "inputs"):
         names = [*scenario.inputs, *getattr(scenario, "targets", {})]
         nodes = sum(expr.size(expr.parse(text, names)) for text in texts)
         n = max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())

@@ -1,0 +1,130 @@
+"""``control_flow``: Python if/for and tf.while_loop inside the tape.
+
+The tape records operations, not programs. Python control flow runs before the
+tape sees anything: an ``if`` picks one formula and only its ops are recorded, so
+the gradient is the derivative of the branch taken; a ``for`` loop simply
+records its body once per iteration. ``tf.while_loop`` is one op whose gradient
+replays the body's gradients backwards. Either way, y = x**(steps+1) built by
+multiplication has the derivative (steps+1) x**steps. (Under tf.function,
+AutoGraph turns an ``if`` on a tensor into ``tf.cond``; the gradient still follows
+the branch taken.)
+"""
+
+import time
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from runner.result import Outcome
+from runner.routines import register
+from runner.routines.catalogue import Arg, Call, Raw, run_case, selected, snippet, verify
+from runner.schema import ControlFlowScenario, RunConfig
+from runner.tfenv import tf
+
+
+def branch(x: tf.Tensor) -> tf.Tensor:
+    if x > 0:  # Python decides; the tape records only the branch that runs
+        return x ** 2
+    return -x ** 3
+
+
+def power_by_for(x: tf.Tensor, steps: int) -> tf.Tensor:
+    y = x
+    for _ in range(steps):
+        y = y * x  # one recorded multiplication per iteration
+    return y
+
+
+def power_by_while_loop(x: tf.Tensor, steps: int) -> tf.Tensor:
+    _, y = tf.while_loop(lambda i, y: i < steps, lambda i, y: (i + 1, y * x), (tf.constant(0), x),
+                         maximum_iterations=max(steps, 1))  # a bound lets XLA differentiate the loop
+    return y
+
+
+def python_if(x: tf.Variable, minus_x: tf.Variable) -> dict[str, tf.Tensor | None]:
+    with tf.GradientTape(persistent=True) as tape:
+        at_x = branch(x)
+        at_minus_x = branch(minus_x)
+    return {"dy/dx (python_if at x)": tape.gradient(at_x, x),
+            "dy/dx (python_if at -x)": tape.gradient(at_minus_x, minus_x)}
+
+
+def python_for(x: tf.Variable, steps: int) -> dict[str, tf.Tensor | None]:
+    with tf.GradientTape() as tape:
+        y = power_by_for(x, steps)
+    return {"dy/dx (python_for)": tape.gradient(y, x)}
+
+
+def while_loop(x: tf.Variable, steps: int) -> dict[str, tf.Tensor | None]:
+    with tf.GradientTape() as tape:
+        y = power_by_while_loop(x, steps)
+    return {"dy/dx (while_loop)": tape.gradient(y, x)}
+
+
+@register("control_flow")
+def run(scenario: ControlFlowScenario, run: RunConfig) -> Outcome:
+    cases = selected("control_flow", scenario.case)
+    x, minus_x = Arg(float(scenario.x)), Arg(-float(scenario.x))
+    steps = Raw(scenario.steps, repr(scenario.steps))
+    calls = {"python_if": Call(python_if, [x, minus_x]), "python_for": Call(python_for, [x, steps]),
+             "while_loop": Call(while_loop, [x, steps])}
+    chosen = [calls[c] for c in cases]
+    outcome = Outcome(snippet=snippet(run, chosen, helpers=[branch, power_by_for, power_by_while_loop]))
+    found: dict[str, Any] = {}
+    for call in chosen:
+        found.update(run_case(outcome, call, run))
+
+    started = time.perf_counter()
+    value = x.held(run.dtype)
+    outcome.inputs = {"x": value, "steps": np.asarray(scenario.steps)}
+    symbol = sp.Symbol("x", real=True)
+    if "python_if" in cases:
+        for label, at in (("dy/dx (python_if at x)", value), ("dy/dx (python_if at -x)", -value)):
+            _check_branch(outcome, label, found[label], float(at), symbol, run)
+    power = symbol ** (scenario.steps + 1)
+    for case, loop in (("python_for", power_by_for), ("while_loop", power_by_while_loop)):
+        if case not in cases:
+            continue
+        label = f"dy/dx ({case})"
+        derivative = sp.diff(power, symbol)
+        outcome.analytic[label] = f"d({power})/dx = {derivative}"
+        outcome.notes[label] = _loop_note(case, scenario.steps, float(value))
+        verify(outcome, label, found[label], _at(derivative, symbol, value), run,
+               fd=(lambda t, loop=loop: loop(t, scenario.steps), value))
+    outcome.timings["checks"] = time.perf_counter() - started
+    return outcome
+
+
+def _check_branch(outcome: Outcome, label: str, got: Any, at: float, symbol: sp.Symbol,
+                  run: RunConfig) -> None:
+    """The branch taken at ``at``, its SymPy derivative, and differences of the Python function."""
+    taken = symbol ** 2 if at > 0 else -symbol ** 3
+    derivative = sp.diff(taken, symbol)
+    want = _at(derivative, symbol, at)
+    outcome.analytic[label] = f"d({taken})/dx = {derivative}"
+    condition = f"x = {at:g} {'>' if at > 0 else '<='} 0"
+    outcome.notes[label] = (
+        f"{condition}, so the if ran y = {taken} and the tape recorded only that branch: "
+        f"dy/dx = {derivative} = {want:g}. The other branch's formula never reached the tape.")
+    delta = run.tolerances().delta
+    straddles = abs(at) <= delta  # central differences at x +- delta would mix the two branches
+    if straddles:
+        outcome.notes[label] += " Finite differences are skipped: x is within delta of the branch point 0."
+    verify(outcome, label, got, want, run, fd=None if straddles else (branch, at))
+
+
+def _at(derivative: sp.Expr, symbol: sp.Symbol, at: Any) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.asarray(sp.lambdify(symbol, derivative, "numpy")(np.asarray(at, dtype=np.float64)),
+                          dtype=np.float64)
+
+
+def _loop_note(case: str, steps: int, x: float) -> str:
+    how = (f"The Python for loop ran before the tape saw anything and left {steps} recorded "
+           "multiplications y = y * x"
+           if case == "python_for" else
+           f"tf.while_loop recorded the loop as one op that ran its body {steps} times, and its gradient "
+           "replays the body's gradient backwards once per iteration")
+    return (f"{how}; y = x**{steps + 1}, so the chain rule through every multiplication gives "
+            f"dy/dx = {steps + 1} x**{steps} at x = {x:g}.")

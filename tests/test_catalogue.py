@@ -1,0 +1,308 @@
+"""The catalogue of blocked gradients: stop_gradient, custom_gradient, unconnected, pitfalls, control_flow.
+
+Each expected number is the mathematics (f' of x**2 at 3 is 6, sigmoid(100) is 1,
+...), and each None, NaN or inf is the documented TensorFlow behaviour the case teaches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runner.routines import run_routine
+from runner.schema import CASES
+
+Load = Callable[..., Any]
+NAN, INF = "NaN", "+inf"
+
+
+def _ok(outcome: Any) -> Any:
+    assert outcome.checks, "every run verifies something"
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    for label, g in outcome.gradients.items():  # a NaN or inf lesson lives in values, never here
+        assert g is None or np.isfinite(np.asarray(g, dtype=np.float64)).all(), label
+    for label in [*outcome.gradients, *(k for k in outcome.values if k.startswith("d"))]:
+        assert outcome.notes.get(label), f"{label} has no note"
+    return outcome
+
+
+def _sigmoid(x: Any) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+# stop_gradient ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compile_mode", ["eager", "function"])
+def test_hiding_the_second_copy_halves_the_gradient(load: Load, compile_mode: str) -> None:
+    outcome = _ok(run_routine(load("scenario=stop_gradient", f"compile={compile_mode}")))
+    assert outcome.gradients == {"dy/dx (without)": 12.0, "dy/dx (stop_gradient)": 6.0,  # 2*2x, 2x
+                                 "dy/dx (stop_recording)": 6.0, "dy/dx (reset)": 6.0}
+    assert {k: float(v) for k, v in outcome.values.items()} == {
+        "y (without)": 18.0, "y (stop_gradient)": 18.0, "y (stop_recording)": 18.0, "y (reset)": 18.0}
+    assert outcome.analytic["dy/dx (stop_gradient)"] == "d(x**2)/dx = 2*x"
+    assert "tape.reset()" in outcome.notes["dy/dx (reset)"]
+
+
+@pytest.mark.parametrize("case", CASES["stop_gradient"])
+def test_each_stop_gradient_case_alone(load: Load, case: str) -> None:
+    outcome = _ok(run_routine(load("scenario=stop_gradient", f"scenario.case={case}",
+                                   "scenario.function='sin(x)'", "scenario.x=0.5", "dtype=float64")))
+    assert set(outcome.gradients) == {"dy/dx (without)", f"dy/dx ({case})"}
+    assert outcome.gradients["dy/dx (without)"] == pytest.approx(2 * math.cos(0.5), rel=1e-12)
+    assert outcome.gradients[f"dy/dx ({case})"] == pytest.approx(math.cos(0.5), rel=1e-12)
+    assert any(c.name == f"dy/dx ({case}) vs finite differences" for c in outcome.checks)
+
+
+def test_stop_gradient_of_a_constant_function_is_none(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=stop_gradient", "scenario.function=2.0")))
+    assert set(outcome.gradients.values()) == {None}
+    assert "does not read x" in outcome.notes["dy/dx (reset)"]
+
+
+# custom_gradient -------------------------------------------------------------------------------
+
+
+def test_plain_softplus_gradient_is_nan_at_100_in_float32(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=custom_gradient", "scenario.case=log1pexp")))
+    x = [-100.0, -10.0, 0.0, 10.0, 100.0]
+    np.testing.assert_allclose(outcome.gradients["dy/dx (log1pexp)"], _sigmoid(x), rtol=1e-6, atol=1e-7)
+    assert outcome.gradients["dy/dx (log1pexp)"][-1] == 1.0
+    assert set(outcome.gradients) == {"dy/dx (log1pexp)"}  # the NaN is a value, not a gradient
+    plain = outcome.values["dy/dx (plain)"]
+    assert np.isnan(plain[-1]) and np.isfinite(plain[:-1]).all()
+    np.testing.assert_allclose(plain[:-1], _sigmoid(x[:-1]), rtol=1e-6, atol=1e-7)
+    assert np.isinf(outcome.values["y (plain)"][-1]) and outcome.values["y (log1pexp)"][-1] == 100.0
+    (expected,) = [c for c in outcome.checks if c.name.endswith("(expected)")]
+    assert "x = 100" in expected.name and "float32" in expected.name
+    assert "inf * 0 is NaN" in outcome.notes["dy/dx (plain)"]
+
+
+def test_plain_softplus_is_fine_in_float64_below_709(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=custom_gradient", "scenario.case=log1pexp", "dtype=float64",
+                                   "compile=function")))
+    x = [-100.0, -10.0, 0.0, 10.0, 100.0]
+    for label in ("dy/dx (plain)", "dy/dx (log1pexp)"):
+        np.testing.assert_allclose(outcome.gradients[label], _sigmoid(x), rtol=1e-12, atol=1e-300)
+    assert "709.8" in outcome.notes["dy/dx (plain)"]
+
+
+@pytest.mark.parametrize(("dtype", "compile_mode"), [("float32", "eager"), ("float64", "function")])
+def test_clipped_gradient_has_norm_clip_norm_and_the_raw_direction(
+        load: Load, dtype: str, compile_mode: str) -> None:
+    outcome = _ok(run_routine(load("scenario=custom_gradient", "scenario.case=clip_by_norm",
+                                   "scenario.clip_norm=0.5", f"dtype={dtype}", f"compile={compile_mode}")))
+    raw = np.asarray(outcome.gradients["dloss/dv (raw)"], dtype=np.float64)
+    clipped = np.asarray(outcome.gradients["dloss/dv (clipped)"], dtype=np.float64)
+    rtol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(raw, 2 * outcome.inputs["v"], rtol=rtol)  # d sum(v**2)/dv
+    assert np.linalg.norm(raw) == pytest.approx(10 * 0.5, rel=rtol)
+    assert np.linalg.norm(clipped) == pytest.approx(0.5, rel=rtol)
+    np.testing.assert_allclose(clipped, raw / 10, rtol=rtol)
+    assert float(outcome.values["loss"]) == pytest.approx(np.sum(outcome.inputs["v"] ** 2), rel=rtol)
+
+
+# unconnected -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("dtype", "compile_mode"), [("float32", "eager"), ("float64", "function")])
+def test_unconnected_none_or_zero(load: Load, dtype: str, compile_mode: str) -> None:
+    outcome = _ok(run_routine(load("scenario=unconnected", f"dtype={dtype}", f"compile={compile_mode}")))
+    assert outcome.gradients == {"dz/dx (NONE)": None, "dz/dx (ZERO)": 0.0, "dz/dy": 6.0}
+    assert "does not depend on x" in outcome.notes["dz/dx (NONE)"]
+    assert outcome.analytic["dz/dy"] == "d(y**2)/dy = 2*y"
+    assert {"dz/dy vs SymPy", "dz/dy vs finite differences", "dz/dx (NONE) is None (expected)"} <= {
+        c.name for c in outcome.checks}
+
+
+def test_read_but_unwatched_constant_gives_none_and_a_zero_that_is_not_the_derivative(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=unconnected", "scenario.inputs.y.kind=constant")))
+    assert outcome.gradients["dz/dy (NONE)"] is None and outcome.gradients["dz/dy (ZERO)"] == 0.0
+    assert "tape.watch(y)" in outcome.notes["dz/dy (NONE)"]
+    assert "not zero" in outcome.notes["dz/dy (ZERO)"]
+
+
+def test_unconnected_target_avoids_an_input_named_z(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=unconnected", "+scenario.inputs.z.value=2.0",
+                                   "scenario.function='y*z'")))
+    assert outcome.gradients == {"dz1/dx (NONE)": None, "dz1/dx (ZERO)": 0.0, "dz1/dy": 2.0, "dz1/dz": 3.0}
+
+
+# pitfalls --------------------------------------------------------------------------------------
+
+PITFALLS: dict[str, dict[str, Any]] = {  # label -> what TensorFlow returns, eagerly
+    "variable_replaced": {"dy/dx (x = x + 1)": None, "dy/dx (x.assign_add(1))": 6.0},  # 2x at 3
+    "numpy_detour": {"dy/dx (through NumPy)": None, "dy/dx (tf.square)": 6.0},
+    "integer_dtype": {"dy/dn (int32)": None, "dy/dx (float)": 6.0},
+    "stateful_op": {"dy/dx (through v.assign)": None, "dy/dv (through v.assign)": 2.0,
+                    "dy/dx (direct)": 12.0},  # d(2x**2)/dx = 4x
+    "branch_not_taken": {"dy/da (branch taken)": 3.0, "dy/db (branch not taken)": None,
+                         "dy/dx (tf.cond)": 2.0},  # y = a*x with x = 3, a = 2
+    "sqrt_at_zero": {"dy/dx (sqrt at 0)": INF},  # 1/(2 sqrt(0))
+    "norm_at_zero": {"dy/dx (norm at 0)": [NAN, NAN]},  # 0/0
+    "where_nan": {"dy/dx (tf.where, x ** 0.5)": NAN, "dy/dx (tf.where, tf.sqrt)": 0.0},
+    "where_nan_fixed": {"dy/dx (double tf.where, x ** 0.5)": 0.0, "dy/dx (double tf.where, tf.sqrt)": 0.0},
+}
+
+
+def _matches(got: Any, want: Any) -> bool:
+    if want is None:
+        return got is None
+    array = np.asarray(got, dtype=np.float64)
+    if isinstance(want, list):
+        return all(_matches(g, w) for g, w in zip(array, want, strict=True))
+    return {NAN: bool(np.isnan(array)), INF: bool(np.isposinf(array))}.get(want, array == want)
+
+
+def _pitfall_results(outcome: Any) -> dict[str, Any]:
+    return {**outcome.gradients, **outcome.values}
+
+
+@pytest.mark.parametrize("case", CASES["pitfalls"])
+def test_each_pitfall_alone(load: Load, case: str) -> None:
+    outcome = _ok(run_routine(load("scenario=pitfalls", f"scenario.case={case}")))
+    found = _pitfall_results(outcome)
+    assert set(found) == set(PITFALLS[case])
+    for label, want in PITFALLS[case].items():
+        assert _matches(found[label], want), (label, found[label])
+        if want in (NAN, INF) or isinstance(want, list):
+            assert label in outcome.values and label not in outcome.gradients
+            expected = NAN if isinstance(want, list) else want
+            assert any(c.name == f"{label} is {expected} (expected)" and c.passed for c in outcome.checks)
+        if want is None:
+            assert any(c.name == f"{label} is None (expected)" and c.passed for c in outcome.checks)
+
+
+def test_integer_pitfall_records_tensorflows_warning(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=pitfalls", "scenario.case=integer_dtype")))
+    assert "must be floating" in outcome.notes["dy/dn (int32)"]
+
+
+def test_all_pitfalls_under_tf_function_in_float64(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=pitfalls", "dtype=float64", "compile=function")))
+    found = _pitfall_results(outcome)
+    graph = {**{k: v for case in PITFALLS.values() for k, v in case.items()},
+             "dy/db (branch not taken)": 0.0}  # tf.cond in a graph: both branches exist, zero, not None
+    assert set(found) == set(graph)
+    for label, want in graph.items():
+        assert _matches(found[label], want), (label, found[label])
+    assert "compile=function" in outcome.notes["dy/db (branch not taken)"]
+    assert "ran eagerly" in outcome.notes["dy/dx (through NumPy)"]
+    assert "numpy_detour tape_repeat" not in outcome.timings and "where_nan tape_repeat" in outcome.timings
+
+
+def test_where_nan_under_xla_poisons_tf_sqrt_too(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=pitfalls", "scenario.case=where_nan", "compile=xla")))
+    assert outcome.gradients == {}
+    assert np.isnan(outcome.values["dy/dx (tf.where, tf.sqrt)"])
+    assert np.isnan(outcome.values["dy/dx (tf.where, x ** 0.5)"])
+
+
+# control_flow ----------------------------------------------------------------------------------
+
+CONTROL_FLOW = {"dy/dx (python_if at x)": 6.0, "dy/dx (python_if at -x)": -27.0,  # 2x; -3x**2
+                "dy/dx (python_for)": 108.0, "dy/dx (while_loop)": 108.0}  # 4x**3 at 3
+
+
+@pytest.mark.parametrize("case", CASES["control_flow"])
+def test_each_control_flow_case_alone(load: Load, case: str) -> None:
+    outcome = _ok(run_routine(load("scenario=control_flow", f"scenario.case={case}")))
+    assert outcome.gradients == {k: v for k, v in CONTROL_FLOW.items() if case in k}
+
+
+def test_control_flow_in_float64_under_tf_function(load: Load) -> None:
+    x, steps = -1.5, 5
+    outcome = _ok(run_routine(load("scenario=control_flow", f"scenario.x={x}", f"scenario.steps={steps}",
+                                   "dtype=float64", "compile=function")))
+    assert outcome.gradients["dy/dx (python_if at x)"] == pytest.approx(-3 * x**2, rel=1e-12)  # x <= 0
+    assert outcome.gradients["dy/dx (python_if at -x)"] == pytest.approx(2 * -x, rel=1e-12)  # -x > 0
+    for label in ("dy/dx (python_for)", "dy/dx (while_loop)"):
+        assert outcome.gradients[label] == pytest.approx((steps + 1) * x**steps, rel=1e-12)
+    assert outcome.analytic["dy/dx (python_for)"] == "d(x**6)/dx = 6*x**5"
+
+
+def test_control_flow_with_no_steps_and_the_branch_point(load: Load) -> None:
+    outcome = _ok(run_routine(load("scenario=control_flow", "scenario.x=0", "scenario.steps=0")))
+    assert {k: float(v) for k, v in outcome.gradients.items()} == {
+        "dy/dx (python_if at x)": 0.0, "dy/dx (python_if at -x)": 0.0,
+        "dy/dx (python_for)": 1.0, "dy/dx (while_loop)": 1.0}  # y = x
+    assert "skipped" in outcome.notes["dy/dx (python_if at x)"]
+
+
+# the CLI and the snippets ------------------------------------------------------------------------
+
+SCENARIOS = ("stop_gradient", "custom_gradient", "unconnected", "pitfalls", "control_flow")
+SNIPPET_RUNNER = """
+import contextlib, io, json, runpy, sys
+for path in sys.argv[1:]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(path, run_name="__main__")
+    print(json.dumps({"path": path, "gradients": json.loads(out.getvalue())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The five scenarios as one CLI multirun (one TensorFlow start-up): scenario -> run directory."""
+    cwd = tmp_path_factory.mktemp("catalogue")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    done = subprocess.run([sys.executable, "-m", "runner", "-m", f"scenario={','.join(SCENARIOS)}"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    dirs = {json.loads(p.read_text())["scenario"]: p.parent for p in cwd.glob("outputs/**/results.json")}
+    assert set(dirs) == set(SCENARIOS)
+    return dirs
+
+
+CLI_GRADIENTS: dict[str, dict[str, Any]] = {
+    "stop_gradient": {"dy/dx (without)": 12.0, "dy/dx (stop_gradient)": 6.0,
+                      "dy/dx (stop_recording)": 6.0, "dy/dx (reset)": 6.0},
+    "unconnected": {"dz/dx (NONE)": None, "dz/dx (ZERO)": 0.0, "dz/dy": 6.0},
+    "pitfalls": {k: v for case in PITFALLS.values() for k, v in case.items() if v not in (NAN, INF)
+                 and not isinstance(v, list)},
+    "control_flow": CONTROL_FLOW,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_cli_run_is_ok(sweep: dict[str, Path], scenario: str) -> None:
+    results = json.loads((sweep[scenario] / "results.json").read_text())
+    assert results["status"] == "ok" and all(c["passed"] for c in results["checks"])
+    assert results["snippet"] and (sweep[scenario] / "snippet.py").exists()
+    if scenario == "custom_gradient":
+        x = [-100.0, -10.0, 0.0, 10.0, 100.0]
+        np.testing.assert_allclose(results["gradients"]["dy/dx (log1pexp)"], _sigmoid(x), atol=1e-7)
+        assert results["values"]["dy/dx (plain)"][-1] == "NaN"
+        assert np.linalg.norm(results["gradients"]["dloss/dv (clipped)"]) == pytest.approx(1.0, rel=1e-6)
+    else:
+        assert results["gradients"] == CLI_GRADIENTS[scenario]
+    if scenario == "pitfalls":
+        assert results["values"]["dy/dx (sqrt at 0)"] == "Infinity"
+        assert results["values"]["dy/dx (norm at 0)"] == ["NaN", "NaN"]
+
+
+@pytest.mark.slow
+def test_every_catalogue_snippet_prints_its_results(sweep: dict[str, Path]) -> None:
+    paths = [str(sweep[s] / "snippet.py") for s in SCENARIOS]
+    for path in paths:
+        assert "runner" not in Path(path).read_text().replace("tape-runner", "")
+    done = subprocess.run([sys.executable, "-c", SNIPPET_RUNNER, *paths], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(paths)
+    for line in lines:
+        printed = json.loads(line)
+        results = json.loads(Path(printed["path"]).with_name("results.json").read_text())
+        assert printed["gradients"] == results["gradients"], printed["path"]
