@@ -28,31 +28,48 @@ for path in sys.argv[1:]:
 """
 
 
+CONF = Path(__file__).resolve().parent.parent / "conf"
+SHIPPED = sorted(p.stem for p in (CONF / "scenario").glob("*.yaml"))
+
+
 @pytest.fixture(scope="module")
 def tour(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seed tour plus the other shipped experiments' scenarios, run once for this module."""
+    """experiment=full_tour, every shipped scenario, run once for this module."""
     cwd = tmp_path_factory.mktemp("tour")
-    done = subprocess.run([sys.executable, "-m", "runner", "experiment=seed_tour"], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-m", "runner", "experiment=full_tour"], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     (jobs,) = cwd.glob("outputs/multirun/*/*/jobs.json")
     return jobs.parent
 
 
 def _job_dirs(sweep: Path) -> list[Path]:
-    return sorted(p.parent for p in sweep.glob("*/results.json"))
+    """The sweep's job directories in job order (10_x after 9_y)."""
+    return sorted((p.parent for p in sweep.glob("*/results.json")), key=lambda d: int(d.name.split("_")[0]))
 
 
 @pytest.mark.slow
-def test_seed_tour_runs_every_seed_scenario(tour: Path) -> None:
-    names = [json.loads((d / "results.json").read_text())["scenario"] for d in _job_dirs(tour)]
-    assert names == list(SEED_SCENARIOS)
+def test_full_tour_runs_every_shipped_scenario_ok(tour: Path) -> None:
+    records = [json.loads((d / "results.json").read_text()) for d in _job_dirs(tour)]
+    assert sorted(r["scenario"] for r in records) == SHIPPED
+    assert [r["scenario"] for r in records][:5] == list(SEED_SCENARIOS)
+    assert all(r["status"] == "ok" for r in records), [(r["scenario"], r["message"]) for r in records]
+
+
+def test_seed_tour_is_the_five_seed_scenarios(compose_config: Callable[..., Any]) -> None:
+    from hydra import compose
+
+    from runner.callbacks import planned_jobs
+
+    del compose_config  # initialises Hydra for this test
+    cfg = compose(config_name="config", overrides=["experiment=seed_tour"], return_hydra_config=True)
+    assert planned_jobs(cfg) == [[f"scenario={name}", "experiment=seed_tour"] for name in SEED_SCENARIOS]
 
 
 @pytest.mark.slow
 def test_every_snippet_reproduces_its_results(tour: Path) -> None:
     paths = [str(d / "snippet.py") for d in _job_dirs(tour)]
-    assert len(paths) == len(SEED_SCENARIOS)
+    assert len(paths) == len(SHIPPED)
     for path in paths:
         assert "runner" not in Path(path).read_text().replace("tape-runner", "")
     done = subprocess.run([sys.executable, "-c", SNIPPET_RUNNER, *paths], capture_output=True,
@@ -82,7 +99,7 @@ def test_rerun_from_the_snapshot_is_bit_identical(tour: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_rebuilding_a_run_report_changes_nothing(tour: Path) -> None:
-    job = _job_dirs(tour)[2]  # sigmoid: has a plot
+    job = _job_dirs(tour)[7]  # hessian: a heatmap and the most sections
     before = (job / "report.html").read_text()
     (job / "report.html").unlink()
     done = subprocess.run([sys.executable, "-m", "runner.rebuild", str(job)], capture_output=True,
