@@ -52,6 +52,47 @@ class CliRun:
         (run_dir,) = self.run_dirs()
         return json.loads((run_dir / "results.json").read_text())
 
+    def ok(self) -> dict[str, Any]:
+        """results.json, after asserting the run exited 0 with status ok and every check passed."""
+        assert self.returncode == 0, self.stderr
+        results = self.results
+        assert results["status"] == "ok"
+        assert results["checks"] and all(c["passed"] for c in results["checks"])
+        return results
+
+
+def assert_passed(outcome: Any) -> Any:
+    """An in-process Outcome that verified something and passed every check."""
+    assert outcome.checks, "every run verifies something"
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    return outcome
+
+
+SNIPPET_RUNNER = """
+import contextlib, io, json, runpy, sys
+for path in sys.argv[1:]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(path, run_name="__main__")
+    print(json.dumps({"path": path, "gradients": json.loads(out.getvalue().splitlines()[-1])}))
+"""
+
+
+def assert_snippets_reproduce(run_dirs: list[Path]) -> None:
+    """Run each run's snippet.py (one process for all) and compare what it prints with results.json."""
+    paths = [str(d / "snippet.py") for d in run_dirs]
+    for path in paths:
+        assert "runner" not in Path(path).read_text().replace("tape-runner", ""), path
+    done = subprocess.run([sys.executable, "-c", SNIPPET_RUNNER, *paths], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(paths)
+    for line in lines:
+        printed = json.loads(line)
+        results = json.loads(Path(printed["path"]).with_name("results.json").read_text())
+        assert printed["gradients"] == results["gradients"], printed["path"]
+
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., CliRun]:

@@ -7,8 +7,6 @@ import io
 import json
 import os
 import runpy
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,16 +16,10 @@ import pytest
 
 from runner.outputs import jsonable
 from runner.routines import run_routine
-from tests.conftest import CliRun
+from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 
 Load = Callable[..., Any]
 LINSPACE = "+scenario.inputs.x.linspace={start: -2.0, stop: 2.0, num: 21}"
-
-
-def _ok(outcome: Any) -> Any:
-    assert outcome.checks, "every run verifies something"
-    assert outcome.passed, [c for c in outcome.checks if not c.passed]
-    return outcome
 
 
 def _names(outcome: Any) -> set[str]:
@@ -57,7 +49,7 @@ def _snippet_output(snippet: str) -> dict[str, Any]:
 
 
 def test_x_cubed_at_1_to_the_fourth_order(load: Load) -> None:
-    outcome = _ok(run_routine(load("scenario=higher_order")))
+    outcome = assert_passed(run_routine(load("scenario=higher_order")))
     assert {k: float(v) for k, v in outcome.gradients.items()} == {
         "dy/dx": 3.0, "d2y/dx2": 6.0, "d3y/dx3": 6.0, "d4y/dx4": 0.0}
     assert outcome.analytic == {"dy/dx": "3*x**2", "d2y/dx2": "6*x", "d3y/dx3": "6", "d4y/dx4": "0"}
@@ -74,8 +66,9 @@ def test_x_cubed_at_1_to_the_fourth_order(load: Load) -> None:
 @pytest.mark.parametrize("mode", ["eager", "function"])
 def test_a_constant_derivative_has_a_zero_derivative_not_none(load: Load, mode: str) -> None:
     # x*x*x is three multiplications: its third derivative, 6, is built from constants only.
-    outcome = _ok(run_routine(load("scenario=higher_order", "scenario.function='x*x*x'", "scenario.order=5",
-                                   "scenario.inputs.x.value=2", f"compile={mode}")))
+    outcome = assert_passed(run_routine(load("scenario=higher_order", "scenario.function='x*x*x'",
+                                             "scenario.order=5",
+                                             "scenario.inputs.x.value=2", f"compile={mode}")))
     got = {k: float(v) for k, v in outcome.gradients.items()}
     assert got == {"dy/dx": 12.0, "d2y/dx2": 12.0, "d3y/dx3": 6.0, "d4y/dx4": 0.0, "d5y/dx5": 0.0}
     assert set(outcome.notes) == {"d4y/dx4", "d5y/dx5"}
@@ -85,8 +78,9 @@ def test_a_constant_derivative_has_a_zero_derivative_not_none(load: Load, mode: 
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 def test_exp_sin_fourth_order_in_float64(load: Load, mode: str) -> None:
-    outcome = _ok(run_routine(load("scenario=higher_order", "scenario.function='exp(x)*sin(x)'",
-                                   "scenario.inputs.x.value=0.7", "dtype=float64", f"compile={mode}")))
+    outcome = assert_passed(run_routine(load("scenario=higher_order", "scenario.function='exp(x)*sin(x)'",
+                                             "scenario.inputs.x.value=0.7", "dtype=float64",
+                                             f"compile={mode}")))
     for label, want in _exp_sin(0.7).items():
         assert outcome.gradients[label] == pytest.approx(want, rel=1e-13), label
     if mode != "eager":
@@ -94,16 +88,17 @@ def test_exp_sin_fourth_order_in_float64(load: Load, mode: str) -> None:
 
 
 def test_eighth_order_in_float32_passes_finite_differences_at_every_order(load: Load) -> None:
-    outcome = _ok(run_routine(load("scenario=higher_order", "scenario.function='exp(x)*sin(x)'",
-                                   "scenario.order=8", "plots=false")))
+    outcome = assert_passed(run_routine(load("scenario=higher_order", "scenario.function='exp(x)*sin(x)'",
+                                             "scenario.order=8", "plots=false")))
     assert len([n for n in _names(outcome) if "finite differences" in n]) == 8
     # Four derivatives of e^x sin x multiply it by -4, so the eighth multiplies it by 16.
     assert outcome.gradients["d8y/dx8"] == pytest.approx(16 * np.exp(1) * np.sin(1), rel=1e-5)
 
 
 def test_a_linspace_gives_every_derivative_at_every_point(load: Load) -> None:
-    outcome = _ok(run_routine(load("scenario=higher_order", "scenario.function='tanh(x)'", "scenario.order=3",
-                                   "scenario.inputs.x.value=null", LINSPACE, "dtype=float64")))
+    outcome = assert_passed(run_routine(load("scenario=higher_order", "scenario.function='tanh(x)'",
+                                             "scenario.order=3",
+                                             "scenario.inputs.x.value=null", LINSPACE, "dtype=float64")))
     x = outcome.inputs["x"]
     t = np.tanh(x)
     sech2 = 1 - t**2
@@ -117,8 +112,9 @@ def test_a_linspace_gives_every_derivative_at_every_point(load: Load) -> None:
 
 
 def test_an_input_called_y_makes_the_target_f(load: Load) -> None:
-    outcome = _ok(run_routine(load("scenario=higher_order", "scenario.function='y**4'", "scenario.order=2",
-                                   "~scenario.inputs.x", "+scenario.inputs.y.value=0.5")))
+    outcome = assert_passed(run_routine(load("scenario=higher_order", "scenario.function='y**4'",
+                                             "scenario.order=2",
+                                             "~scenario.inputs.x", "+scenario.inputs.y.value=0.5")))
     assert outcome.gradients["df/dy"] == pytest.approx(0.5) and outcome.gradients["d2f/dy2"] == 3.0
 
 
@@ -142,7 +138,7 @@ def _rosenbrock(x: float, y: float) -> float:
 
 
 def test_rosenbrock_at_its_classic_start(load: Load) -> None:
-    outcome = _ok(run_routine(load("scenario=hessian")))
+    outcome = assert_passed(run_routine(load("scenario=hessian")))
     np.testing.assert_allclose(outcome.gradients["df/dX"], ROSENBROCK_G, rtol=1e-6)
     np.testing.assert_allclose(outcome.gradients["d2f/dX2"], ROSENBROCK_H, rtol=1e-6)
     assert outcome.values["f"] == pytest.approx(24.2, rel=1e-6)
@@ -167,7 +163,7 @@ def test_rosenbrock_at_its_classic_start(load: Load) -> None:
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 def test_rosenbrock_in_float64(load: Load, mode: str) -> None:
-    outcome = _ok(run_routine(load("scenario=hessian", "dtype=float64", f"compile={mode}")))
+    outcome = assert_passed(run_routine(load("scenario=hessian", "dtype=float64", f"compile={mode}")))
     np.testing.assert_allclose(outcome.gradients["df/dX"], ROSENBROCK_G, rtol=1e-13)
     np.testing.assert_allclose(outcome.gradients["d2f/dX2"], ROSENBROCK_H, rtol=1e-13)
     np.testing.assert_allclose(outcome.values["newton_step"],
@@ -176,7 +172,7 @@ def test_rosenbrock_in_float64(load: Load, mode: str) -> None:
 
 @pytest.mark.parametrize(("dtype", "rtol"), [("float16", 2e-3), ("bfloat16", 2e-2)])
 def test_rosenbrock_in_16_bits_solves_the_step_in_float32(load: Load, dtype: str, rtol: float) -> None:
-    outcome = _ok(run_routine(load("scenario=hessian", f"dtype={dtype}")))
+    outcome = assert_passed(run_routine(load("scenario=hessian", f"dtype={dtype}")))
     np.testing.assert_allclose(outcome.gradients["d2f/dX2"], ROSENBROCK_H, rtol=rtol)
     assert outcome.values["newton_step"].dtype == np.float32
     assert f"solved in float32: tf.linalg.solve has no {dtype} kernel" in outcome.notes["df/dX"]
@@ -192,7 +188,8 @@ def test_float16_overflow_is_a_failed_check_not_a_crash(load: Load) -> None:
 
 
 def test_a_saddle_has_eigenvalues_of_both_signs(load: Load) -> None:
-    outcome = _ok(run_routine(load("scenario=hessian", "scenario.function='x**2 - y**2'", "dtype=float64")))
+    outcome = assert_passed(run_routine(load("scenario=hessian", "scenario.function='x**2 - y**2'",
+                                             "dtype=float64")))
     np.testing.assert_array_equal(outcome.gradients["d2f/dX2"], [[2.0, 0.0], [0.0, -2.0]])
     np.testing.assert_array_equal(outcome.values["eigenvalues"], [-2.0, 2.0])
     assert "saddle" in outcome.notes["d2f/dX2"]
@@ -201,8 +198,8 @@ def test_a_saddle_has_eigenvalues_of_both_signs(load: Load) -> None:
 
 
 def test_three_inputs_by_hand(load: Load) -> None:
-    outcome = _ok(run_routine(load("scenario=hessian", "scenario.function='x*y*z + sin(x*z)'",
-                                   "+scenario.inputs.z.value=0.5", "dtype=float64")))
+    outcome = assert_passed(run_routine(load("scenario=hessian", "scenario.function='x*y*z + sin(x*z)'",
+                                             "+scenario.inputs.z.value=0.5", "dtype=float64")))
     x, y, z = -1.2, 1.0, 0.5
     s, c = np.sin(x * z), np.cos(x * z)
     want = [[-z * z * s, z, y + c - x * z * s],
@@ -217,7 +214,8 @@ def test_a_linear_function_needs_damping(load: Load) -> None:
     (failed,) = [c for c in singular.checks if not c.passed]
     assert failed.name.startswith("Newton step") and "singular" in failed.detail
     np.testing.assert_array_equal(singular.gradients["d2f/dX2"], np.zeros((2, 2)))
-    damped = _ok(run_routine(load("scenario=hessian", "scenario.function='x + y'", "dtype=float64")))
+    damped = assert_passed(run_routine(load("scenario=hessian", "scenario.function='x + y'",
+                                            "dtype=float64")))
     np.testing.assert_allclose(damped.values["newton_step"], [-1e6, -1e6], rtol=1e-12)
 
 
@@ -261,40 +259,24 @@ def test_a_snippet_names_itself_around_the_inputs(load: Load) -> None:
 Cli = Callable[..., CliRun]
 
 
-def _cli_ok(run: CliRun) -> dict[str, Any]:
-    assert run.returncode == 0, run.stderr
-    results = run.results
-    assert results["status"] == "ok"
-    assert results["checks"] and all(c["passed"] for c in results["checks"])
-    return results
-
-
-def _snippet_reproduces(run: CliRun) -> None:
-    (run_dir,) = run.run_dirs()
-    done = subprocess.run([sys.executable, str(run_dir / "snippet.py")], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == run.results["gradients"]
-
-
 @pytest.mark.slow
 def test_an_unseen_function_to_the_fourth_order_from_the_command_line(cli: Cli) -> None:
     run = cli("scenario=higher_order", "scenario.function=exp(x)*sin(x)", "scenario.order=4", "dtype=float64")
-    results = _cli_ok(run)
+    results = run.ok()
     for label, want in _exp_sin(1.0).items():
         assert results["gradients"][label] == pytest.approx(want, rel=1e-13), label
     assert results["analytic"]["d4y/dx4"] == "-4*exp(x)*sin(x)"
     assert results["plots"] == ["higher_order.png"]
-    _snippet_reproduces(run)
+    assert_snippets_reproduce(run.run_dirs())
 
 
 @pytest.mark.slow
 def test_rosenbrock_hessian_from_the_command_line(cli: Cli) -> None:
     run = cli("scenario=hessian")
-    results = _cli_ok(run)
+    results = run.ok()
     np.testing.assert_allclose(results["gradients"]["df/dX"], ROSENBROCK_G, rtol=1e-6)
     np.testing.assert_allclose(results["gradients"]["d2f/dX2"], ROSENBROCK_H, rtol=1e-6)
     assert results["inputs"] == {"x": pytest.approx(-1.2), "y": 1.0}
     assert results["plots"] == ["hessian.png"]
     assert "eigenvalues" in results["values"] and "newton_step" in results["values"]
-    _snippet_reproduces(run)
+    assert_snippets_reproduce(run.run_dirs())

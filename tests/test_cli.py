@@ -17,14 +17,6 @@ pytestmark = pytest.mark.slow
 Cli = Callable[..., CliRun]
 
 
-def _ok(run: CliRun) -> dict:
-    assert run.returncode == 0, run.stderr
-    results = run.results
-    assert results["status"] == "ok"
-    assert results["checks"] and all(c["passed"] for c in results["checks"])
-    return results
-
-
 def _files(run: CliRun) -> set[str]:
     (run_dir,) = run.run_dirs()
     return {p.name for p in run_dir.iterdir()}
@@ -32,7 +24,7 @@ def _files(run: CliRun) -> set[str]:
 
 def test_basic(cli: Cli) -> None:
     run = cli()
-    results = _ok(run)
+    results = run.ok()
     assert results["scenario"] == "basic"
     assert results["gradients"] == {"dy/dx": 6.0}
     assert results["inputs"] == {"x": 3.0}
@@ -49,17 +41,17 @@ def test_basic(cli: Cli) -> None:
 
 
 def test_watch_null_then_six(cli: Cli) -> None:
-    unwatched = _ok(cli("scenario=watch"))
+    unwatched = cli("scenario=watch").ok()
     assert unwatched["gradients"] == {"dy/dx": None}
     assert "tape.watch(x)" in unwatched["notes"]["dy/dx"]
-    watched = _ok(cli("scenario=watch", "scenario.inputs.x.watch=true"))
+    watched = cli("scenario=watch", "scenario.inputs.x.watch=true").ok()
     assert watched["gradients"] == {"dy/dx": 6.0}
     assert "dy/dx" not in watched["notes"]
 
 
 def test_sigmoid_peak_and_plot(cli: Cli) -> None:
     run = cli("scenario=sigmoid")
-    results = _ok(run)
+    results = run.ok()
     x = np.array(results["inputs"]["x"])
     d = np.array(results["gradients"]["dy/dx"])
     assert x.shape == d.shape == (201,) and x[0] == -10.0 and x[-1] == 10.0
@@ -70,12 +62,12 @@ def test_sigmoid_peak_and_plot(cli: Cli) -> None:
 
 
 def test_sigmoid_linspace_override(cli: Cli) -> None:
-    results = _ok(cli("scenario=sigmoid", "scenario.inputs.x.linspace.num=501", "plots=false"))
+    results = cli("scenario=sigmoid", "scenario.inputs.x.linspace.num=501", "plots=false").ok()
     assert len(results["gradients"]["dy/dx"]) == 501 and results["plots"] == []
 
 
 def test_linear_equals_closed_form(cli: Cli) -> None:
-    results = _ok(cli("scenario=linear", "scenario.loss=mse", "scenario.batch=6"))
+    results = cli("scenario=linear", "scenario.loss=mse", "scenario.batch=6").ok()
     data = {k: np.array(v, dtype=np.float64) for k, v in results["inputs"].items()}
     assert data["x"].shape == (6, 3) and data["W"].shape == (3, 2) and data["b"].shape == (2,)
     want = closed_form(data)
@@ -84,9 +76,9 @@ def test_linear_equals_closed_form(cli: Cli) -> None:
 
 
 def test_persistent_108_and_6(cli: Cli) -> None:
-    results = _ok(cli("scenario=persistent"))
+    results = cli("scenario=persistent").ok()
     assert results["gradients"] == {"dy/dx": 6.0, "dz/dx": 108.0}
-    single = _ok(cli("scenario=persistent", "scenario.persistent=false"))
+    single = cli("scenario=persistent", "scenario.persistent=false").ok()
     assert single["gradients"] == {"dy/dx": 6.0, "dz/dx": None}
     assert "RuntimeError" in single["notes"]["dz/dx"]
 
@@ -97,7 +89,7 @@ def test_persistent_108_and_6(cli: Cli) -> None:
      "scenario.function=x**3*cos(x)"],   # unquoted: the CLI quotes it for Hydra
 )
 def test_an_unseen_function_from_the_command_line(cli: Cli, function_override: str) -> None:
-    results = _ok(cli(function_override, "scenario.inputs.x.value=1.3"))
+    results = cli(function_override, "scenario.inputs.x.value=1.3").ok()
     x = 1.3
     assert results["gradients"]["dy/dx"] == pytest.approx(
         3 * x**2 * np.cos(x) - x**3 * np.sin(x), rel=1e-5)
@@ -105,7 +97,7 @@ def test_an_unseen_function_from_the_command_line(cli: Cli, function_override: s
 
 
 def test_two_inputs_from_the_command_line(cli: Cli) -> None:
-    results = _ok(cli("scenario.function=x*y + sin(x)", "+scenario.inputs.y.value=2", "dtype=float64"))
+    results = cli("scenario.function=x*y + sin(x)", "+scenario.inputs.y.value=2", "dtype=float64").ok()
     assert results["gradients"]["df/dx"] == pytest.approx(2 + np.cos(3.0), rel=1e-12)
     assert results["gradients"]["df/dy"] == pytest.approx(3.0)
 

@@ -14,18 +14,10 @@ from typing import Any
 import pytest
 
 from runner.outputs import write_atomic
-from tests.conftest import SEED_SCENARIOS, CliRun
+from tests.conftest import SEED_SCENARIOS, CliRun, assert_snippets_reproduce
 
 Cli = Callable[..., CliRun]
 
-SNIPPET_RUNNER = """
-import contextlib, io, json, runpy, sys
-for path in sys.argv[1:]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        runpy.run_path(path, run_name="__main__")
-    print(json.dumps({"path": path, "gradients": json.loads(out.getvalue())}))
-"""
 
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -68,17 +60,9 @@ def test_seed_tour_is_the_five_seed_scenarios(compose_config: Callable[..., Any]
 
 @pytest.mark.slow
 def test_every_snippet_reproduces_its_results(tour: Path) -> None:
-    paths = [str(d / "snippet.py") for d in _job_dirs(tour)]
-    assert len(paths) == len(SHIPPED)
-    for path in paths:
-        assert "runner" not in Path(path).read_text().replace("tape-runner", "")
-    done = subprocess.run([sys.executable, "-c", SNIPPET_RUNNER, *paths], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr
-    for line in done.stdout.splitlines():
-        printed = json.loads(line)
-        results = json.loads(Path(printed["path"]).with_name("results.json").read_text())
-        assert printed["gradients"] == results["gradients"], printed["path"]
+    dirs = _job_dirs(tour)
+    assert len(dirs) == len(SHIPPED)
+    assert_snippets_reproduce(dirs)
 
 
 @pytest.mark.slow

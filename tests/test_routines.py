@@ -10,16 +10,11 @@ import pytest
 
 from runner.routines import run_routine
 from runner.routines.linear import closed_form, make_data
-
-
-def _ok(outcome: Any) -> Any:
-    assert outcome.checks, "every run verifies something"
-    assert outcome.passed, [c for c in outcome.checks if not c.passed]
-    return outcome
+from tests.conftest import assert_passed
 
 
 def test_basic_gradient_of_x_squared_at_3(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load()))
+    outcome = assert_passed(run_routine(load()))
     assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
     assert outcome.analytic["dy/dx"] == "2*x"
     names = [c.name for c in outcome.checks]
@@ -42,7 +37,7 @@ def test_basic_gradient_of_x_squared_at_3(load: Callable[..., Any]) -> None:
 def test_what_the_tape_watches(
     load: Callable[..., Any], kind: str, watch: bool, auto: bool, expected: float | None
 ) -> None:
-    outcome = _ok(run_routine(load(
+    outcome = assert_passed(run_routine(load(
         "scenario=watch", f"scenario.inputs.x.kind={kind}", f"scenario.inputs.x.watch={watch}",
         f"scenario.watch_accessed_variables={auto}")))
     got = outcome.gradients["dy/dx"]
@@ -54,13 +49,13 @@ def test_what_the_tape_watches(
 
 
 def test_unconnected_input_has_no_gradient(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("+scenario.inputs.w.value=1", "scenario.function='x**2'")))
+    outcome = assert_passed(run_routine(load("+scenario.inputs.w.value=1", "scenario.function='x**2'")))
     assert outcome.gradients["dy/dw"] is None
     assert "does not depend on w" in outcome.notes["dy/dw"]
 
 
 def test_sigmoid_derivative_is_a_bell_peaking_at_a_quarter(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=sigmoid")))
+    outcome = assert_passed(run_routine(load("scenario=sigmoid")))
     x, d = outcome.inputs["x"], outcome.gradients["dy/dx"]
     assert x.shape == d.shape == (201,)
     assert d.max() == pytest.approx(0.25, abs=1e-6)
@@ -77,7 +72,7 @@ def test_sigmoid_derivative_is_a_bell_peaking_at_a_quarter(load: Callable[..., A
 def test_linear_gradients_equal_the_closed_form(load: Callable[..., Any], loss: str, dtype: str) -> None:
     run = load("scenario=linear", f"scenario.loss={loss}", f"dtype={dtype}",
                "scenario.batch=5", "scenario.in_features=4", "scenario.out_features=3")
-    outcome = _ok(run_routine(run))
+    outcome = assert_passed(run_routine(run))
     assert outcome.gradients["dloss/dW"].shape == (4, 3)
     assert outcome.gradients["dloss/db"].shape == (3,)
     data = make_data(run.scenario, run.seed)
@@ -97,14 +92,14 @@ def test_linear_is_seeded(load: Callable[..., Any]) -> None:
 
 
 def test_persistent_tape_gives_several_gradients(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=persistent")))
+    outcome = assert_passed(run_routine(load("scenario=persistent")))
     assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
     assert outcome.gradients["dz/dx"] == pytest.approx(108.0)
     assert outcome.analytic["dz/dx"] == "4*x**3"
 
 
 def test_non_persistent_tape_raises_on_the_second_call_as_expected(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=persistent", "scenario.persistent=false")))
+    outcome = assert_passed(run_routine(load("scenario=persistent", "scenario.persistent=false")))
     assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
     assert outcome.gradients["dz/dx"] is None
     assert "RuntimeError" in outcome.notes["dz/dx"]
@@ -132,6 +127,7 @@ def test_a_wrong_gradient_fails_its_check(load: Callable[..., Any]) -> None:
 def test_unseen_functions_in_float64(
     load: Callable[..., Any], function: str, value: float, derivative: Callable[[float], float]
 ) -> None:
-    outcome = _ok(run_routine(load(f"scenario.function='{function}'", f"scenario.inputs.x.value={value}",
-                                   "dtype=float64")))
+    outcome = assert_passed(run_routine(load(f"scenario.function='{function}'",
+                                             f"scenario.inputs.x.value={value}",
+                                             "dtype=float64")))
     assert outcome.gradients["dy/dx"] == pytest.approx(derivative(value), rel=1e-12)

@@ -9,10 +9,6 @@ rounding for any h as small as 1e-30, and shares no code with the routine.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,15 +17,9 @@ import numpy as np
 import pytest
 
 from runner.routines import run_routine
-from tests.conftest import CliRun
+from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 
 Cli = Callable[..., CliRun]
-
-
-def _ok(outcome: Any) -> Any:
-    assert outcome.checks, "every run verifies something"
-    assert outcome.passed, [c for c in outcome.checks if not c.passed]
-    return outcome
 
 
 def _jacobian(x: Any, y: Any, z: Any) -> np.ndarray:
@@ -45,7 +35,7 @@ AT_DEFAULT = _jacobian(1.0, 2.0, 0.5)  # [[1, 0.5, 2], [cos 1, 4, -exp 0.5]]
 # ---------------------------------------------------------------- jacobian
 
 def test_jacobian_of_the_default_function(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=jacobian")))
+    outcome = assert_passed(run_routine(load("scenario=jacobian")))
     np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=1e-6, atol=1e-7)
     assert outcome.gradients["dF/dX"][1, 0] == pytest.approx(np.cos(1.0), rel=1e-6)
     assert outcome.values["f"] == pytest.approx(1.0)
@@ -59,7 +49,7 @@ def test_jacobian_of_the_default_function(load: Callable[..., Any]) -> None:
 
 
 def test_batch_jacobian_at_every_seeded_point(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=jacobian", "scenario.batch=5", "dtype=float64")))
+    outcome = assert_passed(run_routine(load("scenario=jacobian", "scenario.batch=5", "dtype=float64")))
     points = outcome.inputs["X (batch)"]
     assert points.shape == (5, 3)
     offsets = points - [1.0, 2.0, 0.5]
@@ -75,27 +65,29 @@ def test_batch_jacobian_at_every_seeded_point(load: Callable[..., Any]) -> None:
 
 @pytest.mark.parametrize("compile_mode", ["function", "xla"])
 def test_jacobian_compiled_in_float64(load: Callable[..., Any], compile_mode: str) -> None:
-    outcome = _ok(run_routine(load("scenario=jacobian", "dtype=float64", f"compile={compile_mode}")))
+    outcome = assert_passed(run_routine(load("scenario=jacobian", "dtype=float64",
+                                             f"compile={compile_mode}")))
     np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=1e-14)
     assert {"jacobian_pfor_repeat", "jacobian_while_loop_repeat", "batch_jacobian_repeat"} <= set(
         outcome.timings)
 
 
 def test_jacobian_without_a_batch(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=jacobian", "scenario.batch=0")))
+    outcome = assert_passed(run_routine(load("scenario=jacobian", "scenario.batch=0")))
     assert set(outcome.gradients) == {"dF/dX"}
     assert "batch_jacobian" not in outcome.timings and "X (batch)" not in outcome.inputs
 
 
 def test_jacobian_in_float16_under_xla(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=jacobian", "dtype=float16", "compile=xla")))
+    outcome = assert_passed(run_routine(load("scenario=jacobian", "dtype=float16", "compile=xla")))
     assert outcome.gradients["dF/dX"].dtype == np.float16
     np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=2e-3)
 
 
 def test_an_output_that_reads_no_input_has_a_zero_row(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=jacobian", "+scenario.outputs.h=x**2", "scenario.outputs.f=3",
-                                   "dtype=float64")))
+    outcome = assert_passed(run_routine(load("scenario=jacobian", "+scenario.outputs.h=x**2",
+                                             "scenario.outputs.f=3",
+                                             "dtype=float64")))
     want = np.array([[0, 0, 0], AT_DEFAULT[1], [2, 0, 0]])
     np.testing.assert_allclose(outcome.gradients["dF/dX"], want, rtol=1e-14)
     np.testing.assert_array_equal(outcome.gradients["dF/dX (batch)"][:, 0], 0)
@@ -104,7 +96,7 @@ def test_an_output_that_reads_no_input_has_a_zero_row(load: Callable[..., Any]) 
 # ---------------------------------------------------------------- forward_mode
 
 def test_forward_and_reverse_mode_build_the_same_jacobian(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=forward_mode")))
+    outcome = assert_passed(run_routine(load("scenario=forward_mode")))
     for label in ("dF/dX (forward)", "dF/dX (reverse)"):
         np.testing.assert_allclose(outcome.gradients[label], AT_DEFAULT, rtol=1e-6, atol=1e-7)
     names = {c.name for c in outcome.checks}
@@ -113,7 +105,7 @@ def test_forward_and_reverse_mode_build_the_same_jacobian(load: Callable[..., An
 
 
 def test_the_dot_product_test(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=forward_mode", "scenario.probes=7", "dtype=float64")))
+    outcome = assert_passed(run_routine(load("scenario=forward_mode", "scenario.probes=7", "dtype=float64")))
     values = outcome.values
     u, v = values["probe u"], values["probe v"]
     assert u.shape == (7, 3) and v.shape == (7, 2)
@@ -129,13 +121,14 @@ def test_the_dot_product_test(load: Callable[..., Any]) -> None:
 
 @pytest.mark.parametrize("compile_mode", ["function", "xla"])
 def test_forward_mode_compiled_in_float64(load: Callable[..., Any], compile_mode: str) -> None:
-    outcome = _ok(run_routine(load("scenario=forward_mode", "dtype=float64", f"compile={compile_mode}")))
+    outcome = assert_passed(run_routine(load("scenario=forward_mode", "dtype=float64",
+                                             f"compile={compile_mode}")))
     np.testing.assert_allclose(outcome.gradients["dF/dX (forward)"], AT_DEFAULT, rtol=1e-14)
     np.testing.assert_allclose(outcome.gradients["dF/dX (reverse)"], AT_DEFAULT, rtol=1e-14)
 
 
 def test_forward_mode_in_float16(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=forward_mode", "dtype=float16", "compile=function")))
+    outcome = assert_passed(run_routine(load("scenario=forward_mode", "dtype=float16", "compile=function")))
     np.testing.assert_allclose(outcome.gradients["dF/dX (forward)"], AT_DEFAULT, rtol=2e-3)
 
 
@@ -193,7 +186,7 @@ def _inputs64(outcome: Any) -> dict[str, np.ndarray]:
 
 
 def test_mlp_shapes_labels_and_seeded_data(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=mlp")))
+    outcome = assert_passed(run_routine(load("scenario=mlp")))
     assert list(outcome.gradients) == ["dloss/dW1", "dloss/db1", "dloss/dW2", "dloss/db2",
                                        "dloss/dW3", "dloss/db3"]
     shapes = {"W1": (4, 16), "b1": (16,), "W2": (16, 16), "b2": (16,), "W3": (16, 1), "b3": (1,)}
@@ -213,8 +206,9 @@ def test_mlp_shapes_labels_and_seeded_data(load: Callable[..., Any]) -> None:
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "softplus", "linear"])
 def test_mlp_gradients_equal_the_complex_step_in_float64(load: Callable[..., Any], activation: str) -> None:
-    outcome = _ok(run_routine(load("scenario=mlp", f"scenario.activation={activation}", "dtype=float64",
-                                   "scenario.layers=[3,5,4,2]", "scenario.batch=6")))
+    outcome = assert_passed(run_routine(load("scenario=mlp", f"scenario.activation={activation}",
+                                             "dtype=float64",
+                                             "scenario.layers=[3,5,4,2]", "scenario.batch=6")))
     want = _complex_step(_inputs64(outcome), activation)
     for label, grad in want.items():
         np.testing.assert_allclose(outcome.gradients[label], grad, rtol=1e-12, atol=1e-14, err_msg=label)
@@ -223,7 +217,7 @@ def test_mlp_gradients_equal_the_complex_step_in_float64(load: Callable[..., Any
 
 
 def test_mlp_linear_single_layer_is_the_linear_model(load: Callable[..., Any]) -> None:
-    outcome = _ok(run_routine(load("scenario=mlp", "scenario.layers=[3,2]", "dtype=float64")))
+    outcome = assert_passed(run_routine(load("scenario=mlp", "scenario.layers=[3,2]", "dtype=float64")))
     data = _inputs64(outcome)
     residual = data["x"] @ data["W1"] + data["b1"] - data["targets"]
     dy = 2 * residual / residual.size
@@ -234,7 +228,7 @@ def test_mlp_linear_single_layer_is_the_linear_model(load: Callable[..., Any]) -
 @pytest.mark.parametrize(("dtype", "compile_mode", "rtol"),
                          [("float32", "function", 1e-4), ("float32", "xla", 1e-4), ("float16", "xla", 5e-2)])
 def test_mlp_compiled(load: Callable[..., Any], dtype: str, compile_mode: str, rtol: float) -> None:
-    outcome = _ok(run_routine(load("scenario=mlp", f"dtype={dtype}", f"compile={compile_mode}")))
+    outcome = assert_passed(run_routine(load("scenario=mlp", f"dtype={dtype}", f"compile={compile_mode}")))
     want = _complex_step(_inputs64(outcome), "tanh")
     for label, grad in want.items():
         assert outcome.gradients[label].dtype == np.dtype(dtype)
@@ -244,62 +238,44 @@ def test_mlp_compiled(load: Callable[..., Any], dtype: str, compile_mode: str, r
 
 def test_mlp_large_layers_check_a_sample_by_finite_differences(load: Callable[..., Any]) -> None:
     run = load("scenario=mlp", "scenario.layers=[4,32,32,1]", "dtype=float64")
-    outcome = _ok(run_routine(run))
+    outcome = assert_passed(run_routine(run))
     limit = run.checks.fd_max_elements
     assert f"dloss/dW2 vs finite differences ({limit} of 1024 elements)" in {c.name for c in outcome.checks}
 
 
 # ---------------------------------------------------------------- the CLI and the snippets
 
-def _cli_ok(run: CliRun) -> dict[str, Any]:
-    assert run.returncode == 0, run.stderr
-    results = run.results
-    assert results["status"] == "ok"
-    assert results["checks"] and all(c["passed"] for c in results["checks"])
-    return results
-
-
-def _snippet_prints_the_gradients(run: CliRun, results: dict[str, Any]) -> None:
-    (run_dir,) = run.run_dirs()
-    snippet = run_dir / "snippet.py"
-    assert "runner" not in snippet.read_text().replace("tape-runner", "")
-    done = subprocess.run([sys.executable, str(snippet)], capture_output=True, text=True, timeout=300,
-                          cwd=run.cwd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == results["gradients"]
-
-
 @pytest.mark.slow
 def test_cli_jacobian_and_its_snippet(cli: Cli) -> None:
     run = cli("scenario=jacobian")
-    results = _cli_ok(run)
+    results = run.ok()
     np.testing.assert_allclose(results["gradients"]["dF/dX"], AT_DEFAULT, rtol=1e-6, atol=1e-7)
     points = np.array(results["inputs"]["X (batch)"])
     assert points.shape == (8, 3)
     np.testing.assert_allclose(results["gradients"]["dF/dX (batch)"], _jacobian(*points.T), rtol=1e-5)
     assert {"jacobian_pfor", "jacobian_while_loop"} <= set(results["timings"])
-    _snippet_prints_the_gradients(run, results)
+    assert_snippets_reproduce(run.run_dirs())
 
 
 @pytest.mark.slow
 def test_cli_forward_mode_and_its_snippet(cli: Cli) -> None:
     run = cli("scenario=forward_mode", "dtype=float64")
-    results = _cli_ok(run)
+    results = run.ok()
     for label in ("dF/dX (forward)", "dF/dX (reverse)"):
         np.testing.assert_allclose(results["gradients"][label], AT_DEFAULT, rtol=1e-14)
     assert len(results["values"]["<u, J^T v>"]) == 4
     np.testing.assert_allclose(results["values"]["<u, J^T v>"], results["values"]["<J u, v>"], rtol=1e-13)
-    _snippet_prints_the_gradients(run, results)
+    assert_snippets_reproduce(run.run_dirs())
 
 
 @pytest.mark.slow
 def test_cli_mlp_and_its_snippet(cli: Cli) -> None:
     run = cli("scenario=mlp")
-    results = _cli_ok(run)
+    results = run.ok()
     inputs = {k: np.array(v, dtype=np.float64) for k, v in results["inputs"].items()}
     for label, grad in _complex_step(inputs, "tanh").items():
         np.testing.assert_allclose(results["gradients"][label], grad, rtol=1e-4,
                                    atol=1e-4 * np.abs(grad).max(), err_msg=label)
     assert results["plots"] == ["mlp.png"]
     assert (Path(run.run_dirs()[0]) / "mlp.png").read_bytes()[:4] == b"\x89PNG"
-    _snippet_prints_the_gradients(run, results)
+    assert_snippets_reproduce(run.run_dirs())

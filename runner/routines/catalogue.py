@@ -92,6 +92,16 @@ def run_case(outcome: Outcome, call: Call, run: RunConfig) -> dict[str, np.ndarr
             for label, g in found.items()}
 
 
+def run_cases(run: RunConfig, calls: Sequence[Call], helpers: Sequence[Callable[..., Any]] = (),
+              setup: Sequence[str] = ()) -> tuple[Outcome, dict[str, np.ndarray | None]]:
+    """Every chosen case, in order: the outcome (with its snippet) and what each label came back as."""
+    outcome = Outcome(snippet=snippet(run, calls, helpers=helpers, setup=setup))
+    found: dict[str, np.ndarray | None] = {}
+    for call in calls:
+        found.update(run_case(outcome, call, run))
+    return outcome, found
+
+
 def verify(outcome: Outcome, label: str, got: np.ndarray | None, want: Any, run: RunConfig, *,
            oracle_name: str = "SymPy",
            fd: tuple[Callable[[Any], Any], Any] | None = None) -> None:

@@ -18,7 +18,7 @@ import sympy as sp
 
 from runner.result import Outcome
 from runner.routines import register
-from runner.routines.catalogue import Arg, Call, Raw, run_case, selected, snippet, verify
+from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
 from runner.schema import ControlFlowScenario, RunConfig
 from runner.tfenv import tf
 
@@ -70,10 +70,7 @@ def run(scenario: ControlFlowScenario, run: RunConfig) -> Outcome:
     calls = {"python_if": Call(python_if, [x, minus_x]), "python_for": Call(python_for, [x, steps]),
              "while_loop": Call(while_loop, [x, steps])}
     chosen = [calls[c] for c in cases]
-    outcome = Outcome(snippet=snippet(run, chosen, helpers=[branch, power_by_for, power_by_while_loop]))
-    found: dict[str, Any] = {}
-    for call in chosen:
-        found.update(run_case(outcome, call, run))
+    outcome, found = run_cases(run, chosen, helpers=[branch, power_by_for, power_by_while_loop])
 
     started = time.perf_counter()
     value = x.held(run.dtype)

@@ -22,7 +22,7 @@ import numpy as np
 from runner.checks import compare, finite
 from runner.result import Check, Outcome
 from runner.routines import register
-from runner.routines.catalogue import Arg, Call, Raw, run_case, selected, snippet, verify
+from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
 from runner.schema import CustomGradientScenario, RunConfig
 from runner.tfenv import tf
 
@@ -85,10 +85,7 @@ def run(scenario: CustomGradientScenario, run: RunConfig) -> Outcome:
                              values=["loss"]),
     }
     chosen = [calls[c] for c in cases]
-    outcome = Outcome(snippet=snippet(run, chosen, helpers=[log1pexp, plain_softplus, clip_gradient_by_norm]))
-    found: dict[str, Any] = {}
-    for call in chosen:
-        found.update(run_case(outcome, call, run))
+    outcome, found = run_cases(run, chosen, helpers=[log1pexp, plain_softplus, clip_gradient_by_norm])
 
     started = time.perf_counter()
     if "log1pexp" in cases:

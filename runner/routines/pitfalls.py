@@ -30,9 +30,8 @@ from runner.routines.catalogue import (
     Arg,
     Call,
     expect,
-    run_case,
+    run_cases,
     selected,
-    snippet,
     tensorflow_warnings,
     verify,
     verify_expression,
@@ -140,11 +139,8 @@ XLA_NAN = "dy/dx (tf.where, tf.sqrt)"
 def run(scenario: PitfallsScenario, run: RunConfig) -> Outcome:
     cases = selected("pitfalls", scenario.case)
     calls = [_call(CALLS[c], run) for c in cases]
-    outcome = Outcome(snippet=snippet(run, calls))
-    found: Found = {}
     with tensorflow_warnings() as warnings:
-        for call in calls:
-            found.update(run_case(outcome, call, run))
+        outcome, found = run_cases(run, calls)
     started = time.perf_counter()
     for case in cases:
         CHECKS[case](outcome, found, run, warnings)

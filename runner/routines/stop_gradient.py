@@ -22,7 +22,7 @@ from runner import expr
 from runner.checks import compare, finite
 from runner.result import Outcome
 from runner.routines import register
-from runner.routines.catalogue import Arg, Call, Raw, expect, run_case, selected, snippet, verify_expression
+from runner.routines.catalogue import Arg, Call, Raw, expect, run_cases, selected, verify_expression
 from runner.routines.support import tf_dtype
 from runner.schema import RunConfig, StopGradientScenario
 from runner.tfenv import tf
@@ -90,10 +90,7 @@ def run(scenario: StopGradientScenario, run: RunConfig) -> Outcome:
              for name, fn in [("without", without), *((c, CASES[c]) for c in cases)]]
     code = expr.evaluate(tree, {"x": expr.Code("x")}, expr.CodeBackend(run.dtype))
     definition = f"def f(x):\n    return {code}  # {scenario.function}"
-    outcome = Outcome(snippet=snippet(run, calls, setup=[definition]))
-    found: dict[str, Any] = {}
-    for call in calls:
-        found.update(run_case(outcome, call, run))
+    outcome, found = run_cases(run, calls, setup=[definition])
 
     started = time.perf_counter()
     at = {"x": x.held(run.dtype)}
