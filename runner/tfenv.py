@@ -37,13 +37,9 @@ with _stderr_silenced():
     tf.config.experimental.enable_op_determinism()
 
 
-def dtype(name: str) -> tf.DType:
-    return tf.as_dtype(name)
-
-
 def seed(value: int) -> None:
     """Seed TensorFlow's global generator, so a job's random ops repeat exactly."""
     tf.random.set_seed(value)
 
 
-__all__ = ["DEVICES", "dtype", "seed", "tf"]
+__all__ = ["DEVICES", "seed", "tf"]

@@ -19,6 +19,7 @@ import sympy as sp
 from runner.result import Outcome
 from runner.routines import register
 from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
+from runner.routines.tape import oracle
 from runner.schema import ControlFlowScenario, RunConfig
 from runner.tfenv import tf
 
@@ -112,9 +113,8 @@ def _check_branch(outcome: Outcome, label: str, got: Any, at: float, symbol: sp.
 
 
 def _at(derivative: sp.Expr, symbol: sp.Symbol, at: Any) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.asarray(sp.lambdify(symbol, derivative, "numpy")(np.asarray(at, dtype=np.float64)),
-                          dtype=np.float64)
+    shape = np.shape(at)
+    return oracle(derivative, {"x": symbol}, {"x": np.asarray(at)}, shape, shape)
 
 
 def _loop_note(case: str, steps: int, x: float) -> str:
