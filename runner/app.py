@@ -2,8 +2,9 @@
 
 Deliberately thin: Hydra composes and validates the config, :mod:`runner.task`
 does the job, and the process exits with the worst status of the jobs it ran
-(0 ok, 1 error, 2 a check failed). Nothing here imports TensorFlow, so
-``--help`` (:mod:`runner.cli_help`) and ``--cfg job`` answer at once.
+(0 ok, 1 error, 2 a check failed). Nothing here imports TensorFlow, or even
+the job's own modules until there is a job, so ``--help`` (:mod:`runner.cli_help`)
+and ``--cfg job`` answer at once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from runner import callbacks, task
 from runner.schema import register_configs
 
 #: The YAML configs live at the top of the checkout, beside the package.
@@ -26,6 +26,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _app(cfg: DictConfig) -> None:
+    from runner import task
+
     task.execute(cfg)
 
 
@@ -65,9 +67,13 @@ def main() -> None:
     sys.argv[1:] = quote_expressions(sys.argv[1:])
     try:
         _app()
-    finally:  # a failed launcher skips on_multirun_end: write the summary anyway
-        callbacks.finish_pending()
-    sys.exit(task.exit_status())
+    finally:
+        # A failed launcher skips on_multirun_end: write the summary anyway. Both modules
+        # are loaded only if Hydra started a run (not for --cfg, --info, ...).
+        if callbacks := sys.modules.get("runner.callbacks"):
+            callbacks.finish_pending()
+    task = sys.modules.get("runner.task")
+    sys.exit(task.exit_status() if task else 0)
 
 
 if __name__ == "__main__":

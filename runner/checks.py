@@ -78,15 +78,37 @@ def sampled_differences(
     return picks, np.asarray(values)
 
 
+def elementwise_differences(fn: Callable[[Any], Any], arg: Any, delta: float) -> np.ndarray:
+    """Central differences of sum(fn(arg)) for every element of ``arg``, in two evaluations.
+
+    Only for an elementwise ``fn`` (broadcasting allowed), where each output element
+    depends on exactly one element of ``arg``: nudging every element at once then
+    changes each output by its own input's nudge alone, and summing each output's
+    difference back onto the element it came from gives that element's derivative,
+    the same number perturbing it alone would.
+    """
+    tensor = tf.convert_to_tensor(arg)
+    plus, minus = fn(tensor + delta), fn(tensor - delta)
+    return unbroadcast(np.asarray(plus - minus), tuple(tensor.shape)) / (2 * delta)
+
+
 def difference_check(
     label: str, got: Any, fn: Callable[[Any], Any], arg: Any, tol: Tolerance, delta: float,
-    max_elements: int, seed: int,
+    max_elements: int, seed: int, *, elementwise: bool = False,
 ) -> Check:
-    """``got`` = d sum(fn(arg)) / d arg, against central differences: every element, or a sample."""
+    """``got`` = d sum(fn(arg)) / d arg, against central differences: every element, or a sample.
+
+    Up to ``max_elements`` each element is perturbed alone (``tf.test.compute_gradient``).
+    Above it, an ``elementwise`` fn is checked at every element in two evaluations;
+    any other fn at a seeded sample of elements.
+    """
     size = int(np.size(got))
     if size <= max_elements:
         (fd,) = finite_differences(fn, [arg], delta)
         return compare(f"{label} vs finite differences", got, fd, tol)
+    if elementwise:
+        fd = elementwise_differences(fn, arg, delta)
+        return compare(f"{label} vs finite differences (all {size} elements, nudged together)", got, fd, tol)
     # Each sampled element costs two evaluations over the whole input: past a few million
     # elements, take fewer samples (never under 16) so the check stays proportionate.
     count = min(max_elements, max(16, SAMPLED_ELEMENT_BUDGET // size))

@@ -274,7 +274,7 @@ class TensorFlowBackend:
     """Native TensorFlow ops, so the tape records exactly what the expression says."""
 
     def __init__(self, dtype: Any) -> None:
-        import tensorflow as tf
+        from runner.tfenv import tf
 
         self.dtype = dtype
         self._tf = tf

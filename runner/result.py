@@ -7,8 +7,10 @@ turn it into files without knowing which routine made it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: NumPy loads with the routines, not at start-up
+    import numpy as np
 
 
 @dataclass

@@ -10,6 +10,7 @@ which has lost its schema types, by merging it into them again.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import keyword
 import re
@@ -315,13 +316,20 @@ def register_configs() -> None:
         cs.store(group="schema/scenario", name=routine, node=schema)
 
 
-def _typed(schema: type, node: Any, where: str) -> Any:
-    """Merge ``node`` into ``schema`` and build the dataclass, or say in one line what is wrong."""
+@functools.cache
+def _template(schema: type) -> DictConfig:
+    """The schema as an empty structured config, built once: merging copies it, never changes it."""
+    return OmegaConf.structured(schema)
+
+
+def _typed(schema: type, values: dict[str, Any], where: str) -> Any:
+    """Merge plain ``values`` into ``schema`` and build the dataclass, or say in one line what is wrong.
+
+    Plain values, not the composed node: the node carries its own typing, which
+    would admit keys added with ``+``.
+    """
     try:
-        if isinstance(node, DictConfig):  # drop its own typing, which would admit +added keys
-            node = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
-        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
-        return OmegaConf.to_object(merged)
+        return OmegaConf.to_object(OmegaConf.merge(_template(schema), values))
     except OmegaConfBaseException as err:
         key = ".".join(part for part in (where, err.full_key) if part)
         reason = str(err.msg).splitlines()[0] if err.msg else type(err).__name__
@@ -331,16 +339,20 @@ def _typed(schema: type, node: Any, where: str) -> Any:
 def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Validate a composed (or saved) config and return it as typed dataclasses."""
     node = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-    scenario_node = node.get("scenario")
-    if not isinstance(scenario_node, DictConfig):
+    try:
+        values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{err.full_key}: {str(err.msg).splitlines()[0]}") from None
+    scenario = values.pop("scenario", None)
+    if not isinstance(scenario, dict):
         raise ConfigError("no scenario chosen: pass scenario=<name>")
-    routine = scenario_node.get("routine")
+    routine = scenario.get("routine")
     if routine not in SCENARIO_SCHEMAS:
         raise ConfigError(
             f"scenario.routine: unknown routine {routine!r} (known: {', '.join(SCENARIO_SCHEMAS)})"
         )
-    run: RunConfig = _typed(RunConfig, node, "")
-    run.scenario = _typed(SCENARIO_SCHEMAS[routine], scenario_node, "scenario")
+    run: RunConfig = _typed(RunConfig, {**values, "scenario": None}, "")
+    run.scenario = _typed(SCENARIO_SCHEMAS[routine], scenario, "scenario")
     _check_dtype(run)
     _check_scenario(run.scenario)
     _check_memory(run)

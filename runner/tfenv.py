@@ -29,7 +29,27 @@ def _stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-with _stderr_silenced():
+@contextlib.contextmanager
+def _keras_deferred() -> Iterator[None]:
+    """Keep Keras out of TensorFlow's import.
+
+    With Keras installed (TensorFlow's wheel depends on it), ``import tensorflow``
+    loads Keras eagerly, and Keras loads Matplotlib: about 1.5 s and 50 MB per
+    process that no routine uses. A ``None`` entry in ``sys.modules`` makes that
+    optional import fail at once, which TensorFlow tolerates; removing the entry
+    afterwards leaves ``tf.keras`` and ``import keras`` working on first use.
+    """
+    blocked = "keras" not in sys.modules
+    if blocked:
+        sys.modules["keras"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if blocked:
+            del sys.modules["keras"]
+
+
+with _stderr_silenced(), _keras_deferred():
     import tensorflow as tf
 
     # Probing devices here keeps the one-time CUDA messages inside the silenced block.
