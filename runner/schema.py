@@ -10,8 +10,10 @@ which has lost its schema types, by merging it into them again.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
+import json
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -316,20 +318,21 @@ def register_configs() -> None:
         cs.store(group="schema/scenario", name=routine, node=schema)
 
 
-@functools.cache
-def _template(schema: type) -> DictConfig:
-    """The schema as an empty structured config, built once: merging copies it, never changes it."""
-    return OmegaConf.structured(schema)
-
-
 def _typed(schema: type, values: dict[str, Any], where: str) -> Any:
     """Merge plain ``values`` into ``schema`` and build the dataclass, or say in one line what is wrong.
 
     Plain values, not the composed node: the node carries its own typing, which
-    would admit keys added with ``+``.
+    would admit keys added with ``+``. A sweep's jobs mostly repeat the same values
+    (every job's tolerances, say), and merging into a schema is slow, so each
+    distinct set of values is merged once per process and each caller gets a copy.
     """
+    return copy.deepcopy(_typed_once(schema, json.dumps(values), where))
+
+
+@functools.lru_cache(maxsize=256)
+def _typed_once(schema: type, values: str, where: str) -> Any:
     try:
-        return OmegaConf.to_object(OmegaConf.merge(_template(schema), values))
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), json.loads(values)))
     except OmegaConfBaseException as err:
         key = ".".join(part for part in (where, err.full_key) if part)
         reason = str(err.msg).splitlines()[0] if err.msg else type(err).__name__

@@ -131,3 +131,48 @@ def test_unseen_functions_in_float64(
                                              f"scenario.inputs.x.value={value}",
                                              "dtype=float64")))
     assert outcome.gradients["dy/dx"] == pytest.approx(derivative(value), rel=1e-12)
+
+
+def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
+    """What lets an elementwise check cover every element of a large input in two evaluations."""
+    import tensorflow as tf
+
+    from runner.checks import elementwise_differences, finite_differences
+
+    y = tf.constant([[0.5, -1.0, 2.0, 3.0]], tf.float64)  # broadcast: each x[i] feeds a row of outputs
+
+    def fn(t: Any) -> Any:
+        return tf.sin(t) * y + t**3
+
+    x = tf.constant([[0.1], [-0.7], [1.3]], tf.float64)
+    together = elementwise_differences(fn, x, 1e-6)
+    (alone,) = finite_differences(fn, [x], 1e-6)
+    assert together.shape == (3, 1)
+    np.testing.assert_allclose(together, alone, rtol=1e-8)
+    np.testing.assert_allclose(together, 4.5 * np.cos(x.numpy()) + 12 * x.numpy() ** 2, rtol=1e-7)
+
+
+def test_large_curves_are_checked_at_every_element(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load(
+        "scenario=sigmoid", "scenario.inputs.x.linspace.num=3000", "checks.fd_max_elements=100")))
+    (check,) = [c for c in outcome.checks if "finite differences" in c.name]
+    assert check.name == "dy/dx vs finite differences (all 3000 elements, nudged together)"
+    assert 0 < check.max_abs_err <= check.tol
+
+
+def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None:
+    import tensorflow as tf
+
+    from runner.checks import difference_check
+    from runner.schema import Tolerance
+
+    x = tf.linspace(tf.constant(-3.0, tf.float64), 3.0, 1_000_000)
+    right = np.cos(x.numpy())
+    wrong = right.copy()
+    wrong[123_457] += 1e-3  # a sample of a few dozen elements would almost surely miss it
+    tol = Tolerance(rtol=1e-6, atol=1e-8)
+    passed = difference_check("dy/dx", right, tf.sin, x, tol, 1e-6, 256, 0, elementwise=True)
+    failed = difference_check("dy/dx", wrong, tf.sin, x, tol, 1e-6, 256, 0, elementwise=True)
+    assert passed.passed and not failed.passed
+    assert failed.max_abs_err == pytest.approx(1e-3, rel=1e-3)
+

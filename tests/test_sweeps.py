@@ -146,18 +146,20 @@ def _slurm_ready() -> str | None:
     return None
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local", "submitit_slurm"])
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local", "submitit_slurm", "hydra_sweeper"])
 def test_every_launcher_gives_the_same_summary(
     cli: Cli, basic_launcher_rows: list[dict], launcher: str
 ) -> None:
+    """The default (basic launcher, compose-once sweeper) against every launcher, and Hydra's own sweeper."""
     if launcher == "submitit_slurm" and (reason := _slurm_ready()):
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the Slurm test: {reason}")
         pytest.skip(reason)
-    extra = {"joblib": ["hydra.launcher.n_jobs=2"],
-             "submitit_local": ["hydra.launcher.timeout_min=10"],
-             "submitit_slurm": ["hydra.launcher.timeout_min=10"]}[launcher]
-    run = cli(*LAUNCHER_SWEEP, f"hydra/launcher={launcher}", *extra, timeout=600)
+    extra = {"joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+             "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+             "submitit_slurm": ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=10"],
+             "hydra_sweeper": ["hydra/sweeper=basic"]}[launcher]
+    run = cli(*LAUNCHER_SWEEP, *extra, timeout=600)
     assert run.returncode == 1, run.stderr  # the nope(x) jobs are errors
     rows = _rows(run)
     assert [r["status"] for r in rows] == ["ok", "error", "ok", "error"]
