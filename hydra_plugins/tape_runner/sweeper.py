@@ -1,73 +1,100 @@
-"""Hydra's basic sweeper, composing each job's config once instead of twice.
+"""Hydra's basic sweeper, with a job's config composed from a template instead of from scratch.
 
-Hydra's :class:`BasicSweeper` composes every job's config before launching a
-batch, so that a bad override fails the sweep before any job runs, and then the
-launcher composes the same config again to run it. Composition is most of what a
-short job costs (a fifth of a second here, ten times the job's own tape work), so
-this sweeper keeps the configs it composed to validate and hands each one to the
-launcher when it asks. Everything else (expansion, batches, ``max_batch_size``,
-``params``) is the basic sweeper's.
+Composition is most of what a short job costs: Hydra reads and merges every
+config file and schema again for each job (a fifth of a second here, several
+times a small job's own work), and its :class:`BasicSweeper` does that twice per
+job: once to validate the whole batch before anything runs, and again when the
+launcher starts the job.
+
+The jobs of a sweep mostly differ only in values (``scenario.inputs.x.value=3``),
+not in which configs are composed (``scenario=linear``). So
+:class:`TemplateComposer` has Hydra compose each distinct choice of configs once
+(the template), and builds a job's config by copying its template and applying
+the job's value overrides with Hydra's own override code, then setting the two
+fields Hydra derives from the overrides (``hydra.overrides.task`` and
+``hydra.job.override_dirname``). The result is the config Hydra would compose
+(``tests/test_sweeper.py`` compares them); validation still runs before any job.
+Everything else (expansion, batches, ``max_batch_size``, ``params``) is the basic
+sweeper's.
 
 A launcher that composes in another process (joblib's workers) receives the
-loader pickled without the held configs, and composes there as before.
+composer pickled without its templates, and composes there from scratch.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 
-class ComposedAhead:
-    """A config loader that answers a job's first composition from the one made to validate it."""
+class TemplateComposer:
+    """A config loader whose sweep configs are a template plus the job's values."""
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
-        self._held: dict[tuple[str, ...], list[DictConfig]] = {}
-
-    def compose_ahead(self, master_config: DictConfig, overrides: Sequence[str]) -> None:
-        config = self._loader.load_sweep_config(master_config, list(overrides))
-        self._held.setdefault(tuple(overrides), []).append(config)
-
-    def release(self) -> None:
-        self._held.clear()
+        self._templates: dict[tuple[str, ...], DictConfig] = {}
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        held = self._held.get(tuple(sweep_overrides))
-        if held:
-            return held.pop()
-        return self._loader.load_sweep_config(master_config, sweep_overrides)
+        if master_config.hydra.searchpath:  # groups may live on a path only a full composition sees
+            return self._loader.load_sweep_config(master_config, sweep_overrides)
+        parsed = OverridesParser.create().parse_overrides(sweep_overrides)
+        values = [o for o in parsed if self._is_value(o)]
+        choices = tuple(o.input_line for o in parsed if not self._is_value(o))
+        if choices not in self._templates:
+            self._templates[choices] = self._loader.load_sweep_config(master_config, list(choices))
+        config = copy.deepcopy(self._templates[choices])
+        ConfigLoaderImpl._apply_overrides_to_config(values, config)
+        task = [o for o in parsed if not o.is_hydra_override()]
+        naming = config.hydra.job.config.override_dirname
+        with open_dict(config.hydra):
+            config.hydra.overrides.task = [o.input_line for o in task]
+            config.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=task, exclude_keys=list(naming.exclude_keys),
+                item_sep=naming.item_sep, kv_sep=naming.kv_sep)
+        OmegaConf.copy_cache(from_config=master_config, to_config=config)
+        return config
+
+    def _is_value(self, override: Override) -> bool:
+        """Hydra applies this after composing; it does not choose what is composed.
+
+        Hydra's own rule: an override of a key that is not a config group (or whose
+        value is a dict) sets a value. Overrides of Hydra's settings stay in the
+        template, which Hydra composes with them.
+        """
+        if override.is_hydra_override() or override.package is not None:
+            return False
+        return isinstance(override.value(), dict) or not self._loader.repository.group_exists(
+            override.key_or_group)
 
     def __getattr__(self, name: str) -> Any:  # every other ConfigLoader method, unchanged
+        if name.startswith("__"):  # pickling probes for special methods before _loader exists
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_loader": self._loader, "_held": {}}
+        return {"_loader": self._loader, "_templates": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
 
-class ComposeOnceSweeper(BasicSweeper):
-    """The basic sweeper whose launcher reuses the configs composed for validation."""
+class TemplateSweeper(BasicSweeper):
+    """The basic sweeper, composing its jobs' configs through a :class:`TemplateComposer`."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.composed = ComposedAhead(hydra_context.config_loader)
-        context = HydraContext(config_loader=self.composed, callbacks=hydra_context.callbacks)  # type: ignore[arg-type]
+        composer = TemplateComposer(hydra_context.config_loader)
+        context = HydraContext(config_loader=composer, callbacks=hydra_context.callbacks)  # type: ignore[arg-type]
         super().setup(hydra_context=context, task_function=task_function, config=config)
-
-    def sweep(self, arguments: list[str]) -> Any:
-        try:
-            return super().sweep(arguments)
-        finally:
-            self.composed.release()
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         assert self.config is not None
-        self.composed.release()  # a previous batch's leftovers (a launcher that composed elsewhere)
         for overrides in batch:
-            self.composed.compose_ahead(self.config, overrides)
+            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
