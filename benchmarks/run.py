@@ -2,9 +2,13 @@
 
 Absolute times drift on shared machines, so every figure is a median over
 repetitions and every target is a ratio against a baseline timed in the same
-run, interleaved with it repetition by repetition. Commands run in fresh
-processes (TensorFlow start-up included, as a user pays it); peak memory is that
-process's maximum resident set size. Writes benchmarks/results.md.
+run, interleaved with it repetition by repetition. Where start-up is the point
+(one run, sweeps, the CLI) every repetition is a fresh process, TensorFlow's
+import included as a user pays it, and peak memory is that process's maximum
+resident set size. Heavy tape work and curves share one process and one
+TensorFlow start-up (benchmarks/inprocess.py), runner job against hand-written
+code. Baselines import TensorFlow as the runner does (benchmarks/plain_tf.py).
+Writes benchmarks/results.md.
 
 Usage: python benchmarks/run.py [--reps N] [--only NAME ...]
 """
@@ -54,22 +58,26 @@ class Row:
         return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
 
 
+def run_process(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and stdout of one fresh process; raise if it fails."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{err.read()[-2000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read()
+
+
 @dataclass
 class Measured:
     seconds: list[float] = field(default_factory=list)
     peak_mib: list[float] = field(default_factory=list)
-
-
-def run_process(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one fresh process; raise if it fails."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    stdout: list[str] = field(default_factory=list)
 
 
 def interleaved(reps: int, work: Path, **commands: list[str]) -> dict[str, Measured]:
@@ -77,9 +85,10 @@ def interleaved(reps: int, work: Path, **commands: list[str]) -> dict[str, Measu
     results = {name: Measured() for name in commands}
     for _ in range(reps):
         for name, cmd in commands.items():
-            seconds, peak = run_process(cmd, work)
+            seconds, peak, out = run_process(cmd, work)
             results[name].seconds.append(seconds)
             results[name].peak_mib.append(peak)
+            results[name].stdout.append(out)
             shutil.rmtree(work / "outputs", ignore_errors=True)
             shutil.rmtree(work / "plain", ignore_errors=True)
     return results
@@ -88,11 +97,15 @@ def interleaved(reps: int, work: Path, **commands: list[str]) -> dict[str, Measu
 def bench_one_run(reps: int, work: Path) -> list[Row]:
     m = interleaved(reps, work, runner=[*RUNNER, "scenario=basic"],
                     plain=[PYTHON, str(HERE / "plain_seed.py"), str(work / "plain"), "--only", "basic"])
+    imports = [json.loads(out.splitlines()[-1])["tf_import_s"] for out in m["plain"].stdout]
     note = "plain: the same tape, the same SymPy and finite-difference checks, the same results.json"
     return [Row("one run: tape-runner scenario=basic, wall", m["runner"].seconds, m["plain"].seconds,
                 target=1.15, note=note),
             Row("one run: peak memory", m["runner"].peak_mib, m["plain"].peak_mib, unit="MiB",
-                target=1.10)]
+                target=1.10),
+            Row("TensorFlow import, paid once per process (each joblib worker)", imports, [1.0] * reps,
+                note="absolute seconds, timed in the plain processes above (Keras deferred, as the runner "
+                     "imports it); the baseline column is 1 s for scale")]
 
 
 def bench_seed_sweep(reps: int, work: Path) -> list[Row]:
@@ -103,22 +116,19 @@ def bench_seed_sweep(reps: int, work: Path) -> list[Row]:
 
 
 SWEEP_JOBS = 100
-SWEEP_REPS = 3  # three 100-job sweeps a repetition: more would take make bench past ten minutes
 
 
 def bench_sweeps(reps: int, work: Path) -> list[Row]:
     values = f"range(0,{SWEEP_JOBS})"
-    m = interleaved(
-        min(reps, SWEEP_REPS), work,
-        runner=[*RUNNER, "-m", "scenario=basic", f"scenario.inputs.x.value={values}", "plots=false"],
-        bare=[PYTHON, str(HERE / "bare" / "app.py"), "-m", f"x={values}"],
-        joblib=[*RUNNER, "-m", "scenario=basic", f"scenario.inputs.x.value={values}", "plots=false",
-                "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    sweep = [*RUNNER, "-m", "scenario=basic", f"scenario.inputs.x.value={values}", "plots=false"]
+    bare = [PYTHON, str(HERE / "bare" / "app.py"), "-m", f"x={values}"]
+    m = interleaved(reps, work, runner=sweep, bare=bare,
+                    joblib=[*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
     per_job_ms = (statistics.median(m["runner"].seconds) - statistics.median(m["bare"].seconds)) / SWEEP_JOBS
     return [
         Row(f"sweep overhead: {SWEEP_JOBS} jobs, basic launcher", m["runner"].seconds, m["bare"].seconds,
             target=1.3, note=f"bare Hydra: a task that writes one JSON (plus one TensorFlow import); "
-                             f"the runner's own cost is {1000 * per_job_ms:.0f} ms per job"),
+                             f"the runner's own cost is {1000 * per_job_ms:+.0f} ms per job"),
         Row(f"parallel: joblib, 2 workers vs basic launcher, {SWEEP_JOBS} jobs", m["runner"].seconds,
             m["joblib"].seconds, unit="s", note="ratio = speed-up of joblib (basic time / joblib time)"),
     ]
@@ -156,69 +166,35 @@ def bench_cli(reps: int, work: Path) -> list[Row]:
             Row("CLI: --cfg job (no TensorFlow)", m["runner_cfg"].seconds, m["bare_cfg"].seconds, target=1.3)]
 
 
-def bench_curves(reps: int, work: Path) -> list[Row]:
-    n = 10_000_000
-    m = interleaved(reps, work,
-                    runner=[*RUNNER, "scenario=sigmoid", f"scenario.inputs.x.linspace.num={n}"],
-                    plain=[PYTHON, str(HERE / "plain_curve.py"), str(work / "plain"), str(n)])
-    return [Row("curves: sigmoid over 10^7 points", m["runner"].seconds, m["plain"].seconds, target=1.1,
-                note="runner with its checks (SymPy and sampled finite differences); plain: the tape, "
-                     "a JSON summary and the plot, no checks")]
-
-
-HAND_LINEAR = """
-import json, statistics, sys, time
-import numpy as np, tensorflow as tf
-n = int(sys.argv[1]); rng = np.random.default_rng(0)
-x = tf.constant(rng.standard_normal((n, n)), tf.float32)
-w = tf.Variable(tf.constant(rng.standard_normal((n, n)) / np.sqrt(n), tf.float32))
-b = tf.Variable(tf.constant(0.1 * rng.standard_normal(n), tf.float32))
-@tf.function
-def step(w, b):
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(tf.matmul(x, w) + b))
-    return tape.gradient(loss, [w, b])
-@tf.function
-def matmul(a, c):
-    return tf.matmul(a, c)
-def median(fn, *args):
-    fn(*args)
-    times = []
-    for _ in range(5):
-        t = time.perf_counter(); [v.numpy() for v in tf.nest.flatten(fn(*args))]
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times
-hand, hand_all = median(step, w, b)
-mm, mm_all = median(matmul, x, x)
-print(json.dumps({"hand": [4 * n**3 / t / 1e9 for t in hand_all],
-                  "matmul": [2 * n**3 / t / 1e9 for t in mm_all]}))
-"""
-
-
-def bench_heavy(reps: int, work: Path) -> list[Row]:
+def bench_inprocess(reps: int, work: Path) -> list[Row]:
+    """Heavy tape work and curves: one process, one TensorFlow start-up (benchmarks/inprocess.py)."""
+    _, _, out = run_process([PYTHON, str(HERE / "inprocess.py"), str(reps), str(work / "inprocess")], work)
+    found = json.loads(out.splitlines()[-1])
+    shutil.rmtree(work / "inprocess", ignore_errors=True)
     rows = []
-    for n in (2048, 4096):
-        done = subprocess.run([PYTHON, "-c", HAND_LINEAR, str(n)], capture_output=True, text=True, check=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        hand = json.loads(done.stdout.strip().splitlines()[-1])
-        run_process([*RUNNER, "scenario=linear", f"scenario.batch={n}", f"scenario.in_features={n}",
-                     f"scenario.out_features={n}", "compile=function", f"timing_repeats={reps}",
-                     "checks.analytic=false", "checks.finite_differences=false", "report=false",
-                     "hydra.run.dir=outputs/heavy"], work)
-        timings = json.loads((work / "outputs" / "heavy" / "results.json").read_text())["timings"]
-        shutil.rmtree(work / "outputs", ignore_errors=True)
-        rate = 4 * n**3 / timings["tape_repeat"] / 1e9
+    for n, rates in found["heavy"].items():
         rows += [Row(f"heavy tape: linear {n}^3 float32, compile=function vs hand-written tf.function",
-                     [rate], hand["hand"], unit="GFLOP/s", target=0.95, higher_is_better=True,
-                     note="runner: median of timing_repeats steady-state steps, read from results.json"),
-                 Row(f"heavy tape: linear {n}^3, runner vs the machine's tf.matmul rate", [rate],
-                     hand["matmul"], unit="GFLOP/s", target=0.8, higher_is_better=True)]
+                     rates["runner"], rates["hand"], unit="GFLOP/s", target=0.95, higher_is_better=True,
+                     note="runner: its step's min / median / max over timing_repeats, from results.json"),
+                 Row(f"heavy tape: linear {n}^3, runner vs the machine's tf.matmul rate", rates["runner"],
+                     rates["matmul"], unit="GFLOP/s", target=0.8, higher_is_better=True)]
+    curves = found["curves"]
+    checks = statistics.median(t["checks"] for t in curves["runner_timings"])
+    plots = statistics.median(t.get("plots", 0.0) for t in curves["runner_timings"])
+    rows.append(Row("curves: sigmoid over 10^7 points, verified", curves["runner"], curves["plain"],
+                    target=1.1,
+                    note=f"both sides check the gradient at every point against SymPy, the closed form and "
+                         f"central differences, write a JSON and the plot; the runner's checks take "
+                         f"{checks:.2f} s and its plot {plots:.2f} s (medians), after start-up"))
+    rows.append(Row("Keras import the runner leaves out, per process", [found["keras_import_s"]], [1.0],
+                    note="absolute seconds, one measurement (a module imports once per process)"))
     return rows
 
 
 JACOBIAN = """
 import json, resource, sys, time
-import tensorflow as tf
+sys.path.insert(0, sys.argv[4])
+from plain_tf import tf
 n, mode, reps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 x = tf.Variable(tf.random.stateless_normal([n], seed=[1, 2]))
 def f(v):
@@ -241,10 +217,9 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak, "extra_mib": peak - befo
 def bench_jacobian(reps: int, work: Path) -> list[Row]:
     n = 256
     found = {}
-    for mode in ("pfor", "while_loop"):  # one process each; the repetitions run inside it
-        done = subprocess.run([PYTHON, "-c", JACOBIAN, str(n), mode, str(reps)], capture_output=True,
-                              text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        found[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    for mode in ("pfor", "while_loop"):  # one process each, so each peak memory is its own
+        _, _, out = run_process([PYTHON, "-c", JACOBIAN, str(n), mode, str(reps), str(HERE)], work)
+        found[mode] = json.loads(out.splitlines()[-1])
     return [Row(f"Hessian of a {n}-input function: pfor vs while_loop, time", found["pfor"]["seconds"],
                 found["while_loop"]["seconds"], target=1.0,
                 note="tape.jacobian(experimental_use_pfor=True), the runner's default, against False"),
@@ -252,18 +227,12 @@ def bench_jacobian(reps: int, work: Path) -> list[Row]:
                 [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB")]
 
 
-def bench_tf_import(reps: int, work: Path) -> list[Row]:
-    m = interleaved(reps, work, tf=[PYTHON, "-c", "import tensorflow"], bare=[PYTHON, "-c", "pass"])
-    cost = [a - b for a, b in zip(m["tf"].seconds, m["bare"].seconds, strict=True)]
-    return [Row("TensorFlow import, paid once per process (each joblib worker)", cost, [1.0] * reps,
-                note="absolute seconds; baseline column is 1 s for scale")]
-
-
+#: make bench runs these; seed_sweep (issue 2's figure) only with --only seed_sweep (time budget).
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
-    "one_run": bench_one_run, "seed_sweep": bench_seed_sweep, "sweeps": bench_sweeps,
-    "summary": bench_summary, "cli": bench_cli, "heavy": bench_heavy, "curves": bench_curves,
-    "jacobian": bench_jacobian, "tf_import": bench_tf_import,
+    "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
+    "inprocess": bench_inprocess, "jacobian": bench_jacobian,
 }
+OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {"seed_sweep": bench_seed_sweep}
 
 
 def machine() -> str:
@@ -280,8 +249,8 @@ def render(rows: list[Row], reps: int, elapsed: float) -> str:
         return f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}"
 
     lines = ["# tape-runner benchmark", "",
-             f"Machine: {machine()}  ", f"Repetitions: {reps}, interleaved (min / median / max); "
-             f"the 100-job sweeps {min(reps, SWEEP_REPS)}. Whole benchmark: {elapsed:.0f} s.", "",
+             f"Machine: {machine()}  ", f"Repetitions: {reps}, interleaved (min / median / max). "
+             f"Whole benchmark: {elapsed:.0f} s.", "",
              "| benchmark | unit | runner | baseline | ratio | target | met |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -293,10 +262,16 @@ def render(rows: list[Row], reps: int, elapsed: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _analysis(path: Path) -> str:
+    """The hand-written sections (from the first "## " heading on) of the results file, kept."""
+    text = path.read_text() if path.exists() else ""
+    return text[text.index("\n## "):] if "\n## " in text else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    parser.add_argument("--only", nargs="*", choices=[*BENCHMARKS, *OPTIONAL], default=list(BENCHMARKS))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tape-runner-bench-"))
     started = time.perf_counter()
@@ -304,13 +279,13 @@ def main() -> None:
     try:
         for name in args.only:
             t = time.perf_counter()
-            rows += BENCHMARKS[name](args.reps, work)
+            rows += {**BENCHMARKS, **OPTIONAL}[name](args.reps, work)
             print(f"{name}: {time.perf_counter() - t:.0f} s", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = render(rows, args.reps, time.perf_counter() - started)
-    if set(args.only) == set(BENCHMARKS):
-        (HERE / "results.md").write_text(report)
+    if args.only == list(BENCHMARKS) and args.reps >= 5:
+        (HERE / "results.md").write_text(report + _analysis(HERE / "results.md"))
     print(report)
 
 

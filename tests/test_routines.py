@@ -160,6 +160,13 @@ def test_large_curves_are_checked_at_every_element(load: Callable[..., Any]) -> 
     assert 0 < check.max_abs_err <= check.tol
 
 
+def test_analytic_checks_off_means_the_closed_form_too(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load("scenario=sigmoid", "checks.analytic=false")))
+    names = [c.name for c in outcome.checks]
+    assert not [n for n in names if "closed form" in n or "SymPy" in n]
+    assert "dy/dx vs finite differences" in names
+
+
 def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None:
     import tensorflow as tf
 

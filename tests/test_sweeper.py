@@ -98,11 +98,15 @@ def test_one_composition_per_choice_of_configs(master: DictConfig) -> None:
     assert composer.load_sweep_config(master, ["scenario=watch"]).scenario.inputs.x.value == 3.0
 
 
-def test_a_pickled_composer_travels_without_its_templates(master: DictConfig) -> None:
-    composer = template_composer(CountingLoader())
+def test_a_pickled_composer_composes_from_the_templates_it_carries(master: DictConfig) -> None:
+    """What a joblib worker receives: it builds its jobs' configs without composing again."""
+    loader = CountingLoader()
+    composer = template_composer(loader)
     composer.load_sweep_config(master, ["scenario.inputs.x.value=1"])
-    copy = pickle.loads(pickle.dumps(composer))
-    assert copy._templates == {} and composer._templates  # a worker process composes for itself
+    worker = pickle.loads(pickle.dumps(composer))
+    config = worker.load_sweep_config(master, ["scenario.inputs.x.value=5"])
+    assert config.scenario.inputs.x.value == 5
+    assert worker._loader.composed == [[]]  # the parent's one composition, nothing more
 
 
 def test_sweeps_use_it_by_default() -> None:

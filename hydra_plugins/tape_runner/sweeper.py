@@ -17,8 +17,9 @@ fields Hydra derives from the overrides (``hydra.overrides.task`` and
 Everything else (expansion, batches, ``max_batch_size``, ``params``) is the basic
 sweeper's.
 
-A launcher that composes in another process (joblib's workers) receives the
-composer pickled without its templates, and composes there from scratch.
+A launcher that composes in other processes (joblib's workers) receives the
+composer pickled with its templates (a few kilobytes each), so its workers
+compose the same way.
 """
 
 from __future__ import annotations
@@ -78,12 +79,6 @@ class TemplateComposer:
         if name.startswith("__"):  # pickling probes for special methods before _loader exists
             raise AttributeError(name)
         return getattr(self._loader, name)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"_loader": self._loader, "_templates": {}}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
 
 class TemplateSweeper(BasicSweeper):

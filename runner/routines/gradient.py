@@ -35,7 +35,12 @@ def run(scenario: GradientScenario, run: RunConfig) -> Outcome:
 def _check_closed_forms(
     scenario: GradientScenario, outcome: Outcome, target: str, run: RunConfig
 ) -> None:
-    """Compare with derivatives the config states by hand, e.g. sigmoid(x)*(1 - sigmoid(x))."""
+    """Compare with derivatives the config states by hand, e.g. sigmoid(x)*(1 - sigmoid(x)).
+
+    An analytic check like SymPy's, so ``checks.analytic=false`` turns it off too.
+    """
+    if not run.checks.analytic:
+        return
     sympy = expr.SymPyBackend()
     symbols = sympy.symbols(scenario.inputs)
     out_shape = outcome.values[target].shape

@@ -36,7 +36,8 @@ def timed_step(step: Callable[..., Any], run: RunConfig, *args: Any) -> tuple[An
     """Run ``step`` under the run's compile mode; its result and timings (seconds).
 
     ``tape`` is the first call. Compiled steps then run ``timing_repeats`` more times
-    and ``tape_repeat`` is the median of those: the cost once tracing is paid.
+    and ``tape_repeat`` is the median of those: the cost once tracing is paid, with
+    ``tape_repeat_min`` and ``tape_repeat_max`` beside it when there are several.
     """
     fn = compiled(step, run)
     started = time.perf_counter()
@@ -49,4 +50,6 @@ def timed_step(step: Callable[..., Any], run: RunConfig, *args: Any) -> tuple[An
             result = fn(*args)
             repeats.append(time.perf_counter() - started)
         timings["tape_repeat"] = statistics.median(repeats)
+        if len(repeats) > 1:
+            timings.update(tape_repeat_min=min(repeats), tape_repeat_max=max(repeats))
     return result, timings

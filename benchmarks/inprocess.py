@@ -1,0 +1,161 @@
+"""The benchmarks that share one TensorFlow start-up: heavy tape work and curves.
+
+The runner's side is a real job: its config composed by Hydra's compose API and
+run by ``runner.task.execute`` into a directory of its own, as the CLI runs it,
+minus the process start-up that ``one run`` measures. The baseline is the same
+computation written by hand in plain TensorFlow. The two alternate, repetition
+by repetition, in this one process. Prints one JSON object for benchmarks/run.py.
+
+Usage: python benchmarks/inprocess.py REPS WORK_DIR
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import OmegaConf, open_dict  # noqa: E402
+
+from runner import task  # noqa: E402
+from runner.app import CONFIG_DIR  # noqa: E402  (registers the schemas)
+from runner.tfenv import tf  # noqa: E402
+
+CURVE_POINTS = 10_000_000
+HEAVY_SIZES = (2048, 4096)
+
+
+def runner_job(overrides: list[str], out: Path) -> dict[str, Any]:
+    """One job, composed and run as the CLI would; its results.json."""
+    cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+    HydraConfig.instance().set_config(cfg)
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    task.execute(job)
+    return json.loads((out / "results.json").read_text())
+
+
+def seconds(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def plain_curve(out: Path, n: int) -> None:
+    """Sigmoid and its derivative over n points by hand, verified as the runner verifies them.
+
+    The same checks: no NaN or Inf, SymPy's derivative and the stated closed form
+    in float64, and central differences at every point (in float32, the run's
+    dtype, with the runner's float32 step); then a JSON summary and the plot.
+    """
+    import sympy as sp
+
+    x = tf.Variable(tf.constant(np.linspace(-10.0, 10.0, n), tf.float32))
+    with tf.GradientTape() as tape:
+        y = tf.sigmoid(x)
+    d = tape.gradient(y, x).numpy()
+    grid = x.numpy().astype(np.float64)
+    s = sp.Symbol("x", real=True)
+    sigmoid = 1 / (1 + sp.exp(-s))
+    delta = 2.0**-10
+    references = {
+        "sympy": sp.lambdify([s], sp.diff(sigmoid, s), "numpy", cse=True)(grid),
+        "closed form": sp.lambdify([s], sigmoid * (1 - sigmoid), "numpy", cse=True)(grid),
+        "finite differences": ((tf.sigmoid(x + delta) - tf.sigmoid(x - delta)) / (2 * delta)).numpy(),
+    }
+    errors = {name: float(np.max(np.abs(d - want))) for name, want in references.items()}
+    finite = bool(np.isfinite(y.numpy()).all() and np.isfinite(d).all())
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"min": float(d.min()), "max": float(d.max()), "errors": errors, "finite": finite}
+    (out / "results.json").write_text(json.dumps({"dy/dx": summary}))
+    from matplotlib.figure import Figure
+
+    stride = max(1, n // 5000)
+    fig = Figure(figsize=(7, 4.2), dpi=110)
+    ax = fig.add_subplot()
+    ax.plot(grid[::stride], y.numpy()[::stride], label="y")
+    ax.plot(grid[::stride], d[::stride], label="dy/dx")
+    ax.legend()
+    fig.savefig(out / "sigmoid.png")
+
+
+def bench_curves(reps: int, work: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {"runner": [], "plain": [], "runner_timings": []}
+    overrides = ["scenario=sigmoid", f"scenario.inputs.x.linspace.num={CURVE_POINTS}"]
+    for rep in range(reps):
+        out = work / f"curve-{rep}"
+        started = time.perf_counter()
+        found["runner_timings"].append(runner_job(overrides, out / "runner")["timings"])
+        found["runner"].append(time.perf_counter() - started)
+        found["plain"].append(seconds(functools.partial(plain_curve, out / "plain", CURVE_POINTS)))
+    return found
+
+
+def hand_linear(n: int, reps: int) -> dict[str, list[float]]:
+    """The linear model's gradients as a hand-written tf.function, and the machine's matmul rate."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((n, n)), tf.float32)
+    w = tf.Variable(tf.constant(rng.standard_normal((n, n)) / np.sqrt(n), tf.float32))
+    b = tf.Variable(tf.constant(0.1 * rng.standard_normal(n), tf.float32))
+
+    @tf.function
+    def step(w: tf.Variable, b: tf.Variable) -> list[tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(tf.matmul(x, w) + b))
+        return tape.gradient(loss, [w, b])
+
+    @tf.function
+    def matmul(a: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(a, c)
+
+    def rates(fn: Callable[..., Any], flops: float, *args: Any) -> list[float]:
+        fn(*args)  # trace
+        return [flops / seconds(lambda: [v.numpy() for v in tf.nest.flatten(fn(*args))]) / 1e9
+                for _ in range(reps)]
+
+    return {"hand": rates(step, 4 * n**3, w, b), "matmul": rates(matmul, 2 * n**3, x, x)}
+
+
+def bench_heavy(reps: int, work: Path) -> dict[str, Any]:
+    found = {}
+    for n in HEAVY_SIZES:
+        timings = runner_job(
+            ["scenario=linear", f"scenario.batch={n}", f"scenario.in_features={n}",
+             f"scenario.out_features={n}", "compile=function", f"timing_repeats={reps}",
+             "checks.analytic=false", "checks.finite_differences=false", "report=false"],
+            work / f"linear-{n}")["timings"]
+        flops = 4 * n**3
+        runner = [flops / timings[key] / 1e9 for key in ("tape_repeat_max", "tape_repeat", "tape_repeat_min")]
+        found[str(n)] = {"runner": runner, **hand_linear(n, reps)}
+    return found
+
+
+def main() -> None:
+    reps, work = int(sys.argv[1]), Path(sys.argv[2])
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        heavy = bench_heavy(reps, work)
+        curves = bench_curves(reps, work)
+    started = time.perf_counter()
+    import keras  # noqa: F401  (what the runner's import leaves out)
+
+    keras_seconds = time.perf_counter() - started
+    print(json.dumps({"heavy": heavy, "curves": curves, "keras_import_s": keras_seconds,
+                      "curve_checks_s": statistics.median(t["checks"] for t in curves["runner_timings"])}))
+
+
+if __name__ == "__main__":
+    main()
