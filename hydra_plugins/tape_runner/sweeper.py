@@ -25,7 +25,6 @@ compose the same way.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
@@ -47,8 +46,9 @@ class TemplateComposer:
         if master_config.hydra.searchpath:  # groups may live on a path only a full composition sees
             return self._loader.load_sweep_config(master_config, sweep_overrides)
         parsed = OverridesParser.create().parse_overrides(sweep_overrides)
-        values = [o for o in parsed if self._is_value(o)]
-        choices = tuple(o.input_line for o in parsed if not self._is_value(o))
+        kinds = [self._is_value(o) for o in parsed]
+        values = [o for o, is_value in zip(parsed, kinds, strict=True) if is_value]
+        choices = tuple(o.input_line for o, is_value in zip(parsed, kinds, strict=True) if not is_value)
         if choices not in self._templates:
             self._templates[choices] = self._loader.load_sweep_config(master_config, list(choices))
         config = copy.deepcopy(self._templates[choices])
@@ -82,14 +82,13 @@ class TemplateComposer:
 
 
 class TemplateSweeper(BasicSweeper):
-    """The basic sweeper, composing its jobs' configs through a :class:`TemplateComposer`."""
+    """The basic sweeper, composing its jobs' configs through a :class:`TemplateComposer`.
+
+    Both compositions, the batch's validation and the launcher's, go through the
+    loader in the context this sweeper hands on, so both come from templates.
+    """
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         composer = TemplateComposer(hydra_context.config_loader)
         context = HydraContext(config_loader=composer, callbacks=hydra_context.callbacks)  # type: ignore[arg-type]
         super().setup(hydra_context=context, task_function=task_function, config=config)
-
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        assert self.config is not None
-        for overrides in batch:
-            self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
