@@ -264,7 +264,7 @@ def render(rows: list[Row], reps: int, elapsed: float) -> str:
         target = "—" if row.target is None else f"{'≥' if row.higher_is_better else '≤'} {row.target:g}"
         met = {None: "—", True: "yes", False: "**no**"}[row.met]
         lines.append(f"| {row.name} | {row.unit} | {span(row.runner)} | {span(row.baseline)} | "
-                     f"{row.ratio:.2f} | {target} | {met} |")
+                     f"{row.ratio:.3g} | {target} | {met} |")
     lines += ["", "Notes:"] + [f"- {row.name}: {row.note}" for row in rows if row.note]
     return "\n".join(lines) + "\n"
 
