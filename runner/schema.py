@@ -521,7 +521,7 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
     Jacobian (target size x input size) in float64. Nested tapes multiply the tape.
     """
     item = {"float64": 8, "float32": 4}.get(run.dtype, 2)
-    limit = run.checks.fd_max_elements  # larger inputs are checked on a sample of this many
+    limit = run.checks.fd_max_elements  # larger inputs: every element at once, or a sample
     scenario = run.scenario
     parts: dict[str, int] = {}
     if isinstance(scenario, LinearScenario):
@@ -542,8 +542,9 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
         parts["oracle"] = 8 * n * nodes * depth
         if isinstance(scenario, VectorScenario | HessianScenario):
             parts["jacobians"] = 8 * n * len(scenario.inputs) * max(len(texts), len(scenario.inputs))
-        # a full numerical Jacobian up to the limit; above it, sampled differences need a few copies
-        fd = (2 * 8 * n * n if n <= limit else 4 * 8 * n) * len(scenario.inputs) * len(texts)
+        # A full numerical Jacobian up to the limit. Above it every element is nudged at once:
+        # the two nudged inputs, the two evaluations, their difference and two float64 copies.
+        fd = (2 * 8 * n * n if n <= limit else 7 * 8 * n) * len(scenario.inputs) * len(texts)
     else:  # the case-driven routines work on a handful of scalars
         parts["tape"], fd = 2**20, 0
     if run.checks.finite_differences:
