@@ -8,7 +8,8 @@ import included as a user pays it, and peak memory is that process's maximum
 resident set size. Heavy tape work and curves share one process and one
 TensorFlow start-up (benchmarks/inprocess.py), runner job against hand-written
 code. Baselines import TensorFlow as the runner does (benchmarks/plain_tf.py).
-Writes benchmarks/results.md.
+The default set at five or more repetitions rewrites the table in
+benchmarks/results.md, keeping its hand-written sections; other runs only print.
 
 Usage: python benchmarks/run.py [--reps N] [--only NAME ...]
 """
@@ -231,8 +232,8 @@ def bench_jacobian(reps: int, work: Path) -> list[Row]:
                 [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB")]
 
 
-#: make bench runs these, in about nine minutes here. Two more run on request (--only NAME), each
-#: over a minute a repetition: joblib (item 7, five pairs of 100-job sweeps) and seed_sweep.
+#: make bench runs these, in about nine minutes here. Two more run on request (--only NAME), outside
+#: that budget: joblib (five pairs of 100-job sweeps, ~4 minutes) and seed_sweep (~2 minutes).
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
     "inprocess": bench_inprocess, "jacobian": bench_jacobian,
