@@ -3,8 +3,10 @@
 The runner's side is a real job: its config composed by Hydra's compose API and
 run by ``runner.task.execute`` into a directory of its own, as the CLI runs it,
 minus the process start-up that ``one run`` measures. The baseline is the same
-computation written by hand in plain TensorFlow. The two alternate, repetition
-by repetition, in this one process. Prints one JSON object for benchmarks/run.py.
+computation written by hand in plain TensorFlow, in this one process: curves
+alternate with it repetition by repetition; each linear size runs the runner's
+job (its repeats timed inside it) and then the hand-written step. Prints one
+JSON object for benchmarks/run.py.
 
 Usage: python benchmarks/inprocess.py REPS WORK_DIR
 """
