@@ -16,7 +16,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from runner.errors import ConfigError
 from runner.schema import register_configs
+from runner.snapshot import rerun_arguments
 
 #: The YAML configs live at the top of the checkout, beside the package.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -64,7 +66,11 @@ def main() -> None:
 
         print(help_text(Path(CONFIG_DIR)))
         return
-    sys.argv[1:] = quote_expressions(sys.argv[1:])
+    try:
+        sys.argv[1:] = rerun_arguments(quote_expressions(sys.argv[1:]), CONFIG_DIR)
+    except ConfigError as err:
+        print(f"tape-runner: {err}", file=sys.stderr)
+        sys.exit(1)
     try:
         _app()
     finally:

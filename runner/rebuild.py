@@ -33,10 +33,24 @@ def rebuild_sweep(sweep_dir: Path) -> summary.Sweep:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tape-runner-report", description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, help="a run directory or a sweep directory")
-    directory: Path = parser.parse_args(argv).directory
+    parser.add_argument("--rerun", action="store_true", help="compute again: a run from its snapshot, or "
+                        "a sweep's missing and errored jobs (then rebuild its summary)")
+    args = parser.parse_args(argv)
+    directory: Path = args.directory
     if not directory.is_dir():
         print(f"tape-runner-report: {directory} is not a directory", file=sys.stderr)
         return 1
+    status = 0
+    if args.rerun:
+        from runner import rerun
+
+        try:
+            status = rerun.rerun(directory)
+        except rerun.RerunError as err:
+            print(f"tape-runner-report: {err}", file=sys.stderr)
+            return 1
+        if rerun.is_run(directory):
+            return status
     if (directory / RESULTS).is_file():
         try:
             rebuild_run(directory)
@@ -55,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in sweep.rows:
         if row["status"] == "missing":
             print(f"  job {row['job']} missing ({row['overrides']}): {row['message']}")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from runner import outputs, report
+from runner import outputs, report, snapshot
 from runner.errors import ConfigError, JobTimeout
 from runner.result import Outcome
 from runner.schema import load_run
@@ -86,11 +86,10 @@ def _shell_word(text: str) -> str:
     return f'"{text}"'
 
 
-def _commands(run_dir: Path) -> tuple[str, str]:
-    overrides = HydraConfig.get().overrides.task
+def _commands(run_dir: Path, overrides: list[str]) -> tuple[str, str]:
     command = " ".join(["tape-runner", *(_shell_word(o) for o in overrides)])
-    snapshot = _shell_word(str((run_dir / ".hydra").resolve()))
-    return command, f"tape-runner --config-path {snapshot} --config-name config"
+    saved = _shell_word(str((run_dir / ".hydra").resolve()))
+    return command, f"tape-runner --config-path {saved} --config-name config"
 
 
 def execute(cfg: DictConfig) -> str:
@@ -153,14 +152,15 @@ def _record(
     timings: dict[str, float],
 ) -> dict[str, Any]:
     tfenv = sys.modules.get("runner.tfenv")
-    command, rerun = _commands(run_dir)
     hydra = HydraConfig.get()
+    overrides = snapshot.record_overrides(hydra, run_dir)
+    command, rerun = _commands(run_dir, overrides)
     record: dict[str, Any] = {
         "scenario": name,
         "status": status,
         "message": message,
         "job": {"num": hydra.job.num if hydra.mode == RunMode.MULTIRUN else None,
-                "overrides": list(hydra.overrides.task)},
+                "overrides": overrides},
         "gradients": {},
         "inputs": {},
         "values": {},

@@ -31,6 +31,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_d
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -86,7 +87,45 @@ class TemplateSweeper(BasicSweeper):
 
     Both compositions, the batch's validation and the launcher's, go through the
     loader in the context this sweeper hands on, so both come from templates.
+
+    ``rerun`` (job numbers) runs only those jobs of the sweep, under their own
+    numbers and so into their own directories, through the same launcher; the
+    sweep's ``multirun.yaml`` is left as the sweep wrote it. ``tape-runner-report
+    DIR --rerun`` sets it to resume a sweep.
     """
+
+    def __init__(self, max_batch_size: int | None, params: dict[str, str] | None = None,
+                 rerun: list[int] | None = None) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.rerun = None if rerun is None else sorted(set(rerun))
+
+    def sweep(self, arguments: list[str]) -> Any:
+        if self.rerun is None:
+            return super().sweep(arguments)
+        assert self.hydra_context is not None and self.launcher is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        (jobs,) = self.split_arguments(overrides, None)
+        unknown = [num for num in self.rerun if not 0 <= num < len(jobs)]
+        if unknown:
+            raise HydraException(f"hydra.sweeper.rerun: the jobs are 0 to {len(jobs) - 1}, not {unknown}")
+        returns = []
+        for start, batch in self._runs(jobs):
+            self.validate_batch_is_legal(batch)
+            returns.append(self.launcher.launch(batch, initial_job_idx=start))
+        return returns
+
+    def _runs(self, jobs: list[list[str]]) -> list[tuple[int, list[list[str]]]]:
+        """The jobs to rerun as (first number, batch), each batch consecutive and at most max_batch_size."""
+        assert self.rerun is not None
+        runs: list[tuple[int, list[list[str]]]] = []
+        for num in self.rerun:
+            start, batch = runs[-1] if runs else (-1, [])
+            if runs and start + len(batch) == num and len(batch) != (self.max_batch_size or -1):
+                batch.append(jobs[num])
+            else:
+                runs.append((num, [jobs[num]]))
+        return runs
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         composer = TemplateComposer(hydra_context.config_loader)
