@@ -131,7 +131,8 @@ def test_the_sweeper_reruns_consecutive_jobs_together() -> None:
 def test_a_killed_sweep_resumes_only_its_missing_and_errored_jobs(tmp_path: Path) -> None:
     values = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     args = ["tape-runner", "-m", "scenario.function=x**3",
-            f"scenario.inputs.x.value={','.join(map(str, values))}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+            f"scenario.inputs.x.value={','.join(map(str, values))}",
+            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 240
