@@ -90,7 +90,8 @@ def sections(results: dict[str, Any]) -> list[Section]:
     notes = results.get("notes") or {}
     out = [Section(f"{results.get('scenario')}: {results.get('status')}")]
     if results.get("message"):
-        out[0].blocks.append(("p", f"Error: {results['message']}"))
+        failed = results.get("status") == "check_failed"
+        out[0].blocks.append(("p", f"{'Check failed' if failed else 'Error'}: {results['message']}"))
     if scenario.get("description"):
         out[0].blocks.append(("p", scenario["description"]))
 

@@ -23,6 +23,12 @@ class Check:
     tol: float | None
     detail: str = ""
 
+    def failure(self) -> str:
+        """Why it failed, by how much: ``dy/dx vs SymPy: max error 2.3e-06 > tolerance 0``."""
+        if self.max_abs_err is None or self.tol is None:
+            return f"{self.name}: {self.detail}" if self.detail else self.name
+        return f"{self.name}: max error {self.max_abs_err:.2g} > tolerance {self.tol:.2g}"
+
 
 @dataclass
 class Curve:

@@ -95,6 +95,7 @@ class GradientScenario(Scenario):
     target: str | None = None  # the output's name in labels; "y" unless an input is called y
     watch_accessed_variables: bool = True
     closed_form: dict[str, str] = field(default_factory=dict)  # input -> expected derivative
+    closed_form_for: str | None = None  # the function closed_form differentiates; null: scenario.function
 
     def target_name(self) -> str:
         if self.target is not None:
@@ -436,6 +437,8 @@ def _check_scenario(scenario: Scenario) -> None:
             if name not in scenario.inputs:
                 raise ConfigError(f"scenario.closed_form.{name}: no input named {name!r}")
             _parse(text, scenario.inputs, f"scenario.closed_form.{name}")
+        if scenario.closed_form_for is not None:
+            _parse(scenario.closed_form_for, scenario.inputs, "scenario.closed_form_for")
     elif isinstance(scenario, PersistentScenario):
         _check_inputs(scenario)
         if not scenario.targets:

@@ -111,13 +111,15 @@ def execute(cfg: DictConfig) -> str:
         with time_limit(run.limits.time_s):
             outcome = routines.run_routine(run)
         status = "ok" if outcome.passed else "check_failed"
+        if not outcome.passed:
+            message = "; ".join(c.failure() for c in outcome.checks if not c.passed)
     except ConfigError as err:
         failure, status, message = err, "error", str(err)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         failure, status, message = err, "error", f"{type(err).__name__}: {first}".rstrip(": ")
 
-    if message:
+    if message and status == "error":
         log.error("%s", message)
     record = _record(cfg, name, status, message, outcome, run_dir, timings)
     try:
@@ -132,9 +134,8 @@ def execute(cfg: DictConfig) -> str:
         note_status("error")
         return "error"
 
-    failed = [c.name for c in outcome.checks if not c.passed] if outcome else []
-    if failed:
-        log.warning("check failed: %s", "; ".join(failed))
+    if status == "check_failed":
+        log.warning("check failed: %s", message)
     log.info("%s: %s; outputs in %s", name, status, run_dir)
     note_status(status)
     if failure is not None and os.environ.get("HYDRA_FULL_ERROR") == "1":
