@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from runner.errors import ConfigError
+from runner.hints import unknown_scenario_key
 from runner.schema import register_configs
 from runner.snapshot import rerun_arguments
 
@@ -61,12 +62,14 @@ def quote_expressions(args: list[str]) -> list[str]:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] in ("--help", "-h"):
+    if {"--help", "-h"} & set(sys.argv[1:]):  # anywhere: `tape-runner scenario=linear --help` too
         from runner.cli_help import help_text
 
         print(help_text(Path(CONFIG_DIR)))
         return
     try:
+        if hint := unknown_scenario_key(sys.argv[1:]):
+            raise ConfigError(hint)
         sys.argv[1:] = rerun_arguments(quote_expressions(sys.argv[1:]), CONFIG_DIR)
     except ConfigError as err:
         print(f"tape-runner: {err}", file=sys.stderr)

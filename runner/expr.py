@@ -191,7 +191,9 @@ def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> tuple[Expr, 
                 raise ConfigError(f"{fn}() takes exactly one positional argument")
             arg, value = _convert(args[0], allowed, down)
             return _vetted(Call(fn, arg), value)
-    raise ConfigError(f"{_describe(node)} is not allowed in an expression")
+    power = isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor)
+    raise ConfigError(f"{_describe(node)} is not allowed in an expression"
+                      + ("; for a power write ** (x**2), not ^" if power else ""))
 
 
 def _vetted(tree: Neg | BinOp | Call, constant_parts: Any) -> tuple[Expr, float | None]:
