@@ -1,0 +1,176 @@
+"""What a newcomer reads is what happens: conf/'s commented examples, the README's quoted output, hints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runner import expr
+from runner.errors import ConfigError
+from runner.hints import unknown_scenario_key
+from tests.test_sweeps import _slurm_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
+       "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+#: A comment's command: ``#   tape-runner key=value ...`` or ``...then:   tape-runner ...``.
+_COMMAND = re.compile(r"(?:^#\s*|:\s+)(tape-runner\s+[-+~\"'\w].*)$")
+
+
+def conf_examples() -> list[tuple[str, str]]:
+    """(file, command) for every example command commented in conf/, continuation lines joined."""
+    found = []
+    for path in sorted((ROOT / "conf").rglob("*.yaml")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if match := _COMMAND.search(line):
+                command, more = match[1], number
+                while command.rstrip().endswith("\\"):
+                    more += 1
+                    command += "\n" + lines[more].lstrip("#")
+                found.append((str(path.relative_to(ROOT)), command))
+    return found
+
+
+def _bash(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``command`` as a user's shell runs it: quotes, comments and continuation lines included."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_the_examples_are_found() -> None:
+    examples = conf_examples()
+    assert len(examples) >= 40
+    commands = [c for _, c in examples]
+    assert "tape-runner experiment=seed_tour hydra/launcher=cluster" in commands
+    assert any(c.startswith("tape-runner scenario=higher_order scenario.function='tanh(x)'")
+               and "'+scenario.inputs.x.linspace={start: -3, stop: 3, num: 121}'" in c for c in commands)
+
+
+@pytest.mark.slow
+def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None:
+    examples = conf_examples()
+    slurm = _slurm_ready()
+    if slurm and os.environ.get("CI"):
+        pytest.fail(f"CI must run the Slurm example: {slurm}")
+    runnable = [(i, e) for i, e in enumerate(examples) if not (slurm and "hydra/launcher=cluster" in e[1])]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(lambda item: (item[1], _bash(item[1][1], tmp_path / str(item[0]))), runnable))
+    failures = []
+    for (where, command), run in done:
+        index = next(i for i, e in runnable if e == (where, command))
+        records = [json.loads(p.read_text()) for p in (tmp_path / str(index)).glob("outputs/**/results.json")]
+        statuses = {r["status"] for r in records}
+        if run.returncode != 0 or not records or statuses != {"ok"}:
+            failures.append(f"{where}: {command} -> exit {run.returncode}, {statuses}: {run.stderr[-400:]}")
+    assert not failures, "\n".join(failures)
+    if slurm:
+        pytest.skip(f"ran {len(runnable)} of {len(examples)} examples; "
+                    f"hydra/launcher=cluster needs Slurm: {slurm}")
+
+
+def readme_transcripts() -> list[tuple[str, list[str]]]:
+    """(command, expected output lines) for each ``$ tape-runner ...`` line in the README's text blocks."""
+    transcripts: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```text\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        current: list[str] | None = None
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                current = []
+                transcripts.append((line[2:], current))
+            elif current is not None:
+                current.append(line)
+    return transcripts
+
+
+@pytest.mark.slow
+def test_the_readme_quotes_real_output_verbatim(tmp_path: Path) -> None:
+    transcripts = readme_transcripts()
+    assert len(transcripts) >= 5
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda item: _bash(item[1][0], tmp_path / str(item[0])), enumerate(transcripts)))
+    for (command, expected), run in zip(transcripts, runs, strict=True):
+        printed = (run.stdout + run.stderr).splitlines()
+        assert run.returncode != 0, command
+        assert "Traceback" not in run.stderr, command
+        for line in expected:
+            pattern = re.compile(".*".join(re.escape(part) for part in line.split("[...]")))
+            assert any(pattern.fullmatch(p) for p in printed), f"{command}: {line!r} not in {printed}"
+        # Nothing else of note: every error or warning printed is one the README quotes.
+        noted = [p for p in printed if "[ERROR]" in p or "[WARNING]" in p or p.startswith("tape-runner:")]
+        assert len(noted) == sum(1 for e in expected if "[ERROR]" in e or "[WARNING]" in e
+                                 or e.startswith("tape-runner:")), (command, noted)
+
+
+@pytest.mark.slow
+def test_overriding_the_function_drops_the_closed_form_and_a_failed_check_says_by_how_much(
+    tmp_path: Path,
+) -> None:
+    tanh = _bash("tape-runner scenario=sigmoid scenario.function='tanh(x)'", tmp_path / "tanh")
+    assert tanh.returncode == 0, tanh.stderr
+    (path,) = (tmp_path / "tanh").glob("outputs/*/*/results.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok" and record["message"] is None
+    names = [c["name"] for c in record["checks"]]
+    assert "dy/dx vs SymPy" in names and "dy/dx vs finite differences" in names
+    assert not [n for n in names if "closed form" in n]
+    assert record["notes"]["dy/dx"] == ("closed form sigmoid(x)*(1 - sigmoid(x)) not checked: it was written "
+                                        "for sigmoid(x), not tanh(x); SymPy and finite differences check "
+                                        "this function")
+    x = np.linspace(-10, 10, 201)
+    np.testing.assert_allclose(record["gradients"]["dy/dx"], 1 - np.tanh(x) ** 2, atol=1e-6)
+    assert "not checked: it was written for sigmoid(x)" in (path.parent / "report.md").read_text()
+
+    failed = _bash("tape-runner scenario.function='x**3' scenario.inputs.x.value=0.1 "
+                   "checks.tolerances.float32.analytic.rtol=0 checks.tolerances.float32.analytic.atol=0",
+                   tmp_path / "failed")
+    assert failed.returncode == 2
+    (path,) = (tmp_path / "failed").glob("outputs/*/*/results.json")
+    record = json.loads(path.read_text())
+    # float32's 0.1 is 0.100000001490116...; 3x**2 there is 0.0300000008940697 in float64,
+    # which float32 rounds to 0.0300000011920929: an error of 2.98e-10 against SymPy.
+    assert record["status"] == "check_failed"
+    assert record["message"] == "dy/dx vs SymPy: max error 3e-10 > tolerance 0"
+    assert "check failed: dy/dx vs SymPy: max error 3e-10 > tolerance 0" in failed.stdout + failed.stderr
+    report = (path.parent / "report.md").read_text()
+    assert "Check failed: dy/dx vs SymPy: max error 3e-10 > tolerance 0" in report
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (["scenario.fuction=x"], "scenario.fuction: unknown key; did you mean scenario.function?"),
+    (["-m", "~scenario.closed_forms"], "scenario.closed_forms: unknown key; "
+                                       "did you mean scenario.closed_form or scenario.closed_form_for?"),
+    (["scenario.inputs.x.valeu=3"], "scenario.inputs.x.valeu: unknown key; "
+                                    "did you mean scenario.inputs.x.value?"),
+    (["scenario.inputs.y.linspace.nmu=3"], "scenario.inputs.y.linspace.nmu: unknown key; "
+                                           "did you mean scenario.inputs.y.linspace.num?"),
+    (["scenario=linear", "scenario.btach=3"], "scenario.btach: unknown key; did you mean scenario.batch?"),
+])
+def test_a_misspelt_scenario_key_names_the_keys_meant(args: list[str], hint: str) -> None:
+    assert unknown_scenario_key(args) == hint
+
+
+@pytest.mark.parametrize("args", [
+    ["scenario.function=x**2", "scenario.inputs.x.value=3"],
+    ["+scenario.fuction=x"],  # added on purpose: the schema answers once composed
+    ["scenario.outputs.anything=x", "scenario.inputs.new.value=1", "scenario.closed_form.x=1"],
+    ["scenario.inputs.x.linspace={start: 0, stop: 1, num: 3}", "~scenario.inputs.x.linspace"],
+    ["--config-path", "scenario.fuction", "dtpye=float64"],  # only scenario keys are checked
+])
+def test_valid_or_user_named_keys_pass(args: list[str]) -> None:
+    assert unknown_scenario_key(args) is None
+
+
+def test_a_caret_suggests_a_power() -> None:
+    with pytest.raises(ConfigError, match=r"operator BitXor is not allowed in an expression; "
+                                          r"for a power write \*\* \(x\*\*2\), not \^"):
+        expr.parse("x^2", ["x"])
