@@ -174,3 +174,13 @@ def test_a_caret_suggests_a_power() -> None:
     with pytest.raises(ConfigError, match=r"operator BitXor is not allowed in an expression; "
                                           r"for a power write \*\* \(x\*\*2\), not \^"):
         expr.parse("x^2", ["x"])
+
+
+@pytest.mark.slow
+def test_help_anywhere_on_the_command_line_is_the_runners(tmp_path: Path) -> None:
+    for command in ("tape-runner scenario=linear --help", "tape-runner -m scenario=basic,watch -h"):
+        run = _bash(command, tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.startswith("tape-runner: run a GradientTape scenario"), command
+        assert "schema/scenario" not in run.stdout and "== Config groups ==" not in run.stdout
+    assert not (tmp_path / "outputs").exists()

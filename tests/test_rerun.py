@@ -169,3 +169,11 @@ def test_a_killed_sweep_resumes_only_its_missing_and_errored_jobs(tmp_path: Path
     assert [r["dy/dx"] for r in rows] == pytest.approx([3 * v**2 for v in values], rel=1e-6)
     again = _run(["tape-runner-report", str(sweep), "--rerun"], tmp_path)
     assert again.returncode == 0 and "nothing to re-run" in again.stdout
+
+
+def test_only_a_sweep_that_listed_its_jobs_can_be_resumed(tmp_path: Path) -> None:
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(rerun.RerunError, match=r"has no jobs\.json: only a sweep whose jobs were listed"):
+        rerun.rerun(tmp_path)
+    with pytest.raises(rerun.RerunError, match=r"holds no config\.yaml: nothing to re-run"):
+        rerun.rerun_run(tmp_path)
