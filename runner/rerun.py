@@ -21,9 +21,14 @@ from pathlib import Path
 from runner import summary
 from runner.outputs import JOBS, RESULTS
 
-#: Hydra settings a resumed sweep keeps from the original: where and how its jobs ran.
-_KEPT_HYDRA = ("hydra/launcher", "hydra.launcher.", "hydra.sweeper.params.", "hydra.sweeper.max_batch_size",
-               "hydra.mode")
+#: Hydra settings a resumed sweep keeps as they were: the launcher's choice, how its jobs were batched.
+_KEPT = ("hydra/launcher", "hydra.mode", "hydra.sweeper.max_batch_size")
+#: The launcher's values a resumed sweep keeps: resources and scheduling, never shell lines or paths.
+_LAUNCHER_KEYS = frozenset({
+    "n_jobs", "backend", "prefer", "timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node",
+    "mem_gb", "nodes", "name", "partition", "qos", "comment", "constraint", "exclude", "gres",
+    "cpus_per_gpu", "gpus_per_task", "mem_per_gpu", "mem_per_cpu", "account", "array_parallelism",
+    "max_num_timeout"})
 _CODE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
 
 
@@ -48,6 +53,18 @@ def _key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
+def _kept(override: str) -> bool:
+    """Whether a Hydra override of the original sweep is safe and needed to resume it."""
+    key = _key(override)
+    if any(k in override for k in _CODE_KEYS):
+        return False
+    if key.startswith("hydra.launcher."):
+        return key.removeprefix("hydra.launcher.") in _LAUNCHER_KEYS
+    if key.startswith("hydra.sweeper.params."):  # the swept values: runner keys, never Hydra's
+        return not key.removeprefix("hydra.sweeper.params.").lstrip("+~").startswith("hydra")
+    return key in _KEPT
+
+
 def sweep_command(sweep_dir: Path, jobs: list[int]) -> tuple[list[str], list[str]]:
     """The command that runs ``jobs`` of the sweep again, and the Hydra overrides it leaves out."""
     import yaml
@@ -63,7 +80,7 @@ def sweep_command(sweep_dir: Path, jobs: list[int]) -> tuple[list[str], list[str
         raise RerunError(f"{where}: overrides must be strings")
     if bad := [o for o in task if _key(o).startswith("hydra") or any(k in o for k in _CODE_KEYS)]:
         raise RerunError(f"{where}: not a runner override: {bad[0]}")
-    kept = [o for o in hydra if _key(o).startswith(_KEPT_HYDRA) and not any(k in o for k in _CODE_KEYS)]
+    kept = [o for o in hydra if _kept(o)]
     dropped = [o for o in hydra if o not in kept]
     mark = next((q for q in "'\"" if q not in str(sweep_dir.resolve())), None)
     if mark is None:

@@ -108,13 +108,15 @@ def test_a_resumed_sweep_keeps_only_its_launcher_and_runner_overrides(tmp_path: 
         "task": ["scenario=basic", "scenario.inputs.x.value=1,2"],
         "hydra": ["hydra.mode=MULTIRUN", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                   "hydra.sweep.dir=elsewhere", "+hydra.callbacks.x._target_=os.system",
-                  "hydra.launcher._target_=os.system"]}}}))
+                  "hydra.launcher._target_=os.system", "hydra.launcher.setup=[touch pwned]",
+                  "hydra.sweeper.params.hydra.job.env_set.X=1", "hydra.sweeper.params.seed=1,2"]}}}))
     command, dropped = rerun.sweep_command(tmp_path, [1, 3])
     assert command[3:] == ["-m", "hydra.mode=MULTIRUN", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                           "scenario=basic", "scenario.inputs.x.value=1,2",
+                           "hydra.sweeper.params.seed=1,2", "scenario=basic", "scenario.inputs.x.value=1,2",
                            f"hydra.sweep.dir='{tmp_path}'", "hydra.sweeper.rerun=[1,3]"]
     assert dropped == ["hydra.sweep.dir=elsewhere", "+hydra.callbacks.x._target_=os.system",
-                       "hydra.launcher._target_=os.system"]
+                       "hydra.launcher._target_=os.system", "hydra.launcher.setup=[touch pwned]",
+                       "hydra.sweeper.params.hydra.job.env_set.X=1"]
     (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {
         "task": ["hydra.callbacks.x._target_=os.system"], "hydra": []}}}))
     with pytest.raises(rerun.RerunError, match="not a runner override"):
