@@ -183,3 +183,25 @@ def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None
     assert passed.passed and not failed.passed
     assert failed.max_abs_err == pytest.approx(1e-3, rel=1e-3)
 
+
+
+SIGMOID_FORM = "dy/dx vs closed form sigmoid(x)*(1 - sigmoid(x))"
+
+
+@pytest.mark.parametrize(("overrides", "closed_form"), [
+    (["scenario=sigmoid"], SIGMOID_FORM),
+    (["scenario=sigmoid", "scenario.function='sigmoid( x )'"], SIGMOID_FORM),
+    (["experiment=softplus_family"], "dy/dx vs closed form sigmoid(k*x)"),
+    (["scenario=sigmoid", "scenario.function='exp(x)'"], None),
+])
+def test_a_closed_form_is_checked_only_for_its_own_function(
+    load: Callable[..., Any], overrides: list[str], closed_form: str | None
+) -> None:
+    outcome = assert_passed(run_routine(load(*overrides)))
+    names = [c.name for c in outcome.checks]
+    assert "dy/dx vs SymPy" in names and "dy/dx vs finite differences" in names
+    if closed_form is None:
+        assert not [n for n in names if "closed form" in n]
+        assert outcome.notes["dy/dx"].startswith("closed form sigmoid(x)*(1 - sigmoid(x)) not checked")
+    else:
+        assert closed_form in names and "dy/dx" not in outcome.notes
