@@ -5,9 +5,10 @@ reads a relative ``--config-path`` against the package that holds the app
 (``runner/``), not the working directory; and a saved ``config.yaml`` has no
 ``hydra:`` section, so the rerun would lose the project's run-directory naming,
 ``tape-runner.log`` and callbacks. :func:`rerun_arguments` therefore makes the
-path absolute and, when the config comes from anywhere but the project's config
-directory, puts that directory on Hydra's search path and adds the project's
-Hydra settings to the defaults (``+hydra=default``).
+path absolute and, when it is a run's snapshot (Hydra's three files), puts the
+project's config directory on Hydra's search path and adds the project's Hydra
+settings to the defaults (``+hydra=default``). A snapshot is data someone may have
+sent: one that could change Hydra's settings is refused before Hydra reads it.
 
 A snapshot's ``overrides.yaml`` lists the overrides that composed its config from
 the project's. :func:`record_overrides` gives a rerun those followed by its own and
