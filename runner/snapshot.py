@@ -42,6 +42,8 @@ def _hydra_quoted(text: str) -> str:
 def rerun_arguments(args: list[str], config_dir: str) -> list[str]:
     """``args`` with ``--config-path`` absolute and, for a snapshot, the project's Hydra settings added.
 
+    ``config_dir`` is the project's config directory, a path or a ``pkg://`` search path.
+
     Raises :class:`ConfigError` for a snapshot that holds more than a run's saved config.
     """
     out = list(args)
@@ -59,8 +61,8 @@ def rerun_arguments(args: list[str], config_dir: str) -> list[str]:
         out[index] = path if not eq else f"{flag}={path}"
         if (Path(path) / "overrides.yaml").is_file():
             _check_snapshot(Path(path))
-            out += [f"hydra.searchpath=[{_hydra_quoted('file://' + str(Path(config_dir).resolve()))}]",
-                    PROJECT_HYDRA]
+            source = config_dir if "://" in config_dir else f"file://{Path(config_dir).resolve()}"
+            out += [f"hydra.searchpath=[{_hydra_quoted(source)}]", PROJECT_HYDRA]
         return out
     return out
 
