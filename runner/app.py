@@ -65,15 +65,17 @@ def main() -> None:
         print(help_text(Path(CONFIG_DIR)))
         return
     sys.argv[1:] = quote_expressions(sys.argv[1:])
-    try:
-        _app()
-    finally:
-        # A failed launcher skips on_multirun_end: write the summary anyway. Both modules
-        # are loaded only if Hydra started a run (not for --cfg, --info, ...).
-        if callbacks := sys.modules.get("runner.callbacks"):
-            callbacks.finish_pending()
-    task = sys.modules.get("runner.task")
-    sys.exit(task.exit_status() if task else 0)
+    from runner import task
+
+    with task.invocation() as invocation:  # this invocation's jobs, apart from any before it
+        try:
+            _app()
+        finally:
+            # A failed launcher skips on_multirun_end: write the summary anyway. The module
+            # is loaded only if Hydra started a sweep (not for --cfg, --info, ...).
+            if callbacks := sys.modules.get("runner.callbacks"):
+                callbacks.finish_pending()
+    sys.exit(invocation.exit_status())
 
 
 if __name__ == "__main__":
