@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+from importlib import resources
 from pathlib import Path
 
 import hydra
@@ -18,8 +19,9 @@ from omegaconf import DictConfig
 
 from runner.schema import register_configs
 
-#: The YAML configs live at the top of the checkout, beside the package.
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+#: The YAML configs, found through the package: runner/conf links to conf/ at the top of the
+#: checkout and every distribution ships them there, so any install runs from any directory.
+CONFIG_DIR = str(resources.files("runner") / "conf")
 
 register_configs()
 
