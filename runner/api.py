@@ -287,16 +287,12 @@ def _overrides(name: str, overrides: Sequence[str], *, sweeping: bool) -> list[s
     """``scenario=<name>`` or ``experiment=<name>``, then the overrides, quoted as the CLI quotes them."""
     if isinstance(overrides, str):
         raise ConfigError("overrides is a list of strings, e.g. overrides=['scenario.inputs.x.value=4']")
+    head = f"scenario={name}"  # an unknown name gets Hydra's message, with the scenarios there are
     conf = Path(CONFIG_DIR)
-    if (conf / "scenario" / f"{name}.yaml").is_file():
-        head = f"scenario={name}"
-    elif sweeping and (conf / "experiment" / f"{name}.yaml").is_file():
+    if not (conf / "scenario" / f"{name}.yaml").is_file() and (conf / "experiment" / f"{name}.yaml").exists():
+        if not sweeping:
+            raise ConfigError(f"{name!r} is an experiment, a sweep: run it with sweep({name!r})")
         head = f"experiment={name}"
-    elif (conf / "experiment" / f"{name}.yaml").is_file():
-        raise ConfigError(f"{name!r} is an experiment, a sweep: run it with sweep({name!r})")
-    else:
-        known = sorted(p.stem for p in (conf / "scenario").glob("*.yaml"))
-        raise ConfigError(f"unknown scenario {name!r} (known: {', '.join(known)})")
     return quote_expressions([head, *overrides])
 
 
