@@ -74,7 +74,8 @@ def finish_pending() -> None:
     """Write the summary of the open invocation's sweep, if one is still pending."""
     current = task.current_invocation()
     if current is not None and current.pending is not None:
-        current.pending.finish()
+        pending, current.pending = current.pending, None
+        pending.finish()
 
 
 def require_writable(directory: Path) -> None:
@@ -97,6 +98,10 @@ class RunnerCallback(Callback):
 
     def __init__(self) -> None:
         self._sweep: tuple[Path, _Watcher] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Launchers pickle callbacks for workers, which never finish the sweep (nor hold its thread)."""
+        return {"_sweep": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         require_writable(Path(config.hydra.run.dir))

@@ -86,3 +86,26 @@ def test_a_full_disk_is_one_line_and_an_error(
         job("scenario.function='nope(x)'")
     assert invocation.exit_status() == 1
     assert f"cannot write outputs to {tmp_path}: No space left on device" in caplog.text
+
+
+def test_the_pending_sweep_is_the_invocations_and_stays_out_of_launcher_workers(tmp_path: Path) -> None:
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    from runner.callbacks import RunnerCallback, finish_pending
+
+    callback = RunnerCallback()
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"params": None},
+                                         "overrides": {"task": ["seed=1,2"]}}})
+    with task.invocation() as invocation:
+        callback.on_multirun_start(config)
+        assert invocation.pending is callback
+        worker_copy = pickle.loads(pickle.dumps(callback))  # as joblib ships it to its workers
+        finish_pending()  # no job ran: both are missing, and the summary says so
+        assert invocation.pending is None and invocation.exit_status() == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["statuses"] == {"missing": 2}
+    worker_copy.finish()  # a worker's copy has no sweep to finish
+    with task.invocation() as later:
+        finish_pending()
+        assert later.exit_status() == 0
