@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.types import RunMode
@@ -194,9 +195,12 @@ def run(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | Pa
     sweeps = [o.input_line for o in _parsed(words) if o.is_sweep_override()]
     if sweeps:
         raise ConfigError(f"{sweeps[0]} gives several values: use sweep() to run each of them")
-    config = _composer(_hydra_part(words)).job(words)
-    run_dir = Path(output_dir) if output_dir is not None else None
-    return _finish(_perform(config, run_dir, None), run_dir)
+    composer = _composer(_hydra_part(words))
+    if output_dir is None:  # the quick way: the job's own config, without Hydra's node
+        config, task_overrides = composer.task(tuple(words))
+        return _finish(task.perform(config, task.Job(None, list(task_overrides))), None)
+    run_dir = Path(output_dir)
+    return _finish(_perform(composer.job(words), run_dir, None), run_dir)
 
 
 def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | Path | None = None
@@ -245,7 +249,6 @@ class _Composer:
     """Hydra's composition of conf/, once per choice of config groups (the template sweeper's composer)."""
 
     def __init__(self, hydra_overrides: tuple[str, ...]) -> None:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
         from hydra._internal.utils import create_config_search_path
 
         from hydra_plugins.tape_runner.sweeper import TemplateComposer
@@ -255,10 +258,40 @@ class _Composer:
         self.master = _compose(lambda: self.loader.load_configuration(
             "config", list(hydra_overrides), RunMode.MULTIRUN, from_shell=False))
         self.templates = TemplateComposer(self.loader)
+        self._task_templates: dict[tuple[str, ...], DictConfig] = {}
 
     def job(self, overrides: list[str]) -> DictConfig:
         """One job's full config (``hydra`` included), as Hydra composes it for a sweep's job."""
         return _compose(lambda: self.templates.load_sweep_config(self.master, overrides))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (composers live as long as the process)
+    def task(self, overrides: tuple[str, ...]) -> tuple[DictConfig, tuple[str, ...]]:
+        """The job's own config (without ``hydra``) and its task overrides, as :meth:`job` has them.
+
+        Hydra's node is most of a config; a run that writes no snapshot copies the
+        template without it, and applies its values with Hydra's override code. A
+        job only reads its config, so the same overrides again reuse it as it is.
+        """
+        if self.master.hydra.searchpath:
+            config = self.job(list(overrides))
+            with open_dict(config):
+                del config["hydra"]
+            return config, tuple(o for o in overrides if not o.startswith("hydra"))
+        choices, values, task_overrides = self._split(overrides)
+        if choices not in self._task_templates:
+            template = copy.deepcopy(_compose(lambda: self.templates.template(self.master, choices)))
+            with open_dict(template):
+                del template["hydra"]
+            self._task_templates[choices] = template
+        config = copy.deepcopy(self._task_templates[choices])
+        _compose(lambda: ConfigLoaderImpl._apply_overrides_to_config(values, config))
+        return config, task_overrides
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (composers live as long as the process)
+    def _split(self, overrides: tuple[str, ...]) -> tuple[tuple[str, ...], list[Any], tuple[str, ...]]:
+        parsed = _parsed(list(overrides))
+        choices, values = self.templates.split(parsed)
+        return choices, values, tuple(o.input_line for o in parsed if not o.is_hydra_override())
 
 
 @functools.lru_cache(maxsize=8)
@@ -297,10 +330,17 @@ def _overrides(name: str, overrides: Sequence[str], *, sweeping: bool) -> list[s
 
 
 def _parsed(words: list[str]) -> list[Any]:
+    return [_parsed_one(word) for word in words]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_one(word: str) -> Any:
+    """One override parsed by Hydra's grammar, once per text (a warm call repeats most of its words)."""
     try:
-        return OverridesParser.create().parse_overrides(words)
+        (override,) = OverridesParser.create().parse_overrides([word])
     except HydraException as err:
         raise ConfigError(_one_line(err)) from None
+    return override
 
 
 def _hydra_part(words: list[str]) -> tuple[str, ...]:

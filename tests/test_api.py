@@ -150,12 +150,21 @@ def test_warm_runs_compose_each_choice_of_configs_once(monkeypatch: pytest.Monke
     assert composed in ([["scenario=hessian"]], [])  # [] when an earlier test composed it already
 
 
-def test_a_job_config_is_the_one_hydra_composes(compose_config: Callable[..., Any]) -> None:
-    overrides = ["scenario=linear", "scenario.batch=3", "dtype=float64", "checks.fd_max_elements=10"]
-    ours = api._composer(()).job(list(overrides))
-    with open_dict(ours):
-        del ours["hydra"]
-    assert OmegaConf.to_container(ours) == OmegaConf.to_container(compose_config(*overrides))
+@pytest.mark.parametrize("overrides", [
+    ["scenario=linear", "scenario.batch=3", "dtype=float64", "checks.fd_max_elements=10"],
+    ["scenario=basic", "+scenario.inputs.y.value=2", "scenario.function='x*y'", "seed=4"],
+    ["scenario=watch", "experiment=watch_matrix", "scenario.inputs.x.kind=variable", "plots=false"],
+])
+def test_a_job_config_is_the_one_hydra_composes(
+    compose_config: Callable[..., Any], overrides: list[str]
+) -> None:
+    hydras = compose_config(*overrides)
+    full = api._composer(()).job(list(overrides))  # sweeps and runs that write files
+    quick, task_overrides = api._composer(()).task(tuple(overrides))  # runs in memory
+    assert list(task_overrides) == list(full.hydra.overrides.task) == overrides
+    with open_dict(full):
+        del full["hydra"]
+    assert OmegaConf.to_container(full) == OmegaConf.to_container(quick) == OmegaConf.to_container(hydras)
 
 
 def test_a_sweep_expands_as_dash_m_does(empty_cwd: Path) -> None:
