@@ -100,22 +100,24 @@ class Result:
         """Exactly what the run's results.json holds (or would hold: nothing was written)."""
         return copy.deepcopy(self.record)
 
+    @property
+    def _plotted(self) -> list[Any]:
+        """The outcome's figures the run plots (none with ``plots=false``)."""
+        figures = self.outcome.figures if self.outcome else []
+        return [f for f in figures if f.filename in self.record.get("plots", [])]
+
     @functools.cached_property
     def figures(self) -> list[Figure]:
         """The run's plots as Matplotlib figures, drawn but not saved."""
-        if self.outcome is None:
-            return []
         from runner.plots import render
 
-        return [render(f) for f in self.outcome.figures if f.filename in self.record.get("plots", [])]
+        return [render(f) for f in self._plotted]
 
     @functools.cached_property
     def _pngs(self) -> dict[str, bytes]:
         from runner.plots import png
 
-        shown = [f for f in self.outcome.figures if f.filename in self.record.get("plots", [])] \
-            if self.outcome else []
-        return {f.filename: png(fig) for f, fig in zip(shown, self.figures, strict=True)}
+        return {f.filename: png(fig) for f, fig in zip(self._plotted, self.figures, strict=True)}
 
     def _repr_html_(self) -> str:
         """The run's report, inline: what report.html shows, plots included."""
@@ -136,7 +138,12 @@ class Table(list):
 
     def _repr_html_(self) -> str:
         """The summary's head and its table of jobs, as summary.html shows them."""
-        return report.html_body(summary.sections(self.collected, self.columns), lambda _: None)
+        directory = self.collected.directory  # the summary's plots, if the sweep wrote them
+
+        def image(name: str) -> bytes | None:
+            return (directory / name).read_bytes() if (directory / name).is_file() else None
+
+        return report.html_body(summary.sections(self.collected, self.columns), image)
 
 
 @dataclass(frozen=True, repr=False)

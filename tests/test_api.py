@@ -230,3 +230,4 @@ def test_a_sweep_with_output_dir_writes_the_clis_sweep_files(tmp_path: Path) -> 
     assert [row["dy/dx"] for row in summary["rows"]] == [2.0, 4.0] == [row["dy/dx"] for row in s.table]
     assert json.loads((tmp_path / "sw" / "1_basic" / "results.json").read_text())["job"]["num"] == 1
     assert os.path.exists(tmp_path / "sw" / "1_basic" / ".hydra" / "config.yaml")
+    assert s.table._repr_html_().count('src="data:image/png;base64,') == 1  # summary.png, inline
