@@ -161,8 +161,8 @@ class SweepResult:
 
     @property
     def status(self) -> str:
-        """The worst job's status: ``ok``, ``check_failed`` or ``error``."""
-        statuses = [str(row["status"]) for row in self.table]
+        """The worst job's status: ``ok``, ``check_failed`` or ``error`` (a job that left no results)."""
+        statuses = ["error" if row["status"] == "missing" else str(row["status"]) for row in self.table]
         return functools.reduce(task.worse, statuses, "ok")
 
     @property
