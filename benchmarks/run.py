@@ -156,7 +156,8 @@ def bench_notebook(reps: int, work: Path) -> list[Row]:
     """Warm Python API calls against hand-written notebook cells (benchmarks/notebook.py), 20 calls each."""
     _, _, out = run_process([PYTHON, str(HERE / "notebook.py"), str(NOTEBOOK_CALLS)], work)
     found = json.loads(out.splitlines()[-1])
-    cell = "a hand-written cell: the same tape, SymPy derivative, central differences and JSON"
+    cell = ("a hand-written cell: the same tape, SymPy derivative, central differences and JSON; the "
+            "runner's call also builds the whole record results.json would hold")
     return [
         Row("notebook: warm run('basic'), nothing written, vs a hand-written cell", found["basic"]["runner"],
             found["basic"]["cell"], target=1.5,
