@@ -1,12 +1,13 @@
 # tape-runner: two commands on a fresh machine with Python 3.11 and make.
 #   make run    set up .venv, run the five seed scenarios as one sweep
 #   make test   set up .venv, run the test suite
+#   make notebook   run notebooks/seed_tour.ipynb in a Jupyter kernel, into outputs/seed_tour.ipynb
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench notebook clean
 
 install: $(STAMP)
 
@@ -31,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+notebook: $(STAMP)
+	$(BIN)/jupyter-execute notebooks/seed_tour.ipynb --output=../outputs/seed_tour
+	@echo "Executed notebook: outputs/seed_tour.ipynb"
 
 clean:
 	rm -rf outputs/2* outputs/multirun .pytest_cache .ruff_cache

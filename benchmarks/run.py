@@ -112,8 +112,65 @@ def bench_one_run(reps: int, work: Path) -> list[Row]:
 def bench_seed_sweep(reps: int, work: Path) -> list[Row]:
     m = interleaved(reps, work, runner=[*RUNNER, "experiment=seed_tour"],
                     plain=[PYTHON, str(HERE / "plain_seed.py"), str(work / "plain")])
-    return [Row("seed sweep: 5 scenarios, checks, plot, reports", m["runner"].seconds, m["plain"].seconds,
-                target=1.5, note="plain: the same five computations and checks, the same files")]
+    return [Row("seed sweep (make run): 5 scenarios, checks, plot, reports", m["runner"].seconds,
+                m["plain"].seconds, target=1.5,
+                note="plain: the same five computations and checks, the same files. Where the runner's "
+                     f"time goes, in one more run: {seed_sweep_costs(work)}")]
+
+
+IMPORTED = ("tensorflow", "hydra", "omegaconf", "sympy", "matplotlib", "numpy")
+
+
+def seed_sweep_costs(work: Path) -> str:
+    """One seed sweep with ``-X importtime``: its imports, its jobs' phases, and the rest."""
+    started = time.perf_counter()
+    done = subprocess.run([PYTHON, "-X", "importtime", "-m", "runner", "experiment=seed_tour"], cwd=work,
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    wall = time.perf_counter() - started
+    imports = {}
+    for line in done.stderr.splitlines():  # "import time: self [us] | cumulative | package"
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[2] in IMPORTED and parts[1].isdigit():
+            imports[parts[2]] = int(parts[1]) / 1e6
+    phases: dict[str, float] = {}
+    for path in work.glob("outputs/multirun/*/*/*/results.json"):
+        for phase, seconds in json.loads(path.read_text())["timings"].items():
+            if phase != "tape_repeat":
+                phases[phase] = phases.get(phase, 0.0) + seconds
+    shutil.rmtree(work / "outputs", ignore_errors=True)
+    jobs = phases.pop("total", 0.0)
+    known = sum(v for k, v in phases.items() if k != "setup")
+    phases["reports, snippet and results.json"] = jobs - known - phases.get("setup", 0.0)
+    rest = wall - jobs - imports.get("hydra", 0.0) - imports.get("omegaconf", 0.0)
+    return (f"{wall:.1f} s in all; imports (cumulative, each once) "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in imports.items())
+            + "; the five jobs' phases " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+            + f" (setup includes TensorFlow's import in the first job); everything else (interpreter, "
+              f"Hydra's start-up and composition, the job list, the summary and its plot) {rest:.2f} s")
+
+
+NOTEBOOK_CALLS = 20
+
+
+def bench_notebook(reps: int, work: Path) -> list[Row]:
+    """Warm Python API calls against hand-written notebook cells (benchmarks/notebook.py), 20 calls each."""
+    _, _, out = run_process([PYTHON, str(HERE / "notebook.py"), str(NOTEBOOK_CALLS)], work)
+    found = json.loads(out.splitlines()[-1])
+    cell = ("a hand-written cell: the same tape, SymPy derivative, central differences and JSON; the "
+            "runner's call also builds the whole record results.json would hold")
+    return [
+        Row("notebook: warm run('basic'), nothing written, vs a hand-written cell", found["basic"]["runner"],
+            found["basic"]["cell"], target=1.5,
+            note=f"median of {NOTEBOOK_CALLS} calls each, alternating; {cell}"),
+        Row("notebook: warm run('basic') with a new x on every call (a slider)", found["slider"]["runner"],
+            found["slider"]["cell"], target=3.0,
+            note="each call composes nothing: its value goes onto the template of scenario=basic"),
+        Row("notebook: warm run('sigmoid') and its inline report with the figure", found["sigmoid"]["runner"],
+            found["sigmoid"]["cell"], target=1.5,
+            note="the cell also draws the function and its derivative and renders the PNG, as Jupyter's "
+                 "inline backend does; the runner renders its report's HTML with the PNG inline"),
+    ]
+
 
 
 SWEEP_JOBS = 100
@@ -232,14 +289,15 @@ def bench_jacobian(reps: int, work: Path) -> list[Row]:
                 [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB")]
 
 
-#: make bench runs these, in about nine minutes here. Two more run on request (--only NAME), outside
-#: that budget: joblib (five pairs of 100-job sweeps, ~4 minutes) and seed_sweep (~2 minutes).
+#: make bench runs these, in about twelve minutes here. One more runs on request (--only joblib),
+#: outside that budget: five pairs of 100-job sweeps, ~4 minutes.
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
-    "inprocess": bench_inprocess, "jacobian": bench_jacobian,
+    "inprocess": bench_inprocess, "jacobian": bench_jacobian, "notebook": bench_notebook,
+    "seed_sweep": bench_seed_sweep,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
-    "joblib": bench_joblib, "seed_sweep": bench_seed_sweep,
+    "joblib": bench_joblib,
 }
 
 

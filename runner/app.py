@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+from importlib import resources
 from pathlib import Path
 
 import hydra
@@ -21,8 +22,9 @@ from runner.hints import unknown_scenario_key
 from runner.schema import register_configs
 from runner.snapshot import rerun_arguments
 
-#: The YAML configs live at the top of the checkout, beside the package.
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+#: The YAML configs, found through the package: runner/conf links to conf/ at the top of the
+#: checkout and every distribution ships them there, so any install runs from any directory.
+CONFIG_DIR = str(resources.files("runner") / "conf")
 
 register_configs()
 
@@ -74,15 +76,17 @@ def main() -> None:
     except ConfigError as err:
         print(f"tape-runner: {err}", file=sys.stderr)
         sys.exit(1)
-    try:
-        _app()
-    finally:
-        # A failed launcher skips on_multirun_end: write the summary anyway. Both modules
-        # are loaded only if Hydra started a run (not for --cfg, --info, ...).
-        if callbacks := sys.modules.get("runner.callbacks"):
-            callbacks.finish_pending()
-    task = sys.modules.get("runner.task")
-    sys.exit(task.exit_status() if task else 0)
+    from runner import task
+
+    with task.invocation() as invocation:  # this invocation's jobs, apart from any before it
+        try:
+            _app()
+        finally:
+            # A failed launcher skips on_multirun_end: write the summary anyway. The module
+            # is loaded only if Hydra started a sweep (not for --cfg, --info, ...).
+            if callbacks := sys.modules.get("runner.callbacks"):
+                callbacks.finish_pending()
+    sys.exit(invocation.exit_status())
 
 
 if __name__ == "__main__":

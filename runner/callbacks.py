@@ -6,7 +6,9 @@ writes the sweep's job list (``jobs.json``) and starts a watcher that logs
 ``job k/N`` as results appear, whatever the launcher; ``on_multirun_end`` writes
 the summary. Hydra skips ``on_multirun_end`` when a launcher fails, so the entry
 point also calls :func:`finish_pending` on its way out: the summary is written
-either way.
+either way. The sweep awaiting its summary is kept in the CLI invocation
+(:class:`runner.task.Invocation`), not in this module, so a second invocation in
+the same process starts clean.
 """
 
 from __future__ import annotations
@@ -68,28 +70,12 @@ class _Watcher:
         self.tick()
 
 
-_pending: tuple[Path, _Watcher] | None = None
-
-
 def finish_pending() -> None:
-    """Write the summary of the sweep in progress, if any; set the exit status from it."""
-    global _pending
-    if _pending is None:
-        return
-    sweep_dir, watcher = _pending
-    _pending = None
-    watcher.stop()
-    from runner import summary  # multirun only: keeps single runs and --help light
-
-    result = summary.write(sweep_dir)
-    counts = ", ".join(f"{result.statuses.count(s)} {s}" for s in dict.fromkeys(result.statuses))
-    if not result.rows:
-        log.error("the sweep has no jobs: nothing was run")
-        task.note_status("error")
-    for status in result.statuses:
-        task.note_status("error" if status == "missing" else status)
-    log.info("sweep of %d jobs (%s); summary in %s", len(result.rows), counts or "none",
-             sweep_dir / f"{summary.SUMMARY}.html")
+    """Write the summary of the open invocation's sweep, if one is still pending."""
+    current = task.current_invocation()
+    if current is not None and current.pending is not None:
+        pending, current.pending = current.pending, None
+        pending.finish()
 
 
 def require_writable(directory: Path) -> None:
@@ -104,19 +90,50 @@ def require_writable(directory: Path) -> None:
 
 
 class RunnerCallback(Callback):
-    """Registered in conf/hydra/default.yaml as hydra.callbacks.runner."""
+    """Registered in conf/hydra/default.yaml as hydra.callbacks.runner.
+
+    It holds its sweep until the summary is written, and hands itself to the open
+    invocation, whose entry point finishes it if Hydra never calls ``on_multirun_end``.
+    """
+
+    def __init__(self) -> None:
+        self._sweep: tuple[Path, _Watcher] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Launchers pickle callbacks for workers, which never finish the sweep (nor hold its thread)."""
+        return {"_sweep": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         require_writable(Path(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _pending
         sweep_dir = Path(config.hydra.sweep.dir)
         require_writable(sweep_dir)
         jobs = planned_jobs(config)
         write_json(sweep_dir / JOBS, jobs)
         log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)
-        _pending = (sweep_dir, _Watcher(sweep_dir, len(jobs)))
+        self._sweep = (sweep_dir, _Watcher(sweep_dir, len(jobs)))
+        if (current := task.current_invocation()) is not None:
+            current.pending = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        finish_pending()
+        self.finish()
+
+    def finish(self) -> None:
+        """Write the sweep's summary (once); count its jobs' statuses towards the exit status."""
+        if self._sweep is None:
+            return
+        sweep_dir, watcher = self._sweep
+        self._sweep = None
+        watcher.stop()
+        from runner import summary  # multirun only: keeps single runs and --help light
+
+        result = summary.write(sweep_dir)
+        counts = ", ".join(f"{result.statuses.count(s)} {s}" for s in dict.fromkeys(result.statuses))
+        if not result.rows:
+            log.error("the sweep has no jobs: nothing was run")
+            task.note_status("error")
+        for status in result.statuses:
+            task.note_status("error" if status == "missing" else status)
+        log.info("sweep of %d jobs (%s); summary in %s", len(result.rows), counts or "none",
+                 sweep_dir / f"{summary.SUMMARY}.html")

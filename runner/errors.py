@@ -11,3 +11,10 @@ class ConfigError(ValueError):
 
 class JobTimeout(Exception):
     """A job ran past ``limits.time_s``."""
+
+
+class JobError(RuntimeError):
+    """A job whose routine raised, from the Python API: the one-line message the CLI logs.
+
+    The exception the routine raised is its ``__cause__``.
+    """

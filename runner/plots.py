@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.outputs import write_atomic
 from runner.result import Curve, Figure, Heatmap
+
+if TYPE_CHECKING:  # Matplotlib loads when something is drawn
+    from matplotlib.figure import Figure as MplFigure
 
 MAX_POINTS = 5_000
 
 
 def draw(figure: Figure, run_dir: Path) -> Path:
     """Render one figure to ``run_dir/figure.filename`` and return the path."""
+    path = run_dir / figure.filename
+    write_atomic(path, png(render(figure)))
+    return path
+
+
+def png(fig: MplFigure) -> bytes:
+    """A Matplotlib figure as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def render(figure: Figure) -> MplFigure:
+    """One figure as a Matplotlib figure, drawn but not saved (the Python API hands these out)."""
     from matplotlib.figure import Figure as MplFigure
 
     fig = MplFigure(figsize=(7, 4.2), dpi=110)  # fixed margins: a layout engine costs more than the plot
@@ -35,11 +53,7 @@ def draw(figure: Figure, run_dir: Path) -> Path:
             ax.text(col, row, f"{value:.3g}", ha="center", va="center", fontsize=9)
         fig.colorbar(image, ax=ax)
     ax.set_title(figure.title)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    path = run_dir / figure.filename
-    write_atomic(path, buffer.getvalue())
-    return path
+    return fig
 
 
 def _cells(heatmap: Heatmap) -> list[tuple[tuple[int, int], float]]:

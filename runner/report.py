@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,12 +171,22 @@ def to_markdown(parts: list[Section]) -> str:
     return "\n".join(lines)
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def to_html(parts: list[Section], base: Path, title: str) -> str:
     """Self-contained HTML: images read from ``base`` and inlined; a missing image is named, not linked."""
+    def image(name: str) -> bytes | None:
+        return (base / name).read_bytes() if (base / name).is_file() else None
+
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
+            + html_body(parts, image) + "\n</body></html>\n")
+
+
+def html_body(parts: list[Section], image: Callable[[str], bytes | None]) -> str:
+    """The sections as HTML elements, each plot inlined from ``image(name)`` (PNG bytes, or None)."""
     esc = html.escape
     body: list[str] = []
     for index, section in enumerate(parts):
@@ -187,18 +198,16 @@ def to_html(parts: list[Section], base: Path, title: str) -> str:
             elif kind == "code":
                 body.append(f"<pre><code>{esc(content)}</code></pre>")
             elif kind == "img":
-                image = base / content
-                body.append(f'<p><img alt="{esc(content)}" src="{_data_uri(image)}"></p>'
-                            if image.is_file() else f"<p>(plot {esc(content)} is missing)</p>")
+                png = image(content)
+                body.append(f'<p><img alt="{esc(content)}" src="{_data_uri(png)}"></p>'
+                            if png is not None else f"<p>(plot {esc(content)} is missing)</p>")
             else:
                 header, rows = content
                 head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
                 cells = ["".join(_html_cell(c) for c in row) for row in rows]
                 body.append(f"<table><tr>{head}</tr>" + "".join(f"<tr>{c}</tr>" for c in cells)
                             + "</table>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return "\n".join(body)
 
 
 def _html_cell(value: Any) -> str:

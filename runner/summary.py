@@ -27,7 +27,7 @@ from runner.result import Curve
 SUMMARY = "summary"  # summary.csv, .json, .md, .html
 PLOT = "summary.png"
 CURVES = "summary_curves.png"
-_FIXED = ("job", "overrides", "status", "checks", "message", "report")
+FIXED_COLUMNS = ("job", "overrides", "status", "checks", "message", "report")
 
 
 @dataclass
@@ -95,19 +95,29 @@ def collect(sweep_dir: Path) -> Sweep:
             row["message"] = "no job directory: the job never started"
         row["overrides"] = " ".join(overrides)
         if results is not None:
-            sweep.records[num] = results
             has_report = (job_dir / report.REPORT_HTML).is_file()
-            row.update(status=results.get("status"), checks=_checks_text(results.get("checks") or []),
-                       message=results.get("message") or "",
-                       report=f"{job_dir.name}/{report.REPORT_HTML}" if has_report else "")
-            for label, value in (results.get("gradients") or {}).items():
-                if value is None or isinstance(value, int | float | str):
-                    row[label] = value
-                    if label not in sweep.labels:
-                        sweep.labels.append(label)
+            link = f"{job_dir.name}/{report.REPORT_HTML}" if has_report else ""
+            row = record_row(sweep, num, results, overrides, link)
         sweep.rows.append(row)
     sweep.varying = _varying_parameter(sweep.rows)
     return sweep
+
+
+def record_row(
+    sweep: Sweep, num: int, results: dict[str, Any], overrides: list[str], report_link: str
+) -> dict[str, Any]:
+    """Job ``num``'s row from its record (what results.json holds); its gradient labels join the sweep's."""
+    sweep.records[num] = results
+    row: dict[str, Any] = {
+        "job": num, "status": results.get("status"),
+        "checks": _checks_text(results.get("checks") or []), "message": results.get("message") or "",
+        "report": report_link, "overrides": " ".join(overrides)}
+    for label, value in (results.get("gradients") or {}).items():
+        if value is None or isinstance(value, int | float | str):
+            row[label] = value
+            if label not in sweep.labels:
+                sweep.labels.append(label)
+    return row
 
 
 def _parameters(row: dict[str, Any]) -> dict[str, str]:
@@ -186,7 +196,7 @@ def _family_curve(sweep: Sweep) -> Curve | None:
 def write(sweep_dir: Path) -> Sweep:
     """Write summary.csv, .json, .md and .html (and plots) at the sweep root; return what was read."""
     sweep = collect(sweep_dir)
-    columns = [*_FIXED, *sweep.labels]
+    columns = [*FIXED_COLUMNS, *sweep.labels]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -199,13 +209,13 @@ def write(sweep_dir: Path) -> Sweep:
         "sweep_dir": str(sweep_dir), "jobs": len(sweep.rows),
         "statuses": {s: sweep.statuses.count(s) for s in dict.fromkeys(sweep.statuses)},
         "varying": sweep.varying, "columns": columns, "rows": sweep.rows, "plots": sweep.plots})
-    parts = _sections(sweep, columns)
+    parts = sections(sweep, columns)
     write_atomic(sweep_dir / f"{SUMMARY}.md", report.to_markdown(parts))
     write_atomic(sweep_dir / f"{SUMMARY}.html", report.to_html(parts, sweep_dir, "tape-runner sweep"))
     return sweep
 
 
-def _sections(sweep: Sweep, columns: list[str]) -> list[report.Section]:
+def sections(sweep: Sweep, columns: list[str]) -> list[report.Section]:
     counts = ", ".join(f"{sweep.statuses.count(s)} {s}" for s in dict.fromkeys(sweep.statuses))
     head = report.Section("Sweep summary", [("p", f"{len(sweep.rows)} jobs: {counts or 'none'}.")])
     table = [[_cell(row, c, sweep.labels) for c in columns] for row in sweep.rows]

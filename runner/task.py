@@ -5,6 +5,13 @@ routine becomes a ``results.json`` with status ``error`` and a one-line log
 message, so one job's failure never costs a sweep its other jobs or its summary.
 With ``HYDRA_FULL_ERROR=1`` the exception is re-raised after the record is
 written, so Hydra prints its traceback.
+
+:func:`execute` is the Hydra task; :func:`perform` is the job itself, given a
+:class:`Job` (where to write, if anywhere, and the overrides that made it), so
+the Python API (:mod:`runner.api`) runs exactly the same job without Hydra's
+runtime config. The worst status of a CLI invocation's jobs lives in its
+:class:`Invocation`, opened by the entry point, never in a module global: runs
+from Python are outside any invocation and each reports only its own status.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +43,50 @@ log = logging.getLogger(__name__)
 
 EXIT_CODES = {"ok": 0, "error": 1, "check_failed": 2}
 _SEVERITY = ("ok", "check_failed", "error")
-_worst = "ok"
 
 
-def exit_status() -> int:
-    """The exit code for everything this process ran: the worst job decides."""
-    return EXIT_CODES[_worst]
+def worse(first: str, second: str) -> str:
+    """The more severe of two statuses (ok < check_failed < error)."""
+    return max(first, second, key=_SEVERITY.index)
+
+
+@dataclass
+class Invocation:
+    """One CLI invocation: the worst status of its jobs, and its sweep while the summary is pending."""
+
+    worst: str = "ok"
+    pending: Any = None  # runner.callbacks keeps the running sweep here until its summary is written
+
+    def note(self, status: str) -> None:
+        self.worst = worse(self.worst, status)
+
+    def exit_status(self) -> int:
+        """The exit code for everything this invocation ran: the worst job decides."""
+        return EXIT_CODES[self.worst]
+
+
+_INVOCATION: ContextVar[Invocation | None] = ContextVar("tape_runner_invocation", default=None)
+
+
+@contextlib.contextmanager
+def invocation() -> Iterator[Invocation]:
+    """Open a fresh :class:`Invocation` for the jobs run inside the ``with`` block."""
+    current = Invocation()
+    token = _INVOCATION.set(current)
+    try:
+        yield current
+    finally:
+        _INVOCATION.reset(token)
+
+
+def current_invocation() -> Invocation | None:
+    return _INVOCATION.get()
 
 
 def note_status(status: str) -> None:
-    global _worst
-    if _SEVERITY.index(status) > _SEVERITY.index(_worst):
-        _worst = status
+    """Count a job's status towards the open invocation's exit status (outside one, nothing to count)."""
+    if (current := _INVOCATION.get()) is not None:
+        current.note(status)
 
 
 @contextlib.contextmanager
@@ -86,16 +127,49 @@ def _shell_word(text: str) -> str:
     return f'"{text}"'
 
 
-def _commands(run_dir: Path, overrides: list[str]) -> tuple[str, str]:
-    command = " ".join(["tape-runner", *(_shell_word(o) for o in overrides)])
-    saved = _shell_word(str((run_dir / ".hydra").resolve()))
+@dataclass
+class Job:
+    """Where a job writes its files (``None``: nowhere) and the overrides that asked for it."""
+
+    run_dir: Path | None
+    overrides: list[str]
+    num: int | None = None  # its number in a sweep
+
+
+def _commands(job: Job) -> tuple[str, str]:
+    command = " ".join(["tape-runner", *(_shell_word(o) for o in job.overrides)])
+    if job.run_dir is None:  # nothing saved: only the overrides can reproduce it
+        return command, ""
+    saved = _shell_word(str((job.run_dir / ".hydra").resolve()))
     return command, f"tape-runner --config-path {saved} --config-name config"
+
+
+@dataclass
+class Done:
+    """A finished job: its status, its record (what results.json holds), and what it computed."""
+
+    status: str
+    record: dict[str, Any]
+    outcome: Outcome | None
+    failure: Exception | None = None  # what made status "error", if it was raised
 
 
 def execute(cfg: DictConfig) -> str:
     """Run the job ``cfg`` describes into Hydra's output directory; return its status."""
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    job = Job(run_dir, snapshot.record_overrides(hydra, run_dir),
+              hydra.job.num if hydra.mode == RunMode.MULTIRUN else None)
+    done = perform(cfg, job)
+    if done.failure is not None and os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise done.failure  # the record is written; now show where it came from
+    return done.status
+
+
+def perform(cfg: DictConfig, job: Job) -> Done:
+    """Run the job ``cfg`` describes, write its files into ``job.run_dir`` (if any), log its status."""
     started = time.perf_counter()
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_dir = job.run_dir
     scenario = cfg.get("scenario")
     name = scenario.get("name") if isinstance(scenario, DictConfig) else None
     outcome: Outcome | None = None
@@ -121,26 +195,35 @@ def execute(cfg: DictConfig) -> str:
 
     if message and status == "error":
         log.error("%s", message)
-    record = _record(cfg, name, status, message, outcome, run_dir, timings)
+    record = _record(cfg, name, status, message, outcome, job, timings)
     try:
-        if outcome is not None:
-            _draw(cfg, outcome, run_dir, record)
-        record["timings"]["total"] = time.perf_counter() - started  # before the reports, which show it
-        if cfg.get("report", True):
-            report.write_reports(record, run_dir)
-        outputs.write_json(run_dir / outputs.RESULTS, record)
+        _write(cfg, outcome, run_dir, record, started)
     except OSError as err:  # a full disk, a directory gone read-only
         log.error("cannot write outputs to %s: %s", run_dir, err.strerror or err)
         note_status("error")
-        return "error"
+        return Done("error", record, outcome, err)
 
     if status == "check_failed":
         log.warning("check failed: %s", message)
-    log.info("%s: %s; outputs in %s", name, status, run_dir)
+    log.info("%s: %s; outputs in %s", name, status, run_dir or "not saved")
     note_status(status)
-    if failure is not None and os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise failure  # the record is written; now show where it came from
-    return status
+    return Done(status, record, outcome, failure)
+
+
+def _write(cfg: DictConfig, outcome: Outcome | None, run_dir: Path | None, record: dict[str, Any],
+           started: float) -> None:
+    """Plots, reports and results.json into ``run_dir``; without one, only the plots' names."""
+    if run_dir is None:
+        if outcome is not None and cfg.get("plots", True):
+            record["plots"] = [figure.filename for figure in outcome.figures]
+        record["timings"]["total"] = time.perf_counter() - started
+        return
+    if outcome is not None:
+        _draw(cfg, outcome, run_dir, record)
+    record["timings"]["total"] = time.perf_counter() - started  # before the reports, which show it
+    if cfg.get("report", True):
+        report.write_reports(record, run_dir)
+    outputs.write_json(run_dir / outputs.RESULTS, record)
 
 
 def _record(
@@ -149,19 +232,16 @@ def _record(
     status: str,
     message: str | None,
     outcome: Outcome | None,
-    run_dir: Path,
+    job: Job,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     tfenv = sys.modules.get("runner.tfenv")
-    hydra = HydraConfig.get()
-    overrides = snapshot.record_overrides(hydra, run_dir)
-    command, rerun = _commands(run_dir, overrides)
+    command, rerun = _commands(job)
     record: dict[str, Any] = {
         "scenario": name,
         "status": status,
         "message": message,
-        "job": {"num": hydra.job.num if hydra.mode == RunMode.MULTIRUN else None,
-                "overrides": overrides},
+        "job": {"num": job.num, "overrides": list(job.overrides)},
         "gradients": {},
         "inputs": {},
         "values": {},

@@ -137,9 +137,8 @@ def test_two_runs_in_the_same_second_get_their_own_directories(tmp_path: Path) -
     assert len({d.name[:8] for d in dirs}) <= 2  # most started within the same second
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
+#: Bad input and a fragment of the one line that names the problem (tests/test_api.py reuses them).
+BAD_INPUTS = [
         (["scenario=nope"], "Could not find 'scenario/nope'"),
         (["scenario.inputs.x.valeu=3"], "valeu"),
         (["scenario=linear", "scenario.batch=three"], "batch"),
@@ -157,8 +156,10 @@ def test_two_runs_in_the_same_second_get_their_own_directories(tmp_path: Path) -
         (["scenario.inputs.x.value=inf"], "not a finite number"),
         (["scenario.inputs.x.value=nan"], "not a finite number"),
         (["dtype=int32"], "integer type: GradientTape does not differentiate integer tensors"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
 def test_bad_input_one_line_nonzero_no_traceback(cli: Cli, args: list[str], message: str) -> None:
     run = cli(*args)
     assert run.returncode != 0

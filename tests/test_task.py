@@ -42,11 +42,11 @@ def test_an_exception_in_a_routine_is_recorded_as_an_error(
         raise RuntimeError("the tape caught fire\nsecond line")
 
     monkeypatch.setattr(runner.routines, "run_routine", explode)
-    monkeypatch.setattr(task, "_worst", "ok")
-    results = job()
+    with task.invocation() as invocation:
+        results = job()
     assert results["status"] == "error"
     assert results["message"] == "RuntimeError: the tape caught fire"
-    assert task.exit_status() == 1
+    assert invocation.exit_status() == 1
     assert "RuntimeError: the tape caught fire" in caplog.text
 
 
@@ -54,17 +54,21 @@ def test_full_error_reraises_after_writing_the_record(
     job: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
-    monkeypatch.setattr(task, "_worst", "ok")
     with pytest.raises(Exception, match="unknown function 'nope'"):
         job("scenario.function='nope(x)'")
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "error"
 
 
-def test_the_worst_status_decides_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(task, "_worst", "ok")
-    for status, code in (("ok", 0), ("check_failed", 2), ("ok", 2), ("error", 1), ("check_failed", 1)):
-        task.note_status(status)
-        assert task.exit_status() == code
+def test_the_worst_status_decides_the_exit() -> None:
+    with task.invocation() as invocation:
+        for status, code in (("ok", 0), ("check_failed", 2), ("ok", 2), ("error", 1), ("check_failed", 1)):
+            task.note_status(status)
+            assert invocation.exit_status() == code
+    with task.invocation() as invocation:  # a new invocation starts clean
+        task.note_status("ok")
+        assert invocation.exit_status() == 0
+    task.note_status("error")  # outside any invocation (the Python API): counted nowhere
+    assert task.current_invocation() is None
 
 
 def test_a_full_disk_is_one_line_and_an_error(
@@ -78,8 +82,30 @@ def test_a_full_disk_is_one_line_and_an_error(
 
     monkeypatch.setattr("runner.outputs.write_atomic", full)
     monkeypatch.setattr("runner.report.write_atomic", full)
-    monkeypatch.setattr(task, "_worst", "ok")
-    with pytest.raises(FileNotFoundError):  # nothing was written, not even results.json
+    with task.invocation() as invocation, pytest.raises(FileNotFoundError):  # nothing written at all
         job("scenario.function='nope(x)'")
-    assert task.exit_status() == 1
+    assert invocation.exit_status() == 1
     assert f"cannot write outputs to {tmp_path}: No space left on device" in caplog.text
+
+
+def test_the_pending_sweep_is_the_invocations_and_stays_out_of_launcher_workers(tmp_path: Path) -> None:
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    from runner.callbacks import RunnerCallback, finish_pending
+
+    callback = RunnerCallback()
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"params": None},
+                                         "overrides": {"task": ["seed=1,2"]}}})
+    with task.invocation() as invocation:
+        callback.on_multirun_start(config)
+        assert invocation.pending is callback
+        worker_copy = pickle.loads(pickle.dumps(callback))  # as joblib ships it to its workers
+        finish_pending()  # no job ran: both are missing, and the summary says so
+        assert invocation.pending is None and invocation.exit_status() == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["statuses"] == {"missing": 2}
+    worker_copy.finish()  # a worker's copy has no sweep to finish
+    with task.invocation() as later:
+        finish_pending()
+        assert later.exit_status() == 0

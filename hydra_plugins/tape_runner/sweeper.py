@@ -47,12 +47,8 @@ class TemplateComposer:
         if master_config.hydra.searchpath:  # groups may live on a path only a full composition sees
             return self._loader.load_sweep_config(master_config, sweep_overrides)
         parsed = OverridesParser.create().parse_overrides(sweep_overrides)
-        kinds = [self._is_value(o) for o in parsed]
-        values = [o for o, is_value in zip(parsed, kinds, strict=True) if is_value]
-        choices = tuple(o.input_line for o, is_value in zip(parsed, kinds, strict=True) if not is_value)
-        if choices not in self._templates:
-            self._templates[choices] = self._loader.load_sweep_config(master_config, list(choices))
-        config = copy.deepcopy(self._templates[choices])
+        choices, values = self.split(parsed)
+        config = copy.deepcopy(self.template(master_config, choices))
         ConfigLoaderImpl._apply_overrides_to_config(values, config)
         task = [o for o in parsed if not o.is_hydra_override()]
         naming = config.hydra.job.config.override_dirname
@@ -63,6 +59,19 @@ class TemplateComposer:
                 item_sep=naming.item_sep, kv_sep=naming.kv_sep)
         OmegaConf.copy_cache(from_config=master_config, to_config=config)
         return config
+
+    def split(self, parsed: list[Override]) -> tuple[tuple[str, ...], list[Override]]:
+        """The overrides that choose what is composed (as text), and the values applied afterwards."""
+        kinds = [self._is_value(o) for o in parsed]
+        values = [o for o, is_value in zip(parsed, kinds, strict=True) if is_value]
+        choices = tuple(o.input_line for o, is_value in zip(parsed, kinds, strict=True) if not is_value)
+        return choices, values
+
+    def template(self, master_config: DictConfig, choices: tuple[str, ...]) -> DictConfig:
+        """The config Hydra composes for ``choices`` alone, composed once (do not modify it: copy it)."""
+        if choices not in self._templates:
+            self._templates[choices] = self._loader.load_sweep_config(master_config, list(choices))
+        return self._templates[choices]
 
     def _is_value(self, override: Override) -> bool:
         """Hydra applies this after composing; it does not choose what is composed.

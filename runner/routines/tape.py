@@ -13,6 +13,7 @@ gradient is then checked three ways:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -63,12 +64,37 @@ def oracle(
     The tape differentiates the sum of the target, so the pointwise derivative is
     broadcast to the target's shape and then summed down to the input's.
     """
-    import sympy as sp
-
-    fn = sp.lambdify(list(symbols.values()), symbolic, "numpy", cse=True)  # shared subterms once
+    try:
+        fn = _lambdified(tuple(symbols.values()), symbolic)
+    except TypeError:  # a mutable SymPy matrix (the Jacobian routines') cannot be a cache key
+        fn = _lambdified.__wrapped__(tuple(symbols.values()), symbolic)
     with np.errstate(all="ignore"):
         pointwise = fn(*(np.asarray(inputs[n], dtype=np.float64) for n in symbols))
     return unbroadcast(np.broadcast_to(pointwise, out_shape), in_shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _lambdified(symbols: tuple[Any, ...], symbolic: Any) -> Any:
+    """SymPy's expression as a NumPy function: it depends only on the expression, so built once."""
+    import sympy as sp
+
+    return sp.lambdify(list(symbols), symbolic, "numpy", cse=True)  # shared subterms once
+
+
+@functools.lru_cache(maxsize=256)
+def _symbolic(targets: tuple[tuple[str, expr.Expr], ...], names: tuple[str, ...]) -> tuple[dict, dict]:
+    """The inputs' SymPy symbols and the targets over them, built once per set of expressions."""
+    sympy = expr.SymPyBackend()
+    symbols = sympy.symbols(names)
+    return symbols, _evaluate_targets(dict(targets), symbols, sympy)
+
+
+@functools.lru_cache(maxsize=1024)
+def _derivative(symbolic: Any, symbol: Any) -> Any:
+    """SymPy's exact derivative (the oracle), computed once per expression and input."""
+    import sympy as sp
+
+    return sp.diff(symbolic, symbol)
 
 
 def why_none(name: str, spec: InputSpec, watch_accessed: bool, target: str, connected: bool) -> str:
@@ -168,11 +194,7 @@ def _check(
     tolerances = run.tolerances()
     fd_backend = expr.TensorFlowBackend(check_dtype(run))
     names = list(inputs)
-    sympy = expr.SymPyBackend()
-    symbols = sympy.symbols(names)
-    symbolic = _evaluate_targets(targets, symbols, sympy)
-    import sympy as sp
-
+    symbols, symbolic = _symbolic(tuple(targets.items()), tuple(names))
     for target in targets:
         outcome.checks.append(finite(f"{target} finite", outcome.values[target]))
         out_shape = outcome.values[target].shape
@@ -191,7 +213,7 @@ def _check(
                 outcome.notes[label] = reason or "TensorFlow returned None"
                 continue
             outcome.checks.append(finite(f"{label} finite", got))
-            derivative = sp.diff(symbolic[target], symbols[n])
+            derivative = _derivative(symbolic[target], symbols[n])
             outcome.analytic[label] = str(derivative)
             if run.checks.analytic:
                 want = oracle(derivative, symbols, outcome.inputs, out_shape, got.shape)

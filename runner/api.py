@@ -1,0 +1,411 @@
+"""tape-runner from Python: a notebook, a script, a test. The same configs, checks and files as the CLI.
+
+    >>> from runner import run, sweep
+    >>> r = run("basic", overrides=["scenario.inputs.x.value=4"])
+    >>> r.status, r.gradients["dy/dx"], r.passed
+    ('ok', 8.0, True)
+    >>> r.to_dict()["gradients"]          # exactly what results.json holds
+    {'dy/dx': 8.0}
+    >>> s = sweep("basic", overrides=["scenario.inputs.x.value=1,2,3"])
+    >>> [row["dy/dx"] for row in s.table]
+    [2.0, 4.0, 6.0]
+
+In Jupyter a result shows its report inline (plots included) and a sweep its
+summary table. ``r.figures`` are the plots as Matplotlib figures, not saved.
+
+Why it is built this way: the CLI pays TensorFlow's start-up (seconds) on every
+call, while a notebook imports it once and expects each cell to answer in
+milliseconds. So the first run imports TensorFlow and every later one reuses it
+(each run still reseeds, so its numbers equal the CLI's bit for bit). Configs
+are composed with Hydra's own composition from the same ``conf/`` and checked by
+the same validation; as in the CLI's template sweeper
+(:mod:`hydra_plugins.tape_runner.sweeper`), Hydra composes each choice of config
+groups (``scenario=sigmoid``) once per process, and a call's values
+(``scenario.inputs.x.value=4``) are applied to a copy. Without ``output_dir``
+nothing touches the disk; with it, a run writes the files the CLI writes.
+
+Bad input raises :class:`~runner.errors.ConfigError` with the CLI's one-line
+message; a routine that raises becomes :class:`~runner.errors.JobError` with the
+message the CLI logs. A failed check is not an exception: ``r.status`` is
+``check_failed`` and ``r.passed`` is False.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from runner import report, summary, task
+from runner.app import CONFIG_DIR, quote_expressions
+from runner.errors import ConfigError, JobError
+from runner.result import Check, Outcome
+from runner.schema import path_safe, register_configs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["Result", "SweepResult", "Table", "run", "sweep"]
+
+_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
+
+
+@dataclass(frozen=True, repr=False)
+class Result:
+    """One run: its status, gradients and checks, and the record results.json holds.
+
+    >>> r = run("sigmoid")
+    >>> r.status, float(r.gradients["dy/dx"].max())
+    ('ok', 0.25)
+    >>> r.figures          # the function and its derivative, as a Matplotlib figure
+    [<Figure size 770x462 with 1 Axes>]
+    """
+
+    record: dict[str, Any]
+    outcome: Outcome | None = None
+    run_dir: Path | None = None  # where its files are, if it was asked to write them
+
+    @property
+    def status(self) -> str:
+        """``ok`` or ``check_failed`` (an error is raised instead)."""
+        return str(self.record["status"])
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def gradients(self) -> dict[str, Any]:
+        """Label -> gradient: a float for a scalar, a NumPy array otherwise, None where the tape gave none."""
+        found = self.outcome.gradients if self.outcome else {}
+        return {label: _plain(value) for label, value in found.items()}
+
+    @property
+    def checks(self) -> list[Check]:
+        return list(self.outcome.checks) if self.outcome else []
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly what the run's results.json holds (or would hold: nothing was written)."""
+        return copy.deepcopy(self.record)
+
+    @property
+    def _plotted(self) -> list[Any]:
+        """The outcome's figures the run plots (none with ``plots=false``)."""
+        figures = self.outcome.figures if self.outcome else []
+        return [f for f in figures if f.filename in self.record.get("plots", [])]
+
+    @functools.cached_property
+    def figures(self) -> list[Figure]:
+        """The run's plots as Matplotlib figures, drawn but not saved."""
+        from runner.plots import render
+
+        return [render(f) for f in self._plotted]
+
+    @functools.cached_property
+    def _pngs(self) -> dict[str, bytes]:
+        from runner.plots import png
+
+        return {f.filename: png(fig) for f, fig in zip(self._plotted, self.figures, strict=True)}
+
+    def _repr_html_(self) -> str:
+        """The run's report, inline: what report.html shows, plots included."""
+        return report.html_body(report.sections(self.record), self._pngs.get)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in self.gradients.items())
+        return f"<Result {self.record.get('scenario')}: {self.status}; {shown}>"
+
+
+class Table(list):
+    """A sweep's summary rows (dicts, one per job, the columns of summary.csv); a table in Jupyter."""
+
+    def __init__(self, collected: summary.Sweep) -> None:
+        super().__init__(collected.rows)
+        self.collected = collected
+        self.columns = [*summary.FIXED_COLUMNS, *collected.labels]
+
+    def _repr_html_(self) -> str:
+        """The summary's head and its table of jobs, as summary.html shows them."""
+        directory = self.collected.directory  # the summary's plots, if the sweep wrote them
+
+        def image(name: str) -> bytes | None:
+            return (directory / name).read_bytes() if (directory / name).is_file() else None
+
+        return report.html_body(summary.sections(self.collected, self.columns), image)
+
+
+@dataclass(frozen=True, repr=False)
+class SweepResult:
+    """Every job of a sweep, in order, and their summary table.
+
+    >>> s = sweep("watch_matrix")          # a named experiment: input kind x tape.watch x flags
+    >>> len(s), s.status
+    (8, 'ok')
+    """
+
+    results: list[Result]
+    table: Table
+    sweep_dir: Path | None = None  # where its files are, if it was asked to write them
+
+    @property
+    def status(self) -> str:
+        """The worst job's status: ``ok``, ``check_failed`` or ``error`` (a job that left no results)."""
+        statuses = ["error" if row["status"] == "missing" else str(row["status"]) for row in self.table]
+        return functools.reduce(task.worse, statuses, "ok")
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok"
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self.results)
+
+    def _repr_html_(self) -> str:
+        return self.table._repr_html_()
+
+    def __repr__(self) -> str:
+        statuses = [str(row["status"]) for row in self.table]
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+        return f"<SweepResult of {len(self)} jobs: {counts}>"
+
+
+def run(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> Result:
+    """Run scenario ``name`` with Hydra-style ``overrides``, as ``tape-runner scenario=name ...`` would.
+
+    >>> run("basic", overrides=["scenario.function=x**3*cos(x)", "scenario.inputs.x.value=1.3"]).passed
+    True
+    >>> run("linear", overrides=["scenario.batch=32", "dtype=float64"]).gradients["dloss/dW"].shape
+    (3, 2)
+
+    Without ``output_dir`` nothing is written; with it, that directory receives
+    what the CLI writes into a run directory (results.json, reports, snippet,
+    plots, tape-runner.log, .hydra/). Raises :class:`ConfigError` for bad input
+    and :class:`JobError` when the routine raises; a failed check is a result
+    whose ``status`` is ``check_failed``.
+    """
+    words = _overrides(name, overrides, sweeping=False)
+    sweeps = [o.input_line for o in _parsed(words) if o.is_sweep_override()]
+    if sweeps:
+        raise ConfigError(f"{sweeps[0]} gives several values: use sweep() to run each of them")
+    composer = _composer(_hydra_part(words))
+    if output_dir is None:  # the quick way: the job's own config, without Hydra's node
+        config, task_overrides = composer.task(tuple(words))
+        return _finish(task.perform(config, task.Job(None, list(task_overrides))), None)
+    run_dir = Path(output_dir)
+    return _finish(_perform(composer.job(words), run_dir, None), run_dir)
+
+
+def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | Path | None = None
+          ) -> SweepResult:
+    """Run every combination of the ``overrides``' values, as ``tape-runner -m scenario=name ...`` would.
+
+    >>> s = sweep("basic", overrides=["scenario.inputs.x.value=range(-2,3)"])
+    >>> [row["dy/dx"] for row in s.table]
+    [-4.0, -2.0, 0.0, 2.0, 4.0]
+
+    ``name`` is a scenario, or a named experiment (``sweep("watch_matrix")``).
+    Hydra's sweep syntax (``a,b,c``, ``range(...)``, ``choice(...)``) expands
+    exactly as ``-m`` does, experiments' ``hydra.sweeper.params`` included, and
+    every job's config is composed (so checked) before any job runs. A job's
+    error is a row with status ``error``, as in the CLI's summary, not an
+    exception. With ``output_dir`` the sweep writes what the CLI writes into a
+    sweep directory: one sub-directory per job, jobs.json and the summary.
+    """
+    from runner.callbacks import planned_jobs
+
+    words = _overrides(name, overrides, sweeping=True)
+    composer = _composer(_hydra_part(words))
+    master = _compose(lambda: composer.loader.load_configuration(
+        "config", words, RunMode.MULTIRUN, from_shell=False))
+    jobs = planned_jobs(master)
+    configs = [composer.job(job) for job in jobs]  # all composed, so all checked, before any runs
+    sweep_dir = Path(output_dir) if output_dir is not None else None
+    if sweep_dir is not None:
+        from runner.outputs import JOBS, write_json
+
+        write_json(sweep_dir / JOBS, jobs)
+    job_dirs = [sweep_dir / f"{num}_{path_safe(config.scenario.name)}" if sweep_dir is not None else None
+                for num, config in enumerate(configs)]
+    done = [_perform(config, job_dir, num) for num, (config, job_dir) in enumerate(zip(configs, job_dirs,
+                                                                                       strict=True))]
+    results = [Result(d.record, d.outcome, job_dir) for d, job_dir in zip(done, job_dirs, strict=True)]
+    if sweep_dir is not None:
+        return SweepResult(results, Table(summary.write(sweep_dir)), sweep_dir)
+    collected = summary.Sweep(Path())
+    collected.rows = [summary.record_row(collected, num, d.record, job, "")
+                      for num, (d, job) in enumerate(zip(done, jobs, strict=True))]
+    return SweepResult(results, Table(collected))
+
+
+class _Composer:
+    """Hydra's composition of conf/, once per choice of config groups (the template sweeper's composer)."""
+
+    def __init__(self, hydra_overrides: tuple[str, ...]) -> None:
+        from hydra._internal.utils import create_config_search_path
+
+        from hydra_plugins.tape_runner.sweeper import TemplateComposer
+
+        register_configs()
+        self.loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONFIG_DIR))
+        self.master = _compose(lambda: self.loader.load_configuration(
+            "config", list(hydra_overrides), RunMode.MULTIRUN, from_shell=False))
+        self.templates = TemplateComposer(self.loader)
+        self._task_templates: dict[tuple[str, ...], DictConfig] = {}
+
+    def job(self, overrides: list[str]) -> DictConfig:
+        """One job's full config (``hydra`` included), as Hydra composes it for a sweep's job."""
+        return _compose(lambda: self.templates.load_sweep_config(self.master, overrides))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (composers live as long as the process)
+    def task(self, overrides: tuple[str, ...]) -> tuple[DictConfig, tuple[str, ...]]:
+        """The job's own config (without ``hydra``) and its task overrides, as :meth:`job` has them.
+
+        Hydra's node is most of a config; a run that writes no snapshot copies the
+        template without it, and applies its values with Hydra's override code. A
+        job only reads its config, so the same overrides again reuse it as it is.
+        """
+        if self.master.hydra.searchpath:
+            config = self.job(list(overrides))
+            with open_dict(config):
+                del config["hydra"]
+            return config, tuple(o for o in overrides if not o.startswith("hydra"))
+        choices, values, task_overrides = self._split(overrides)
+        if choices not in self._task_templates:
+            template = copy.deepcopy(_compose(lambda: self.templates.template(self.master, choices)))
+            with open_dict(template):
+                del template["hydra"]
+            self._task_templates[choices] = template
+        config = copy.deepcopy(self._task_templates[choices])
+        _compose(lambda: ConfigLoaderImpl._apply_overrides_to_config(values, config))
+        return config, task_overrides
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (composers live as long as the process)
+    def _split(self, overrides: tuple[str, ...]) -> tuple[tuple[str, ...], list[Any], tuple[str, ...]]:
+        parsed = _parsed(list(overrides))
+        choices, values = self.templates.split(parsed)
+        return choices, values, tuple(o.input_line for o in parsed if not o.is_hydra_override())
+
+
+@functools.lru_cache(maxsize=8)
+def _composer(hydra_overrides: tuple[str, ...]) -> _Composer:
+    """Composers are cached: a warm call composes nothing unless it chooses a new config."""
+    return _Composer(hydra_overrides)
+
+
+def _compose(compose: Any) -> DictConfig:
+    """Call Hydra's composition; its errors become a :class:`ConfigError` with Hydra's message on one line."""
+    try:
+        return compose()
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(_one_line(err)) from None
+
+
+def _one_line(err: BaseException) -> str:
+    """Hydra's message (and its cause's, as Hydra prints it) on one line, without the search path."""
+    text = str(err).split("Config search path:")[0]
+    if isinstance(err.__cause__, OmegaConfBaseException):
+        text += "\n" + str(err.__cause__).splitlines()[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _overrides(name: str, overrides: Sequence[str], *, sweeping: bool) -> list[str]:
+    """``scenario=<name>`` or ``experiment=<name>``, then the overrides, quoted as the CLI quotes them."""
+    if isinstance(overrides, str):
+        raise ConfigError("overrides is a list of strings, e.g. overrides=['scenario.inputs.x.value=4']")
+    head = f"scenario={name}"  # an unknown name gets Hydra's message, with the scenarios there are
+    conf = Path(CONFIG_DIR)
+    if not (conf / "scenario" / f"{name}.yaml").is_file() and (conf / "experiment" / f"{name}.yaml").exists():
+        if not sweeping:
+            raise ConfigError(f"{name!r} is an experiment, a sweep: run it with sweep({name!r})")
+        head = f"experiment={name}"
+    return quote_expressions([head, *overrides])
+
+
+def _parsed(words: list[str]) -> list[Any]:
+    return [_parsed_one(word) for word in words]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_one(word: str) -> Any:
+    """One override parsed by Hydra's grammar, once per text (a warm call repeats most of its words)."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([word])
+    except HydraException as err:
+        raise ConfigError(_one_line(err)) from None
+    return override
+
+
+def _hydra_part(words: list[str]) -> tuple[str, ...]:
+    """The overrides of Hydra's own settings: composed into the master config, as the CLI does."""
+    return tuple(o.input_line for o in _parsed(words) if o.is_hydra_override())
+
+
+def _perform(config: DictConfig, run_dir: Path | None, num: int | None) -> task.Done:
+    """Run one job from its full config, writing into ``run_dir`` (with Hydra's snapshot and log) if given."""
+    overrides = list(config.hydra.overrides.task)
+    hydra = config.hydra
+    with open_dict(config):
+        del config["hydra"]  # the job sees its own config only, as under @hydra.main
+    if run_dir is None:
+        return task.perform(config, task.Job(None, overrides, num))
+    snapshot = run_dir / ".hydra"
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for filename, node in (("config.yaml", config), ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
+                           ("overrides.yaml", OmegaConf.create(overrides))):
+        (snapshot / filename).write_text(OmegaConf.to_yaml(node))
+    with _logged_to(run_dir / f"{hydra.job.name}.log"):
+        return task.perform(config, task.Job(run_dir, overrides, num))
+
+
+@contextlib.contextmanager
+def _logged_to(path: Path) -> Iterator[None]:
+    """The runner's log lines at INFO and above also go to ``path``, as Hydra's job logging does."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    logger = logging.getLogger("runner")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+
+
+def _finish(done: task.Done, run_dir: Path | None) -> Result:
+    """The run's :class:`Result`, or its error raised with the message the CLI prints."""
+    if done.failure is not None:
+        if isinstance(done.failure, ConfigError | OSError):
+            raise done.failure
+        raise JobError(done.record["message"]) from done.failure
+    return Result(done.record, done.outcome, run_dir)
+
+
+def _plain(value: Any) -> Any:
+    """A 0-d array as a Python float; arrays and None as they are."""
+    if value is None or getattr(value, "ndim", 1) != 0:
+        return value
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    if value is None or isinstance(value, float):
+        return repr(value)
+    return f"array{tuple(value.shape)}"
