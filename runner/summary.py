@@ -4,7 +4,9 @@ Every launcher (basic, joblib, submitit) leaves the same files, so the summary
 reads only those: each job's ``results.json``, its ``.hydra/overrides.yaml`` and
 the sweep's ``jobs.json`` (the job list, written when the sweep starts). A job
 with a directory but no results, or with no directory at all, is listed as
-``missing``. Rows keep the job order.
+``missing``. Rows keep the job order; a sweep with no job list (a sweeper such as
+Optuna, which chooses each job from the results so far) lists its jobs in the order
+they finished.
 """
 
 from __future__ import annotations
@@ -71,6 +73,14 @@ def _checks_text(checks: list[dict[str, Any]]) -> str:
     return f"{len(checks)} passed" if not failed else f"{failed} of {len(checks)} failed"
 
 
+def _finished_at(job_dir: Path | None) -> float:
+    """When the job wrote its results (jobs that did not finish sort last)."""
+    try:
+        return (job_dir / RESULTS).stat().st_mtime if job_dir is not None else math.inf
+    except OSError:
+        return math.inf
+
+
 def collect(sweep_dir: Path) -> Sweep:
     """Read every job's record; list expected jobs that left none as missing."""
     sweep = Sweep(sweep_dir)
@@ -106,6 +116,8 @@ def collect(sweep_dir: Path) -> Sweep:
                     if label not in sweep.labels:
                         sweep.labels.append(label)
         sweep.rows.append(row)
+    if not expected:
+        sweep.rows.sort(key=lambda row: _finished_at(dirs.get(row["job"])))
     sweep.varying = _varying_parameter(sweep.rows)
     return sweep
 

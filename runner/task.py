@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs, report
 from runner.errors import ConfigError, JobTimeout
+from runner.failures import keep_traceback, one_line
 from runner.result import Outcome
 from runner.schema import load_run
 
@@ -102,6 +103,7 @@ def execute(cfg: DictConfig) -> str:
     outcome: Outcome | None = None
     failure: Exception | None = None
     message = None
+    trace: str | None = None
     timings: dict[str, float] = {}
     try:
         run = load_run(cfg)
@@ -115,12 +117,13 @@ def execute(cfg: DictConfig) -> str:
     except ConfigError as err:
         failure, status, message = err, "error", str(err)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        failure, status, message = err, "error", f"{type(err).__name__}: {first}".rstrip(": ")
+        failure, status, message = err, "error", one_line(err)
+        trace = keep_traceback(err, log)
 
     if message:
         log.error("%s", message)
     record = _record(cfg, name, status, message, outcome, run_dir, timings)
+    record["traceback"] = trace  # an unexpected exception's whole story; None otherwise
     try:
         if outcome is not None:
             _draw(cfg, outcome, run_dir, record)
