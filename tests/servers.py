@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,8 @@ def chromium() -> str:
     return str(path)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status == 200
@@ -50,23 +51,25 @@ def _answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(command: list[str], ready_url: str, log: Path, timeout: float = 120) -> Iterator[None]:
-    """Run ``command`` in its own process group until ``ready_url`` answers 200; stop it afterwards."""
+def serve(command: list[str], ready: Callable[[], bool], log: Path, timeout: float = 120,
+          cwd: Path | None = None) -> Iterator[None]:
+    """Run ``command`` in its own process group until ``ready()``; stop the group afterwards."""
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   cwd=cwd)
     try:
         deadline = time.monotonic() + timeout
-        while not _answers(ready_url):
+        while not ready():
             if process.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text()[-2000:]
-                unavailable(f"{command[0]} did not start on {ready_url}: {tail}")
+                unavailable(f"{' '.join(command)} did not start: {tail}")
             time.sleep(0.5)
         yield
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

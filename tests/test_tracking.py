@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import chromium, free_port, serve
+from tests.servers import answers, chromium, free_port, serve
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images(
     base = f"http://127.0.0.1:{free_port()}"
     command = [str(BIN / "tensorboard"), "--logdir", str(sweep / "tensorboard"), "--host", "127.0.0.1",
                "--port", base.rsplit(":", 1)[1]]
-    with serve(command, f"{base}/data/runs", tmp_path / "tensorboard.log"):
+    with serve(command, lambda: answers(f"{base}/data/runs"), tmp_path / "tensorboard.log"):
         experiment = _post(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
         assert [h["name"] for h in experiment["hparamInfos"]] == ["scenario"]  # the one swept override
         labels = {label for row in rows.values() for label in _numbers(row)}
@@ -194,7 +194,7 @@ def test_mlflow_server_as_tracking_uri(tmp_path: Path) -> None:
                "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"]
     cwd = tmp_path / "work"
     cwd.mkdir()
-    with serve(command, f"{base}/health", tmp_path / "mlflow.log", timeout=180):
+    with serve(command, lambda: answers(f"{base}/health"), tmp_path / "mlflow.log", timeout=180):
         sweep = _sweep(cwd, "-m", "scenario=basic", "scenario.inputs.x.value=-1.5,2",
                        "scenario.function=x**3", "tracking=mlflow", env={"MLFLOW_TRACKING_URI": base})
         runs = _mlflow_runs(base, str(sweep.relative_to(cwd)))
