@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from runner import report
+from runner import glance, report
 from runner.outputs import JOBS, RESULTS, write_atomic, write_json
 from runner.plots import draw
 from runner.result import Curve
@@ -166,7 +166,7 @@ def _parameter_curve(sweep: Sweep) -> Curve | None:
     series = {label: values for label, values in series.items() if np.isfinite(values).any()}
     if not series:
         return None
-    return Curve(PLOT, f"gradients against {sweep.varying}", sweep.varying, x, series)
+    return Curve(PLOT, f"gradients against {sweep.varying}", sweep.varying, x, series, markers=True)
 
 
 def _family_curve(sweep: Sweep) -> Curve | None:
@@ -211,25 +211,27 @@ def write(sweep_dir: Path) -> Sweep:
         "sweep_dir": str(sweep_dir), "jobs": len(sweep.rows),
         "statuses": {s: sweep.statuses.count(s) for s in dict.fromkeys(sweep.statuses)},
         "varying": sweep.varying, "columns": columns, "rows": sweep.rows, "plots": sweep.plots})
-    parts = _sections(sweep, columns)
+    parts = _sections(sweep)
     write_atomic(sweep_dir / f"{SUMMARY}.md", report.to_markdown(parts))
     write_atomic(sweep_dir / f"{SUMMARY}.html", report.to_html(parts, sweep_dir, "tape-runner sweep"))
     return sweep
 
 
-def _sections(sweep: Sweep, columns: list[str]) -> list[report.Section]:
+def _sections(sweep: Sweep) -> list[report.Section]:
+    """The summary's text and its table, shaped by :mod:`runner.glance`."""
     counts = ", ".join(f"{sweep.statuses.count(s)} {s}" for s in dict.fromkeys(sweep.statuses))
     head = report.Section("Sweep summary", [("p", f"{len(sweep.rows)} jobs: {counts or 'none'}.")])
-    table = [[_cell(row, c, sweep.labels) for c in columns] for row in sweep.rows]
-    parts = [head, report.Section("Jobs", [("table", (columns, table))])]
+    params = [_parameters(row) for row in sweep.rows]
+    swept = _varying_keys(sweep.rows)
+    if shared := glance.constant_overrides(params, swept):
+        head.blocks.append(("p", "Every job: " + " ".join(shared)))
+    labels = glance.gradient_labels(list(sweep.records.values()))
+    header = ["job", *glance.short_names(swept).values(), "status", "checks", "message", "report", *labels]
+    table = [[row["job"], *(p.get(key, "") for key in swept), row["status"], row["checks"], row["message"],
+              report.Link("report", row["report"]) if row["report"] else "",
+              *(glance.gradient_cell(sweep.records.get(row["job"]), label) for label in labels)]
+             for row, p in zip(sweep.rows, params, strict=True)]
+    parts = [head, report.Section("Jobs", [("table", (header, table))])]
     if sweep.plots:
         parts.append(report.Section("Plots", [("img", plot) for plot in sweep.plots]))
     return parts
-
-
-def _cell(row: dict[str, Any], column: str, labels: list[str]) -> Any:
-    if column in labels:
-        return report.value_text(row.get(column))
-    if column == "report" and row["report"]:
-        return report.Link("report", row["report"])
-    return row.get(column, "")
