@@ -257,8 +257,9 @@ def bench_jacobian(reps: int, work: Path) -> list[Row]:
                 [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB")]
 
 
-#: make bench runs these, in about nine minutes here. Two more run on request (--only NAME), outside
-#: that budget: joblib (five pairs of 100-job sweeps, ~4 minutes) and seed_sweep (~2 minutes).
+#: make bench runs these, in about nine minutes here, plus three to five for the launchers (eight sweeps,
+#: one Ray start-up each for two of them). Two more run on request (--only NAME), outside that budget:
+#: joblib (five pairs of 100-job sweeps, ~4 minutes) and seed_sweep (~2 minutes).
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
     "inprocess": bench_inprocess, "jacobian": bench_jacobian, "launchers": bench_launchers,
