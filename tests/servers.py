@@ -52,11 +52,11 @@ def answers(url: str) -> bool:
 
 @contextlib.contextmanager
 def serve(command: list[str], ready: Callable[[], bool], log: Path, timeout: float = 120,
-          cwd: Path | None = None) -> Iterator[None]:
+          cwd: Path | None = None, env: dict[str, str] | None = None) -> Iterator[None]:
     """Run ``command`` in its own process group until ``ready()``; stop the group afterwards."""
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                   cwd=cwd)
+                                   cwd=cwd, env=env)
     try:
         deadline = time.monotonic() + timeout
         while not ready():

@@ -22,13 +22,16 @@ from tests.servers import free_port, serve
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+# A cluster on 127.0.0.1 for this test alone. Ray enables token authentication once ~/.ray/auth_token
+# exists (a local ray.init() writes one), and then `ray status` fails to authenticate: keep it off.
+ENV = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "RAY_AUTH_MODE": "disabled"}
 SWEEP = ("experiment=seed_tour", "seed=0,1", "plots=false")
 WORKERS = 2
 
 
 def _ray_answers(address: str) -> bool:
     status = subprocess.run([str(BIN / "ray"), "status", "--address", address], capture_output=True,
-                            timeout=60)
+                            timeout=60, env=ENV)
     return status.returncode == 0
 
 
@@ -41,14 +44,13 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     command = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
                f"--port={port}", f"--num-cpus={WORKERS}", "--include-dashboard=false",
                "--disable-usage-stats"]
-    with serve(command, lambda: _ray_answers(address), home / "ray.log", timeout=180, cwd=home):
+    with serve(command, lambda: _ray_answers(address), home / "ray.log", timeout=180, cwd=home, env=ENV):
         yield address, home
 
 
 def _sweep(cwd: Path, *extra: str) -> Path:
     cwd.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    done = subprocess.run([sys.executable, "-m", "runner", "-m", *SWEEP, *extra], cwd=cwd, env=env,
+    done = subprocess.run([sys.executable, "-m", "runner", "-m", *SWEEP, *extra], cwd=cwd, env=ENV,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
