@@ -198,6 +198,31 @@ def bench_joblib(reps: int, work: Path) -> list[Row]:
                 m["joblib"].seconds, note="ratio = speed-up of joblib (basic time / joblib time)")]
 
 
+#: Each launcher as a sweep would choose it; Ray starts a local instance for each sweep.
+LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+             "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+             "ray": ["hydra/launcher=ray"]}
+LAUNCHER_JOBS = 9
+
+
+def bench_launchers(reps: int, work: Path) -> list[Row]:
+    """What one more short job costs under each launcher: (T(9 jobs) - T(1 job)) / 8, fresh processes.
+
+    The difference leaves out what a sweep pays once (Hydra, the first TensorFlow import,
+    Ray's start-up) and keeps what each job pays: a process and TensorFlow's import per job
+    under submitit, a reused worker under joblib and Ray. One repetition per five asked
+    for: the eight sweeps take about three minutes here.
+    """
+    commands = {f"{name} {size}": [*sweep_command(values), *extra] for name, extra in LAUNCHERS.items()
+                for size, values in (("1", "0"), ("n", f"range(0,{LAUNCHER_JOBS})"))}
+    m = interleaved(max(1, reps // 5), work, **commands)
+    per_job = {name: [(n - one) / (LAUNCHER_JOBS - 1) for one, n in
+                      zip(m[f"{name} 1"].seconds, m[f"{name} n"].seconds, strict=True)] for name in LAUNCHERS}
+    return [Row(f"per-job cost, {name} launcher", per_job[name], per_job["basic"], unit="s/job",
+                note=f"(sweep of {LAUNCHER_JOBS} jobs - sweep of 1) / {LAUNCHER_JOBS - 1}, 2 CPUs; "
+                     "baseline: the basic launcher") for name in LAUNCHERS]
+
+
 def bench_summary(reps: int, work: Path) -> list[Row]:
     """summary.write over 1,000 jobs' files, in this process."""
     sys.path.insert(0, str(HERE.parent))
@@ -289,12 +314,13 @@ def bench_jacobian(reps: int, work: Path) -> list[Row]:
                 [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB")]
 
 
-#: make bench runs these, in about twelve minutes here. One more runs on request (--only joblib),
+#: make bench runs these, in about fifteen minutes here (the launchers item alone takes three to five:
+#: eight sweeps, one Ray start-up each for two of them). One more runs on request (--only joblib),
 #: outside that budget: five pairs of 100-job sweeps, ~4 minutes.
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
     "inprocess": bench_inprocess, "jacobian": bench_jacobian, "notebook": bench_notebook,
-    "seed_sweep": bench_seed_sweep,
+    "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
     "joblib": bench_joblib,

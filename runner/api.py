@@ -143,7 +143,7 @@ class Table(list):
         def image(name: str) -> bytes | None:
             return (directory / name).read_bytes() if (directory / name).is_file() else None
 
-        return report.html_body(summary.sections(self.collected, self.columns), image)
+        return report.html_body(summary.sections(self.collected), image)
 
 
 @dataclass(frozen=True, repr=False)

@@ -30,10 +30,11 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def _app(cfg: DictConfig) -> None:
-    from runner import task
+def _app(cfg: DictConfig) -> float | None:
+    from runner import objective, task
 
     task.execute(cfg)
+    return objective.of_job(cfg)  # what a searching sweeper (Optuna) optimises; None by default
 
 
 _EXPRESSION_OVERRIDE = re.compile(

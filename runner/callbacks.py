@@ -30,8 +30,18 @@ from runner.outputs import JOBS, RESULTS, write_json
 log = logging.getLogger(__name__)
 
 
-def planned_jobs(config: DictConfig) -> list[list[str]]:
-    """Each job's overrides, expanded as Hydra's basic sweeper expands them."""
+#: Sweepers that run every combination of the -m values, so the jobs are known before any starts.
+LISTING_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                    "hydra_plugins.tape_runner.sweeper.TemplateSweeper")
+
+
+def planned_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Each job's overrides, expanded as Hydra's basic sweeper expands them.
+
+    None for a sweeper that decides its jobs as it goes (Optuna samples ``interval(...)``).
+    """
+    if config.hydra.sweeper.get("_target_") not in LISTING_SWEEPERS:
+        return None
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -41,9 +51,12 @@ def planned_jobs(config: DictConfig) -> list[list[str]]:
 
 
 class _Watcher:
-    """Logs ``job k/N`` with elapsed time and an estimate of what remains, from files on disk."""
+    """Logs ``job k/N`` with elapsed time and an estimate of what remains, from files on disk.
 
-    def __init__(self, sweep_dir: Path, total: int) -> None:
+    With no job list (``total`` None) it logs ``job k done`` and the elapsed time.
+    """
+
+    def __init__(self, sweep_dir: Path, total: int | None) -> None:
         self.sweep_dir, self.total = sweep_dir, total
         self.started = time.monotonic()
         self.done = 0
@@ -61,6 +74,9 @@ class _Watcher:
             return
         self.done = done
         elapsed = time.monotonic() - self.started
+        if self.total is None:
+            log.info("job %d done, %.1f s elapsed", done, elapsed)
+            return
         left = elapsed / done * max(self.total - done, 0)
         log.info("job %d/%d done, %.1f s elapsed, about %.0f s left", done, self.total, elapsed, left)
 
@@ -110,9 +126,12 @@ class RunnerCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         require_writable(sweep_dir)
         jobs = planned_jobs(config)
-        write_json(sweep_dir / JOBS, jobs)
-        log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)
-        self._sweep = (sweep_dir, _Watcher(sweep_dir, len(jobs)))
+        if jobs is None:
+            log.info("sweep into %s; its sweeper chooses the jobs as it goes", sweep_dir)
+        else:
+            write_json(sweep_dir / JOBS, jobs)
+            log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)
+        self._sweep = (sweep_dir, _Watcher(sweep_dir, None if jobs is None else len(jobs)))
         if (current := task.current_invocation()) is not None:
             current.pending = self
 

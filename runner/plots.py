@@ -39,7 +39,8 @@ def render(figure: Figure) -> MplFigure:
     if isinstance(figure, Curve):
         stride = max(1, len(figure.x) // MAX_POINTS)  # a 10-million-point curve draws like 5,000
         for label, values in figure.series.items():
-            ax.plot(figure.x[::stride], values[::stride], label=label, linewidth=2)
+            ax.plot(figure.x[::stride], values[::stride], label=label, linewidth=2,
+                    marker="o" if figure.markers else None)
         ax.axhline(0.0, color="0.75", linewidth=0.8)
         ax.set_xlabel(figure.x_label)
         ax.grid(True, alpha=0.3)

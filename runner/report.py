@@ -41,6 +41,14 @@ class Link:
     href: str
 
 
+@dataclass(frozen=True)
+class Hover:
+    """A table cell with more to say on hover (HTML ``title``); Markdown shows the text alone."""
+
+    text: str
+    title: str
+
+
 @dataclass
 class Section:
     """A heading and its blocks: ("p", text) | ("table", (header, rows)) | ("code", text) | ("img", file)."""
@@ -150,6 +158,8 @@ def sections(results: dict[str, Any]) -> list[Section]:
 def _md_cell(value: Any) -> str:
     if isinstance(value, Link):
         return f"[{value.text}]({value.href})"
+    if isinstance(value, Hover):
+        value = value.text
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
@@ -213,6 +223,8 @@ def html_body(parts: list[Section], image: Callable[[str], bytes | None]) -> str
 def _html_cell(value: Any) -> str:
     if isinstance(value, Link):
         return f'<td><a href="{html.escape(value.href)}">{html.escape(value.text)}</a></td>'
+    if isinstance(value, Hover):
+        return f'<td title="{html.escape(value.title)}">{html.escape(value.text)}</td>'
     text = str(value)
     css = {"yes": "ok", "ok": "ok", "NO": "bad", "error": "bad", "check_failed": "bad",
            "missing": "bad"}.get(text)

@@ -39,6 +39,7 @@ class Curve:
     x_label: str
     x: np.ndarray
     series: dict[str, np.ndarray]
+    markers: bool = False  # mark each point: the values were sampled there (a sweep), not a dense curve
 
 
 @dataclass

@@ -298,6 +298,7 @@ class RunConfig:
     report: bool = True
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     limits: Limits = field(default_factory=Limits)
+    objective: str | None = None  # a gradient label or max_check_error: the number a sweeper optimises
 
     def tolerances(self) -> DtypeTolerances:
         return self.checks.tolerances[self.dtype]

@@ -4,7 +4,9 @@ Every launcher (basic, joblib, submitit) leaves the same files, so the summary
 reads only those: each job's ``results.json``, its ``.hydra/overrides.yaml`` and
 the sweep's ``jobs.json`` (the job list, written when the sweep starts). A job
 with a directory but no results, or with no directory at all, is listed as
-``missing``. Rows keep the job order.
+``missing``. Rows keep the job order; a sweep with no job list (a sweeper such as
+Optuna, which chooses each job from the results so far) lists its jobs in the order
+they finished.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from runner import report
+from runner import glance, report
 from runner.outputs import JOBS, RESULTS, write_atomic, write_json
 from runner.plots import draw
 from runner.result import Curve
@@ -71,6 +73,14 @@ def _checks_text(checks: list[dict[str, Any]]) -> str:
     return f"{len(checks)} passed" if not failed else f"{failed} of {len(checks)} failed"
 
 
+def _finished_at(job_dir: Path | None) -> float:
+    """When the job wrote its results (jobs that did not finish sort last)."""
+    try:
+        return (job_dir / RESULTS).stat().st_mtime if job_dir is not None else math.inf
+    except OSError:
+        return math.inf
+
+
 def collect(sweep_dir: Path) -> Sweep:
     """Read every job's record; list expected jobs that left none as missing."""
     sweep = Sweep(sweep_dir)
@@ -99,6 +109,8 @@ def collect(sweep_dir: Path) -> Sweep:
             link = f"{job_dir.name}/{report.REPORT_HTML}" if has_report else ""
             row = record_row(sweep, num, results, overrides, link)
         sweep.rows.append(row)
+    if not expected:
+        sweep.rows.sort(key=lambda row: _finished_at(dirs.get(row["job"])))
     sweep.varying = _varying_parameter(sweep.rows)
     return sweep
 
@@ -164,7 +176,7 @@ def _parameter_curve(sweep: Sweep) -> Curve | None:
     series = {label: values for label, values in series.items() if np.isfinite(values).any()}
     if not series:
         return None
-    return Curve(PLOT, f"gradients against {sweep.varying}", sweep.varying, x, series)
+    return Curve(PLOT, f"gradients against {sweep.varying}", sweep.varying, x, series, markers=True)
 
 
 def _family_curve(sweep: Sweep) -> Curve | None:
@@ -209,25 +221,27 @@ def write(sweep_dir: Path) -> Sweep:
         "sweep_dir": str(sweep_dir), "jobs": len(sweep.rows),
         "statuses": {s: sweep.statuses.count(s) for s in dict.fromkeys(sweep.statuses)},
         "varying": sweep.varying, "columns": columns, "rows": sweep.rows, "plots": sweep.plots})
-    parts = sections(sweep, columns)
+    parts = sections(sweep)
     write_atomic(sweep_dir / f"{SUMMARY}.md", report.to_markdown(parts))
     write_atomic(sweep_dir / f"{SUMMARY}.html", report.to_html(parts, sweep_dir, "tape-runner sweep"))
     return sweep
 
 
-def sections(sweep: Sweep, columns: list[str]) -> list[report.Section]:
+def sections(sweep: Sweep) -> list[report.Section]:
+    """The summary's text and its table, shaped by :mod:`runner.glance`."""
     counts = ", ".join(f"{sweep.statuses.count(s)} {s}" for s in dict.fromkeys(sweep.statuses))
     head = report.Section("Sweep summary", [("p", f"{len(sweep.rows)} jobs: {counts or 'none'}.")])
-    table = [[_cell(row, c, sweep.labels) for c in columns] for row in sweep.rows]
-    parts = [head, report.Section("Jobs", [("table", (columns, table))])]
+    params = [_parameters(row) for row in sweep.rows]
+    swept = _varying_keys(sweep.rows)
+    if shared := glance.constant_overrides(params, swept):
+        head.blocks.append(("p", "Every job: " + " ".join(shared)))
+    labels = glance.gradient_labels(list(sweep.records.values()))
+    header = ["job", *glance.short_names(swept).values(), "status", "checks", "message", "report", *labels]
+    table = [[row["job"], *(p.get(key, "") for key in swept), row["status"], row["checks"], row["message"],
+              report.Link("report", row["report"]) if row["report"] else "",
+              *(glance.gradient_cell(sweep.records.get(row["job"]), label) for label in labels)]
+             for row, p in zip(sweep.rows, params, strict=True)]
+    parts = [head, report.Section("Jobs", [("table", (header, table))])]
     if sweep.plots:
         parts.append(report.Section("Plots", [("img", plot) for plot in sweep.plots]))
     return parts
-
-
-def _cell(row: dict[str, Any], column: str, labels: list[str]) -> Any:
-    if column in labels:
-        return report.value_text(row.get(column))
-    if column == "report" and row["report"]:
-        return report.Link("report", row["report"])
-    return row.get(column, "")

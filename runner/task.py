@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs, report, snapshot
 from runner.errors import ConfigError, JobTimeout
+from runner.failures import keep_traceback, one_line
 from runner.result import Outcome
 from runner.schema import load_run
 
@@ -175,6 +176,7 @@ def perform(cfg: DictConfig, job: Job) -> Done:
     outcome: Outcome | None = None
     failure: Exception | None = None
     message = None
+    trace: str | None = None
     timings: dict[str, float] = {}
     try:
         run = load_run(cfg)
@@ -190,12 +192,13 @@ def perform(cfg: DictConfig, job: Job) -> Done:
     except ConfigError as err:
         failure, status, message = err, "error", str(err)
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        failure, status, message = err, "error", f"{type(err).__name__}: {first}".rstrip(": ")
+        failure, status, message = err, "error", one_line(err)
+        trace = keep_traceback(err, log)
 
     if message and status == "error":
         log.error("%s", message)
     record = _record(cfg, name, status, message, outcome, job, timings)
+    record["traceback"] = trace  # an unexpected exception's whole story; None otherwise
     try:
         _write(cfg, outcome, run_dir, record, started)
     except OSError as err:  # a full disk, a directory gone read-only

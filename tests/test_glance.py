@@ -1,0 +1,68 @@
+"""The sweep summary a person reads: swept keys as short columns, constants once, gradients as they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runner import glance, summary
+
+WHY = "x is a tf.constant and tape.watch(x) was not called"
+
+
+def _job(sweep: Path, num: int, kind: str, watch: str, gradients: dict, notes: dict | None = None) -> None:
+    job_dir = sweep / f"{num}_watch"
+    job_dir.mkdir(parents=True)
+    record = {"scenario": "watch", "status": "ok", "message": None, "checks": [],
+              "job": {"num": num, "overrides": [
+                  f"scenario.inputs.x.kind={kind}", f"scenario.inputs.x.watch={watch}",
+                  "scenario.watch_accessed_variables=true", "experiment=watch_matrix"]},
+              "gradients": gradients, "notes": notes or {}}
+    (job_dir / "results.json").write_text(json.dumps(record))
+
+
+def test_the_table_reads_at_a_glance(tmp_path: Path) -> None:
+    _job(tmp_path, 0, "constant", "false", {"dy/dx": None}, {"dy/dx": WHY})
+    _job(tmp_path, 1, "variable", "false", {"dy/dx": 6.0})
+    _job(tmp_path, 2, "variable", "true", {"dloss/dW": [[1.0, -2.0], [3.0, 4.5]]})
+    _job(tmp_path, 3, "constant", "true",
+         {"dy/dx": {"shape": [20000], "dtype": "float32", "listed": False, "min": 0.0, "max": 0.25,
+                    "mean": 0.1}})
+    summary.write(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    html = (tmp_path / "summary.html").read_text()
+
+    # the overrides every job shares, once above the table; the swept ones as columns
+    assert "Every job: scenario.watch_accessed_variables=true experiment=watch_matrix\n" in md
+    assert md.count("experiment=watch_matrix") == 1 and md.count("watch_accessed_variables") == 1
+    assert "| job | x.kind | x.watch | status | checks | message | report | dy/dx | dloss/dW |" in md
+    assert "| 0 | constant | false | ok |  |  |  | None |  |" in md
+    assert "| 1 | variable | false | ok |  |  |  | 6.0 |  |" in md
+    assert "| 2 | variable | true | ok |  |  |  |  | (2, 2) in [-2, 4.5] |" in md
+    assert "| 3 | constant | true | ok |  |  |  | (20000,) in [0, 0.25] |  |" in md
+    assert "null" not in md
+    assert f'<td title="{WHY}">None</td>' in html
+
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]  # the data for tools keeps it all
+    assert rows[0]["overrides"].split()[-1] == "experiment=watch_matrix"
+    assert rows[0]["dy/dx"] is None and rows[1]["dy/dx"] == 6.0
+
+
+def test_short_names_stay_unique() -> None:
+    assert glance.short_names(["scenario.inputs.x.kind", "scenario.watch_accessed_variables", "seed"]) == {
+        "scenario.inputs.x.kind": "x.kind", "scenario.watch_accessed_variables": "watch_accessed_variables",
+        "seed": "seed"}
+    # scenario.seed and seed would both be "seed": both keep their full names
+    assert glance.short_names(["scenario.seed", "seed"]) == {"scenario.seed": "scenario.seed", "seed": "seed"}
+
+
+def test_swept_values_are_marked_in_summary_png(tmp_path: Path) -> None:
+    for num, x in enumerate((1.0, 2.0, 3.0)):
+        job_dir = tmp_path / f"{num}_basic"
+        job_dir.mkdir()
+        (job_dir / "results.json").write_text(json.dumps({
+            "status": "ok", "checks": [], "gradients": {"dy/dx": 2 * x},
+            "job": {"overrides": [f"scenario.inputs.x.value={x}"]}}))
+    curve = summary._parameter_curve(summary.collect(tmp_path))
+    assert curve is not None and curve.markers
+    assert list(curve.x) == [1.0, 2.0, 3.0] and list(curve.series["dy/dx"]) == [2.0, 4.0, 6.0]

@@ -1,0 +1,203 @@
+"""tracking=tensorboard and tracking=mlflow, read back through the real tools on 127.0.0.1.
+
+One sweep (the five seed scenarios, both trackers at once) feeds a TensorBoard
+server, whose HParams data and images are read over HTTP and whose dashboard is
+opened in headless Chromium, and MLflow's own client on the default store. A second
+sweep logs to a real ``mlflow server`` given as MLFLOW_TRACKING_URI. Every number a
+tool reads back is compared with the sweep's summary.json (or, for the worst check
+error, the largest check error in the job's results.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import answers, chromium, free_port, serve
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SCREENSHOT = "tensorboard_hparams.png"
+
+
+def _sweep(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Path:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI")}
+    done = subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env={**full_env, **(env or {})})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tensorboard:" not in done.stdout and "mlflow:" not in done.stdout, done.stdout  # tracked fine
+    (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
+    return summary.parent
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(working directory, sweep directory) of experiment=seed_tour with both trackers."""
+    cwd = tmp_path_factory.mktemp("tracked")
+    return cwd, _sweep(cwd, "experiment=seed_tour", "tracking=[tensorboard,mlflow]")
+
+
+def _rows(sweep: Path) -> dict[str, dict[str, Any]]:
+    """summary.json's rows by job directory name (0_basic, ...)."""
+    rows = json.loads((sweep / "summary.json").read_text())["rows"]
+    return {row["report"].split("/")[0]: row for row in rows}
+
+
+def _numbers(row: dict[str, Any]) -> dict[str, float]:
+    """The row's scalar gradients that are numbers."""
+    fixed = {"job", "overrides", "status", "checks", "message", "report"}
+    return {k: v for k, v in row.items() if k not in fixed and isinstance(v, int | float)}
+
+
+def _worst_check_error(job_dir: Path) -> float | None:
+    checks = json.loads((job_dir / "results.json").read_text())["checks"]
+    return max((c["max_abs_err"] for c in checks if c["max_abs_err"] is not None), default=None)
+
+
+def _post(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images(
+    tracked: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, sweep = tracked
+    rows = _rows(sweep)
+    assert sorted(rows) == ["0_basic", "1_watch", "2_sigmoid", "3_linear", "4_persistent"]
+    base = f"http://127.0.0.1:{free_port()}"
+    command = [str(BIN / "tensorboard"), "--logdir", str(sweep / "tensorboard"), "--host", "127.0.0.1",
+               "--port", base.rsplit(":", 1)[1]]
+    with serve(command, lambda: answers(f"{base}/data/runs"), tmp_path / "tensorboard.log"):
+        experiment = _post(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        assert [h["name"] for h in experiment["hparamInfos"]] == ["scenario"]  # the one swept override
+        labels = {label for row in rows.values() for label in _numbers(row)}
+        assert labels == {"dy/dx", "dz/dx"}
+        assert {m["name"]["tag"] for m in experiment["metricInfos"]} == labels | {"max_check_error"}
+
+        groups = _post(f"{base}/data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 100,
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+        by_name = {g["name"]: g for g in groups["sessionGroups"]}
+        assert sorted(by_name) == sorted(rows)
+        for name, row in rows.items():
+            group = by_name[name]
+            assert f"scenario={group['hparams']['scenario']}" in row["overrides"].split()
+            shown = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+            worst = shown.pop("max_check_error", None)
+            assert shown == pytest.approx(_numbers(row), rel=1e-6), name  # float32 in the event files
+            expected = _worst_check_error(sweep / name)
+            assert worst == (None if expected is None else pytest.approx(expected, rel=1e-6, abs=1e-12))
+
+        total = json.loads((sweep / "0_basic" / "results.json").read_text())["timings"]["total"]
+        scalars = _get(f"{base}/data/plugin/scalars/scalars?run=0_basic&tag=timing/total")
+        ((_, step, value),) = json.loads(scalars)
+        assert step == 0 and value == pytest.approx(total, rel=1e-6)
+
+        tags = json.loads(_get(f"{base}/data/plugin/images/tags"))
+        assert list(tags["2_sigmoid"]) == ["plot/sigmoid"]
+        (image,) = json.loads(_get(f"{base}/data/plugin/images/images?run=2_sigmoid&tag=plot/sigmoid"))
+        shown_png = _get(f"{base}/data/plugin/images/individualImage?{image['query']}")
+        assert _png_size(shown_png) == _png_size((sweep / "2_sigmoid" / "sigmoid.png").read_bytes())
+
+        _screenshot_hparams(f"{base}/?darkMode=false#hparams", sorted(rows), tmp_path / SCREENSHOT)
+
+
+def _screenshot_hparams(url: str, trials: list[str], path: Path) -> None:
+    """Open the HParams dashboard in headless Chromium; every trial must be on screen.
+
+    With UPDATE_DOCS=1 the screenshot replaces the README's (docs/tensorboard_hparams.png).
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 520})
+            page.goto(url)
+            for trial in trials:  # text selectors reach into TensorBoard's shadow DOM
+                page.locator(f"text={trial}").first.wait_for(timeout=60_000)
+            page.locator("text=worst check error").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(path))
+        finally:
+            browser.close()
+    assert _png_size(path.read_bytes()) == (1400, 520)
+    if os.environ.get("UPDATE_DOCS") == "1":
+        shutil.copyfile(path, DOCS / SCREENSHOT)
+
+
+def _mlflow_runs(uri: str, experiment: str) -> dict[str, Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no experiment {experiment} in {uri}"
+    runs = client.search_runs([found.experiment_id], max_results=1000)
+    return {run.info.run_name: (run, client) for run in runs}
+
+
+def _assert_runs_match(runs: dict[str, Any], sweep: Path) -> None:
+    rows = _rows(sweep)
+    assert sorted(runs) == sorted(rows)
+    for name, (run, client) in runs.items():
+        row = rows[name]
+        params = run.data.params
+        assert sorted(f"{k}={v}" for k, v in params.items()) == sorted(row["overrides"].split())
+        metrics = run.data.metrics
+        assert {k: v for k, v in metrics.items() if k in _numbers(row)} == _numbers(row)
+        assert not {"dy/dx", "dz/dx"} - set(_numbers(row)) & set(metrics)
+        assert metrics.get("max_check_error") == _worst_check_error(sweep / name)
+        record = json.loads((sweep / name / "results.json").read_text())
+        assert metrics["timing/total"] == record["timings"]["total"]
+        assert run.info.status == ("FAILED" if row["status"] == "error" else "FINISHED")
+        artifacts = sorted(a.path for a in client.list_artifacts(run.info.run_id))
+        assert artifacts == sorted(["report.html", *record["plots"]])
+
+
+def test_mlflow_has_one_run_per_job_in_the_default_store(tracked: tuple[Path, Path], tmp_path: Path) -> None:
+    cwd, sweep = tracked
+    store = cwd / "outputs" / "mlruns"
+    runs = _mlflow_runs(f"sqlite:///{store / 'mlflow.db'}", str(sweep.relative_to(cwd)))
+    _assert_runs_match(runs, sweep)
+    sigmoid, client = runs["2_sigmoid"]
+    copy = client.download_artifacts(sigmoid.info.run_id, "sigmoid.png", str(tmp_path))
+    assert Path(copy).read_bytes() == (sweep / "2_sigmoid" / "sigmoid.png").read_bytes()
+
+
+def test_mlflow_server_as_tracking_uri(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{free_port()}"
+    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", base.rsplit(":", 1)[1],
+               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+               "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"]
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    with serve(command, lambda: answers(f"{base}/health"), tmp_path / "mlflow.log", timeout=180):
+        sweep = _sweep(cwd, "-m", "scenario=basic", "scenario.inputs.x.value=-1.5,2",
+                       "scenario.function=x**3", "tracking=mlflow", env={"MLFLOW_TRACKING_URI": base})
+        runs = _mlflow_runs(base, str(sweep.relative_to(cwd)))
+        _assert_runs_match(runs, sweep)
+        assert sorted(run.data.metrics["dy/dx"] for run, _ in runs.values()) == [6.75, 12.0]  # 3x² at -1.5, 2
+    assert not (cwd / "outputs" / "mlruns").exists()  # nothing went to the default store
