@@ -13,13 +13,14 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runner import report
+from runner import records, report
 from runner.outputs import JOBS, RESULTS, write_atomic, write_json
 from runner.plots import draw
 from runner.result import Curve
@@ -51,7 +52,22 @@ def _overrides_of(job_dir: Path) -> list[str]:
         return []
     import yaml
 
-    return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+    try:
+        listed = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(o) for o in listed] if isinstance(listed, list) else []
+
+
+def _job_list(sweep_dir: Path) -> list[list[str]]:
+    """The sweep's planned jobs from jobs.json; nothing when it is absent or is not a list of lists."""
+    try:
+        listed = json.loads((sweep_dir / JOBS).read_text())
+    except (OSError, ValueError, RecursionError):
+        return []
+    if isinstance(listed, list) and all(isinstance(job, list) for job in listed):
+        return [[str(o) for o in job] for job in listed]
+    return []
 
 
 def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
@@ -74,9 +90,7 @@ def _checks_text(checks: list[dict[str, Any]]) -> str:
 def collect(sweep_dir: Path) -> Sweep:
     """Read every job's record; list expected jobs that left none as missing."""
     sweep = Sweep(sweep_dir)
-    expected: list[list[str]] = []
-    if (sweep_dir / JOBS).is_file():
-        expected = json.loads((sweep_dir / JOBS).read_text())
+    expected = _job_list(sweep_dir)
     dirs = _job_dirs(sweep_dir)
     count = max([len(expected), *(n + 1 for n in dirs)])
     for num in range(count):
@@ -86,11 +100,13 @@ def collect(sweep_dir: Path) -> Sweep:
         results = None
         if job_dir is not None:
             try:
-                results = json.loads((job_dir / RESULTS).read_text())
+                results = records.read(job_dir)
                 overrides = (results.get("job") or {}).get("overrides") or overrides
-            except (OSError, json.JSONDecodeError):
-                overrides = _overrides_of(job_dir) or overrides
-                row["message"] = "no results.json: the job did not finish"
+            except records.Rejected as err:
+                linked = job_dir.is_symlink()
+                overrides = overrides if linked else _overrides_of(job_dir) or overrides
+                row["message"] = (f"{RESULTS} refused: {err}" if linked or os.path.lexists(job_dir / RESULTS)
+                                  else "no results.json: the job did not finish")
         else:
             row["message"] = "no job directory: the job never started"
         row["overrides"] = " ".join(overrides)
@@ -174,6 +190,8 @@ def _family_curve(sweep: Sweep) -> Curve | None:
         if x is None:
             x, label = np.asarray(axis, dtype=np.float64), this_label
         elif this_label != label or not np.array_equal(x, axis):
+            return None
+        if x.ndim != 1 or np.shape(values) != x.shape:  # one curve per job, point for point
             return None
         params = _parameters(row)
         name = " ".join(f"{k}={params[k]}" for k in varying if k in params) or f"job {row['job']}"
