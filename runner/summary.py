@@ -39,6 +39,7 @@ class Sweep:
     varying: str | None = None  # the one numeric parameter that varies, if there is one
     plots: list[str] = field(default_factory=list)
     records: dict[int, dict[str, Any]] = field(default_factory=dict)  # job -> its results.json
+    parameters: dict[int, dict[str, str]] = field(default_factory=dict)  # job -> override key -> value
 
     @property
     def statuses(self) -> list[str]:
@@ -110,6 +111,7 @@ def collect(sweep_dir: Path) -> Sweep:
         else:
             row["message"] = "no job directory: the job never started"
         row["overrides"] = " ".join(overrides)
+        sweep.parameters[num] = _parameters(overrides)  # from the list: a value may hold spaces
         if results is not None:
             sweep.records[num] = results
             has_report = (job_dir / report.REPORT_HTML).is_file()
@@ -122,12 +124,13 @@ def collect(sweep_dir: Path) -> Sweep:
                     if label not in sweep.labels:
                         sweep.labels.append(label)
         sweep.rows.append(row)
-    sweep.varying = _varying_parameter(sweep.rows)
+    sweep.varying = _varying_parameter(list(sweep.parameters.values()))
     return sweep
 
 
-def _parameters(row: dict[str, Any]) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in row["overrides"].split() if "=" in item)
+def _parameters(overrides: list[str]) -> dict[str, str]:
+    """Each override's key and value, split at its first '=' (values such as 'x + 1' kept whole)."""
+    return dict(item.split("=", 1) for item in overrides if "=" in item)
 
 
 def _number(text: str) -> float | None:
@@ -138,18 +141,16 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _varying_keys(rows: list[dict[str, Any]]) -> list[str]:
+def _varying_keys(params: list[dict[str, str]]) -> list[str]:
     """Override keys whose values differ between jobs, in the order they first appear."""
-    params = [_parameters(r) for r in rows]
     keys = dict.fromkeys(k for p in params for k in p)
     return [k for k in keys if len({p.get(k) for p in params}) > 1]
 
 
-def _varying_parameter(rows: list[dict[str, Any]]) -> str | None:
+def _varying_parameter(params: list[dict[str, str]]) -> str | None:
     """The single override key whose value differs between jobs, if all its values are numbers."""
-    params = [_parameters(r) for r in rows]
-    varying = _varying_keys(rows)
-    if len(varying) != 1 or len(rows) < 2:
+    varying = _varying_keys(params)
+    if len(varying) != 1 or len(params) < 2:
         return None
     key = varying[0]
     return key if all(p.get(key) is not None and _number(p[key]) is not None for p in params) else None
@@ -163,8 +164,11 @@ def _parameter_curve(sweep: Sweep) -> Curve | None:
     """Each scalar gradient against the one numeric parameter that varies."""
     if sweep.varying is None or not sweep.labels:
         return None
-    rows = sorted(sweep.rows, key=lambda r: _number(_parameters(r)[sweep.varying]) or 0.0)
-    x = np.array([_number(_parameters(r)[sweep.varying]) for r in rows])
+    def at(row: dict[str, Any]) -> float | None:
+        return _number(sweep.parameters[row["job"]][sweep.varying])
+
+    rows = sorted(sweep.rows, key=lambda r: at(r) or 0.0)
+    x = np.array([at(r) for r in rows])
     series = {label: np.array([_numeric(r.get(label)) for r in rows], dtype=np.float64)
               for label in sweep.labels}
     series = {label: values for label, values in series.items() if np.isfinite(values).any()}
@@ -176,7 +180,7 @@ def _parameter_curve(sweep: Sweep) -> Curve | None:
 def _family_curve(sweep: Sweep) -> Curve | None:
     """The jobs' derivative curves overlaid, when they share one linspace axis: a family of curves."""
     x, label, axis_name, series = None, None, "", {}
-    varying = _varying_keys(sweep.rows)
+    varying = _varying_keys(list(sweep.parameters.values()))
     for row in sweep.rows:
         results = sweep.records.get(row["job"])
         if results is None or row["status"] != "ok":
@@ -193,7 +197,7 @@ def _family_curve(sweep: Sweep) -> Curve | None:
             return None
         if x.ndim != 1 or np.shape(values) != x.shape:  # one curve per job, point for point
             return None
-        params = _parameters(row)
+        params = sweep.parameters[row["job"]]
         name = " ".join(f"{k}={params[k]}" for k in varying if k in params) or f"job {row['job']}"
         series[name] = np.asarray(values, dtype=np.float64)
     if x is None or len(series) < 2:

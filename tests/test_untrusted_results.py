@@ -168,3 +168,20 @@ def test_report_md_shows_text_as_text(tmp_path: Path) -> None:
         assert not re.search(r"(?<!\\)" + re.escape(raw), prose), raw  # only escaped, if at all
     assert "\\<script\\>alert(1)\\</script\\>" in prose
     assert code[0] == "y = x**2 <i>" and code[-1] == record["snippet"].rstrip("\n")  # code stays verbatim
+
+
+def test_an_override_value_with_spaces_is_one_parameter(tmp_path: Path) -> None:
+    from runner import summary
+
+    axis = [0.0, 1.0, 2.0]
+    overrides = [["scenario.inputs.x.value=1", "scenario.function='x + 1'"],
+                 ["scenario.inputs.x.value=2", "scenario.function='x + 2'"]]
+    sweep = _sweep(tmp_path, [_record(job={"num": n, "overrides": o}, inputs={"x": axis},
+                                      gradients={"dy/dx": [1.0, 1.0, 1.0]}) for n, o in enumerate(overrides)])
+    written = summary.write(sweep)
+    # Two parameters vary, so gradients cannot be drawn against either alone.
+    assert json.loads((sweep / "summary.json").read_text())["varying"] is None
+    assert written.plots == ["summary_curves.png"]
+    assert written.parameters[1] == {"scenario.inputs.x.value": "2", "scenario.function": "'x + 2'"}
+    curve = summary._family_curve(written)
+    assert curve is not None and list(curve.series) == [" ".join(o) for o in overrides]
