@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from runner import expr
 from runner.errors import ConfigError
 from runner.routines import run_routine
+from runner.schema import load_run
 from tests.conftest import SEED_SCENARIOS, CliRun
 
 Cli = Callable[..., CliRun]
@@ -196,3 +197,63 @@ def test_a_killed_sweep_keeps_finished_jobs_and_reports_the_rest_missing(tmp_pat
     assert done.returncode == 0, done.stderr
     statuses = [r["status"] for r in json.loads((sweep / "summary.json").read_text())["rows"]]
     assert statuses[0] == "ok" and "missing" in statuses[1:] and len(statuses) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("(x**1000)**1000", "to the power 1e+06"),
+        ("((x**10)**10)**10*x", "to the power 1001"),
+        ("x**1000 * x", "to the power 1001"),
+        ("(x**2)**(-501)", "to the power 1002"),
+        ("1" * 400, "has 400 digits; the limit is 30"),
+        ("x + 0x" + "F" * 400, "is too large"),
+        ("(x\n+1)", "line break at position 3; an expression is one line"),
+        ("x + \\\nx**2", "backslash at position 5"),
+        ("(x\r+1)", "line break"),
+        ("x\x00", "control character U+0000"),
+        ("x**2 # anything", "comment ('#' at position 6)"),
+        ("\uff58**2", "non-ASCII character '\uff58' (U+FF58) at position 1"),
+        ("\U0001d465*2", "non-ASCII character '\U0001d465' (U+1D465)"),
+        ("x\u00a0+ 1", "non-ASCII character"),
+    ],
+)
+def test_text_outside_the_language_is_refused_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        expr.parse(text, ["x"])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_blank_edges_and_the_largest_allowed_power_are_accepted() -> None:
+    assert str(expr.parse("  x**2\n", ["x"])) == "(x ** 2)"  # a YAML block scalar's final line break
+    assert str(expr.parse("(x**10)**100 + sin(x**600)*sin(x**600)", ["x"])).startswith("(((x ** 10) ** 100)")
+    widest = "1" + "0" * 29  # 30 digits
+    assert str(expr.parse(f"x**1e3 * {widest}", ["x"])) == f"((x ** 1000.0) * {widest})"
+
+
+@pytest.mark.parametrize(("text", "value"), [("sigmoid(-1000)", 0.0), ("sigmoid(1000)", 1.0),
+                                             ("softplus(1000)", 1000.0), ("softplus(-1000)", 0.0),
+                                             ("softplus(0)", 0.6931471805599453)])
+def test_finite_constants_are_accepted(text: str, value: float) -> None:
+    expr.parse(f"x + {text}", ["x"])
+    assert expr.evaluate(expr.parse(text, []), {}, expr.FloatBackend) == value
+
+
+@pytest.mark.parametrize("name", ["sign", "greater", "select", "nan", "x0", "Dummy_1", "builtins"])
+def test_any_input_name_works_with_the_sympy_check(load: Callable[..., Any], name: str) -> None:
+    # d/dv (|v| + relu(v)*v) = sign(v) + 2v for v > 0: 5 at v = 2. relu prints as select(greater(...)).
+    outcome = run_routine(load(f"scenario.function='abs({name}) + relu({name})*{name}'", "~scenario.inputs.x",
+                               f"+scenario.inputs.{name}.value=2.0"))
+    assert outcome.gradients[f"dy/d{name}"] == 5.0
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+
+
+def test_any_input_name_works_in_the_jacobian(compose_config: Callable[..., Any]) -> None:
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(compose_config("scenario=jacobian", "scenario.batch=0"))
+    inputs = {"sign": {"value": -2.0}, "select": {"value": 3.0}, "greater": {"value": 1.0}}
+    config["scenario"].update(inputs=inputs, outputs={"f": "abs(sign)*select", "g": "relu(greater)"})
+    outcome = run_routine(load_run(config))
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    assert np.array_equal(outcome.gradients["dF/dX"], [[-3.0, 2.0, 0.0], [0.0, 0.0, 1.0]])

@@ -14,7 +14,7 @@ gradient is then checked three ways:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,22 @@ def reads(targets: Mapping[str, expr.Expr], target: str) -> set[str]:
     return found
 
 
+def numeric(symbols: list[Any], symbolic: Any) -> Callable[..., Any]:
+    """A NumPy function of ``symbols`` computing ``symbolic``: SymPy's lambdify, on renamed symbols.
+
+    lambdify prints the expression as Python source and runs it with ``exec``, in a namespace
+    that maps NumPy's names (sign, greater, select, ...) and also each symbol's own name to
+    the symbol. An input called ``sign`` would shadow the function the source calls, so the
+    symbols are first replaced with Dummy symbols, which print as ``_Dummy_<n>``: the source
+    holds only those names, NumPy's function names and numbers, never a name from a config.
+    """
+    import sympy as sp
+
+    fresh = [sp.Dummy(real=True) for _ in symbols]
+    renamed = symbolic.xreplace(dict(zip(symbols, fresh, strict=True)))
+    return sp.lambdify(fresh, renamed, "numpy", cse=True)  # cse: shared subterms computed once
+
+
 def oracle(
     symbolic: Any,
     symbols: Mapping[str, Any],
@@ -63,9 +79,7 @@ def oracle(
     The tape differentiates the sum of the target, so the pointwise derivative is
     broadcast to the target's shape and then summed down to the input's.
     """
-    import sympy as sp
-
-    fn = sp.lambdify(list(symbols.values()), symbolic, "numpy", cse=True)  # shared subterms once
+    fn = numeric(list(symbols.values()), symbolic)
     with np.errstate(all="ignore"):
         pointwise = fn(*(np.asarray(inputs[n], dtype=np.float64) for n in symbols))
     return unbroadcast(np.broadcast_to(pointwise, out_shape), in_shape)
