@@ -269,7 +269,7 @@ def _power(tree: Expr) -> float:
         case BinOp(op="**", left=left, right=right):
             power = min(_power(left) + _power(right), 1.0)
         case _:  # any other node: as high as the highest of its parts
-            parts = [value for f in dataclasses.fields(tree) for value in _parts(getattr(tree, f.name))]
+            parts = [value for f in dataclasses.fields(tree) for value in children(getattr(tree, f.name))]
             power = max((_power(part) for part in parts), default=0.0)
     if power > MAX_EXPONENT:
         raise ConfigError(f"{_short(str(tree))} raises the inputs to the power {power:g} once SymPy folds "
@@ -277,7 +277,7 @@ def _power(tree: Expr) -> float:
     return power
 
 
-def _parts(value: Any) -> list[Expr]:
+def children(value: Any) -> list[Expr]:
     """The sub-expressions among one field of a node (a node, or a tuple or list of them)."""
     items = value if isinstance(value, tuple | list) else [value]
     return [item for item in items if dataclasses.is_dataclass(item) and not isinstance(item, type)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -147,6 +148,8 @@ def test_hostile_cli_cases_answer_fast_in_one_line(cli: Cli) -> None:
     for args in (["scenario.function=__import__('os').system('touch pwned')"],
                  ["scenario.function=9**9**9**9"],
                  ["scenario=sigmoid", "scenario.inputs.x.linspace.num=1000000000"],
+                 ["scenario=higher_order", "scenario.order=8", f"scenario.function='{EIGHT_FUNCTIONS}'"],
+                 ["scenario.function=x**2 # a comment"],
                  ["scenario.name=../../../escaped"]):
         started = time.perf_counter()
         run = cli(*args)
@@ -257,3 +260,30 @@ def test_any_input_name_works_in_the_jacobian(compose_config: Callable[..., Any]
     outcome = run_routine(load_run(config))
     assert outcome.passed, [c for c in outcome.checks if not c.passed]
     assert np.array_equal(outcome.gradients["dF/dX"], [[-3.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+EIGHT_FUNCTIONS = "sin(x)*cos(x)*tan(x)*exp(x)*log(x)*sqrt(x)*tanh(x)*atan(x)"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # half a minute of sympy.diff without the bound
+        ["scenario=higher_order", "scenario.order=8", f"scenario.function='{EIGHT_FUNCTIONS}'"],
+        ["scenario=higher_order", "scenario.order=6", "scenario.function='sin(cos(tan(exp(log(sqrt(x))))))'"],
+    ],
+)
+def test_the_oracle_is_bounded_by_its_size_before_sympy_starts(
+        load: Callable[..., Any], overrides: list[str]) -> None:
+    with mock.patch.dict(sys.modules, {"sympy": None}), pytest.raises(ConfigError) as caught:
+        load(*overrides)  # importing SymPy would raise ImportError here, not ConfigError
+    message = str(caught.value)
+    found = re.search(r"would be about ([\d,]+) expression nodes, above the limit of 25,000", message)
+    assert found and int(found.group(1).replace(",", "")) > 25_000, message
+    assert message.startswith("scenario.function: SymPy's derivatives up to order") and "\n" not in message
+
+
+def test_an_oracle_under_the_bound_is_accepted(load: Callable[..., Any]) -> None:
+    with mock.patch.dict(sys.modules, {"sympy": None}):
+        load("scenario=higher_order", "scenario.order=3", f"scenario.function='{EIGHT_FUNCTIONS}'")
+        load("scenario=higher_order", "scenario.order=8", "scenario.function='x**3*cos(x) + sigmoid(x)'")
