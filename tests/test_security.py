@@ -287,3 +287,37 @@ def test_an_oracle_under_the_bound_is_accepted(load: Callable[..., Any]) -> None
     with mock.patch.dict(sys.modules, {"sympy": None}):
         load("scenario=higher_order", "scenario.order=3", f"scenario.function='{EIGHT_FUNCTIONS}'")
         load("scenario=higher_order", "scenario.order=8", "scenario.function='x**3*cos(x) + sigmoid(x)'")
+
+
+@pytest.mark.parametrize(("failing_call", "expect"), [(2, "check fails"), (1, "raises")])
+def test_only_tensorflows_second_call_refusal_counts_as_expected(
+        load: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, failing_call: int, expect: str) -> None:
+    from runner.tfenv import tf
+
+    real = tf.GradientTape.gradient
+    calls = iter(range(1, 100))
+
+    def gradient(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if next(calls) == failing_call:
+            raise RuntimeError("some other failure inside gradient()")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.GradientTape, "gradient", gradient)
+    run = load("scenario=persistent", "scenario.persistent=false")
+    if expect == "raises":  # the first call must succeed: its RuntimeError is a real error
+        with pytest.raises(RuntimeError, match="some other failure"):
+            run_routine(run)
+        return
+    outcome = run_routine(run)
+    (check,) = [c for c in outcome.checks if "raises RuntimeError" in c.name]
+    assert not check.passed and not outcome.passed
+    assert check.detail == ("expected 'A non-persistent GradientTape can only be used to compute one set of "
+                            "gradients', TensorFlow said: some other failure inside gradient()")
+
+
+def test_tensorflows_own_second_call_refusal_passes(load: Callable[..., Any]) -> None:
+    outcome = run_routine(load("scenario=persistent", "scenario.persistent=false"))
+    (check,) = [c for c in outcome.checks if "raises RuntimeError" in c.name]
+    assert check.passed
+    assert check.detail == ("TensorFlow said: A non-persistent GradientTape can only be used to compute one "
+                            "set of gradients (or jacobians)")

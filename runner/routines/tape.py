@@ -30,6 +30,8 @@ NON_PERSISTENT = (
     "a non-persistent tape frees its record after the first gradient() call, so TensorFlow "
     "raised RuntimeError here; set scenario.persistent=true to take several gradients"
 )
+#: How TensorFlow's RuntimeError for a second gradient() on a non-persistent tape begins.
+SECOND_CALL_REFUSED = "A non-persistent GradientTape can only be used to compute one set of gradients"
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
@@ -144,7 +146,7 @@ def differentiate(
                 try:
                     found = tape.gradient(value, [tensors[n] for n in names])
                 except RuntimeError as err:
-                    if persistent:
+                    if persistent or not grads:  # only a second call may be refused
                         raise
                     refused.append(target)
                     errors.append(str(err).splitlines()[0])
@@ -159,7 +161,9 @@ def differentiate(
     if refused:
         outcome.checks.append(Check(
             f"d{refused[0]}: second gradient() on a non-persistent tape raises RuntimeError",
-            True, None, None, errors[0]))
+            errors[0].startswith(SECOND_CALL_REFUSED), None, None,
+            f"TensorFlow said: {errors[0]}" if errors[0].startswith(SECOND_CALL_REFUSED) else
+            f"expected {SECOND_CALL_REFUSED!r}, TensorFlow said: {errors[0]}"))
         outcome.notes.update({f"d{t}/d{n}": NON_PERSISTENT for t in refused for n in names})
     outcome.inputs = {n: v.numpy() for n, v in values.items()}
     outcome.values = {t: np.asarray(v) for t, v in results.items()}
