@@ -278,8 +278,8 @@ def test_the_oracle_is_bounded_by_its_size_before_sympy_starts(
     with mock.patch.dict(sys.modules, {"sympy": None}), pytest.raises(ConfigError) as caught:
         load(*overrides)  # importing SymPy would raise ImportError here, not ConfigError
     message = str(caught.value)
-    found = re.search(r"would be about ([\d,]+) expression nodes, above the limit of 25,000", message)
-    assert found and int(found.group(1).replace(",", "")) > 25_000, message
+    found = re.search(r"would be about ([\d,]+) expression nodes, above the limit of 12,000", message)
+    assert found and int(found.group(1).replace(",", "")) > 12_000, message
     assert message.startswith("scenario.function: SymPy's derivatives up to order") and "\n" not in message
 
 
