@@ -55,6 +55,8 @@ def derivative_sizes(tree: expr.Expr, order: int, known: Mapping[str, Sizes] | N
     """
     known = known or {}
     constant = [1.0] * (order + 1)
+    if not expr.names(tree):  # a constant: as it is, then zero
+        return [float(expr.size(tree)), *constant[1:]]
     match tree:
         case expr.Num():
             return constant

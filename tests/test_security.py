@@ -28,20 +28,17 @@ from tests.conftest import SEED_SCENARIOS, CliRun
 Cli = Callable[..., CliRun]
 
 
-def _refuse(*args: Any, **kwargs: Any) -> None:
-    raise AssertionError("eval/exec was called")
+NO_BACKEND = {"sympy": None, "tensorflow": None, "runner.tfenv": None}  # importing any of them fails
 
 
 def _parse_or_refuse(text: str) -> expr.Expr | None:
-    """Parse with eval and exec booby-trapped: an expression or a one-line refusal, fast."""
-    started = time.perf_counter()
+    """An expression or a one-line refusal, decided without SymPy or TensorFlow."""
     try:
-        with mock.patch.object(builtins, "eval", _refuse), mock.patch.object(builtins, "exec", _refuse):
+        with mock.patch.dict(sys.modules, NO_BACKEND):
             tree = expr.parse(text, ["x", "y"])
     except ConfigError as err:
         assert "\n" not in str(err)
         tree = None
-    assert time.perf_counter() - started < 1.0, text[:80]
     return tree
 
 
@@ -85,11 +82,9 @@ def test_hostile_python_never_gets_through(text: str) -> None:
      "(" * 250 + "x" + ")" * 250, "x" + "+x" * 4999, "-" * 9_000 + "x",
      "sin(" * 99 + "x" + ")" * 99 + "+" * 5, "x" * 10_001],
 )
-def test_bombs_are_refused_in_milliseconds(text: str) -> None:
-    started = time.perf_counter()
-    with pytest.raises(ConfigError):
+def test_bombs_are_refused_before_any_backend(text: str) -> None:
+    with mock.patch.dict(sys.modules, NO_BACKEND), pytest.raises(ConfigError):
         expr.parse(text, ["x"])
-    assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize(
@@ -106,10 +101,8 @@ def test_bombs_are_refused_in_milliseconds(text: str) -> None:
 def test_resource_and_path_bounds_are_checked_before_any_work(
     load: Callable[..., Any], overrides: list[str], message: str
 ) -> None:
-    started = time.perf_counter()
-    with pytest.raises(ConfigError, match=message) as caught:
+    with mock.patch.dict(sys.modules, NO_BACKEND), pytest.raises(ConfigError, match=message) as caught:
         load(*overrides)
-    assert time.perf_counter() - started < 1.0
     assert "\n" not in str(caught.value)
 
 
@@ -151,16 +144,14 @@ def test_hostile_cli_cases_answer_fast_in_one_line(cli: Cli) -> None:
                  ["scenario=higher_order", "scenario.order=8", f"scenario.function='{EIGHT_FUNCTIONS}'"],
                  ["scenario.function=x**2 # a comment"],
                  ["scenario.name=../../../escaped"]):
-        started = time.perf_counter()
         run = cli(*args)
-        elapsed = time.perf_counter() - started
         assert run.returncode == 1, args
         errors = [line for line in (run.stdout + run.stderr).splitlines() if "[ERROR]" in line]
         assert len(errors) == 1 and "Traceback" not in run.stderr, args
-        assert elapsed < 10, (args, elapsed)  # Python and Hydra start-up included; TensorFlow is not
         assert not (run.cwd / "pwned").exists()
         assert {p.relative_to(run.cwd).parts[0] for p in run.cwd.rglob("*")} <= {"outputs"}
         assert run.results["status"] == "error"
+        assert run.results["environment"]["devices"] is None, args  # refused before TensorFlow was loaded
 
 
 @pytest.mark.slow
@@ -275,7 +266,7 @@ EIGHT_FUNCTIONS = "sin(x)*cos(x)*tan(x)*exp(x)*log(x)*sqrt(x)*tanh(x)*atan(x)"
 )
 def test_the_oracle_is_bounded_by_its_size_before_sympy_starts(
         load: Callable[..., Any], overrides: list[str]) -> None:
-    with mock.patch.dict(sys.modules, {"sympy": None}), pytest.raises(ConfigError) as caught:
+    with mock.patch.dict(sys.modules, NO_BACKEND), pytest.raises(ConfigError) as caught:
         load(*overrides)  # importing SymPy would raise ImportError here, not ConfigError
     message = str(caught.value)
     found = re.search(r"would be about ([\d,]+) expression nodes, above the limit of 12,000", message)
@@ -284,7 +275,7 @@ def test_the_oracle_is_bounded_by_its_size_before_sympy_starts(
 
 
 def test_an_oracle_under_the_bound_is_accepted(load: Callable[..., Any]) -> None:
-    with mock.patch.dict(sys.modules, {"sympy": None}):
+    with mock.patch.dict(sys.modules, NO_BACKEND):
         load("scenario=higher_order", "scenario.order=3", f"scenario.function='{EIGHT_FUNCTIONS}'")
         load("scenario=higher_order", "scenario.order=8", "scenario.function='x**3*cos(x) + sigmoid(x)'")
 
@@ -321,3 +312,60 @@ def test_tensorflows_own_second_call_refusal_passes(load: Callable[..., Any]) ->
     assert check.passed
     assert check.detail == ("TensorFlow said: A non-persistent GradientTape can only be used to compute one "
                             "set of gradients (or jacobians)")
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_a_long_sweep_in_one_process_does_not_grow_per_job(tmp_path: Path) -> None:
+    """250 jobs under the basic launcher: RSS sampled from outside as jobs finish, after warm-up."""
+    jobs, first, last = 250, 140, 245  # past two launch chunks of 64, so what a chunk holds is counted
+    command = [sys.executable, "-m", "runner", "-m", "scenario=basic", f"seed=range(0,{jobs})", "plots=false"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: dict[int, float] = {}
+    try:
+        while proc.poll() is None and len(samples) < 2:
+            done = len(list(tmp_path.glob("outputs/multirun/*/*/*/results.json")))
+            for mark in (first, last):
+                if done >= mark and mark not in samples:
+                    samples[mark] = _rss_mib(proc.pid)
+            time.sleep(0.05)
+        assert proc.wait(timeout=600) == 0
+    finally:
+        proc.kill()
+    per_job = (samples[last] - samples[first]) / (last - first)
+    # Before the launcher dropped each return's configs this was about 0.2 MiB a job (2 GiB per 10,000).
+    assert per_job < 0.03, f"{per_job:.3f} MiB a job ({samples})"
+    statuses = json.loads(next(tmp_path.glob("outputs/multirun/*/*/summary.json")).read_text())["statuses"]
+    assert statuses == {"ok": jobs}
+
+
+def test_lambdify_runs_only_source_it_printed_from_renamed_symbols(load: Callable[..., Any]) -> None:
+    """What reaches exec: SymPy's printed source over Dummy names, never a name or text from the config."""
+    import sympy.utilities.lambdify  # noqa: F401  (the module: its name is shadowed by the function)
+
+    lambdify_module = sys.modules["sympy.utilities.lambdify"]
+    compiled: list[str] = []
+    real_compile = builtins.compile
+
+    def recording(source: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(source, str):
+            compiled.append(source)
+        return real_compile(source, *args, **kwargs)
+
+    run = load("scenario.function='abs(os)*system + relu(system)/(1 + os**2)'", "~scenario.inputs.x",
+               "+scenario.inputs.os.value=2.0", "+scenario.inputs.system.value=-1.5")
+    with mock.patch.object(lambdify_module, "compile", recording, create=True):
+        outcome = run_routine(run)
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    functions = [source for source in compiled if source.startswith("def _lambdifygenerated(")]
+    assert len(functions) == 2 and len(compiled) == 2, compiled  # one per gradient, nothing else
+    for source in functions:
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
+        assert not words & {"os", "system", "x"}, source
+        renamed = {w for w in words if re.fullmatch(r"Dummy_\d+|x\d+", w)}  # arguments, shared subterms
+        printed = words - renamed - {"def", "return", "default", "_lambdifygenerated"}
+        assert all(hasattr(np, w) or hasattr(builtins, w) for w in printed), source  # NumPy's names
