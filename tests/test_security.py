@@ -369,3 +369,58 @@ def test_lambdify_runs_only_source_it_printed_from_renamed_symbols(load: Callabl
         renamed = {w for w in words if re.fullmatch(r"Dummy_\d+|x\d+", w)}  # arguments, shared subterms
         printed = words - renamed - {"def", "return", "default", "_lambdifygenerated"}
         assert all(hasattr(np, w) or hasattr(builtins, w) for w in printed), source  # NumPy's names
+
+
+TRICKY = st.recursive(
+    st.sampled_from(["x", "y", "2", "0.5", "pi", "1" * 31]),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["2", "3", "10", "100", "1000", "(-501)", "0.5", "1e3"])).map(
+            lambda t: f"({t[0]})**{t[1]}"),  # nested powers
+        st.tuples(inner, st.sampled_from(["*", "/", "+"]), inner).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
+        st.tuples(st.sampled_from(expr.FUNCTIONS), inner).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(inner, st.sampled_from(["\n", "\r\n", "\\\n", " # note\n", "\u00a0", "\uff58", "\U0001d465",
+                                          "\u2028", "\t", "\x0c", "  "]), inner).map(
+            lambda t: f"({t[0]}{t[1]}+{t[2]})"),  # line breaks, comments, unicode look-alikes
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TRICKY)
+def test_accepted_text_is_one_ascii_line_and_sympy_folds_no_power_past_the_bound(text: str) -> None:
+    import sympy as sp
+
+    tree = _parse_or_refuse(text)
+    body = text.strip()
+    if not body.isascii() or any(c in body for c in "\n\r\x0c#\\") or re.search(r"\d{31}", body):
+        assert tree is None, text
+    if tree is None:
+        return
+    backend = expr.SymPyBackend()
+    folded = expr.evaluate(tree, backend.symbols(["x", "y"]), backend)
+    exponents = [abs(p.exp) for p in folded.atoms(sp.Pow) if p.exp.is_Number and p.base.free_symbols]
+    assert all(e <= expr.MAX_EXPONENT for e in exponents), (text, folded)
+
+
+SHADOWING = st.sampled_from(["sign", "greater", "select", "where", "nan", "inf", "x0", "x1", "Dummy_1",
+                             "builtins", "range", "numpy", "exp_", "Abs", "Piecewise", "math", "float"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(SHADOWING, SHADOWING, st.floats(0.1, 5.0), st.floats(-5.0, -0.1))
+def test_the_oracle_is_right_whatever_the_input_names(a: str, b: str, u: float, v: float) -> None:
+    """d/du (|u| + relu(u)*v) = sign(u) + [u > 0] v, evaluated through lambdify with NumPy-named inputs."""
+    from runner.routines.tape import oracle
+
+    if a == b:
+        return
+    backend = expr.SymPyBackend()
+    symbols = backend.symbols([a, b])
+    tree = expr.parse(f"abs({a}) + relu({a})*{b}", [a, b])
+    import sympy as sp
+
+    derivative = sp.diff(expr.evaluate(tree, symbols, backend), symbols[a])
+    got = oracle(derivative, symbols, {a: np.array(u), b: np.array(v)}, (), ())
+    assert got == pytest.approx(1.0 + v) and oracle(
+        derivative, symbols, {a: np.array(-u), b: np.array(v)}, (), ()) == pytest.approx(-1.0)
