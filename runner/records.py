@@ -110,6 +110,13 @@ def _list_of(check: Validator) -> Validator:
     return validate
 
 
+def _optional(check: Validator) -> Validator:
+    def validate(value: Any, where: str) -> None:
+        if value is not None:
+            check(value, where)
+    return validate
+
+
 def _fields(spec: dict[str, Validator], required: tuple[str, ...] = ()) -> Validator:
     """An object holding ``required`` keys, whose listed keys pass their validators; others are kept."""
     def validate(value: Any, where: str) -> None:
@@ -164,7 +171,8 @@ _RECORD = _fields({
     "plots": _list_of(_plot),
     "config": _fields({"scenario": _SCENARIO, "seed": _scalar, "dtype": _scalar}),
     "environment": _fields({"python": _scalar, "platform": _scalar, "cpu": _scalar, "cpu_count": _scalar,
-                            "devices": _list_of(_text), "git_commit": _optional_text, "git_dirty": _scalar,
+                            "devices": _optional(_list_of(_text)), "git_commit": _optional_text,
+                            "git_dirty": _scalar,
                             "packages": _mapping_of(_scalar)}),
     "timings": _mapping_of(_seconds),
     "command": _text,

@@ -185,3 +185,12 @@ def test_an_override_value_with_spaces_is_one_parameter(tmp_path: Path) -> None:
     assert written.parameters[1] == {"scenario.inputs.x.value": "2", "scenario.function": "'x + 2'"}
     curve = summary._family_curve(written)
     assert curve is not None and list(curve.series) == [" ".join(o) for o in overrides]
+
+
+def test_a_job_that_failed_before_tensorflow_loaded_is_rebuilt(tmp_path: Path) -> None:
+    record = _record(status="error", message="scenario.function: unknown function 'nope'", gradients={},
+                     inputs={}, values={}, checks=[], analytic={}, snippet="",
+                     environment={"python": "3.11", "devices": None, "git_commit": "abc", "git_dirty": True})
+    run_dir = _write_run(tmp_path / "run", record)
+    assert rebuild.main([str(run_dir)]) == 0
+    assert "unknown function" in (run_dir / "report.md").read_text()
