@@ -269,18 +269,21 @@ def _power(tree: Expr) -> float:
         case BinOp(op="**", left=left, right=right):
             power = min(_power(left) + _power(right), 1.0)
         case _:  # any other node: as high as the highest of its parts
-            parts = [value for f in dataclasses.fields(tree) for value in children(getattr(tree, f.name))]
-            power = max((_power(part) for part in parts), default=0.0)
+            power = max((_power(part) for part in children(tree)), default=0.0)
     if power > MAX_EXPONENT:
         raise ConfigError(f"{_short(str(tree))} raises the inputs to the power {power:g} once SymPy folds "
                           f"nested powers and products; the limit is {MAX_EXPONENT}")
     return power
 
 
-def children(value: Any) -> list[Expr]:
-    """The sub-expressions among one field of a node (a node, or a tuple or list of them)."""
-    items = value if isinstance(value, tuple | list) else [value]
-    return [item for item in items if dataclasses.is_dataclass(item) and not isinstance(item, type)]
+def children(node: Expr) -> list[Expr]:
+    """A node's sub-expressions, whatever kind of node it is (fields holding a node or a tuple of them)."""
+    found: list[Expr] = []
+    for item in (getattr(node, f.name) for f in dataclasses.fields(node)):
+        for part in item if isinstance(item, tuple | list) else [item]:
+            if dataclasses.is_dataclass(part) and not isinstance(part, type):
+                found.append(part)
+    return found
 
 
 def _describe(node: ast.AST) -> str:

@@ -47,6 +47,13 @@ def _chain(inner: Sizes, order: int, outer: int = 2) -> Sizes:
     return [level[0][k] for k in range(order + 1)]
 
 
+def _constant(tree: expr.Expr) -> bool:
+    """Whether ``tree`` reads no name but pi and e, whatever kinds of node it holds."""
+    if isinstance(tree, expr.Name):
+        return tree.id in expr.CONSTANTS
+    return all(_constant(part) for part in expr.children(tree))
+
+
 def derivative_sizes(tree: expr.Expr, order: int, known: Mapping[str, Sizes] | None = None) -> Sizes:
     """Estimated nodes in each derivative of ``tree``, of orders 0 to ``order``, in any one input.
 
@@ -55,7 +62,7 @@ def derivative_sizes(tree: expr.Expr, order: int, known: Mapping[str, Sizes] | N
     """
     known = known or {}
     constant = [1.0] * (order + 1)
-    if not expr.names(tree):  # a constant: as it is, then zero
+    if _constant(tree):  # as it is, then zero
         return [float(expr.size(tree)), *constant[1:]]
     match tree:
         case expr.Num():
@@ -85,10 +92,10 @@ def derivative_sizes(tree: expr.Expr, order: int, known: Mapping[str, Sizes] | N
         case expr.Call(arg=arg):
             return _chain(derivative_sizes(arg, order, known), order)
     # Any other node: as costly as the product of its parts.
-    sizes = constant
-    for part in expr.children(tree):
-        sizes = _leibniz(sizes, derivative_sizes(part, order, known), order)
-    return sizes
+    first, *rest = [derivative_sizes(part, order, known) for part in expr.children(tree)] or [constant]
+    for sizes in rest:
+        first = _leibniz(first, sizes, order)
+    return first
 
 
 def oracle_nodes(trees: Mapping[str, expr.Expr], inputs: int, order: int) -> float:

@@ -424,3 +424,22 @@ def test_the_oracle_is_right_whatever_the_input_names(a: str, b: str, u: float, 
     got = oracle(derivative, symbols, {a: np.array(u), b: np.array(v)}, (), ())
     assert got == pytest.approx(1.0 + v) and oracle(
         derivative, symbols, {a: np.array(-u), b: np.array(v)}, (), ()) == pytest.approx(-1.0)
+
+
+def test_the_bounds_walk_node_kinds_they_do_not_name() -> None:
+    """A node the bounds have no rule for counts as the product of its parts (its sub-expressions)."""
+    from dataclasses import dataclass
+
+    from runner import work
+
+    @dataclass(frozen=True)
+    class Pair:  # stands for any node added to the language later
+        first: expr.Expr
+        rest: tuple[expr.Expr, ...]
+
+    x = expr.Name("x")
+    power = expr.BinOp("**", x, expr.Num(600))
+    assert expr.children(Pair(x, (power, expr.Num(1)))) == [x, power, expr.Num(1)]
+    with pytest.raises(ConfigError, match="to the power 1200"):
+        expr._power(expr.BinOp("*", Pair(power, ()), Pair(power, ())))
+    assert work.derivative_sizes(Pair(x, (x,)), 2) == work.derivative_sizes(expr.BinOp("*", x, x), 2)
