@@ -190,23 +190,27 @@ def validate(record: Any) -> dict[str, Any]:
     return record
 
 
-def read(run_dir: Path) -> dict[str, Any]:
-    """The validated record in ``run_dir``; neither the folder nor the file may be a symbolic link."""
-    if run_dir.is_symlink():
-        raise Rejected(f"{run_dir.name} is a symbolic link; it is not followed")
+def read_inside(path: Path) -> bytes:
+    """A file of a results folder, read without following a symbolic link at it or at its folder."""
+    if path.parent.is_symlink():
+        raise Rejected(f"{path.parent.name} is a symbolic link; it is not followed")
     try:
-        fd = os.open(run_dir / RESULTS, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as err:
-        raise Rejected(f"cannot open {RESULTS}: {err.strerror or err}"
-                       + (" (a symbolic link is not followed)" if (run_dir / RESULTS).is_symlink() else "")
-                       ) from None
+        linked = " (a symbolic link is not followed)" if path.is_symlink() else ""
+        raise Rejected(f"cannot open {path.name}: {err.strerror or err}{linked}") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise Rejected(f"{RESULTS} is not a regular file")
+            raise Rejected(f"{path.name} is not a regular file")
         if info.st_size > MAX_BYTES:
-            raise Rejected(f"{RESULTS} is {info.st_size:,} bytes, above the limit of {MAX_BYTES:,}")
-        raw = handle.read(MAX_BYTES + 1)
+            raise Rejected(f"{path.name} is {info.st_size:,} bytes, above the limit of {MAX_BYTES:,}")
+        return handle.read(MAX_BYTES + 1)
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    """The validated record in ``run_dir``; neither the folder nor the file may be a symbolic link."""
+    raw = read_inside(run_dir / RESULTS)
     try:
         record = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

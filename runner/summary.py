@@ -49,13 +49,13 @@ class Sweep:
 def _overrides_of(job_dir: Path) -> list[str]:
     """A job's overrides from Hydra's snapshot, for jobs that left no results.json."""
     path = job_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
+    if not path.is_file() or job_dir.is_symlink():
         return []
     import yaml
 
     try:
-        listed = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        listed = yaml.safe_load(records.read_inside(path))
+    except (records.Rejected, yaml.YAMLError):
         return []
     return [str(o) for o in listed] if isinstance(listed, list) else []
 
@@ -63,8 +63,8 @@ def _overrides_of(job_dir: Path) -> list[str]:
 def _job_list(sweep_dir: Path) -> list[list[str]]:
     """The sweep's planned jobs from jobs.json; nothing when it is absent or is not a list of lists."""
     try:
-        listed = json.loads((sweep_dir / JOBS).read_text())
-    except (OSError, ValueError, RecursionError):
+        listed = json.loads(records.read_inside(sweep_dir / JOBS))
+    except (records.Rejected, ValueError, RecursionError):
         return []
     if isinstance(listed, list) and all(isinstance(job, list) for job in listed):
         return [[str(o) for o in job] for job in listed]

@@ -194,3 +194,21 @@ def test_a_job_that_failed_before_tensorflow_loaded_is_rebuilt(tmp_path: Path) -
     run_dir = _write_run(tmp_path / "run", record)
     assert rebuild.main([str(run_dir)]) == 0
     assert "unknown function" in (run_dir / "report.md").read_text()
+
+
+def test_the_summary_reads_no_job_list_or_overrides_through_a_link(tmp_path: Path) -> None:
+    from runner import summary
+
+    outside = _secret(tmp_path)
+    (outside / "list.json").write_text(json.dumps([[f"{SECRET}=1"]]))
+    (outside / "overrides.yaml").write_text(f"- {SECRET}=2\n")
+    sweep = tmp_path / "sweep"
+    (sweep / "0_basic" / ".hydra").mkdir(parents=True)
+    (sweep / "0_basic" / ".hydra" / "overrides.yaml").symlink_to(outside / "overrides.yaml")
+    (sweep / "1_basic").mkdir()
+    (sweep / "1_basic" / ".hydra").symlink_to(outside, target_is_directory=True)
+    (sweep / "jobs.json").symlink_to(outside / "list.json")
+    summary.write(sweep)
+    rows = json.loads((sweep / "summary.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["missing", "missing"]
+    assert SECRET not in _everything_written(sweep)
