@@ -24,8 +24,9 @@ REPORT_HTML = "report.html"
 SNIPPET = "snippet.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PLOT_BYTES = 32 * 2**20
-#: Characters Markdown gives a meaning (HTML, links, images, emphasis, code, tables, headings).
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&#|!~])")
+#: Characters through which Markdown text could become HTML, a link, an image, code or a table
+#: cell. Emphasis (``*``, ``_``) is left alone, so ``x**2`` reads as written in report.md.
+_MD_SPECIAL = re.compile(r"([\\`\[\]<>&|])")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
