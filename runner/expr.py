@@ -15,9 +15,11 @@ validated in milliseconds.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +30,9 @@ from runner.errors import ConfigError
 MAX_LENGTH = 10_000
 MAX_DEPTH = 200  # a chain of n binary operators nests n deep
 MAX_EXPONENT = 1_000  # |constant exponent|; x**1e6 or 9**9**9 would stall SymPy or overflow
+MAX_DIGITS = 30  # digits in one number literal: far past what any float dtype holds
+_DIGIT_RUN = re.compile(r"[0-9][0-9_]*")
+_CONTROL_NAMES = {"\n": "a line break", "\r": "a line break", "\x0b": "a line break", "\x0c": "a form feed"}
 
 #: Each function's TensorFlow op, as a path under the ``tf`` module.
 TF_OPS = {
@@ -117,19 +122,50 @@ def size(expr: Expr) -> int:
     return 1
 
 
+def check_text(text: str) -> None:
+    """Refuse, before Python's parser sees it, text the language never needs but the parser would accept.
+
+    Python folds Unicode look-alikes into ASCII names (NFKC: fullwidth x, U+FF58, reads as 'x'), joins
+    lines inside brackets or after a backslash, and drops comments: each would make
+    the expression mean something other than what the report and snippet show. So an
+    expression is printable ASCII on one line (leading and trailing blanks aside),
+    without '#' or '\\', and no number literal is longer than :data:`MAX_DIGITS`.
+    """
+    for index, char in enumerate(text.strip(), start=1):
+        if not char.isascii():
+            raise ConfigError(f"expression has the non-ASCII character {char!r} (U+{ord(char):04X}) at "
+                              f"position {index}; expressions are plain ASCII")
+        if char in _CONTROL_NAMES or (not char.isprintable() and char != "\t"):
+            what = _CONTROL_NAMES.get(char, f"the control character U+{ord(char):04X}")
+            raise ConfigError(f"expression has {what} at position {index}; an expression is one line")
+        if char == "#":
+            raise ConfigError(f"expression has a comment ('#' at position {index}); comments are not allowed")
+        if char == "\\":
+            raise ConfigError(f"expression has a backslash at position {index}; line continuations and "
+                              "escapes are not allowed")
+    for run in _DIGIT_RUN.finditer(text):
+        digits = sum(c.isdigit() for c in run.group())
+        if digits > MAX_DIGITS:
+            raise ConfigError(f"number literal {_short(run.group(), 20)!r} has {digits} digits; "
+                              f"the limit is {MAX_DIGITS}")
+
+
 @lru_cache(maxsize=256)
 def _parse(text: str, allowed: frozenset[str]) -> Expr:
     if len(text) > MAX_LENGTH:
         raise ConfigError(f"expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
     if not text.strip():
         raise ConfigError("expression is empty")
+    check_text(text)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise ConfigError(f"syntax error in expression {_short(text)!r}: {err.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ConfigError(f"expression {_short(text)!r} is nested too deeply to parse") from None
-    return _convert(tree.body, allowed, depth=0)[0]
+    converted = _convert(tree.body, allowed, depth=0)[0]
+    _power(converted)
+    return converted
 
 
 def parse(text: str, allowed: Iterable[str]) -> Expr:
@@ -160,8 +196,8 @@ def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> tuple[Expr, 
         case ast.Constant(value=bool()) | ast.Constant(value=complex()):
             raise ConfigError(f"unsupported constant {node.value!r}: only real numbers are allowed")
         case ast.Constant(value=int() | float() as value):
-            if not math.isfinite(float(value)) or abs(value) > 1e300:
-                raise ConfigError(f"constant {value!r} is too large")
+            if abs(value) > 1e300 or not math.isfinite(float(value)):  # a huge int never reaches float()
+                raise ConfigError(f"constant {_short(repr(value), 30)} is too large")
             return Num(value), float(value)
         case ast.Name(id=ident):
             if ident in CONSTANTS:
@@ -209,6 +245,49 @@ def _vetted(tree: Neg | BinOp | Call, constant_parts: Any) -> tuple[Expr, float 
     return tree, float(value)
 
 
+def _power(tree: Expr) -> float:
+    """The highest power of the inputs SymPy may build from ``tree``; refused above :data:`MAX_EXPONENT`.
+
+    SymPy folds ``(x**a)**b`` into ``x**(a*b)`` and ``x**a * x**b`` into ``x**(a+b)``, so
+    the bound on a literal exponent alone is bypassed by nesting: ``(x**1000)**1000``
+    is ``x**1000000``. Powers multiply through nested exponents and add through
+    products; a function call is a new atom (its argument is bounded on its own).
+    """
+    match tree:
+        case Num():
+            power = 0.0
+        case Name(id=ident):
+            power = 0.0 if ident in CONSTANTS else 1.0
+        case Neg(arg=arg):
+            power = _power(arg)
+        case Call(arg=arg):
+            power = min(_power(arg), 1.0)
+        case BinOp(op="+" | "-", left=left, right=right):
+            power = max(_power(left), _power(right))
+        case BinOp(op="*" | "/", left=left, right=right):
+            power = _power(left) + _power(right)
+        case BinOp(op="**", left=left, right=right) if not names(right):
+            power = _power(left) * abs(evaluate(right, {}, FloatBackend))
+        case BinOp(op="**", left=left, right=right):
+            power = min(_power(left) + _power(right), 1.0)
+        case _:  # any other node: as high as the highest of its parts
+            power = max((_power(part) for part in children(tree)), default=0.0)
+    if power > MAX_EXPONENT:
+        raise ConfigError(f"{_short(str(tree))} raises the inputs to the power {power:g} once SymPy folds "
+                          f"nested powers and products; the limit is {MAX_EXPONENT}")
+    return power
+
+
+def children(node: Expr) -> list[Expr]:
+    """A node's sub-expressions, whatever kind of node it is (fields holding a node or a tuple of them)."""
+    found: list[Expr] = []
+    for item in (getattr(node, f.name) for f in dataclasses.fields(node)):
+        for part in item if isinstance(item, tuple | list) else [item]:
+            if dataclasses.is_dataclass(part) and not isinstance(part, type):
+                found.append(part)
+    return found
+
+
 def _describe(node: ast.AST) -> str:
     what = {
         ast.Attribute: "attribute access", ast.Subscript: "subscripting",
@@ -232,6 +311,8 @@ def _describe(node: ast.AST) -> str:
 class FloatBackend:
     """Plain-Python floats: used only to vet constant sub-expressions."""
 
+    number = staticmethod(float)
+
     @staticmethod
     def apply(tree: Neg | BinOp | Call, parts: Any) -> float:
         """One node, given its children's values (a float, or a pair for BinOp)."""
@@ -243,10 +324,11 @@ class FloatBackend:
 
     @staticmethod
     def call(fn: str, arg: float) -> float:
+        # Written so that no intermediate overflows: sigmoid(-1000) is 0, softplus(1000) is 1000.
         if fn == "sigmoid":
-            return 1.0 / (1.0 + math.exp(-arg))
+            return 1.0 / (1.0 + math.exp(-arg)) if arg >= 0 else math.exp(arg) / (1.0 + math.exp(arg))
         if fn == "softplus":
-            return math.log1p(math.exp(arg))
+            return max(arg, 0.0) + math.log1p(math.exp(-abs(arg)))
         if fn == "relu":
             return max(arg, 0.0)
         return getattr(math, {"abs": "fabs"}.get(fn, fn))(arg)

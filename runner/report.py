@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from runner.outputs import write_atomic
+from runner.records import PLOT_NAME
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 SNIPPET = "snippet.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PLOT_BYTES = 32 * 2**20
+#: Characters through which Markdown text could become HTML, a link, an image, code or a table
+#: cell. Emphasis (``*``, ``_``) is left alone, so ``x**2`` reads as written in report.md.
+_MD_SPECIAL = re.compile(r"([\\`\[\]<>&|])")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -155,28 +163,47 @@ def sections(results: dict[str, Any]) -> list[Section]:
     return out
 
 
+def md_text(value: Any) -> str:
+    """Text shown as itself by any Markdown renderer: one line, every special character escaped.
+
+    Without this a description holding ``<script>`` or ``![](http://...)`` would reach the
+    reader's renderer as HTML or as an image fetched from elsewhere.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(value).replace("\r", " ").replace("\n", " "))
+
+
 def _md_cell(value: Any) -> str:
     if isinstance(value, Link):
-        return f"[{value.text}]({value.href})"
+        return f"[{md_text(value.text)}]({quote(value.href)})"
     if isinstance(value, Hover):
         value = value.text
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return md_text(value)
+
+
+def _fence(content: str) -> str:
+    """A code fence longer than any run of backticks in ``content``, so the content cannot close it."""
+    longest = max((len(run) for run in re.findall("`+", content)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def to_markdown(parts: list[Section]) -> str:
     lines: list[str] = []
     for index, section in enumerate(parts):
-        lines += [f"{'#' if index == 0 else '##'} {section.title}", ""]
+        lines += [f"{'#' if index == 0 else '##'} {md_text(section.title)}", ""]
         for kind, content in section.blocks:
             if kind == "p":
-                lines += [content, ""]
+                lines += [md_text(content), ""]
             elif kind == "code":
-                lines += ["```", content.rstrip("\n"), "```", ""]
+                fence = _fence(content)
+                lines += [fence, content.rstrip("\n"), fence, ""]
             elif kind == "img":
-                lines += [f"![{content}]({content})", ""]
+                if PLOT_NAME.match(content):
+                    lines += [f"![{md_text(content)}]({content})", ""]
+                else:
+                    lines += [md_text(f"(plot {content} is not a file name in this folder)"), ""]
             else:
                 header, rows = content
-                lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                lines += ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
                 lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows] + [""]
     return "\n".join(lines)
 
@@ -185,10 +212,29 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
+def _png(base: Path, name: str) -> bytes | None:
+    """The PNG ``name`` directly inside ``base``, or None.
+
+    The name comes from a results.json that may have been sent by someone else: only
+    a bare file name is looked up, never through a symbolic link, and only a PNG
+    under the size bound is embedded, so no other file can end up in the report.
+    """
+    if not PLOT_NAME.match(name):
+        return None
+    path = base / name
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_PLOT_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if data.startswith(PNG_SIGNATURE) else None
+
+
 def to_html(parts: list[Section], base: Path, title: str) -> str:
     """Self-contained HTML: images read from ``base`` and inlined; a missing image is named, not linked."""
     def image(name: str) -> bytes | None:
-        return (base / name).read_bytes() if (base / name).is_file() else None
+        return _png(base, name)
 
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"

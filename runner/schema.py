@@ -361,6 +361,7 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     _check_dtype(run)
     _check_scenario(run.scenario)
     _check_memory(run)
+    _check_oracle(run)
     return run
 
 
@@ -554,6 +555,24 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
     if run.checks.finite_differences:
         parts["finite differences"] = fd
     return parts
+
+
+def _check_oracle(run: RunConfig) -> None:
+    """Refuse, before SymPy starts, a job whose symbolic derivatives would be too large to build."""
+    from runner import work
+
+    scenario = run.scenario
+    texts = _expressions(scenario)
+    if not texts or not hasattr(scenario, "inputs"):
+        return
+    where = next(f"scenario.{k}" for k in ("function", "targets", "outputs") if getattr(scenario, k, None))
+    persistent = isinstance(scenario, PersistentScenario)  # its targets read the ones before them
+    keys = list(scenario.targets) if persistent else [f"#{i}" for i in range(len(texts))]
+    trees: dict[str, expr.Expr] = {}
+    for key, text in zip(keys, texts, strict=True):
+        trees[key] = expr.parse(text, [*scenario.inputs, *trees])
+    order = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
+    work.check_oracle(trees, len(scenario.inputs), order, where)
 
 
 def _check_memory(run: RunConfig) -> None:

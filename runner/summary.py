@@ -15,13 +15,14 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runner import glance, report
+from runner import glance, records, report
 from runner.outputs import JOBS, RESULTS, write_atomic, write_json
 from runner.plots import draw
 from runner.result import Curve
@@ -40,6 +41,7 @@ class Sweep:
     varying: str | None = None  # the one numeric parameter that varies, if there is one
     plots: list[str] = field(default_factory=list)
     records: dict[int, dict[str, Any]] = field(default_factory=dict)  # job -> its results.json
+    parameters: dict[int, dict[str, str]] = field(default_factory=dict)  # job -> override key -> value
 
     @property
     def statuses(self) -> list[str]:
@@ -49,11 +51,26 @@ class Sweep:
 def _overrides_of(job_dir: Path) -> list[str]:
     """A job's overrides from Hydra's snapshot, for jobs that left no results.json."""
     path = job_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
+    if not path.is_file() or job_dir.is_symlink():
         return []
     import yaml
 
-    return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+    try:
+        listed = yaml.safe_load(records.read_inside(path))
+    except (records.Rejected, yaml.YAMLError):
+        return []
+    return [str(o) for o in listed] if isinstance(listed, list) else []
+
+
+def _job_list(sweep_dir: Path) -> list[list[str]]:
+    """The sweep's planned jobs from jobs.json; nothing when it is absent or is not a list of lists."""
+    try:
+        listed = json.loads(records.read_inside(sweep_dir / JOBS))
+    except (records.Rejected, ValueError, RecursionError):
+        return []
+    if isinstance(listed, list) and all(isinstance(job, list) for job in listed):
+        return [[str(o) for o in job] for job in listed]
+    return []
 
 
 def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
@@ -84,9 +101,7 @@ def _finished_at(job_dir: Path | None) -> float:
 def collect(sweep_dir: Path) -> Sweep:
     """Read every job's record; list expected jobs that left none as missing."""
     sweep = Sweep(sweep_dir)
-    expected: list[list[str]] = []
-    if (sweep_dir / JOBS).is_file():
-        expected = json.loads((sweep_dir / JOBS).read_text())
+    expected = _job_list(sweep_dir)
     dirs = _job_dirs(sweep_dir)
     count = max([len(expected), *(n + 1 for n in dirs)])
     for num in range(count):
@@ -96,14 +111,17 @@ def collect(sweep_dir: Path) -> Sweep:
         results = None
         if job_dir is not None:
             try:
-                results = json.loads((job_dir / RESULTS).read_text())
+                results = records.read(job_dir)
                 overrides = (results.get("job") or {}).get("overrides") or overrides
-            except (OSError, json.JSONDecodeError):
-                overrides = _overrides_of(job_dir) or overrides
-                row["message"] = "no results.json: the job did not finish"
+            except records.Rejected as err:
+                linked = job_dir.is_symlink()
+                overrides = overrides if linked else _overrides_of(job_dir) or overrides
+                row["message"] = (f"{RESULTS} refused: {err}" if linked or os.path.lexists(job_dir / RESULTS)
+                                  else "no results.json: the job did not finish")
         else:
             row["message"] = "no job directory: the job never started"
         row["overrides"] = " ".join(overrides)
+        sweep.parameters[num] = _parameters(overrides)  # from the list: a value may hold spaces
         if results is not None:
             has_report = (job_dir / report.REPORT_HTML).is_file()
             link = f"{job_dir.name}/{report.REPORT_HTML}" if has_report else ""
@@ -111,7 +129,7 @@ def collect(sweep_dir: Path) -> Sweep:
         sweep.rows.append(row)
     if not expected:
         sweep.rows.sort(key=lambda row: _finished_at(dirs.get(row["job"])))
-    sweep.varying = _varying_parameter(sweep.rows)
+    sweep.varying = _varying_parameter(list(sweep.parameters.values()))
     return sweep
 
 
@@ -120,6 +138,7 @@ def record_row(
 ) -> dict[str, Any]:
     """Job ``num``'s row from its record (what results.json holds); its gradient labels join the sweep's."""
     sweep.records[num] = results
+    sweep.parameters[num] = _parameters(overrides)
     row: dict[str, Any] = {
         "job": num, "status": results.get("status"),
         "checks": _checks_text(results.get("checks") or []), "message": results.get("message") or "",
@@ -132,8 +151,9 @@ def record_row(
     return row
 
 
-def _parameters(row: dict[str, Any]) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in row["overrides"].split() if "=" in item)
+def _parameters(overrides: list[str]) -> dict[str, str]:
+    """Each override's key and value, split at its first '=' (values such as 'x + 1' kept whole)."""
+    return dict(item.split("=", 1) for item in overrides if "=" in item)
 
 
 def _number(text: str) -> float | None:
@@ -144,18 +164,16 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _varying_keys(rows: list[dict[str, Any]]) -> list[str]:
+def _varying_keys(params: list[dict[str, str]]) -> list[str]:
     """Override keys whose values differ between jobs, in the order they first appear."""
-    params = [_parameters(r) for r in rows]
     keys = dict.fromkeys(k for p in params for k in p)
     return [k for k in keys if len({p.get(k) for p in params}) > 1]
 
 
-def _varying_parameter(rows: list[dict[str, Any]]) -> str | None:
+def _varying_parameter(params: list[dict[str, str]]) -> str | None:
     """The single override key whose value differs between jobs, if all its values are numbers."""
-    params = [_parameters(r) for r in rows]
-    varying = _varying_keys(rows)
-    if len(varying) != 1 or len(rows) < 2:
+    varying = _varying_keys(params)
+    if len(varying) != 1 or len(params) < 2:
         return None
     key = varying[0]
     return key if all(p.get(key) is not None and _number(p[key]) is not None for p in params) else None
@@ -169,8 +187,11 @@ def _parameter_curve(sweep: Sweep) -> Curve | None:
     """Each scalar gradient against the one numeric parameter that varies."""
     if sweep.varying is None or not sweep.labels:
         return None
-    rows = sorted(sweep.rows, key=lambda r: _number(_parameters(r)[sweep.varying]) or 0.0)
-    x = np.array([_number(_parameters(r)[sweep.varying]) for r in rows])
+    def at(row: dict[str, Any]) -> float | None:
+        return _number(sweep.parameters[row["job"]][sweep.varying])
+
+    rows = sorted(sweep.rows, key=lambda r: at(r) or 0.0)
+    x = np.array([at(r) for r in rows])
     series = {label: np.array([_numeric(r.get(label)) for r in rows], dtype=np.float64)
               for label in sweep.labels}
     series = {label: values for label, values in series.items() if np.isfinite(values).any()}
@@ -182,7 +203,7 @@ def _parameter_curve(sweep: Sweep) -> Curve | None:
 def _family_curve(sweep: Sweep) -> Curve | None:
     """The jobs' derivative curves overlaid, when they share one linspace axis: a family of curves."""
     x, label, axis_name, series = None, None, "", {}
-    varying = _varying_keys(sweep.rows)
+    varying = _varying_keys(list(sweep.parameters.values()))
     for row in sweep.rows:
         results = sweep.records.get(row["job"])
         if results is None or row["status"] != "ok":
@@ -197,7 +218,9 @@ def _family_curve(sweep: Sweep) -> Curve | None:
             x, label = np.asarray(axis, dtype=np.float64), this_label
         elif this_label != label or not np.array_equal(x, axis):
             return None
-        params = _parameters(row)
+        if x.ndim != 1 or np.shape(values) != x.shape:  # one curve per job, point for point
+            return None
+        params = sweep.parameters[row["job"]]
         name = " ".join(f"{k}={params[k]}" for k in varying if k in params) or f"job {row['job']}"
         series[name] = np.asarray(values, dtype=np.float64)
     if x is None or len(series) < 2:
@@ -231,8 +254,8 @@ def sections(sweep: Sweep) -> list[report.Section]:
     """The summary's text and its table, shaped by :mod:`runner.glance`."""
     counts = ", ".join(f"{sweep.statuses.count(s)} {s}" for s in dict.fromkeys(sweep.statuses))
     head = report.Section("Sweep summary", [("p", f"{len(sweep.rows)} jobs: {counts or 'none'}.")])
-    params = [_parameters(row) for row in sweep.rows]
-    swept = _varying_keys(sweep.rows)
+    params = [sweep.parameters.get(row["job"], {}) for row in sweep.rows]
+    swept = _varying_keys(params)
     if shared := glance.constant_overrides(params, swept):
         head.blocks.append(("p", "Every job: " + " ".join(shared)))
     labels = glance.gradient_labels(list(sweep.records.values()))

@@ -109,3 +109,27 @@ def cli(tmp_path: Path) -> Callable[..., CliRun]:
         return CliRun(done.returncode, done.stdout, done.stderr, cwd)
 
     return run
+
+
+def linear_loss_gradients(data: dict[str, Any]) -> dict[str, Any]:
+    """dloss/dW and dloss/db of mean((x W + b - targets)**2), by central differences in float64.
+
+    Derived independently of the routine's closed form: the loss is quadratic in W and b,
+    so a central difference is exact up to rounding (about 1e-12 here), whatever the step.
+    """
+    import numpy as np
+
+    params = {"W": data["W"], "b": data["b"]}
+
+    def loss(values: dict[str, Any]) -> float:
+        return float(np.mean((data["x"] @ values["W"] + values["b"] - data.get("targets", 0.0)) ** 2))
+
+    grads = {}
+    for name, value in params.items():
+        grad = np.zeros_like(value)
+        for index in np.ndindex(grad.shape):
+            step = np.zeros_like(value)
+            step[index] = 0.5
+            grad[index] = loss({**params, name: value + step}) - loss({**params, name: value - step})
+        grads[f"dloss/d{name}"] = grad
+    return grads

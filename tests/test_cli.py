@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner.routines.linear import closed_form
-from tests.conftest import SEED_SCENARIOS, CliRun
+from tests.conftest import SEED_SCENARIOS, CliRun, linear_loss_gradients
 
 pytestmark = pytest.mark.slow
 
@@ -66,11 +65,11 @@ def test_sigmoid_linspace_override(cli: Cli) -> None:
     assert len(results["gradients"]["dy/dx"]) == 501 and results["plots"] == []
 
 
-def test_linear_equals_closed_form(cli: Cli) -> None:
+def test_linear_equals_the_gradient_of_its_loss(cli: Cli) -> None:
     results = cli("scenario=linear", "scenario.loss=mse", "scenario.batch=6").ok()
     data = {k: np.array(v, dtype=np.float64) for k, v in results["inputs"].items()}
     assert data["x"].shape == (6, 3) and data["W"].shape == (3, 2) and data["b"].shape == (2,)
-    want = closed_form(data)
+    want = linear_loss_gradients(data)
     for label in ("dloss/dW", "dloss/db"):
         np.testing.assert_allclose(results["gradients"][label], want[label], rtol=1e-5, atol=1e-6)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,25 +22,23 @@ from hypothesis import strategies as st
 from runner import expr
 from runner.errors import ConfigError
 from runner.routines import run_routine
+from runner.schema import load_run
 from tests.conftest import SEED_SCENARIOS, CliRun
 
 Cli = Callable[..., CliRun]
 
 
-def _refuse(*args: Any, **kwargs: Any) -> None:
-    raise AssertionError("eval/exec was called")
+NO_BACKEND = {"sympy": None, "tensorflow": None, "runner.tfenv": None}  # importing any of them fails
 
 
 def _parse_or_refuse(text: str) -> expr.Expr | None:
-    """Parse with eval and exec booby-trapped: an expression or a one-line refusal, fast."""
-    started = time.perf_counter()
+    """An expression or a one-line refusal, decided without SymPy or TensorFlow."""
     try:
-        with mock.patch.object(builtins, "eval", _refuse), mock.patch.object(builtins, "exec", _refuse):
+        with mock.patch.dict(sys.modules, NO_BACKEND):
             tree = expr.parse(text, ["x", "y"])
     except ConfigError as err:
         assert "\n" not in str(err)
         tree = None
-    assert time.perf_counter() - started < 1.0, text[:80]
     return tree
 
 
@@ -83,11 +82,9 @@ def test_hostile_python_never_gets_through(text: str) -> None:
      "(" * 250 + "x" + ")" * 250, "x" + "+x" * 4999, "-" * 9_000 + "x",
      "sin(" * 99 + "x" + ")" * 99 + "+" * 5, "x" * 10_001],
 )
-def test_bombs_are_refused_in_milliseconds(text: str) -> None:
-    started = time.perf_counter()
-    with pytest.raises(ConfigError):
+def test_bombs_are_refused_before_any_backend(text: str) -> None:
+    with mock.patch.dict(sys.modules, NO_BACKEND), pytest.raises(ConfigError):
         expr.parse(text, ["x"])
-    assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize(
@@ -104,10 +101,8 @@ def test_bombs_are_refused_in_milliseconds(text: str) -> None:
 def test_resource_and_path_bounds_are_checked_before_any_work(
     load: Callable[..., Any], overrides: list[str], message: str
 ) -> None:
-    started = time.perf_counter()
-    with pytest.raises(ConfigError, match=message) as caught:
+    with mock.patch.dict(sys.modules, NO_BACKEND), pytest.raises(ConfigError, match=message) as caught:
         load(*overrides)
-    assert time.perf_counter() - started < 1.0
     assert "\n" not in str(caught.value)
 
 
@@ -146,17 +141,17 @@ def test_hostile_cli_cases_answer_fast_in_one_line(cli: Cli) -> None:
     for args in (["scenario.function=__import__('os').system('touch pwned')"],
                  ["scenario.function=9**9**9**9"],
                  ["scenario=sigmoid", "scenario.inputs.x.linspace.num=1000000000"],
+                 ["scenario=higher_order", "scenario.order=8", f"scenario.function='{EIGHT_FUNCTIONS}'"],
+                 ["scenario.function=x**2 # a comment"],
                  ["scenario.name=../../../escaped"]):
-        started = time.perf_counter()
         run = cli(*args)
-        elapsed = time.perf_counter() - started
         assert run.returncode == 1, args
         errors = [line for line in (run.stdout + run.stderr).splitlines() if "[ERROR]" in line]
         assert len(errors) == 1 and "Traceback" not in run.stderr, args
-        assert elapsed < 10, (args, elapsed)  # Python and Hydra start-up included; TensorFlow is not
         assert not (run.cwd / "pwned").exists()
         assert {p.relative_to(run.cwd).parts[0] for p in run.cwd.rglob("*")} <= {"outputs"}
         assert run.results["status"] == "error"
+        assert run.results["environment"]["devices"] is None, args  # refused before TensorFlow was loaded
 
 
 @pytest.mark.slow
@@ -196,3 +191,255 @@ def test_a_killed_sweep_keeps_finished_jobs_and_reports_the_rest_missing(tmp_pat
     assert done.returncode == 0, done.stderr
     statuses = [r["status"] for r in json.loads((sweep / "summary.json").read_text())["rows"]]
     assert statuses[0] == "ok" and "missing" in statuses[1:] and len(statuses) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("(x**1000)**1000", "to the power 1e+06"),
+        ("((x**10)**10)**10*x", "to the power 1001"),
+        ("x**1000 * x", "to the power 1001"),
+        ("(x**2)**(-501)", "to the power 1002"),
+        ("1" * 400, "has 400 digits; the limit is 30"),
+        ("x + 0x" + "F" * 400, "is too large"),
+        ("(x\n+1)", "line break at position 3; an expression is one line"),
+        ("x + \\\nx**2", "backslash at position 5"),
+        ("(x\r+1)", "line break"),
+        ("x\x00", "control character U+0000"),
+        ("x**2 # anything", "comment ('#' at position 6)"),
+        ("\uff58**2", "non-ASCII character '\uff58' (U+FF58) at position 1"),
+        ("\U0001d465*2", "non-ASCII character '\U0001d465' (U+1D465)"),
+        ("x\u00a0+ 1", "non-ASCII character"),
+    ],
+)
+def test_text_outside_the_language_is_refused_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        expr.parse(text, ["x"])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_blank_edges_and_the_largest_allowed_power_are_accepted() -> None:
+    assert str(expr.parse("  x**2\n", ["x"])) == "(x ** 2)"  # a YAML block scalar's final line break
+    assert str(expr.parse("(x**10)**100 + sin(x**600)*sin(x**600)", ["x"])).startswith("(((x ** 10) ** 100)")
+    widest = "1" + "0" * 29  # 30 digits
+    assert str(expr.parse(f"x**1e3 * {widest}", ["x"])) == f"((x ** 1000.0) * {widest})"
+
+
+@pytest.mark.parametrize(("text", "value"), [("sigmoid(-1000)", 0.0), ("sigmoid(1000)", 1.0),
+                                             ("softplus(1000)", 1000.0), ("softplus(-1000)", 0.0),
+                                             ("softplus(0)", 0.6931471805599453)])
+def test_finite_constants_are_accepted(text: str, value: float) -> None:
+    expr.parse(f"x + {text}", ["x"])
+    assert expr.evaluate(expr.parse(text, []), {}, expr.FloatBackend) == value
+
+
+@pytest.mark.parametrize("name", ["sign", "greater", "select", "nan", "x0", "Dummy_1", "builtins"])
+def test_any_input_name_works_with_the_sympy_check(load: Callable[..., Any], name: str) -> None:
+    # d/dv (|v| + relu(v)*v) = sign(v) + 2v for v > 0: 5 at v = 2. relu prints as select(greater(...)).
+    outcome = run_routine(load(f"scenario.function='abs({name}) + relu({name})*{name}'", "~scenario.inputs.x",
+                               f"+scenario.inputs.{name}.value=2.0"))
+    assert outcome.gradients[f"dy/d{name}"] == 5.0
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+
+
+def test_any_input_name_works_in_the_jacobian(compose_config: Callable[..., Any]) -> None:
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(compose_config("scenario=jacobian", "scenario.batch=0"))
+    inputs = {"sign": {"value": -2.0}, "select": {"value": 3.0}, "greater": {"value": 1.0}}
+    config["scenario"].update(inputs=inputs, outputs={"f": "abs(sign)*select", "g": "relu(greater)"})
+    outcome = run_routine(load_run(config))
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    assert np.array_equal(outcome.gradients["dF/dX"], [[-3.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+EIGHT_FUNCTIONS = "sin(x)*cos(x)*tan(x)*exp(x)*log(x)*sqrt(x)*tanh(x)*atan(x)"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # half a minute of sympy.diff without the bound
+        ["scenario=higher_order", "scenario.order=8", f"scenario.function='{EIGHT_FUNCTIONS}'"],
+        ["scenario=higher_order", "scenario.order=6", "scenario.function='sin(cos(tan(exp(log(sqrt(x))))))'"],
+    ],
+)
+def test_the_oracle_is_bounded_by_its_size_before_sympy_starts(
+        load: Callable[..., Any], overrides: list[str]) -> None:
+    with mock.patch.dict(sys.modules, NO_BACKEND), pytest.raises(ConfigError) as caught:
+        load(*overrides)  # importing SymPy would raise ImportError here, not ConfigError
+    message = str(caught.value)
+    found = re.search(r"would be about ([\d,]+) expression nodes, above the limit of 12,000", message)
+    assert found and int(found.group(1).replace(",", "")) > 12_000, message
+    assert message.startswith("scenario.function: SymPy's derivatives up to order") and "\n" not in message
+
+
+def test_an_oracle_under_the_bound_is_accepted(load: Callable[..., Any]) -> None:
+    with mock.patch.dict(sys.modules, NO_BACKEND):
+        load("scenario=higher_order", "scenario.order=3", f"scenario.function='{EIGHT_FUNCTIONS}'")
+        load("scenario=higher_order", "scenario.order=8", "scenario.function='x**3*cos(x) + sigmoid(x)'")
+
+
+@pytest.mark.parametrize(("failing_call", "expect"), [(2, "check fails"), (1, "raises")])
+def test_only_tensorflows_second_call_refusal_counts_as_expected(
+        load: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, failing_call: int, expect: str) -> None:
+    from runner.tfenv import tf
+
+    real = tf.GradientTape.gradient
+    calls = iter(range(1, 100))
+
+    def gradient(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if next(calls) == failing_call:
+            raise RuntimeError("some other failure inside gradient()")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.GradientTape, "gradient", gradient)
+    run = load("scenario=persistent", "scenario.persistent=false")
+    if expect == "raises":  # the first call must succeed: its RuntimeError is a real error
+        with pytest.raises(RuntimeError, match="some other failure"):
+            run_routine(run)
+        return
+    outcome = run_routine(run)
+    (check,) = [c for c in outcome.checks if "raises RuntimeError" in c.name]
+    assert not check.passed and not outcome.passed
+    assert check.detail == ("expected 'A non-persistent GradientTape can only be used to compute one set of "
+                            "gradients', TensorFlow said: some other failure inside gradient()")
+
+
+def test_tensorflows_own_second_call_refusal_passes(load: Callable[..., Any]) -> None:
+    outcome = run_routine(load("scenario=persistent", "scenario.persistent=false"))
+    (check,) = [c for c in outcome.checks if "raises RuntimeError" in c.name]
+    assert check.passed
+    assert check.detail == ("TensorFlow said: A non-persistent GradientTape can only be used to compute one "
+                            "set of gradients (or jacobians)")
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_a_long_sweep_in_one_process_does_not_grow_per_job(tmp_path: Path) -> None:
+    """250 jobs under the basic launcher: RSS sampled from outside as jobs finish, after warm-up."""
+    jobs, first, last = 250, 140, 245  # past two launch chunks of 64, so what a chunk holds is counted
+    command = [sys.executable, "-m", "runner", "-m", "scenario=basic", f"seed=range(0,{jobs})", "plots=false"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: dict[int, float] = {}
+    try:
+        while proc.poll() is None and len(samples) < 2:
+            done = len(list(tmp_path.glob("outputs/multirun/*/*/*/results.json")))
+            for mark in (first, last):
+                if done >= mark and mark not in samples:
+                    samples[mark] = _rss_mib(proc.pid)
+            time.sleep(0.05)
+        assert proc.wait(timeout=600) == 0
+    finally:
+        proc.kill()
+    per_job = (samples[last] - samples[first]) / (last - first)
+    # Before the launcher dropped each return's configs this was about 0.2 MiB a job (2 GiB per 10,000).
+    assert per_job < 0.03, f"{per_job:.3f} MiB a job ({samples})"
+    statuses = json.loads(next(tmp_path.glob("outputs/multirun/*/*/summary.json")).read_text())["statuses"]
+    assert statuses == {"ok": jobs}
+
+
+def test_lambdify_runs_only_source_it_printed_from_renamed_symbols(load: Callable[..., Any]) -> None:
+    """What reaches exec: SymPy's printed source over Dummy names, never a name or text from the config."""
+    import sympy.utilities.lambdify  # noqa: F401  (the module: its name is shadowed by the function)
+
+    lambdify_module = sys.modules["sympy.utilities.lambdify"]
+    compiled: list[str] = []
+    real_compile = builtins.compile
+
+    def recording(source: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(source, str):
+            compiled.append(source)
+        return real_compile(source, *args, **kwargs)
+
+    run = load("scenario.function='abs(os)*system + relu(system)/(1 + os**2)'", "~scenario.inputs.x",
+               "+scenario.inputs.os.value=2.0", "+scenario.inputs.system.value=-1.5")
+    with mock.patch.object(lambdify_module, "compile", recording, create=True):
+        outcome = run_routine(run)
+    assert outcome.passed, [c for c in outcome.checks if not c.passed]
+    functions = [source for source in compiled if source.startswith("def _lambdifygenerated(")]
+    assert len(functions) == 2 and len(compiled) == 2, compiled  # one per gradient, nothing else
+    for source in functions:
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
+        assert not words & {"os", "system", "x"}, source
+        renamed = {w for w in words if re.fullmatch(r"Dummy_\d+|x\d+", w)}  # arguments, shared subterms
+        printed = words - renamed - {"def", "return", "default", "_lambdifygenerated"}
+        assert all(hasattr(np, w) or hasattr(builtins, w) for w in printed), source  # NumPy's names
+
+
+TRICKY = st.recursive(
+    st.sampled_from(["x", "y", "2", "0.5", "pi", "1" * 31]),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["2", "3", "10", "100", "1000", "(-501)", "0.5", "1e3"])).map(
+            lambda t: f"({t[0]})**{t[1]}"),  # nested powers
+        st.tuples(inner, st.sampled_from(["*", "/", "+"]), inner).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
+        st.tuples(st.sampled_from(expr.FUNCTIONS), inner).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(inner, st.sampled_from(["\n", "\r\n", "\\\n", " # note\n", "\u00a0", "\uff58", "\U0001d465",
+                                          "\u2028", "\t", "\x0c", "  "]), inner).map(
+            lambda t: f"({t[0]}{t[1]}+{t[2]})"),  # line breaks, comments, unicode look-alikes
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TRICKY)
+def test_accepted_text_is_one_ascii_line_and_sympy_folds_no_power_past_the_bound(text: str) -> None:
+    import sympy as sp
+
+    tree = _parse_or_refuse(text)
+    body = text.strip()
+    if not body.isascii() or any(c in body for c in "\n\r\x0c#\\") or re.search(r"\d{31}", body):
+        assert tree is None, text
+    if tree is None:
+        return
+    backend = expr.SymPyBackend()
+    folded = expr.evaluate(tree, backend.symbols(["x", "y"]), backend)
+    exponents = [abs(p.exp) for p in folded.atoms(sp.Pow) if p.exp.is_Number and p.base.free_symbols]
+    assert all(e <= expr.MAX_EXPONENT for e in exponents), (text, folded)
+
+
+SHADOWING = st.sampled_from(["sign", "greater", "select", "where", "nan", "inf", "x0", "x1", "Dummy_1",
+                             "builtins", "range", "numpy", "exp_", "Abs", "Piecewise", "math", "float"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(SHADOWING, SHADOWING, st.floats(0.1, 5.0), st.floats(-5.0, -0.1))
+def test_the_oracle_is_right_whatever_the_input_names(a: str, b: str, u: float, v: float) -> None:
+    """d/du (|u| + relu(u)*v) = sign(u) + [u > 0] v, evaluated through lambdify with NumPy-named inputs."""
+    from runner.routines.tape import oracle
+
+    if a == b:
+        return
+    backend = expr.SymPyBackend()
+    symbols = backend.symbols([a, b])
+    tree = expr.parse(f"abs({a}) + relu({a})*{b}", [a, b])
+    import sympy as sp
+
+    derivative = sp.diff(expr.evaluate(tree, symbols, backend), symbols[a])
+    got = oracle(derivative, symbols, {a: np.array(u), b: np.array(v)}, (), ())
+    assert got == pytest.approx(1.0 + v) and oracle(
+        derivative, symbols, {a: np.array(-u), b: np.array(v)}, (), ()) == pytest.approx(-1.0)
+
+
+def test_the_bounds_walk_node_kinds_they_do_not_name() -> None:
+    """A node the bounds have no rule for counts as the product of its parts (its sub-expressions)."""
+    from dataclasses import dataclass
+
+    from runner import work
+
+    @dataclass(frozen=True)
+    class Pair:  # stands for any node added to the language later
+        first: expr.Expr
+        rest: tuple[expr.Expr, ...]
+
+    x = expr.Name("x")
+    power = expr.BinOp("**", x, expr.Num(600))
+    assert expr.children(Pair(x, (power, expr.Num(1)))) == [x, power, expr.Num(1)]
+    with pytest.raises(ConfigError, match="to the power 1200"):
+        expr._power(expr.BinOp("*", Pair(power, ()), Pair(power, ())))
+    assert work.derivative_sizes(Pair(x, (x,)), 2) == work.derivative_sizes(expr.BinOp("*", x, x), 2)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from runner.app import CONFIG_DIR
@@ -77,9 +78,9 @@ def test_a_job_from_a_template_is_the_job_hydra_composes(master: DictConfig, ove
 @pytest.mark.parametrize("overrides", [["seed=abc"], ["scenario.nope=1"], ["~scenario.inputs"], ["+seed=3"]])
 def test_a_bad_value_fails_as_hydra_fails_it(master: DictConfig, overrides: list[str]) -> None:
     loader = CountingLoader()
-    with pytest.raises(Exception) as from_template:
+    with pytest.raises(ConfigCompositionException) as from_template:
         template_composer(loader).load_sweep_config(master, overrides)
-    with pytest.raises(Exception) as from_scratch:
+    with pytest.raises(ConfigCompositionException) as from_scratch:
         loader.loader.load_sweep_config(master, overrides)
     assert type(from_template.value) is type(from_scratch.value)
     assert str(from_template.value) == str(from_scratch.value)

@@ -15,6 +15,7 @@ from omegaconf import open_dict
 import runner.routines
 from runner import task
 from runner.app import CONFIG_DIR
+from runner.errors import ConfigError
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_full_error_reraises_after_writing_the_record(
     job: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
-    with pytest.raises(Exception, match="unknown function 'nope'"):
+    with pytest.raises(ConfigError, match="unknown function 'nope'"):
         job("scenario.function='nope(x)'")
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "error"
 

@@ -68,8 +68,9 @@ def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
     tree = expr.parse(scenario.function, [name])
     sympy = expr.SymPyBackend()
     symbols = sympy.symbols([name])
-    symbolic = [sp.diff(expr.evaluate(tree, symbols, sympy), symbols[name], k)
-                for k in range(scenario.order + 1)]
+    symbolic = [expr.evaluate(tree, symbols, sympy)]
+    for _ in range(scenario.order):  # each from the one before: sp.diff(f, x, k) would start over each time
+        symbolic.append(sp.diff(symbolic[-1], symbols[name]))
     fn = _function(tree, name, tf_dtype(run))
 
     @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow to convert

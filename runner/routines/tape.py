@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ NON_PERSISTENT = (
     "a non-persistent tape frees its record after the first gradient() call, so TensorFlow "
     "raised RuntimeError here; set scenario.persistent=true to take several gradients"
 )
+#: How TensorFlow's RuntimeError for a second gradient() on a non-persistent tape begins.
+SECOND_CALL_REFUSED = "A non-persistent GradientTape can only be used to compute one set of gradients"
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
@@ -52,6 +54,22 @@ def reads(targets: Mapping[str, expr.Expr], target: str) -> set[str]:
     return found
 
 
+def numeric(symbols: list[Any], symbolic: Any) -> Callable[..., Any]:
+    """A NumPy function of ``symbols`` computing ``symbolic``: SymPy's lambdify, on renamed symbols.
+
+    lambdify prints the expression as Python source and runs it with ``exec``, in a namespace
+    that maps NumPy's names (sign, greater, select, ...) and also each symbol's own name to
+    the symbol. An input called ``sign`` would shadow the function the source calls, so the
+    symbols are first replaced with Dummy symbols, which print as ``_Dummy_<n>``: the source
+    holds only those names, NumPy's function names and numbers, never a name from a config.
+    """
+    import sympy as sp
+
+    fresh = [sp.Dummy(real=True) for _ in symbols]
+    renamed = symbolic.xreplace(dict(zip(symbols, fresh, strict=True)))
+    return sp.lambdify(fresh, renamed, "numpy", cse=True)  # cse: shared subterms computed once
+
+
 def oracle(
     symbolic: Any,
     symbols: Mapping[str, Any],
@@ -67,7 +85,7 @@ def oracle(
     try:
         fn = _lambdified(tuple(symbols.values()), symbolic)
     except TypeError:  # a mutable SymPy matrix (the Jacobian routines') cannot be a cache key
-        fn = _lambdified.__wrapped__(tuple(symbols.values()), symbolic)
+        fn = numeric(list(symbols.values()), symbolic)
     with np.errstate(all="ignore"):
         pointwise = fn(*(np.asarray(inputs[n], dtype=np.float64) for n in symbols))
     return unbroadcast(np.broadcast_to(pointwise, out_shape), in_shape)
@@ -76,9 +94,7 @@ def oracle(
 @functools.lru_cache(maxsize=1024)
 def _lambdified(symbols: tuple[Any, ...], symbolic: Any) -> Any:
     """SymPy's expression as a NumPy function: it depends only on the expression, so built once."""
-    import sympy as sp
-
-    return sp.lambdify(list(symbols), symbolic, "numpy", cse=True)  # shared subterms once
+    return numeric(list(symbols), symbolic)
 
 
 @functools.lru_cache(maxsize=256)
@@ -156,7 +172,7 @@ def differentiate(
                 try:
                     found = tape.gradient(value, [tensors[n] for n in names])
                 except RuntimeError as err:
-                    if persistent:
+                    if persistent or not grads:  # only a second call may be refused
                         raise
                     refused.append(target)
                     errors.append(str(err).splitlines()[0])
@@ -171,7 +187,9 @@ def differentiate(
     if refused:
         outcome.checks.append(Check(
             f"d{refused[0]}: second gradient() on a non-persistent tape raises RuntimeError",
-            True, None, None, errors[0]))
+            errors[0].startswith(SECOND_CALL_REFUSED), None, None,
+            f"TensorFlow said: {errors[0]}" if errors[0].startswith(SECOND_CALL_REFUSED) else
+            f"expected {SECOND_CALL_REFUSED!r}, TensorFlow said: {errors[0]}"))
         outcome.notes.update({f"d{t}/d{n}": NON_PERSISTENT for t in refused for n in names})
     outcome.inputs = {n: v.numpy() for n, v in values.items()}
     outcome.values = {t: np.asarray(v) for t, v in results.items()}

@@ -20,6 +20,7 @@ from runner import expr, snippets
 from runner.checks import compare, finite
 from runner.result import Outcome
 from runner.routines.support import check_dtype
+from runner.routines.tape import numeric
 from runner.schema import RunConfig, VectorScenario
 from runner.tfenv import tf
 
@@ -41,7 +42,7 @@ class VectorFunction:
         env = dict(zip(self.names, self.symbols, strict=True))
         rows = [expr.evaluate(tree, env, sympy) for tree in self.trees.values()]
         self.symbolic = sp.Matrix(rows).jacobian(sp.Matrix(self.symbols))
-        self._entries = [[sp.lambdify(self.symbols, entry, "numpy") for entry in row]
+        self._entries = [[numeric(self.symbols, entry) for entry in row]
                          for row in self.symbolic.tolist()]
 
     @property
