@@ -97,7 +97,8 @@ def test_the_pending_sweep_is_the_invocations_and_stays_out_of_launcher_workers(
     from runner.callbacks import RunnerCallback, finish_pending
 
     callback = RunnerCallback()
-    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"params": None},
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {
+        "_target_": "hydra_plugins.tape_runner.sweeper.TemplateSweeper", "params": None},
                                          "overrides": {"task": ["seed=1,2"]}}})
     with task.invocation() as invocation:
         callback.on_multirun_start(config)
