@@ -15,6 +15,7 @@ import functools
 import itertools
 import json
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -76,6 +77,88 @@ class InputSpec:
         if self.linspace is not None:
             return np.linspace(self.linspace.start, self.linspace.stop, self.linspace.num)
         return np.asarray(self.value, dtype=np.float64)
+
+
+class ProgramKind(Enum):
+    """How a program's input enters the tape; only a trainable variable is watched without being asked."""
+
+    variable = "variable"
+    nontrainable = "nontrainable"  # tf.Variable(trainable=False)
+    constant = "constant"
+
+
+class Unconnected(Enum):
+    """tape.gradient's unconnected_gradients: None (TensorFlow's default) or zeros."""
+
+    none = "none"
+    zero = "zero"
+
+
+#: A program input's initialisers, as TensorFlow's own functions draw them (normal: N(0, 1); uniform:
+#: U[0, 1); glorot_uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out))), seeded by the run's seed.
+INITIALISERS = ("zeros", "ones", "normal", "uniform", "glorot_uniform")
+
+
+@dataclass
+class ProgramInput:
+    """One named input of a program: a number or nested list, a linspace, or an initialiser and shape."""
+
+    value: Any = None  # a number, or nested lists of numbers (any shape)
+    linspace: Linspace | None = None
+    init: str | None = None  # one of INITIALISERS, with shape
+    shape: list[int] | None = None
+    kind: ProgramKind = ProgramKind.variable
+    watch: bool = False  # call tape.watch() on it
+
+    def array(self, seed: int, name: str) -> Any:
+        """The input's values in float64; an initialiser draws from a generator seeded by (seed, name)."""
+        import numpy as np
+
+        if self.linspace is not None:
+            return np.linspace(self.linspace.start, self.linspace.stop, self.linspace.num)
+        if self.init is None:
+            return np.asarray(self.value, dtype=np.float64)
+        shape = tuple(self.shape or ())
+        rng = np.random.default_rng([seed, *name.encode()])
+        if self.init in ("zeros", "ones"):
+            return np.full(shape, float(self.init == "ones"))
+        if self.init == "normal":
+            return rng.standard_normal(shape)
+        if self.init == "uniform":
+            return rng.uniform(0.0, 1.0, shape)
+        fan_in, fan_out = _fans(shape)
+        limit = (6.0 / (fan_in + fan_out)) ** 0.5
+        return rng.uniform(-limit, limit, shape)
+
+    def code(self, seed: int, name: str) -> str:
+        """NumPy source drawing the same float64 values as :meth:`array`, for the report's snippet."""
+        if self.linspace is not None:
+            lin = self.linspace
+            return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"
+        if self.init is None:
+            return f"np.asarray({self.value!r}, dtype=np.float64)"
+        shape = tuple(self.shape or ())
+        rng = f"np.random.default_rng({[seed, *name.encode()]!r})"
+        if self.init in ("zeros", "ones"):
+            return f"np.full({shape!r}, {float(self.init == 'ones')!r})"
+        if self.init == "normal":
+            return f"{rng}.standard_normal({shape!r})"
+        if self.init == "uniform":
+            return f"{rng}.uniform(0.0, 1.0, {shape!r})"
+        limit = (6.0 / sum(_fans(shape))) ** 0.5
+        return f"{rng}.uniform({-limit!r}, {limit!r}, {shape!r})"
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Keras's fans: a matrix's rows and columns; a kernel's channels times its receptive field."""
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    field_size = 1
+    for size in shape[:-2]:
+        field_size *= size
+    return shape[-2] * field_size, shape[-1] * field_size
 
 
 @dataclass
@@ -225,6 +308,24 @@ class MLPScenario(Scenario):
     batch: int = 8
 
 
+@dataclass
+class ProgramScenario(Scenario):
+    """A tensor program: named inputs of any shape, named steps in order on one tape, chosen gradients."""
+
+    routine: str = "program"
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> ProgramInput
+    targets: dict[str, str] = field(default_factory=dict)  # name -> expression, in order
+    gradients: dict[str, list[str]] = field(default_factory=dict)  # target -> sources; empty: last target
+    persistent: bool = False
+    watch_accessed_variables: bool = True
+    unconnected_gradients: Unconnected = Unconnected.none
+    output_gradients: dict[str, Any] = field(default_factory=dict)  # target -> number or nested list
+
+    def plan(self) -> dict[str, list[str]]:
+        """Target -> sources, in the order the tape is asked; by default the last target over every input."""
+        return dict(self.gradients) or {list(self.targets)[-1]: list(self.inputs)}
+
+
 #: The cases each case-driven routine knows; the routine modules implement exactly these.
 CASES: dict[str, tuple[str, ...]] = {
     "stop_gradient": ("stop_gradient", "stop_recording", "reset"),
@@ -251,6 +352,7 @@ SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {
     "pitfalls": PitfallsScenario,
     "control_flow": ControlFlowScenario,
     "mlp": MLPScenario,
+    "program": ProgramScenario,
 }
 
 
@@ -267,6 +369,8 @@ class DtypeTolerances:
     analytic: Tolerance = field(default_factory=Tolerance)
     finite_differences: Tolerance = field(default_factory=Tolerance)
     delta: float = MISSING  # the finite-difference step
+    # programs: the gradient against central differences computed in float64 (each element, or projections)
+    float64_differences: Tolerance = field(default_factory=lambda: Tolerance(rtol=1e-3, atol=1e-5))
 
 
 @dataclass
@@ -275,6 +379,8 @@ class ChecksConfig:
     finite_differences: bool = True
     float64_reference: list[str] = field(default_factory=list)  # dtypes also run in float64, to compare
     fd_max_elements: int = MISSING  # above this many input elements, sample that many for differences
+    symbolic_max_elements: int = 64  # programs: SymPy's oracle up to this many input elements in all
+    projections: int = 4  # programs: random (u, v) pairs checked above fd_max_elements
     tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
 
 
@@ -425,6 +531,8 @@ def _check_scenario(scenario: Scenario) -> None:
         if scenario.activation not in ACTIVATIONS:
             raise ConfigError(f"scenario.activation: unknown {scenario.activation!r} "
                               f"(known: {', '.join(ACTIVATIONS)})")
+    if isinstance(scenario, ProgramScenario):
+        check_program(scenario)
     if isinstance(scenario, GradientScenario):
         _check_inputs(scenario)
         target = scenario.target_name()
@@ -453,11 +561,16 @@ def _check_scenario(scenario: Scenario) -> None:
                 raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(scenario, key)}")
 
 
-def _parse(text: str, names: Any, where: str) -> None:
+def _parse(text: str, names: Any, where: str, *, tensors: bool = False) -> None:
+    """Parse to vet; only a program (``tensors``) may use more than the elementwise language."""
     try:
-        expr.parse(text, names)
+        tree = expr.parse(text, names)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
+    if not tensors and not expr.elementwise(tree):
+        raise ConfigError(f"{where}: {text!r} uses the tensor language (matmul, reductions, where, lists, "
+                          "subscripts, conditionals), which only scenario=program runs; this routine's "
+                          "expressions are elementwise")
 
 
 def _require_values(inputs: dict[str, InputSpec]) -> None:
@@ -513,6 +626,113 @@ def _expressions(scenario: Scenario) -> list[str]:
     return []
 
 
+def _nested_shape(value: Any, where: str) -> tuple[int, ...]:
+    """The shape of a number or rectangular nested list of finite numbers, or a one-line error."""
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{where}: an empty list has no values")
+        shapes = {_nested_shape(v, where) for v in value}
+        if len(shapes) > 1:
+            raise ConfigError(f"{where}: nested lists must be rectangular (every row the same length)")
+        return (len(value), *shapes.pop())
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
+    return ()
+
+
+def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
+    """Every input's and target's shape, from the config alone."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, spec in scenario.inputs.items():
+        if spec.linspace is not None:
+            shapes[name] = (spec.linspace.num,)
+        elif spec.init is not None:
+            shapes[name] = tuple(spec.shape or ())
+        else:
+            shapes[name] = _nested_shape(spec.value, f"scenario.inputs.{name}.value")
+    for name, text in scenario.targets.items():
+        try:
+            shapes[name] = expr.infer_shape(expr.parse(text, shapes), shapes)
+        except ConfigError as err:
+            raise ConfigError(f"scenario.targets.{name}: {err}") from None
+    return shapes
+
+
+def check_program(scenario: ProgramScenario) -> None:
+    """Inputs, steps, gradients and options of a program, with every shape, before any TensorFlow."""
+    if not scenario.inputs:
+        raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
+    typed: dict[str, ProgramInput] = {}
+    for name, node in scenario.inputs.items():
+        where = f"scenario.inputs.{name}"
+        _check_name(name, where)
+        spec: ProgramInput = _typed(ProgramInput, node, where)
+        if sum(x is not None for x in (spec.value, spec.linspace, spec.init)) != 1:
+            raise ConfigError(f"{where}: give exactly one of value, linspace or init (with shape)")
+        if spec.init is not None:
+            if spec.init not in INITIALISERS:
+                raise ConfigError(f"{where}.init: unknown initialiser {spec.init!r} "
+                                  f"(known: {', '.join(INITIALISERS)})")
+            if spec.shape is None or any(d <= 0 for d in spec.shape):
+                raise ConfigError(f"{where}.shape: an initialiser needs positive sizes, e.g. [3, 2]")
+        elif spec.shape is not None:
+            raise ConfigError(f"{where}.shape: only an initialiser takes a shape (a value has its own)")
+        if spec.linspace is not None and (spec.linspace.num <= 0 or not (
+                _finite(spec.linspace.start) and _finite(spec.linspace.stop))):
+            raise ConfigError(f"{where}.linspace: num must be positive, start and stop finite")
+        typed[name] = spec
+    scenario.inputs = typed
+    if not scenario.targets:
+        raise ConfigError("scenario.targets: give at least one step, e.g. {y: x**2}")
+    for name in scenario.targets:
+        _check_name(name, f"scenario.targets.{name}")
+        if name in scenario.inputs:
+            raise ConfigError(f"scenario.targets.{name}: the name is already an input")
+    known = list(scenario.inputs)
+    for name, text in scenario.targets.items():  # each step reads inputs and earlier steps only
+        _parse(text, known, f"scenario.targets.{name}", tensors=True)
+        known.append(name)
+    shapes = program_shapes(scenario)
+    order = list(scenario.targets)
+    for target, sources in scenario.gradients.items():
+        if target not in scenario.targets:
+            raise ConfigError(f"scenario.gradients.{target}: no step named {target!r}")
+        if not sources:
+            raise ConfigError(f"scenario.gradients.{target}: give the sources, e.g. [x]")
+        for source in sources:
+            if source not in scenario.inputs and (
+                    source not in scenario.targets or order.index(source) >= order.index(target)):
+                raise ConfigError(f"scenario.gradients.{target}: {source!r} is neither an input nor a step "
+                                  f"before {target}")
+    for target, value in scenario.output_gradients.items():
+        where = f"scenario.output_gradients.{target}"
+        if target not in scenario.plan():
+            raise ConfigError(f"{where}: {target!r} is not a target in scenario.gradients")
+        given = _nested_shape(value, where)
+        try:
+            fits = expr._broadcast(expr.Name(target), [given, shapes[target]]) == shapes[target]
+        except ConfigError:
+            fits = False
+        if not fits:
+            raise ConfigError(f"{where}: shape {given} does not broadcast to {target}'s {shapes[target]}")
+
+
+def _program_memory(run: RunConfig, item: int) -> dict[str, int]:
+    """A program's peak: every node's tensor on the tape and as many in the backward pass; NumPy's
+    float64 copies for the differences (both nudged evaluations and the forward pass)."""
+    scenario = run.scenario
+    shapes = program_shapes(scenario)
+    sizes: list[int] = []
+    for text in scenario.targets.values():
+        expr.infer_shape(expr.parse(text, shapes), shapes, sizes)
+    inputs = sum(math.prod(shapes[n]) for n in scenario.inputs)
+    nodes = sum(sizes)
+    parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}
+    if run.checks.finite_differences:
+        parts["finite differences"] = 2 * 8 * (nodes + inputs)
+    return parts
+
+
 def memory_estimate(run: RunConfig) -> dict[str, int]:
     """Bytes a job will hold at its peak, by part, from shapes alone (nothing is allocated).
 
@@ -524,6 +744,8 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
     limit = run.checks.fd_max_elements  # larger inputs: every element at once, or a sample
     scenario = run.scenario
     parts: dict[str, int] = {}
+    if isinstance(scenario, ProgramScenario):
+        return _program_memory(run, item)
     if isinstance(scenario, LinearScenario):
         b, i, o = scenario.batch, scenario.in_features, scenario.out_features
         parts["tape"] = 2 * item * (3 * b * i + i * o + 4 * b * o + o)
