@@ -216,8 +216,23 @@ class SymPyArrays(expr.SymPyBackend, _Arrays):
             self.asarray(cond), self.asarray(a), self.asarray(b))
 
     def _extreme(self, x: Any, axis: Any, keepdims: bool, largest: bool) -> np.ndarray:
-        """Max or Min of the reduced elements, row by row."""
-        pick = self._sp.Max if largest else self._sp.Min
+        """The largest (smallest) of the reduced elements, row by row: sum of item * [item wins].
+
+        Not SymPy's Max, nor a chain of Piecewise: their derivatives lambdify into
+        conditions NumPy cannot select on. Here each condition compares two elements.
+        The first of tied elements wins, where TensorFlow splits the gradient between
+        them; ties aside, the derivative is the same.
+        """
+        sp = self._sp
+
+        def pick(*items: Any) -> Any:
+            total = 0
+            for i, item in enumerate(items):
+                beats = [(item > o if largest else item < o) for o in items[:i]]
+                beats += [(item >= o if largest else item <= o) for o in items[i + 1:]]
+                total += item * sp.Piecewise((1, sp.And(*beats)), (0, True))
+            return total
+
         axes = _axes(x.ndim, axis)
         moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
         rows = moved.reshape(*moved.shape[: x.ndim - len(axes)], -1)

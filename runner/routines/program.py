@@ -275,9 +275,12 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
         symbols = [s for arrays in (env, override) for a in arrays.values() for s in a.flat]
         fn = sp.lambdify(symbols, derivatives, "numpy", cse=True, dummify=True)
         points = [*(program.held[n] for n in env), *(program.forward[n] for n in override)]
+        # One-element arrays, not scalars: NumPy's select (SymPy's Piecewise) wants array conditions.
+        args = [np.array([x]) for p in points for x in np.asarray(p, dtype=np.float64).flat]
         with np.errstate(all="ignore"):
-            want = np.asarray(fn(*(x for p in points for x in np.asarray(p, dtype=np.float64).flat)),
-                              dtype=np.float64).reshape(program.shapes[source])
+            found = fn(*args)
+        want = np.array([np.asarray(d, dtype=np.float64).reshape(-1)[0] for d in found]
+                        ).reshape(program.shapes[source])
         text = f"d/d{source} of sum({target}) = {derivatives[0] if len(derivatives) == 1 else derivatives}"
         outcome.analytic[label] = text if len(text) <= 2000 else text[:1997] + "..."
         outcome.checks.append(compare(f"{label} vs SymPy", got, want, run.tolerances().analytic))
