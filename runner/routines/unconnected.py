@@ -98,7 +98,9 @@ def run(scenario: UnconnectedScenario, run: RunConfig) -> Outcome:
             outcome.notes[zero] = (
                 f"unconnected_gradients=ZERO turns the None into zeros shaped like {n}; as {target} does "
                 f"not depend on {n} at all, zero is also its true derivative.")
-            verify_expression(outcome, zero, found[zero], run, scenario.function, n, at, np.shape(value))
+            # Shaped like n, which may be larger than the target that never read it.
+            verify_expression(outcome, zero, found[zero], run, scenario.function, n, at,
+                              np.broadcast_shapes(np.shape(value), np.shape(at[n])))
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome
 
