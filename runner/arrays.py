@@ -17,6 +17,7 @@ expressions here pick the same side.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -182,10 +183,7 @@ class NumPyBackend(_Arrays):
         return e / np.sum(e, axis=axis, keepdims=True)
 
 
-_SYMPY_COMPARE = {"<": "Lt", "<=": "Le", ">": "Gt", ">=": "Ge", "==": "Eq", "!=": "Ne"}
-
-
-class SymPyArrays(expr.SymPyBackend, _Arrays):
+class SymPyArrays(_Arrays, expr.SymPyBackend):
     """NumPy object arrays of SymPy expressions: every element's exact derivative is the oracle."""
 
     def __init__(self, branches: Mapping[expr.IfExp, bool]) -> None:
@@ -207,7 +205,7 @@ class SymPyArrays(expr.SymPyBackend, _Arrays):
         return expr._APPLY[op](self.asarray(left), self.asarray(right))
 
     def compare(self, op: str, left: Any, right: Any) -> np.ndarray:
-        relation = getattr(self._sp, _SYMPY_COMPARE[op])
+        relation = functools.partial(expr.SymPyBackend.compare, self, op)
         return np.vectorize(relation, otypes=[object])(self.asarray(left), self.asarray(right))
 
     def _where(self, cond: Any, a: Any, b: Any) -> np.ndarray:

@@ -206,9 +206,15 @@ def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bo
     return set().union(*(gradient_names(child, taken, conditions=conditions) for child in _children(expr)))
 
 
+#: Functions of several arguments that act element by element, so every routine may use them.
+ELEMENTWISE = frozenset({"where", "maximum", "minimum", "clip_by_value", "square"})
+
+
 def elementwise(expr: Expr) -> bool:
-    """Whether the tree stays in the scalar, elementwise language every routine but ``program`` speaks."""
-    scalar = isinstance(expr, Num | Name | Neg | Call) or (isinstance(expr, BinOp) and expr.op != "@")
+    """Whether the tree stays in the elementwise language every routine speaks (``program`` speaks more)."""
+    scalar = (isinstance(expr, Num | Name | Neg | Call | Compare)
+              or (isinstance(expr, BinOp) and expr.op != "@")
+              or (isinstance(expr, Func) and expr.fn in ELEMENTWISE))
     return scalar and all(elementwise(child) for child in _children(expr))
 
 
@@ -345,6 +351,7 @@ MAX_LIST_ITEMS = 10_000  # numbers in one list literal
 _COMPARE: dict[type[ast.cmpop], str] = {
     ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
 }
+_SYMPY_RELATIONS = {"<": "Lt", "<=": "Le", ">": "Gt", ">=": "Ge", "==": "Eq", "!=": "Ne"}
 _COMPARE_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
     "==": operator.eq, "!=": operator.ne,
@@ -813,6 +820,25 @@ class SymPyBackend:
 
             return np.vectorize(self._functions[fn], otypes=[object])(arg)
         return self._functions[fn](arg)
+
+    def compare(self, op: str, left: Any, right: Any) -> Any:
+        return getattr(self._sp, _SYMPY_RELATIONS[op])(left, right)
+
+    def apply(self, fn: str, args: list[Any], options: dict[str, Any]) -> Any:
+        """The elementwise functions of several arguments, on one expression each, with TensorFlow's
+        choice at ties (maximum's gradient goes to its first argument where they are equal)."""
+        piece = self._sp.Piecewise
+        if fn == "where":
+            return piece((args[1], args[0]), (args[2], True))
+        if fn == "maximum":
+            return piece((args[0], args[0] >= args[1]), (args[1], True))
+        if fn == "minimum":
+            return piece((args[0], args[0] <= args[1]), (args[1], True))
+        if fn == "clip_by_value":
+            return self.apply("minimum", [self.apply("maximum", args[:2], {}), args[2]], {})
+        if fn == "square":
+            return args[0] ** 2
+        raise ValueError(f"{fn} needs arrays: evaluate it with runner.arrays.SymPyArrays")
 
     def symbols(self, names: Iterable[str]) -> dict[str, Any]:
         """Real symbols, so that d|x|/dx is sign(x) rather than a complex-valued form."""

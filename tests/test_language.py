@@ -259,3 +259,36 @@ def test_names_and_gradient_names_follow_the_branch_taken() -> None:
     assert expr.names(tree) == set("abcdfgh")
     assert expr.gradient_names(tree, lambda node: True) == {"c", "d", "h"}
     assert expr.gradient_names(tree, lambda node: False, conditions=True) == {"a", "b", "c", "d", "f", "g"}
+
+
+@pytest.mark.parametrize(
+    ("function", "x", "grad"),
+    [
+        ("where(x > 0, x**2, -x)", -0.5, -1.0),
+        ("where(x > 0, x**2, -x)", 1.5, 3.0),
+        ("maximum(x, 1) + clip_by_value(x, -1, 2) + square(x)", 1.5, 1.0 + 1.0 + 3.0),
+        ("minimum(x, 1) * 4", -2.0, 4.0),
+    ],
+)
+def test_elementwise_functions_work_in_every_routine(load: Callable[..., Any], function: str, x: float,
+                                                     grad: float) -> None:
+    from runner.routines import run_routine
+    from tests.conftest import assert_passed
+
+    run = load(f"scenario.function='{function}'", f"scenario.inputs.x.value={x}")
+    outcome = assert_passed(run_routine(run))
+    assert outcome.gradients["dy/dx"] == pytest.approx(grad, rel=1e-6)
+
+
+def test_quoting_lets_commas_spaces_and_matmul_through() -> None:
+    from runner.app import quote_expressions
+
+    assert quote_expressions([
+        "scenario.function=where(x > 0, x, 0)", "scenario.targets.y=x @ w + b",
+        "+scenario.targets.q=x * [3.0, 4.0]", "scenario.function=x**2,where(x > 0, x, 0)",
+        "scenario.outputs.f=maximum(x, y)", "seed=1,2", "scenario.function='x,y'",
+    ]) == [
+        "scenario.function='where(x > 0, x, 0)'", "scenario.targets.y='x @ w + b'",
+        "+scenario.targets.q='x * [3.0, 4.0]'", "scenario.function='x**2','where(x > 0, x, 0)'",
+        "scenario.outputs.f='maximum(x, y)'", "seed=1,2", "scenario.function='x,y'",
+    ]
