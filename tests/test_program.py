@@ -191,3 +191,16 @@ def test_bad_programs_are_refused_in_one_line(inputs: dict[str, Any], targets: d
     with pytest.raises(ConfigError, match=re.escape(message)) as err:
         program_run(targets, inputs=inputs, **options)
     assert "\n" not in str(err.value)
+
+
+def test_help_lists_programs_and_the_guide_scenarios() -> None:
+    from pathlib import Path
+
+    from runner.app import CONFIG_DIR
+    from runner.cli_help import help_text
+
+    text = help_text(Path(CONFIG_DIR))
+    guide = sorted(p.stem for p in (Path(CONFIG_DIR) / "scenario" / "guide").glob("*.yaml"))
+    assert len(guide) == 15
+    assert all(f"  guide/{name} " in text for name in guide)
+    assert "experiment=tf_guide" in text and "  program " in text and "  tf_guide " in text
