@@ -44,6 +44,13 @@ def test_the_same_program_compiled_gives_the_same_numbers(load: Callable[..., An
     assert cond.gradients["dy/dx"] == 6.0
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_programs_are_checked_and_compared_with_float64(load: Callable[..., Any], dtype: str) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/multiple_targets", f"dtype={dtype}")))
+    assert outcome.gradients["dy/dx"] == pytest.approx(3.75, rel=1e-2)
+    assert set(outcome.reference) == {"dy0/dx", "dy1/dx", "dy/dx"}  # the same job in float64
+
+
 def test_gradient_with_respect_to_an_intermediate() -> None:
     """Guide: y = x*x, z = y*y at x = 3; dz/dy = 2y = 18."""
     outcome = assert_passed(run_program({"y": "x * x", "z": "y * y"}, {"z": ["y"]},

@@ -181,7 +181,7 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     outcome = Outcome(snippet=_snippet(program))
     (results, found), outcome.timings = timed_step(step, run, tensors)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
-    outcome.values = {t: np.asarray(v) for t, v in results.items()}
+    outcome.values = {t: v.numpy() for t, v in results.items()}
     outcome.gradients = {k: None if g is None else tf.convert_to_tensor(g).numpy() for k, g in found.items()}
     started = time.perf_counter()
     _check(program, outcome, refused)
