@@ -17,9 +17,10 @@ import json
 import keyword
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -161,13 +162,43 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * field_size, shape[-1] * field_size
 
 
+#: The routine registry, filled by :func:`routine` as each schema below is defined: routine name ->
+#: its schema, and -> the cases a case-driven routine knows (its module implements exactly these).
+#: The routine itself is ``run`` in ``runner/routines/<name>.py``, imported when a job needs it.
+SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {}
+CASES: dict[str, tuple[str, ...]] = {}
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
+MAX_ORDER = 8
+MAX_PROBES = 256  # each probe is unrolled into the traced step
+_Schema = TypeVar("_Schema", bound=type)
+
+
+def routine(cases: tuple[str, ...] = ()) -> Callable[[_Schema], _Schema]:
+    """Register a scenario schema, under the name its ``routine`` field defaults to, with its cases.
+
+    The one place a routine is declared: its name (the field), its schema (the class,
+    which also checks itself), its cases, and by that name its module and ``run``.
+    """
+    def decorate(schema: _Schema) -> _Schema:
+        name = schema.__dataclass_fields__["routine"].default
+        SCENARIO_SCHEMAS[name] = schema
+        if cases:
+            CASES[name] = cases
+        return schema
+    return decorate
+
+
 @dataclass
 class Scenario:
     name: str = MISSING
     routine: str = MISSING
     description: str = ""
 
+    def check(self) -> None:
+        """What Hydra's typing cannot check: names, expressions, shapes, ranges. One line per problem."""
 
+
+@routine()
 @dataclass
 class GradientScenario(Scenario):
     """One function of named inputs on one tape: basic, watch and sigmoid."""
@@ -184,7 +215,20 @@ class GradientScenario(Scenario):
             return self.target
         return "f" if "y" in self.inputs else "y"
 
+    def check(self) -> None:
+        _check_inputs(self)
+        target = self.target_name()
+        _check_name(target, "scenario.target")
+        if target in self.inputs:
+            raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
+        _parse(self.function, self.inputs, "scenario.function")
+        for name, text in self.closed_form.items():
+            if name not in self.inputs:
+                raise ConfigError(f"scenario.closed_form.{name}: no input named {name!r}")
+            _parse(text, self.inputs, f"scenario.closed_form.{name}")
 
+
+@routine()
 @dataclass
 class LinearScenario(Scenario):
     """y = xW + b with seeded data, and the loss's gradients for W and b."""
@@ -195,7 +239,13 @@ class LinearScenario(Scenario):
     out_features: int = 2
     loss: Loss = Loss.mean_square
 
+    def check(self) -> None:
+        for key in ("batch", "in_features", "out_features"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(self, key)}")
 
+
+@routine()
 @dataclass
 class PersistentScenario(Scenario):
     """Several named targets on one tape, each differentiated in turn."""
@@ -206,7 +256,20 @@ class PersistentScenario(Scenario):
     persistent: bool = True
     watch_accessed_variables: bool = True
 
+    def check(self) -> None:
+        _check_inputs(self)
+        if not self.targets:
+            raise ConfigError("scenario.targets: give at least one target, e.g. {y: x**2}")
+        known = set(self.inputs)
+        for name, text in self.targets.items():
+            _check_name(name, f"scenario.targets.{name}")
+            if name in known:
+                raise ConfigError(f"scenario.targets.{name}: the name is already an input or target")
+            _parse(text, known, f"scenario.targets.{name}")
+            known.add(name)
 
+
+@routine()
 @dataclass
 class HigherOrderScenario(Scenario):
     """Nested tapes: the first ``order`` derivatives of a function of one input."""
@@ -216,6 +279,14 @@ class HigherOrderScenario(Scenario):
     inputs: dict[str, Any] = field(default_factory=dict)  # exactly one: name -> InputSpec
     order: int = 4
 
+    def check(self) -> None:
+        _check_inputs(self)
+        if len(self.inputs) != 1:
+            raise ConfigError("scenario.inputs: higher_order differentiates a function of one input")
+        if not 1 <= self.order <= MAX_ORDER:
+            raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {self.order}")
+        _parse(self.function, self.inputs, "scenario.function")
+
 
 @dataclass
 class VectorScenario(Scenario):
@@ -224,7 +295,17 @@ class VectorScenario(Scenario):
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
     outputs: dict[str, str] = field(default_factory=dict)  # name -> expression over the inputs
 
+    def check(self) -> None:
+        _check_inputs(self)
+        _require_values(self.inputs)
+        if not self.outputs:
+            raise ConfigError("scenario.outputs: give at least one output, e.g. {f: x*y}")
+        for name, text in self.outputs.items():
+            _check_name(name, f"scenario.outputs.{name}")
+            _parse(text, self.inputs, f"scenario.outputs.{name}")
 
+
+@routine()
 @dataclass
 class JacobianScenario(VectorScenario):
     """tape.jacobian at x, and tape.batch_jacobian over seeded points around it."""
@@ -232,7 +313,13 @@ class JacobianScenario(VectorScenario):
     routine: str = "jacobian"
     batch: int = 8  # points for batch_jacobian (x plus seeded normal noise); 0 skips it
 
+    def check(self) -> None:
+        super().check()
+        if self.batch < 0:
+            raise ConfigError(f"scenario.batch must be 0 (no batch_jacobian) or more, got {self.batch}")
 
+
+@routine()
 @dataclass
 class ForwardModeScenario(VectorScenario):
     """ForwardAccumulator JVPs against reverse-mode VJPs, by the dot-product test."""
@@ -240,7 +327,13 @@ class ForwardModeScenario(VectorScenario):
     routine: str = "forward_mode"
     probes: int = 4  # seeded random (u, v) pairs
 
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.probes <= MAX_PROBES:
+            raise ConfigError(f"scenario.probes must be between 1 and {MAX_PROBES}, got {self.probes}")
 
+
+@routine()
 @dataclass
 class HessianScenario(Scenario):
     """The Hessian as the Jacobian of the gradient; its symmetry, eigenvalues, one Newton step."""
@@ -250,7 +343,15 @@ class HessianScenario(Scenario):
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
     damping: float = 1e-6  # the Newton step solves (H + damping I) step = -g
 
+    def check(self) -> None:
+        _check_inputs(self)
+        _require_values(self.inputs)
+        if not (_finite(self.damping) and self.damping >= 0):
+            raise ConfigError(f"scenario.damping must be a finite number >= 0, got {self.damping}")
+        _parse(self.function, self.inputs, "scenario.function")
 
+
+@routine(cases=("stop_gradient", "stop_recording", "reset"))
 @dataclass
 class StopGradientScenario(Scenario):
     """tf.stop_gradient, tape.stop_recording() and tape.reset(), each with and without."""
@@ -260,7 +361,11 @@ class StopGradientScenario(Scenario):
     x: float = 3.0
     case: str = "all"  # all | stop_gradient | stop_recording | reset
 
+    def check(self) -> None:
+        _parse(self.function, ["x"], "scenario.function")
 
+
+@routine(cases=("log1pexp", "clip_by_norm"))
 @dataclass
 class CustomGradientScenario(Scenario):
     """tf.custom_gradient: a stable log(1 + e^x), and clipping the gradient by its norm."""
@@ -270,7 +375,12 @@ class CustomGradientScenario(Scenario):
     clip_norm: float = 1.0
     case: str = "all"  # all | log1pexp | clip_by_norm
 
+    def check(self) -> None:
+        if not self.points or not all(_finite(p) for p in self.points) or self.clip_norm <= 0:
+            raise ConfigError("scenario.points must be finite numbers and scenario.clip_norm positive")
 
+
+@routine()
 @dataclass
 class UnconnectedScenario(Scenario):
     """A target that does not read a source: None, or zeros with unconnected_gradients."""
@@ -279,7 +389,13 @@ class UnconnectedScenario(Scenario):
     function: str = MISSING
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
 
+    def check(self) -> None:
+        _check_inputs(self)
+        _parse(self.function, self.inputs, "scenario.function")
 
+
+@routine(cases=("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op", "branch_not_taken",
+                "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed"))
 @dataclass
 class PitfallsScenario(Scenario):
     """The catalogue of why a gradient comes back None or NaN, one case or all."""
@@ -288,6 +404,7 @@ class PitfallsScenario(Scenario):
     case: str = "all"
 
 
+@routine(cases=("python_if", "python_for", "while_loop"))
 @dataclass
 class ControlFlowScenario(Scenario):
     """Python if/for and tf.while_loop inside the tape: the gradient follows the branch taken."""
@@ -297,7 +414,12 @@ class ControlFlowScenario(Scenario):
     steps: int = 3
     case: str = "all"  # all | python_if | python_for | while_loop
 
+    def check(self) -> None:
+        if not 0 <= self.steps <= 1000:
+            raise ConfigError(f"scenario.steps must be between 0 and 1000, got {self.steps}")
 
+
+@routine()
 @dataclass
 class MLPScenario(Scenario):
     """A multilayer perceptron: gradients for every weight and bias, checked in float64."""
@@ -307,7 +429,16 @@ class MLPScenario(Scenario):
     activation: str = "tanh"
     batch: int = 8
 
+    def check(self) -> None:
+        if len(self.layers) < 2 or any(size <= 0 for size in self.layers) or self.batch <= 0:
+            raise ConfigError(f"scenario.layers needs two or more positive sizes and scenario.batch a "
+                              f"positive size, got layers={self.layers}, batch={self.batch}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"scenario.activation: unknown {self.activation!r} "
+                              f"(known: {', '.join(ACTIVATIONS)})")
 
+
+@routine()
 @dataclass
 class ProgramScenario(Scenario):
     """A tensor program: named inputs of any shape, named steps in order on one tape, chosen gradients."""
@@ -325,35 +456,8 @@ class ProgramScenario(Scenario):
         """Target -> sources, in the order the tape is asked; by default the last target over every input."""
         return dict(self.gradients) or {list(self.targets)[-1]: list(self.inputs)}
 
-
-#: The cases each case-driven routine knows; the routine modules implement exactly these.
-CASES: dict[str, tuple[str, ...]] = {
-    "stop_gradient": ("stop_gradient", "stop_recording", "reset"),
-    "custom_gradient": ("log1pexp", "clip_by_norm"),
-    "control_flow": ("python_if", "python_for", "while_loop"),
-    "pitfalls": ("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op",
-                 "branch_not_taken", "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed"),
-}
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
-MAX_ORDER = 8
-MAX_PROBES = 256  # each probe is unrolled into the traced step
-
-SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {
-    "gradient": GradientScenario,
-    "linear": LinearScenario,
-    "persistent": PersistentScenario,
-    "higher_order": HigherOrderScenario,
-    "jacobian": JacobianScenario,
-    "forward_mode": ForwardModeScenario,
-    "hessian": HessianScenario,
-    "stop_gradient": StopGradientScenario,
-    "custom_gradient": CustomGradientScenario,
-    "unconnected": UnconnectedScenario,
-    "pitfalls": PitfallsScenario,
-    "control_flow": ControlFlowScenario,
-    "mlp": MLPScenario,
-    "program": ProgramScenario,
-}
+    def check(self) -> None:
+        check_program(self)
 
 
 @dataclass
@@ -491,75 +595,7 @@ def _check_scenario(scenario: Scenario) -> None:
         case = scenario.case  # every case-driven schema has one
         if case != "all" and case not in known:
             raise ConfigError(f"scenario.case: unknown case {case!r} (known: all, {', '.join(known)})")
-    if isinstance(scenario, HigherOrderScenario):
-        _check_inputs(scenario)
-        if len(scenario.inputs) != 1:
-            raise ConfigError("scenario.inputs: higher_order differentiates a function of one input")
-        if not 1 <= scenario.order <= MAX_ORDER:
-            raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {scenario.order}")
-        _parse(scenario.function, scenario.inputs, "scenario.function")
-    elif isinstance(scenario, VectorScenario):
-        _check_inputs(scenario)
-        _require_values(scenario.inputs)
-        if not scenario.outputs:
-            raise ConfigError("scenario.outputs: give at least one output, e.g. {f: x*y}")
-        for name, text in scenario.outputs.items():
-            _check_name(name, f"scenario.outputs.{name}")
-            _parse(text, scenario.inputs, f"scenario.outputs.{name}")
-        if isinstance(scenario, JacobianScenario) and scenario.batch < 0:
-            raise ConfigError(f"scenario.batch must be 0 (no batch_jacobian) or more, got {scenario.batch}")
-        if isinstance(scenario, ForwardModeScenario) and not 0 < scenario.probes <= MAX_PROBES:
-            raise ConfigError(f"scenario.probes must be between 1 and {MAX_PROBES}, got {scenario.probes}")
-    elif isinstance(scenario, HessianScenario | UnconnectedScenario):
-        _check_inputs(scenario)
-        if isinstance(scenario, HessianScenario):
-            _require_values(scenario.inputs)
-            if not (_finite(scenario.damping) and scenario.damping >= 0):
-                raise ConfigError(f"scenario.damping must be a finite number >= 0, got {scenario.damping}")
-        _parse(scenario.function, scenario.inputs, "scenario.function")
-    elif isinstance(scenario, StopGradientScenario):
-        _parse(scenario.function, ["x"], "scenario.function")
-    elif isinstance(scenario, ControlFlowScenario) and not 0 <= scenario.steps <= 1000:
-        raise ConfigError(f"scenario.steps must be between 0 and 1000, got {scenario.steps}")
-    elif isinstance(scenario, CustomGradientScenario) and (
-            not scenario.points or not all(_finite(p) for p in scenario.points) or scenario.clip_norm <= 0):
-        raise ConfigError("scenario.points must be finite numbers and scenario.clip_norm positive")
-    elif isinstance(scenario, MLPScenario):
-        if len(scenario.layers) < 2 or any(size <= 0 for size in scenario.layers) or scenario.batch <= 0:
-            raise ConfigError(f"scenario.layers needs two or more positive sizes and scenario.batch a "
-                              f"positive size, got layers={scenario.layers}, batch={scenario.batch}")
-        if scenario.activation not in ACTIVATIONS:
-            raise ConfigError(f"scenario.activation: unknown {scenario.activation!r} "
-                              f"(known: {', '.join(ACTIVATIONS)})")
-    if isinstance(scenario, ProgramScenario):
-        check_program(scenario)
-    if isinstance(scenario, GradientScenario):
-        _check_inputs(scenario)
-        target = scenario.target_name()
-        _check_name(target, "scenario.target")
-        if target in scenario.inputs:
-            raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
-        _parse(scenario.function, scenario.inputs, "scenario.function")
-        for name, text in scenario.closed_form.items():
-            if name not in scenario.inputs:
-                raise ConfigError(f"scenario.closed_form.{name}: no input named {name!r}")
-            _parse(text, scenario.inputs, f"scenario.closed_form.{name}")
-    elif isinstance(scenario, PersistentScenario):
-        _check_inputs(scenario)
-        if not scenario.targets:
-            raise ConfigError("scenario.targets: give at least one target, e.g. {y: x**2}")
-        known = set(scenario.inputs)
-        for name, text in scenario.targets.items():
-            _check_name(name, f"scenario.targets.{name}")
-            if name in known:
-                raise ConfigError(f"scenario.targets.{name}: the name is already an input or target")
-            _parse(text, known, f"scenario.targets.{name}")
-            known.add(name)
-    elif isinstance(scenario, LinearScenario):
-        for key in ("batch", "in_features", "out_features"):
-            if getattr(scenario, key) <= 0:
-                raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(scenario, key)}")
-
+    scenario.check()
 
 def _parse(text: str, names: Any, where: str, *, tensors: bool = False) -> None:
     """Parse to vet; only a program (``tensors``) may use more than the elementwise language."""

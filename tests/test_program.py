@@ -211,3 +211,20 @@ def test_help_lists_programs_and_the_guide_scenarios() -> None:
     assert len(guide) == 15
     assert all(f"  guide/{name} " in text for name in guide)
     assert "experiment=tf_guide" in text and "  program " in text and "  tf_guide " in text
+
+
+def test_each_routine_is_declared_once_by_its_schema() -> None:
+    import dataclasses
+    import importlib.util
+
+    from runner.schema import CASES, SCENARIO_SCHEMAS
+
+    assert list(SCENARIO_SCHEMAS) == [
+        "gradient", "linear", "persistent", "higher_order", "jacobian", "forward_mode", "hessian",
+        "stop_gradient", "custom_gradient", "unconnected", "pitfalls", "control_flow", "mlp", "program"]
+    for name, schema in SCENARIO_SCHEMAS.items():
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        assert fields["routine"].default == name
+        assert importlib.util.find_spec(f"runner.routines.{name}") is not None, name
+        assert ("case" in fields) == (name in CASES), name
+    assert CASES["control_flow"] == ("python_if", "python_for", "while_loop")

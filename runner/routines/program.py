@@ -30,7 +30,6 @@ from runner import expr, snippets
 from runner.arrays import NumPyBackend, SymPyArrays
 from runner.checks import compare, finite, float64_differences, projection_check
 from runner.result import Check, Curve, Outcome
-from runner.routines import register
 from runner.routines.support import tf_dtype, timed_step
 from runner.schema import ProgramInput, ProgramKind, ProgramScenario, RunConfig, Unconnected, program_shapes
 from runner.tfenv import tf
@@ -146,7 +145,6 @@ def _tensor(spec: ProgramInput, value: Any, name: str) -> Any:
     return tf.Variable(value, name=name, trainable=spec.kind is ProgramKind.variable)
 
 
-@register("program")
 def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     program = Program(scenario, run)
     backend = expr.TensorFlowBackend(program.dtype, program.branches)

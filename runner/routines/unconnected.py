@@ -22,7 +22,6 @@ import numpy as np
 from runner import expr, snippets
 from runner.checks import finite
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.catalogue import compiled, expect, verify, verify_expression
 from runner.routines.support import tf_dtype, timed_step
 from runner.routines.tape import why_none
@@ -36,7 +35,6 @@ def target_name(inputs: Mapping[str, InputSpec]) -> str:
     return next(n for n in candidates if n not in inputs)
 
 
-@register("unconnected")
 def run(scenario: UnconnectedScenario, run: RunConfig) -> Outcome:
     dtype = tf_dtype(run)
     target = target_name(scenario.inputs)
