@@ -167,7 +167,7 @@ class Index:
 Expr = Num | Name | Neg | BinOp | Call | Array | Func | Compare | IfExp | Index
 
 
-def _children(expr: Expr) -> tuple[Expr, ...]:
+def children(expr: Expr) -> tuple[Expr, ...]:
     match expr:
         case Neg(arg=a) | Call(arg=a) | Index(value=a):
             return (a,)
@@ -184,12 +184,12 @@ def names(expr: Expr) -> set[str]:
     """The free names an expression reads (its inputs; constants excluded)."""
     if isinstance(expr, Name):
         return set() if expr.id in CONSTANTS else {expr.id}
-    return set().union(*(names(child) for child in _children(expr)))
+    return set().union(*(names(child) for child in children(expr)))
 
 
 def size(expr: Expr) -> int:
     """The number of nodes: each is one op (one tensor) when the tape records the expression."""
-    return 1 + sum(size(child) for child in _children(expr))
+    return 1 + sum(size(child) for child in children(expr))
 
 
 def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bool = False) -> set[str]:
@@ -203,7 +203,7 @@ def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bo
             return tested | gradient_names(body if taken(expr) else orelse, taken, conditions=conditions)
         case Name():
             return names(expr)
-    return set().union(*(gradient_names(child, taken, conditions=conditions) for child in _children(expr)))
+    return set().union(*(gradient_names(child, taken, conditions=conditions) for child in children(expr)))
 
 
 #: Functions of several arguments that act element by element, so every routine may use them.
@@ -215,7 +215,7 @@ def elementwise(expr: Expr) -> bool:
     scalar = (isinstance(expr, Num | Name | Neg | Call | Compare)
               or (isinstance(expr, BinOp) and expr.op != "@")
               or (isinstance(expr, Func) and expr.fn in ELEMENTWISE))
-    return scalar and all(elementwise(child) for child in _children(expr))
+    return scalar and all(elementwise(child) for child in children(expr))
 
 
 @lru_cache(maxsize=256)
@@ -614,7 +614,7 @@ def infer_shape(expr: Expr, shapes: Mapping[str, tuple[int, ...]], sizes: list[i
     Raises :class:`ShapeError` naming the operation and the shapes it cannot combine.
     ``sizes``, when given, collects the element count of every node (one tensor each).
     """
-    kids = [infer_shape(child, shapes, sizes) for child in _children(expr)]
+    kids = [infer_shape(child, shapes, sizes) for child in children(expr)]
     match expr:
         case Num():
             shape: tuple[int, ...] = ()

@@ -20,6 +20,7 @@ checked without TensorFlow's autodiff:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -259,6 +260,13 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
                 f"checks.symbolic_max_elements={run.checks.symbolic_max_elements}")
         outcome.notes["SymPy"] = note
         return None
+    terms = max(_symbolic_terms(program, program.trees[t], {}) * math.prod(program.shapes[t])
+                for t in program.plan)
+    if terms > SYMBOLIC_MAX_TERMS:
+        outcome.notes["SymPy"] = (f"SymPy check skipped: the targets would expand to about "
+                                  f"{terms:.2g} terms, above {SYMBOLIC_MAX_TERMS:,} (matmuls and "
+                                  "reductions multiply them)")
+        return None
     import sympy as sp
 
     sym = SymPyArrays(program.branches)
@@ -284,6 +292,40 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
         outcome.checks.append(compare(f"{label} vs SymPy", got, want, run.tolerances().analytic))
 
     return check
+
+
+#: Above this many terms in all, SymPy's expressions (and their derivatives) would take minutes.
+SYMBOLIC_MAX_TERMS = 200_000
+REDUCING = ("norm", "softmax")  # besides reduce_*: each element reads a whole axis
+
+
+def _symbolic_terms(program: Program, node: expr.Expr, memo: dict[str, int]) -> int:
+    """Roughly how many terms one element of ``node`` has as a SymPy expression over the input symbols.
+
+    Each element of a matmul or a reduction sums (or, for max and min, compares) the
+    elements it reduces, so the count multiplies by their number; elementwise ops add.
+    """
+    kids = [_symbolic_terms(program, child, memo) for child in expr.children(node)]
+    match node:
+        case expr.Name(id=name) if name in program.trees:
+            if name not in memo:
+                memo[name] = _symbolic_terms(program, program.trees[name], memo)
+            return memo[name]
+        case expr.BinOp(op="@") | expr.Func(fn="matmul"):
+            inner = expr.infer_shape(node.left if isinstance(node, expr.BinOp) else node.args[0],
+                                     program.shapes)[-1]
+            return inner * sum(kids)
+        case expr.Func(fn=fn, args=args, options=options) if fn.startswith("reduce_") or fn in REDUCING:
+            shape = expr.infer_shape(args[0], program.shapes)
+            axis = dict(options).get("axis", -1 if fn == "softmax" else None)
+            axes = range(len(shape)) if axis is None else [axis] if isinstance(axis, int) else axis
+            count = math.prod(shape[a] for a in axes)
+            return (count * count if fn in ("reduce_max", "reduce_min") else count) * kids[0] + 1
+        case expr.Func(fn="maximum" | "minimum" | "clip_by_value"):
+            return 2 * sum(kids)
+        case expr.Func(fn="transpose" | "reshape" | "concat" | "stack") | expr.Index() | expr.IfExp():
+            return max(kids)
+    return sum(kids) + 1
 
 
 def _curve(program: Program, outcome: Outcome) -> Curve | None:
