@@ -35,8 +35,10 @@ def _axes(ndim: int, axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
 class _Arrays:
     """What both NumPy backends share: structure, composites, and the branches taken."""
 
-    def __init__(self, branches: Mapping[expr.IfExp, bool] | None = None) -> None:
+    def __init__(self, branches: Mapping[expr.IfExp, bool] | None = None,
+                 frozen: Mapping[expr.Func, Any] | None = None) -> None:
         self.branches: dict[expr.IfExp, bool] = dict(branches or {})
+        self.frozen: dict[expr.Func, Any] = dict(frozen or {})  # stop_gradient -> its value at the point
 
     # Supplied by each backend.
     def asarray(self, value: Any) -> np.ndarray:
@@ -61,6 +63,12 @@ class _Arrays:
         if node not in self.branches:
             self.branches[node] = bool(np.asarray(test()).item())
         return body() if self.branches[node] else orelse()
+
+    def stop(self, node: expr.Func, value: Callable[[], Any]) -> Any:
+        """``stop_gradient``: its value where it was first evaluated, a constant thereafter."""
+        if node not in self.frozen:
+            self.frozen[node] = np.asarray(value(), dtype=np.float64)
+        return self.array(self.frozen[node].tolist())
 
     def subscript(self, value: Any, index: tuple[expr.IndexItem, ...]) -> Any:
         return self.asarray(value)[tuple(i if isinstance(i, int) else slice(*i) for i in index)]
@@ -186,9 +194,10 @@ class NumPyBackend(_Arrays):
 class SymPyArrays(_Arrays, expr.SymPyBackend):
     """NumPy object arrays of SymPy expressions: every element's exact derivative is the oracle."""
 
-    def __init__(self, branches: Mapping[expr.IfExp, bool]) -> None:
+    def __init__(self, branches: Mapping[expr.IfExp, bool],
+                 frozen: Mapping[expr.Func, Any] | None = None) -> None:
         expr.SymPyBackend.__init__(self)
-        _Arrays.__init__(self, branches)
+        _Arrays.__init__(self, branches, frozen)
 
     @staticmethod
     def asarray(value: Any) -> np.ndarray:

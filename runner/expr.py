@@ -198,6 +198,8 @@ def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bo
     match expr:
         case Compare() if not conditions:
             return set()
+        case Func(fn="stop_gradient"):  # not recorded: nothing flows back through it
+            return set()
         case IfExp(test=test, body=body, orelse=orelse):
             tested = gradient_names(test, taken, conditions=True) if conditions else set()
             return tested | gradient_names(body if taken(expr) else orelse, taken, conditions=conditions)
@@ -337,6 +339,7 @@ SIGNATURES: dict[str, Signature] = {
     "where": Signature(3, condition=True),
     "maximum": Signature(2), "minimum": Signature(2), "clip_by_value": Signature(3),
     "square": Signature(1),
+    "stop_gradient": Signature(1),
     "softmax": Signature(1, ("axis",)),
     "norm": Signature(1, ("axis", "keepdims"), keyword_only=True),
     "transpose": Signature(1, ("perm",)),
@@ -589,6 +592,8 @@ def evaluate(expr: Expr, env: Mapping[str, Any], backend: Any) -> Any:
             return backend.call(fn, evaluate(a, env, backend))
         case Array(values=values):
             return backend.array(_nested_list(values))
+        case Func(fn="stop_gradient", args=(arg,)):
+            return backend.stop(expr, lambda: evaluate(arg, env, backend))
         case Func(fn=fn, args=args, options=options):
             return backend.apply(fn, [evaluate(a, env, backend) for a in args], dict(options))
         case Compare(op=op, left=left, right=right):
@@ -708,7 +713,7 @@ def _function_shape(expr: Func, kids: list[tuple[int, ...]]) -> tuple[int, ...]:
         if opts.get("keepdims"):
             return tuple(1 if i in axes else d for i, d in enumerate(shape))
         return tuple(d for i, d in enumerate(shape) if i not in axes)
-    if fn in ("where", "maximum", "minimum", "square"):
+    if fn in ("where", "maximum", "minimum", "square", "stop_gradient"):
         return _broadcast(expr, kids)
     if fn == "clip_by_value":
         if _broadcast(expr, kids) != kids[0]:
@@ -792,6 +797,9 @@ class TensorFlowBackend:
     @staticmethod
     def subscript(value: Any, index: tuple[IndexItem, ...]) -> Any:
         return value[_python_index(index)]
+
+    def stop(self, node: Func, value: Callable[[], Any]) -> Any:
+        return self._tf.stop_gradient(value())
 
 
 class SymPyBackend:
@@ -909,3 +917,7 @@ class CodeBackend:
     @staticmethod
     def subscript(value: Code, index: tuple[IndexItem, ...]) -> Code:
         return Code(f"{value}[{', '.join(map(_index_text, index))}]")
+
+    @staticmethod
+    def stop(node: Func, value: Callable[[], Code]) -> Code:
+        return Code(f"tf.stop_gradient({value()})")

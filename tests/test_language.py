@@ -94,6 +94,8 @@ CASES: list[tuple[str, Callable[[], Any], Callable[[], np.ndarray]]] = [
     ("reduce_sum(x) if reduce_sum(x) > 0 else reduce_sum(x**2)", lambda: X.sum(), lambda: np.ones_like(X)),
     ("reduce_sum(x**2) if x[0, 0] > 1 else 5 * reduce_sum(x)", lambda: 5 * X.sum(),
      lambda: np.full_like(X, 5.0)),
+    ("x * stop_gradient(x)", lambda: X * X, lambda: X),
+    ("stop_gradient(x**2) * x + x", lambda: X**3 + X, lambda: X**2 + 1),
     ("exp(x) @ w", lambda: np.exp(X) @ W, lambda: np.exp(X) * (np.ones((2, 2)) @ W.T)),
 ]
 

@@ -29,6 +29,7 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_unconnected": {"dz/dx": None, "dz/dy": 6.0},
     "guide_unconnected_zero": {"dz/dx": [0.0, 0.0]},
     "guide_two_tapes": {"dy0/dx0": 1.0, "dy1/dx1": 0.25},
+    "guide_stop_gradient": {"dz/dx": 4.0, "dz/dy": None},
 }
 
 
@@ -40,7 +41,7 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     run = cli("experiment=tf_guide", timeout=900)
     assert run.returncode == 0, run.stderr
     results = _results(run)
-    assert len(results) == 15
+    assert len(results) == 16
     assert all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in results.values())
     for name, expected in GUIDE.items():
         for label, want in expected.items():

@@ -74,6 +74,7 @@ class Program:
         numpy = NumPyBackend()
         self.forward = evaluate_steps(self.trees, self.held, numpy)  # decides every conditional
         self.branches = numpy.branches
+        self.frozen = numpy.frozen  # each stop_gradient's value: a constant for the oracles
         self.plan = scenario.plan()
         self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
             t: np.broadcast_to(np.asarray(scenario.output_gradients.get(t, 1.0), dtype=np.float64),
@@ -97,8 +98,8 @@ class Program:
         """Why tape.gradient(target, source) is None, or '' when it is a gradient."""
         if source not in self.reaches(target):
             if source in self.reaches(target, conditions=True) or source in expr.names(self.trees[target]):
-                return (f"{target} reads {source} only in a condition or in a branch not taken, which "
-                        "carry no gradient, so the tape has no path between them")
+                return (f"{target} reads {source} only in a condition, in a branch not taken or inside "
+                        "stop_gradient, which carry no gradient, so the tape has no path between them")
             return f"{target} does not depend on {source}, so the tape has no path between them"
         if source in self.trees:
             inputs = self.reaches(source, conditions=True) & set(self.scenario.inputs)
@@ -121,7 +122,8 @@ class Program:
         def fn(point: np.ndarray) -> np.ndarray:
             env, override = dict(self.held), {}
             (env if source in env else override)[source] = point
-            return evaluate_steps(self.trees, env, NumPyBackend(self.branches), override, target)[target]
+            backend = NumPyBackend(self.branches, self.frozen)
+            return evaluate_steps(self.trees, env, backend, override, target)[target]
         return fn
 
     def vjp(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -269,7 +271,7 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
         return None
     import sympy as sp
 
-    sym = SymPyArrays(program.branches)
+    sym = SymPyArrays(program.branches, program.frozen)
     env = {n: sym.input_symbols(n, program.shapes[n]) for n in program.scenario.inputs}
 
     def check(label: str, target: str, source: str, got: np.ndarray) -> None:
