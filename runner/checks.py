@@ -41,6 +41,13 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
     return Check(name, err <= bound, err, bound)
 
 
+def recorded(label: str, got: Any, reason: str) -> Check:
+    """None exactly when predicted: ``reason`` says why the tape cannot give this gradient ('' if it can)."""
+    expected = "None" if reason else "a gradient"
+    return Check(f"{label} recorded", (got is None) == bool(reason), None, None,
+                 f"expected {expected}, got {'None' if got is None else 'a gradient'}")
+
+
 SAMPLED_ELEMENT_BUDGET = 2**28  # elements evaluated by one sampled finite-difference check, at most
 
 

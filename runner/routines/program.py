@@ -29,7 +29,7 @@ import numpy as np
 
 from runner import expr, snippets
 from runner.arrays import NumPyBackend, SymPyArrays
-from runner.checks import compare, finite, float64_differences, projection_check
+from runner.checks import compare, finite, float64_differences, projection_check, recorded
 from runner.result import Check, Curve, Outcome
 from runner.routines.support import tf_dtype, timed_step
 from runner.schema import ProgramInput, ProgramKind, ProgramScenario, RunConfig, Unconnected, program_shapes
@@ -222,10 +222,7 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
                     Check(name, False, None, None, "TensorFlow returned None") if got is None
                     else compare(name, got, np.zeros(program.shapes[source]), tolerances.analytic))
                 continue
-            expected = "None" if reason else "a gradient"
-            outcome.checks.append(Check(
-                f"{label} recorded", (got is None) == bool(reason), None, None,
-                f"expected {expected}, got {'None' if got is None else 'a gradient'}"))
+            outcome.checks.append(recorded(label, got, reason))
             if got is None:
                 outcome.notes[label] = reason or "TensorFlow returned None"
                 continue
