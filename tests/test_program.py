@@ -239,3 +239,15 @@ def test_sympy_is_skipped_where_its_expressions_would_explode() -> None:
     small = run_program({"y": "reduce_sum(x @ x)"}, {"y": ["x"]},
                         inputs={"x": {"init": "uniform", "shape": [6, 6]}})
     assert "SymPy" not in small.notes and any(c.name == "dy/dx vs SymPy" for c in small.checks)
+
+
+def test_many_steps_that_share_earlier_steps_stay_fast() -> None:
+    """Forty steps, each reading the two before it (a walk without memory would take 2^40 steps)."""
+    targets = {"s0": "x", "s1": "x * 1"}
+    targets.update({f"s{i}": f"s{i - 1} + s{i - 2}" for i in range(2, 40)})
+    outcome = assert_passed(run_program(targets, {"s39": ["x"]}, inputs={"x": {"value": 1.0}},
+                                        overrides=["checks.analytic=false"]))
+    fib = [1, 1]
+    while len(fib) < 40:
+        fib.append(fib[-1] + fib[-2])
+    assert outcome.gradients["ds39/dx"] == fib[39]  # ds_i/dx is the i-th Fibonacci number
