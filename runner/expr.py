@@ -168,6 +168,7 @@ Expr = Num | Name | Neg | BinOp | Call | Array | Func | Compare | IfExp | Index
 
 
 def children(expr: Expr) -> tuple[Expr, ...]:
+    """A node's sub-expressions, in order (none for numbers, names and list literals)."""
     match expr:
         case Neg(arg=a) | Call(arg=a) | Index(value=a):
             return (a,)
