@@ -294,3 +294,15 @@ def test_quoting_lets_commas_spaces_and_matmul_through() -> None:
         "+scenario.targets.q='x * [3.0, 4.0]'", "scenario.function='x**2','where(x > 0, x, 0)'",
         "scenario.outputs.f='maximum(x, y)'", "seed=1,2", "scenario.function='x,y'",
     ]
+
+
+@pytest.mark.parametrize(("text", "value", "grad"), CASES, ids=[c[0] for c in CASES])
+def test_snippet_code_of_every_case_computes_the_same_value(
+        text: str, value: Callable[[], Any], grad: Callable[[], np.ndarray]) -> None:
+    """The report's snippet text (trusted: the backend wrote it), run as plain TensorFlow, gives the value."""
+    from runner.tfenv import tf
+
+    tree = expr.parse(text, ["x", "w"])
+    code = expr.evaluate(tree, {"x": expr.Code("x"), "w": expr.Code("w")}, expr.CodeBackend("float64"))
+    scope = {"tf": tf, "x": tf.constant(X), "w": tf.constant(W)}
+    np.testing.assert_allclose(eval(code, scope).numpy(), value(), rtol=1e-12)
