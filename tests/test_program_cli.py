@@ -52,6 +52,9 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     assert "can only be used to compute one set of gradients" in refusal["detail"]
     sigmoid = results["guide_sigmoid"]["gradients"]["dy/dx"]
     assert len(sigmoid) == 201 and sigmoid[100] == 0.25 and max(sigmoid) == 0.25
+    (sigmoid_dir,) = [d for d in run.run_dirs() if d.name.endswith("guide_sigmoid")]
+    assert "SymPy check skipped: the inputs and intermediate sources hold 201 elements" in (
+        sigmoid_dir / "report.md").read_text()  # the report says which oracle did not run, and why
     layer = results["guide_layer"]
     x, w = np.array(layer["inputs"]["x"]), np.array(layer["inputs"]["w"])
     assert np.array(layer["gradients"]["dloss/dw"]).shape == (3, 2)

@@ -253,8 +253,15 @@ def _difference_check(program: Program, label: str, target: str, source: str, go
                             run.checks.projections, run.seed)
 
 
+def _skipped(outcome: Outcome, reason: str) -> Callable[..., None]:
+    """In place of SymPy's check: say in each gradient's note (and so in the report) why it was skipped."""
+    def note(label: str, target: str, source: str, got: np.ndarray) -> None:
+        outcome.notes[label] = "; ".join(filter(None, [outcome.notes.get(label), reason]))
+    return note
+
+
 def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] | None:
-    """SymPy's check, or None after noting why it is skipped (turned off, or too many elements)."""
+    """SymPy's check of one gradient; a note instead where the expressions would be too large; None if off."""
     run = program.run
     if not run.checks.analytic:
         return None
@@ -262,17 +269,14 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
     count += sum(int(np.prod(program.shapes[s])) for sources in program.plan.values() for s in sources
                  if s in program.trees)
     if count > run.checks.symbolic_max_elements:
-        note = (f"SymPy check skipped: the inputs and intermediate sources hold {count} elements, above "
-                f"checks.symbolic_max_elements={run.checks.symbolic_max_elements}")
-        outcome.notes["SymPy"] = note
-        return None
+        limit = run.checks.symbolic_max_elements
+        return _skipped(outcome, f"SymPy check skipped: the inputs and intermediate sources hold {count} "
+                                 f"elements, above checks.symbolic_max_elements={limit}")
     terms = max(_symbolic_terms(program, program.trees[t], {}) * math.prod(program.shapes[t])
                 for t in program.plan)
     if terms > SYMBOLIC_MAX_TERMS:
-        outcome.notes["SymPy"] = (f"SymPy check skipped: the targets would expand to about "
-                                  f"{terms:.2g} terms, above {SYMBOLIC_MAX_TERMS:,} (matmuls and "
-                                  "reductions multiply them)")
-        return None
+        return _skipped(outcome, f"SymPy check skipped: the targets would expand to about {terms:.2g} terms, "
+                                 f"above {SYMBOLIC_MAX_TERMS:,} (matmuls and reductions multiply them)")
     import sympy as sp
 
     sym = SymPyArrays(program.branches, program.frozen)
