@@ -314,13 +314,24 @@ def bench_jacobian(reps: int, work: Path) -> list[Row]:
                 [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB")]
 
 
+def bench_program(reps: int, work: Path) -> list[Row]:
+    """A 10^6-element program checked by random projections (benchmarks/program.py), one process."""
+    _, _, out = run_process([PYTHON, str(HERE / "program.py"), str(reps)], work)
+    found = json.loads(out.splitlines()[-1])
+    return [Row("program of 10^6 elements: checks (random projections) vs the tape step alone",
+                found["checks"], found["tape"],
+                note="x (1000, 1000) and w (1000, 10), loss = reduce_mean(square(tanh(x @ w) - 0.5)): each "
+                     "source is checked by 4 projections v.(J u), each two float64 NumPy forward passes and "
+                     "one eager VJP, against the compiled tape step's median (timings.tape_repeat)")]
+
+
 #: make bench runs these, in about fifteen minutes here (the launchers item alone takes three to five:
 #: eight sweeps, one Ray start-up each for two of them). One more runs on request (--only joblib),
 #: outside that budget: five pairs of 100-job sweeps, ~4 minutes.
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
-    "inprocess": bench_inprocess, "jacobian": bench_jacobian, "notebook": bench_notebook,
-    "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
+    "inprocess": bench_inprocess, "jacobian": bench_jacobian, "program": bench_program,
+    "notebook": bench_notebook, "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
     "joblib": bench_joblib,

@@ -47,21 +47,34 @@ def quote_expressions(args: list[str]) -> list[str]:
     """Let ``scenario.function=x**3*cos(x)`` through Hydra's override grammar.
 
     This covers scenario.function and scenario.{targets,outputs,closed_form}.<name>.
-    Hydra reads parentheses as its own function calls, so an unquoted expression
-    fails to parse. Expressions never contain commas or quotes, so each
-    comma-separated value (a sweep's choices) is wrapped in quotes; values already
-    quoted, or written with Hydra's sweep functions, pass untouched. Anything else
-    still reaches the expression parser, which names what it refuses.
+    Hydra reads parentheses as its own function calls, and commas, spaces and
+    ``@`` as its own syntax, so an unquoted expression fails to parse. Each
+    comma-separated value (a sweep's choices) is wrapped in quotes, splitting only
+    at commas outside brackets: ``where(x > 0, x, 0)`` and ``x * [3.0, 4.0]`` stay
+    one expression. Values already quoted, or written with Hydra's sweep
+    functions, pass untouched. Anything else still reaches the expression parser,
+    which names what it refuses.
     """
     quoted = []
     for arg in args:
         match = _EXPRESSION_OVERRIDE.fullmatch(arg)
         mark = next((q for q in "'\"" if q not in arg), None)
         if match and mark and not _SWEEP_FUNCTION.match(match["value"]):
-            parts = match["value"].split(",")
+            parts = _top_level_parts(match["value"])
             arg = match["key"] + "=" + ",".join(f"{mark}{part}{mark}" for part in parts)
         quoted.append(arg)
     return quoted
+
+
+def _top_level_parts(value: str) -> list[str]:
+    """``value`` split at the commas that are not inside (), [] or {}."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(value):
+        depth += (char in "([{") - (char in ")]}")
+        if char == "," and depth == 0:
+            parts.append(value[start:i])
+            start = i + 1
+    return [*parts, value[start:]]
 
 
 def main() -> None:

@@ -41,6 +41,13 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
     return Check(name, err <= bound, err, bound)
 
 
+def recorded(label: str, got: Any, reason: str) -> Check:
+    """None exactly when predicted: ``reason`` says why the tape cannot give this gradient ('' if it can)."""
+    expected = "None" if reason else "a gradient"
+    return Check(f"{label} recorded", (got is None) == bool(reason), None, None,
+                 f"expected {expected}, got {'None' if got is None else 'a gradient'}")
+
+
 SAMPLED_ELEMENT_BUDGET = 2**28  # elements evaluated by one sampled finite-difference check, at most
 
 
@@ -128,6 +135,61 @@ def difference_check(
     picks, fd = sampled_differences(fn, arg, delta, count, seed)
     sampled = np.asarray(got, dtype=np.float64).reshape(-1)[picks]
     return compare(f"{label} vs finite differences ({count} of {size} elements)", sampled, fd, tol)
+
+
+def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weight: Any,
+                        delta: float) -> np.ndarray:
+    """d sum(weight * fn(point)) / d point at every element, by central differences in float64.
+
+    ``fn`` is a float64 forward pass (never TensorFlow's), so the differences share
+    nothing with the tape. Two evaluations per element; each output is differenced
+    before the weighted sum, so rounding stays at the scale of one output.
+    """
+    point = np.asarray(point, dtype=np.float64)
+    grad = np.empty(point.shape)
+    flat = grad.reshape(-1)
+    for i in range(point.size):
+        step = np.zeros(point.size)
+        step[i] = delta
+        step = step.reshape(point.shape)
+        flat[i] = float(np.sum(weight * (fn(point + step) - fn(point - step)))) / (2 * delta)
+    return grad
+
+
+def projection_check(
+    label: str, got: Any, fn: Callable[[np.ndarray], np.ndarray], vjp: Callable[[np.ndarray], Any],
+    point: Any, weight: Any, tol: Tolerance, delta: float, count: int, seed: int,
+) -> Check:
+    """Random projections, as PyTorch's ``gradcheck(fast_mode=True)``: ``v . (J u)`` two ways.
+
+    For seeded random directions u (shaped like the source) and cotangents v (like
+    the target), the tape's side is ``u . vjp(v)`` (one vector-Jacobian product)
+    and the other is the float64 central difference of ``v . fn`` along u. The
+    first pair uses the run's own cotangent ``weight`` and its reported gradient
+    ``got``, so the number in results.json is itself checked. Each pair costs two
+    forward passes and one VJP, whatever the size. Passes when every pair agrees
+    within ``atol + rtol * |difference|``; reports the pair furthest from its bound.
+    """
+    point = np.asarray(point, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    worst: tuple[float, float, float] | None = None  # (err / bound, err, bound)
+    for k in range(max(1, count)):
+        u = rng.standard_normal(point.shape)
+        v = np.asarray(weight, dtype=np.float64) if k == 0 else rng.standard_normal(np.shape(weight))
+        tape_side = float(np.sum(u * np.asarray(got if k == 0 else vjp(v), dtype=np.float64)))
+        with np.errstate(all="ignore"):
+            numeric = float(np.sum(v * (fn(point + delta * u) - fn(point - delta * u)))) / (2 * delta)
+        err, bound = abs(tape_side - numeric), tol.atol + tol.rtol * abs(numeric)
+        if not (math.isfinite(err) and math.isfinite(numeric)):
+            worst = (math.inf, math.nan, bound)
+            break
+        if worst is None or err / bound > worst[0]:
+            worst = (err / bound, err, bound)
+    assert worst is not None
+    name = f"{label} vs float64 central differences ({max(1, count)} random projections v.(J u))"
+    if not math.isfinite(worst[0]):
+        return Check(name, False, None, None, "NaN or Inf in a projection")
+    return Check(name, worst[0] <= 1.0, worst[1], worst[2])
 
 
 def unbroadcast(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -43,6 +43,8 @@ Examples:
   tape-runner scenario=sigmoid scenario.inputs.x.linspace.num=501
   tape-runner -m scenario=basic scenario.inputs.x.value='range(-3,4)'
   tape-runner experiment=watch_matrix hydra/launcher=joblib
+  tape-runner scenario=program 'scenario.targets.loss=reduce_sum(where(y > 0, y, 0.1 * y)**2)'
+  tape-runner --config-dir ./my_scenarios scenario=mine  # your own my_scenarios/scenario/mine.yaml
 
 Exit status: 0 ok, 1 error (bad input, or a job that raised), 2 a gradient check failed.
 Outputs: results.json, report.md/html, snippet.py, plots and the log, per run.
@@ -79,9 +81,12 @@ def _listing(title: str, entries: list[tuple[str, str]]) -> str:
 
 
 def help_text(config_dir: Path) -> str:
+    guide = [(f"guide/{name}", text) for name, text in _entries(config_dir / "scenario" / "guide")]
     return "\n".join([
         USAGE,
         _listing("Scenarios (scenario=<name>):", _entries(config_dir / "scenario")),
+        *([_listing("TensorFlow's autodiff guides (scenario=guide/<name>; all: experiment=tf_guide):",
+                    guide)] if guide else []),
         _listing("Experiments (experiment=<name>):", _entries(config_dir / "experiment")),
         OPTIONS,
         EXAMPLES,

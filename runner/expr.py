@@ -3,9 +3,15 @@
 A scenario's ``function: x**3*cos(x)`` is data, not code. It is parsed with
 :mod:`ast` and every node is checked against a short whitelist before anything
 is evaluated; what survives becomes a tiny tree of :class:`Num`, :class:`Name`,
-:class:`Neg`, :class:`BinOp` and :class:`Call`. One evaluator walks that tree
-for every backend: with TensorFlow tensors it builds the ops the tape records,
-with SymPy symbols it builds the expression whose derivative is the oracle.
+:class:`Neg`, :class:`BinOp` and :class:`Call`, and for tensor programs
+:class:`Array` (list literals), :class:`Func` (functions of several arguments
+with constant options such as ``axis=``), :class:`Compare`, :class:`IfExp` and
+:class:`Index`. One evaluator walks that tree for every backend: with
+TensorFlow tensors it builds the ops the tape records, with SymPy symbols (or
+NumPy arrays of them) it builds the expression whose derivative is the oracle,
+with NumPy float64 arrays it computes finite differences, and as text it
+writes the reports' snippets. :func:`infer_shape` knows every node's shape
+before any of them runs.
 Nothing here calls ``eval``, ``exec`` or SymPy's string parsers.
 
 This module imports neither TensorFlow nor SymPy at import time, so configs are
@@ -15,7 +21,6 @@ validated in milliseconds.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import functools
 import math
 import operator
@@ -46,11 +51,11 @@ CONSTANTS = {"pi": math.pi, "e": math.e}
 RESERVED = frozenset(TF_OPS) | frozenset(CONSTANTS)
 
 _BINOPS: dict[type[ast.operator], str] = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**",
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
 }
 _APPLY: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul,
-    "/": operator.truediv, "**": operator.pow,
+    "/": operator.truediv, "**": operator.pow, "@": operator.matmul,
 }
 
 
@@ -97,29 +102,127 @@ class Call:
         return f"{self.fn}({self.arg})"
 
 
-Expr = Num | Name | Neg | BinOp | Call
+@dataclass(frozen=True)
+class Array:
+    """A list literal of numbers, nested to any depth: ``[[1.0, 2.0, 3.0]]``."""
+
+    values: tuple[Any, ...]  # nested tuples of floats, rectangular
+    shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return str(_nested_list(self.values))
+
+
+@dataclass(frozen=True)
+class Func:
+    """Several tensors and constant options: ``reduce_sum(x, axis=1)``, ``concat([a, b], 0)``."""
+
+    fn: str
+    args: tuple[Expr, ...]
+    options: tuple[tuple[str, Any], ...] = ()  # (name, int | tuple of ints | bool), as given
+
+    def __str__(self) -> str:
+        tensors = ", ".join(map(str, self.args))
+        if SIGNATURES[self.fn].listed:
+            tensors = f"[{tensors}]"
+        opts = "".join(f", {k}={list(v) if isinstance(v, tuple) else v}" for k, v in self.options)
+        return f"{self.fn}({tensors}{opts})"
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``a < b`` and the like: only the condition of ``where`` or of a conditional."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+    def __str__(self) -> str:
+        return f"({self.left} {self.op} {self.right})"
+
+
+@dataclass(frozen=True)
+class IfExp:
+    """``a if x > 0 else b``: like Python's ``if`` inside a tape, only the branch taken is recorded."""
+
+    test: Compare
+    body: Expr
+    orelse: Expr
+
+    def __str__(self) -> str:
+        return f"({self.body} if {self.test} else {self.orelse})"
+
+
+#: One index of a subscript: a constant integer, or a slice as (start, stop, step), each maybe None.
+IndexItem = int | tuple[int | None, int | None, int | None]
+
+
+@dataclass(frozen=True)
+class Index:
+    """``x[0]``, ``x[:, 1]``, ``x[1:3]``: constant indices and slices only."""
+
+    value: Expr
+    index: tuple[IndexItem, ...]
+
+    def __str__(self) -> str:
+        return f"{self.value}[{', '.join(map(_index_text, self.index))}]"
+
+
+Expr = Num | Name | Neg | BinOp | Call | Array | Func | Compare | IfExp | Index
+
+
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """A node's sub-expressions, in order (none for numbers, names and list literals)."""
+    match expr:
+        case Neg(arg=a) | Call(arg=a) | Index(value=a):
+            return (a,)
+        case BinOp(left=left, right=right) | Compare(left=left, right=right):
+            return left, right
+        case Func(args=args):
+            return args
+        case IfExp(test=test, body=body, orelse=orelse):
+            return test, body, orelse
+    return ()
 
 
 def names(expr: Expr) -> set[str]:
     """The free names an expression reads (its inputs; constants excluded)."""
-    match expr:
-        case Name(id=i):
-            return set() if i in CONSTANTS else {i}
-        case Neg(arg=a) | Call(arg=a):
-            return names(a)
-        case BinOp(left=left, right=right):
-            return names(left) | names(right)
-    return set()
+    if isinstance(expr, Name):
+        return set() if expr.id in CONSTANTS else {expr.id}
+    return set().union(*(names(child) for child in children(expr)))
 
 
 def size(expr: Expr) -> int:
     """The number of nodes: each is one op (one tensor) when the tape records the expression."""
+    return 1 + sum(size(child) for child in children(expr))
+
+
+def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bool = False) -> set[str]:
+    """The names a gradient can flow back to: only into the branch taken, and not through a
+    condition (unless ``conditions``: then every name the ops that were built read)."""
     match expr:
-        case Neg(arg=a) | Call(arg=a):
-            return 1 + size(a)
-        case BinOp(left=left, right=right):
-            return 1 + size(left) + size(right)
-    return 1
+        case Compare() if not conditions:
+            return set()
+        case Func(fn="stop_gradient"):  # not recorded: nothing flows back through it
+            return set()
+        case IfExp(test=test, body=body, orelse=orelse):
+            tested = gradient_names(test, taken, conditions=True) if conditions else set()
+            return tested | gradient_names(body if taken(expr) else orelse, taken, conditions=conditions)
+        case Name():
+            return names(expr)
+    return set().union(*(gradient_names(child, taken, conditions=conditions) for child in children(expr)))
+
+
+#: Functions of several arguments that act element by element, so every routine may use them.
+ELEMENTWISE = frozenset({"where", "maximum", "minimum", "clip_by_value", "square"})
+
+
+def elementwise(expr: Expr) -> bool:
+    """Whether the tree stays in the elementwise language every routine speaks (``program`` speaks more)."""
+    scalar = (isinstance(expr, Num | Name | Neg | Call | Compare)
+              or (isinstance(expr, BinOp) and expr.op != "@")
+              or (isinstance(expr, Func) and expr.fn in ELEMENTWISE))
+    return scalar and all(elementwise(child) for child in children(expr))
 
 
 def check_text(text: str) -> None:
@@ -204,7 +307,7 @@ def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> tuple[Expr, 
                 return Name(ident), CONSTANTS[ident]
             if ident in allowed:
                 return Name(ident), None
-            if ident in FUNCTIONS:
+            if ident in ALL_FUNCTIONS:
                 raise ConfigError(f"function {ident!r} must be called, as in {ident}(x)")
             known = ", ".join(sorted(allowed)) or "none"
             raise ConfigError(f"unknown name {ident!r} (inputs: {known}; constants: pi, e)")
@@ -218,11 +321,25 @@ def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> tuple[Expr, 
             tree = BinOp(_BINOPS[type(op)], lhs, rhs)
             if tree.op == "**" and rvalue is not None and abs(rvalue) > MAX_EXPONENT:
                 raise ConfigError(f"exponent {rvalue:g} in {tree} exceeds the limit of {MAX_EXPONENT}")
-            both = None if lvalue is None or rvalue is None else (lvalue, rvalue)
+            if tree.op == "**" and rvalue is None and not names(rhs):
+                raise ConfigError(f"exponent {rhs} in {tree} must be a single number or read an input")
+            both = None if lvalue is None or rvalue is None or tree.op == "@" else (lvalue, rvalue)
             return _vetted(tree, both)
+        case ast.Call(func=ast.Name(id=fn), args=args, keywords=keywords) if fn in SIGNATURES:
+            return _convert_func(fn, args, keywords, allowed, down), None
+        case ast.List() | ast.Tuple():
+            return _array(node), None
+        case ast.Subscript(value=value, slice=index):
+            return Index(_convert(value, allowed, down)[0], _index(index)), None
+        case ast.IfExp(test=test, body=body, orelse=orelse):
+            return IfExp(_condition(test, allowed, down), _convert(body, allowed, down)[0],
+                         _convert(orelse, allowed, down)[0]), None
+        case ast.Compare():
+            raise ConfigError("a comparison is allowed only as the condition of where(...) or of "
+                              "a conditional (a if x > 0 else b)")
         case ast.Call(func=ast.Name(id=fn), args=args, keywords=keywords):
             if fn not in FUNCTIONS:
-                raise ConfigError(f"unknown function {fn!r} (known: {', '.join(FUNCTIONS)})")
+                raise ConfigError(f"unknown function {fn!r} (known: {', '.join(ALL_FUNCTIONS)})")
             if keywords or len(args) != 1 or isinstance(args[0], ast.Starred):
                 raise ConfigError(f"{fn}() takes exactly one positional argument")
             arg, value = _convert(args[0], allowed, down)
@@ -230,6 +347,210 @@ def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> tuple[Expr, 
     power = isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor)
     raise ConfigError(f"{_describe(node)} is not allowed in an expression"
                       + ("; for a power write ** (x**2), not ^" if power else ""))
+
+
+@dataclass(frozen=True)
+class Signature:
+    """How a function of the tensor language is called.
+
+    ``tensors`` leading positional tensor arguments (or, when ``listed``, one list
+    of them), then constant ``options`` given positionally after the tensors or by
+    keyword (only by keyword when ``keyword_only``, as TensorFlow's own signature
+    puts something else there). ``condition`` marks ``where``, whose first
+    argument is a comparison.
+    """
+
+    tensors: int
+    options: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    listed: bool = False
+    keyword_only: bool = False
+    condition: bool = False
+
+
+_REDUCE = Signature(1, ("axis", "keepdims"))
+#: The functions of several arguments, by TensorFlow's own names (``tf.<name>`` unless in TF_PATHS).
+SIGNATURES: dict[str, Signature] = {
+    "matmul": Signature(2),
+    "reduce_sum": _REDUCE, "reduce_mean": _REDUCE, "reduce_max": _REDUCE, "reduce_min": _REDUCE,
+    "reduce_prod": _REDUCE, "reduce_logsumexp": _REDUCE,
+    "where": Signature(3, condition=True),
+    "maximum": Signature(2), "minimum": Signature(2), "clip_by_value": Signature(3),
+    "square": Signature(1),
+    "stop_gradient": Signature(1),
+    "softmax": Signature(1, ("axis",)),
+    "norm": Signature(1, ("axis", "keepdims"), keyword_only=True),
+    "transpose": Signature(1, ("perm",)),
+    "reshape": Signature(1, ("shape",), required=("shape",)),
+    "concat": Signature(0, ("axis",), required=("axis",), listed=True),
+    "stack": Signature(0, ("axis",), listed=True),
+}
+TF_PATHS = {"softmax": "nn.softmax"}
+ALL_FUNCTIONS = (*FUNCTIONS, *SIGNATURES)
+RESERVED = RESERVED | frozenset(SIGNATURES)
+MAX_LIST_ITEMS = 10_000  # numbers in one list literal
+_COMPARE: dict[type[ast.cmpop], str] = {
+    ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
+}
+_SYMPY_RELATIONS = {"<": "Lt", "<=": "Le", ">": "Gt", ">=": "Ge", "==": "Eq", "!=": "Ne"}
+_COMPARE_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne,
+}
+
+
+def _convert_func(fn: str, args: list[ast.expr], keywords: list[ast.keyword],
+                  allowed: frozenset[str], depth: int) -> Func:
+    """A call of a function in :data:`SIGNATURES`: tensors converted, options read as constants."""
+    sig = SIGNATURES[fn]
+    if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in keywords):
+        raise ConfigError(f"{fn}(): unpacking arguments is not allowed")
+    count = 1 if sig.listed else sig.tensors
+    if len(args) < count:
+        what = "a list of tensors" if sig.listed else f"{count} tensor argument{'s' * (count > 1)}"
+        raise ConfigError(f"{fn}() takes {what} first")
+    positional = [] if sig.keyword_only else list(sig.options)
+    if len(args) > count + len(positional):
+        raise ConfigError(f"{fn}() takes at most {count + len(positional)} positional arguments, "
+                          f"got {len(args)}")
+    given = dict(zip(positional, args[count:], strict=False))
+    for keyword in keywords:
+        if keyword.arg not in sig.options:
+            known = ", ".join(sig.options) or "none"
+            raise ConfigError(f"{fn}() has no keyword {keyword.arg!r} (keywords: {known})")
+        if keyword.arg in given:
+            raise ConfigError(f"{fn}() got {keyword.arg} twice")
+        given[keyword.arg] = keyword.value
+    for name in sig.required:
+        if name not in given:
+            raise ConfigError(f"{fn}() needs {name}=")
+    if sig.listed:
+        if not isinstance(args[0], ast.List | ast.Tuple) or not args[0].elts:
+            raise ConfigError(f"{fn}() takes a list of tensors first, as in {fn}([a, b], axis=0)")
+        tensors = tuple(_convert(a, allowed, depth + 1)[0] for a in args[0].elts)
+    else:
+        first = _condition(args[0], allowed, depth + 1) if sig.condition else None
+        rest = args[1:count] if sig.condition else args[:count]
+        tensors = (*([first] if first else []), *(_convert(a, allowed, depth + 1)[0] for a in rest))
+    options = tuple((name, _option(fn, name, given[name])) for name in sig.options if name in given)
+    return Func(fn, tensors, options)
+
+
+def _integer(node: ast.AST) -> int | None:
+    match node:
+        case ast.Constant(value=int() as v) if not isinstance(v, bool) and abs(v) <= 2**31:
+            return v
+        case ast.UnaryOp(op=ast.USub(), operand=ast.Constant(value=int() as v)) if (
+                not isinstance(v, bool) and v <= 2**31):
+            return -v
+    return None
+
+
+def _option(fn: str, name: str, node: ast.AST) -> Any:
+    """A constant option: ``keepdims`` True/False; ``axis`` an integer (or a list, for reductions)."""
+    if name == "keepdims":
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return node.value
+        raise ConfigError(f"{fn}(): keepdims must be True or False")
+    one = _integer(node)
+    if one is not None and name == "axis":
+        return one
+    many = [_integer(e) for e in node.elts] if isinstance(node, ast.List | ast.Tuple) else [None]
+    single = name == "axis" and fn in ("softmax", "concat", "stack")
+    if None in many or single:
+        kind = "an integer" if single else "a list of integers"
+        raise ConfigError(f"{fn}(): {name} must be {kind}")
+    return tuple(many)
+
+
+def _array(node: ast.AST) -> Array:
+    """A list literal of numbers (negative numbers too), rectangular."""
+    def read(item: ast.AST, depth: int) -> Any:
+        if depth > 32:
+            raise ConfigError("a list literal is nested more than 32 levels deep")
+        if isinstance(item, ast.List | ast.Tuple):
+            return tuple(read(e, depth + 1) for e in item.elts)
+        number = item.operand if isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub) else item
+        if not (isinstance(number, ast.Constant) and isinstance(number.value, int | float)
+                and not isinstance(number.value, bool)):
+            raise ConfigError("a list literal holds numbers only (use concat or stack to join tensors)")
+        value = float(number.value) * (-1 if number is not item else 1)
+        if not math.isfinite(value) or abs(value) > 1e300:
+            raise ConfigError(f"constant {value!r} is too large")
+        return value
+
+    values = read(node, 0)
+    shape: list[int] = []
+    level: Any = values
+    while isinstance(level, tuple):
+        shape.append(len(level))
+        if not level:
+            raise ConfigError("a list literal cannot be empty")
+        level = level[0]
+    if math.prod(shape) > MAX_LIST_ITEMS:
+        raise ConfigError(f"a list literal holds at most {MAX_LIST_ITEMS} numbers")
+    _check_rectangular(values, tuple(shape))
+    return Array(values, tuple(shape))
+
+
+def _check_rectangular(values: Any, shape: tuple[int, ...]) -> None:
+    if not shape:
+        if isinstance(values, tuple):
+            raise ConfigError("a list literal must be rectangular (every row the same length)")
+        return
+    if not isinstance(values, tuple) or len(values) != shape[0]:
+        raise ConfigError("a list literal must be rectangular (every row the same length)")
+    for item in values:
+        _check_rectangular(item, shape[1:])
+
+
+def _nested_list(values: Any) -> Any:
+    return [_nested_list(v) for v in values] if isinstance(values, tuple) else values
+
+
+def _index(node: ast.AST) -> tuple[IndexItem, ...]:
+    """Constant subscripts: integers and slices of integers, one per axis."""
+    items = node.elts if isinstance(node, ast.Tuple) else [node]
+    found: list[IndexItem] = []
+    for item in items:
+        if isinstance(item, ast.Slice):
+            bounds = []
+            for part in (item.lower, item.upper, item.step):
+                value = None if part is None else _integer(part)
+                if part is not None and value is None:
+                    raise ConfigError("a slice takes constant integers, as in x[1:3] or x[:, 0]")
+                bounds.append(value)
+            if bounds[2] is not None and bounds[2] <= 0:
+                raise ConfigError("a slice's step must be positive")
+            found.append((bounds[0], bounds[1], bounds[2]))
+        elif (value := _integer(item)) is not None:
+            found.append(value)
+        else:
+            raise ConfigError("subscripts take constant integers and slices, as in x[0] or x[:, 1]")
+    return tuple(found)
+
+
+def _index_text(item: IndexItem) -> str:
+    if isinstance(item, int):
+        return str(item)
+    start, stop, step = ("" if v is None else str(v) for v in item)
+    return f"{start}:{stop}" + (f":{step}" if step else "")
+
+
+def _python_index(index: tuple[IndexItem, ...]) -> tuple[int | slice, ...]:
+    return tuple(i if isinstance(i, int) else slice(*i) for i in index)
+
+
+def _condition(node: ast.AST, allowed: frozenset[str], depth: int) -> Compare:
+    """The one comparison a ``where`` or a conditional tests: ``a < b``, never chained."""
+    if not isinstance(node, ast.Compare):
+        raise ConfigError("a condition must be one comparison, as in x > 0")
+    if len(node.ops) != 1:
+        raise ConfigError("chained comparisons (a < b < c) are not allowed; use one comparison")
+    if type(node.ops[0]) not in _COMPARE:
+        raise ConfigError(f"comparison {type(node.ops[0]).__name__} is not allowed (use < <= > >= == !=)")
+    left, right = _convert(node.left, allowed, depth)[0], _convert(node.comparators[0], allowed, depth)[0]
+    return Compare(_COMPARE[type(node.ops[0])], left, right)
 
 
 def _vetted(tree: Neg | BinOp | Call, constant_parts: Any) -> tuple[Expr, float | None]:
@@ -276,16 +597,6 @@ def _power(tree: Expr) -> float:
         raise ConfigError(f"{_short(str(tree))} raises the inputs to the power {power:g} once SymPy folds "
                           f"nested powers and products; the limit is {MAX_EXPONENT}")
     return power
-
-
-def children(node: Expr) -> list[Expr]:
-    """A node's sub-expressions, whatever kind of node it is (fields holding a node or a tuple of them)."""
-    found: list[Expr] = []
-    for item in (getattr(node, f.name) for f in dataclasses.fields(node)):
-        for part in item if isinstance(item, tuple | list) else [item]:
-            if dataclasses.is_dataclass(part) and not isinstance(part, type):
-                found.append(part)
-    return found
 
 
 def _describe(node: ast.AST) -> str:
@@ -348,16 +659,181 @@ def evaluate(expr: Expr, env: Mapping[str, Any], backend: Any) -> Any:
         case Neg(arg=a):
             return -evaluate(a, env, backend)
         case BinOp(op=op, left=left, right=right):
-            return _APPLY[op](evaluate(left, env, backend), evaluate(right, env, backend))
+            lhs, rhs = evaluate(left, env, backend), evaluate(right, env, backend)
+            binary = getattr(backend, "binary", None)
+            return binary(op, lhs, rhs) if binary else _APPLY[op](lhs, rhs)
         case Call(fn=fn, arg=a):
             return backend.call(fn, evaluate(a, env, backend))
+        case Array(values=values):
+            return backend.array(_nested_list(values))
+        case Func(fn="stop_gradient", args=(arg,)):
+            return backend.stop(expr, lambda: evaluate(arg, env, backend))
+        case Func(fn=fn, args=args, options=options):
+            return backend.apply(fn, [evaluate(a, env, backend) for a in args], dict(options))
+        case Compare(op=op, left=left, right=right):
+            return backend.compare(op, evaluate(left, env, backend), evaluate(right, env, backend))
+        case IfExp(test=test, body=body, orelse=orelse):
+            def branch(node: Expr) -> Callable[[], Any]:
+                return lambda: evaluate(node, env, backend)
+
+            return backend.choose(expr, branch(test), branch(body), branch(orelse))
+        case Index(value=value, index=index):
+            return backend.subscript(evaluate(value, env, backend), index)
     raise TypeError(f"not an expression node: {expr!r}")
+
+
+class ShapeError(ConfigError):
+    """Two shapes an operation cannot combine, found before any tensor exists."""
+
+
+def infer_shape(expr: Expr, shapes: Mapping[str, tuple[int, ...]], sizes: list[int] | None = None
+                ) -> tuple[int, ...]:
+    """The shape of ``expr`` given its names' shapes, by TensorFlow's rules, without computing anything.
+
+    Raises :class:`ShapeError` naming the operation and the shapes it cannot combine.
+    ``sizes``, when given, collects the element count of every node (one tensor each).
+    """
+    kids = [infer_shape(child, shapes, sizes) for child in children(expr)]
+    match expr:
+        case Num():
+            shape: tuple[int, ...] = ()
+        case Name(id=i):
+            shape = tuple(shapes.get(i, ()))
+        case Array(shape=literal):
+            shape = literal
+        case Neg() | Call():
+            shape = kids[0]
+        case BinOp(op="@"):
+            shape = _matmul_shape(expr, *kids)
+        case BinOp() | Compare():
+            shape = _broadcast(expr, kids)
+        case IfExp():
+            if kids[0]:
+                raise ShapeError(f"{_show(expr)}: a conditional needs a scalar condition, got {kids[0]}")
+            if kids[1] != kids[2]:
+                raise ShapeError(f"{_show(expr)}: both branches need one shape, got {kids[1]} and {kids[2]}")
+            shape = kids[1]
+        case Index(index=index):
+            shape = _index_shape(expr, kids[0], index)
+        case Func():
+            shape = _function_shape(expr, kids)
+    if sizes is not None:
+        sizes.append(math.prod(shape))
+    return shape
+
+
+def _show(expr: Expr) -> str:
+    text = str(expr)
+    return text[1:-1] if text.startswith("(") and text.endswith(")") else text
+
+
+def _broadcast(expr: Expr, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    rank = max(map(len, shapes))
+    padded = [(1,) * (rank - len(s)) + s for s in shapes]
+    out = []
+    for dims in zip(*padded, strict=True):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            listed = " and ".join(str(s) for s in shapes)
+            raise ShapeError(f"{_show(expr)} cannot broadcast shapes {listed}")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _matmul_shape(expr: Expr, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+        why = " (matmul needs two or more axes on each side)" if min(len(a), len(b)) < 2 else ""
+        raise ShapeError(f"{_show(expr)} cannot multiply shapes {a} and {b}{why}")
+    batch = _broadcast(expr, [a[:-2], b[:-2]]) if a[:-2] or b[:-2] else ()
+    return (*batch, a[-2], b[-1])
+
+
+def _axes(expr: Expr, shape: tuple[int, ...], axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """Axes made non-negative; every axis when ``axis`` is None."""
+    if axis is None:
+        return tuple(range(len(shape)))
+    found = []
+    for a in (axis,) if isinstance(axis, int) else axis:
+        if not -len(shape) <= a < len(shape):
+            raise ShapeError(f"{_show(expr)}: axis {a} is out of range for shape {shape}")
+        found.append(a % len(shape))
+    if len(set(found)) != len(found):
+        raise ShapeError(f"{_show(expr)}: axis {axis} repeats an axis")
+    return tuple(found)
+
+
+def _index_shape(expr: Expr, shape: tuple[int, ...], index: tuple[IndexItem, ...]) -> tuple[int, ...]:
+    if len(index) > len(shape):
+        raise ShapeError(f"{_show(expr)}: {len(index)} indices for shape {shape}")
+    out = []
+    for item, size in zip(index, shape, strict=False):
+        if isinstance(item, int):
+            if not -size <= item < size:
+                raise ShapeError(f"{_show(expr)}: index {item} is out of range for shape {shape}")
+        else:
+            out.append(len(range(*slice(*item).indices(size))))
+    return (*out, *shape[len(index):])
+
+
+def _function_shape(expr: Func, kids: list[tuple[int, ...]]) -> tuple[int, ...]:
+    fn, opts = expr.fn, dict(expr.options)
+    if fn == "matmul":
+        return _matmul_shape(expr, *kids)
+    if fn.startswith("reduce_") or fn == "norm":
+        shape = kids[0]
+        axes = _axes(expr, shape, opts.get("axis"))
+        if fn == "norm" and len(axes) > 2 and "axis" in opts:
+            raise ShapeError(f"{_show(expr)}: norm takes one axis or a pair of axes")
+        if opts.get("keepdims"):
+            return tuple(1 if i in axes else d for i, d in enumerate(shape))
+        return tuple(d for i, d in enumerate(shape) if i not in axes)
+    if fn in ("where", "maximum", "minimum", "square", "stop_gradient"):
+        return _broadcast(expr, kids)
+    if fn == "clip_by_value":
+        if _broadcast(expr, kids) != kids[0]:
+            raise ShapeError(f"{_show(expr)}: the bounds' shapes {kids[1]} and {kids[2]} must broadcast "
+                             f"to the tensor's {kids[0]}")
+        return kids[0]
+    if fn == "softmax":
+        _axes(expr, kids[0], opts.get("axis", -1))
+        return kids[0]
+    if fn == "transpose":
+        perm = opts.get("perm", tuple(reversed(range(len(kids[0])))))
+        if sorted(perm) != list(range(len(kids[0]))):
+            raise ShapeError(f"{_show(expr)}: perm {list(perm)} does not permute the axes of {kids[0]}")
+        return tuple(kids[0][p] for p in perm)
+    if fn == "reshape":
+        return _reshape(expr, kids[0], opts["shape"])
+    axis = opts.get("axis", 0)
+    first = kids[0]
+    if fn == "stack":
+        if any(k != first for k in kids):
+            raise ShapeError(f"{_show(expr)}: stack needs one shape, got {' and '.join(map(str, kids))}")
+        (a,) = _axes(expr, (*first, 1), axis)
+        return (*first[:a], len(kids), *first[a:])
+    (a,) = _axes(expr, first, axis)  # concat
+    if any(len(k) != len(first) or k[:a] + k[a + 1:] != first[:a] + first[a + 1:] for k in kids):
+        raise ShapeError(f"{_show(expr)} cannot join shapes {' and '.join(map(str, kids))} along axis {axis}")
+    return (*first[:a], sum(k[a] for k in kids), *first[a + 1:])
+
+
+def _reshape(expr: Expr, shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
+    size = math.prod(shape)
+    unknown = [i for i, d in enumerate(target) if d == -1]
+    if len(unknown) > 1 or any(d < -1 for d in target):
+        raise ShapeError(f"{_show(expr)}: shape {list(target)} may hold one -1 and sizes >= 0")
+    known = math.prod(d for d in target if d != -1)
+    if unknown and known and size % known == 0:
+        return tuple(size // known if d == -1 else d for d in target)
+    if unknown or known != size:
+        raise ShapeError(f"{_show(expr)} cannot reshape {shape} ({size} elements) into {list(target)}")
+    return tuple(target)
 
 
 class TensorFlowBackend:
     """Native TensorFlow ops, so the tape records exactly what the expression says."""
 
-    def __init__(self, dtype: Any) -> None:
+    def __init__(self, dtype: Any, branches: Mapping[IfExp, bool] | None = None) -> None:
         from runner.tfenv import tf
 
         self.dtype = dtype
@@ -365,12 +841,39 @@ class TensorFlowBackend:
         self._functions: dict[str, Callable[[Any], Any]] = {
             fn: functools.reduce(getattr, path.split("."), tf) for fn, path in TF_OPS.items()
         }
+        self._ops = {fn: functools.reduce(getattr, TF_PATHS.get(fn, fn).split("."), tf) for fn in SIGNATURES}
+        self.branches = dict(branches or {})  # conditional -> branch taken, decided before the tape
 
     def number(self, value: float) -> Any:
         return self._tf.constant(value, self.dtype)
 
     def call(self, fn: str, arg: Any) -> Any:
         return self._functions[fn](arg)
+
+    def array(self, values: list[Any]) -> Any:
+        return self._tf.constant(values, self.dtype)
+
+    def apply(self, fn: str, args: list[Any], options: dict[str, Any]) -> Any:
+        if SIGNATURES[fn].listed:
+            return self._ops[fn](args, **options)
+        return self._ops[fn](*args, **options)
+
+    @staticmethod
+    def compare(op: str, left: Any, right: Any) -> Any:
+        return _COMPARE_OPS[op](left, right)
+
+    def choose(self, node: IfExp, test: Callable[[], Any], body: Callable[[], Any],
+               orelse: Callable[[], Any]) -> Any:
+        """Python's ``if``: one branch is built, so the tape records only that one."""
+        taken = self.branches[node] if node in self.branches else bool(test())
+        return body() if taken else orelse()
+
+    @staticmethod
+    def subscript(value: Any, index: tuple[IndexItem, ...]) -> Any:
+        return value[_python_index(index)]
+
+    def stop(self, node: Func, value: Callable[[], Any]) -> Any:
+        return self._tf.stop_gradient(value())
 
 
 class SymPyBackend:
@@ -394,7 +897,30 @@ class SymPyBackend:
         return self._sp.Integer(value) if isinstance(value, int) else self._sp.Float(value)
 
     def call(self, fn: str, arg: Any) -> Any:
+        if hasattr(arg, "shape") and hasattr(arg, "dtype"):  # a NumPy array of SymPy expressions
+            import numpy as np
+
+            return np.vectorize(self._functions[fn], otypes=[object])(arg)
         return self._functions[fn](arg)
+
+    def compare(self, op: str, left: Any, right: Any) -> Any:
+        return getattr(self._sp, _SYMPY_RELATIONS[op])(left, right)
+
+    def apply(self, fn: str, args: list[Any], options: dict[str, Any]) -> Any:
+        """The elementwise functions of several arguments, on one expression each, with TensorFlow's
+        choice at ties (maximum's gradient goes to its first argument where they are equal)."""
+        piece = self._sp.Piecewise
+        if fn == "where":
+            return piece((args[1], args[0]), (args[2], True))
+        if fn == "maximum":
+            return piece((args[0], args[0] >= args[1]), (args[1], True))
+        if fn == "minimum":
+            return piece((args[0], args[0] <= args[1]), (args[1], True))
+        if fn == "clip_by_value":
+            return self.apply("minimum", [self.apply("maximum", args[:2], {}), args[2]], {})
+        if fn == "square":
+            return args[0] ** 2
+        raise ValueError(f"{fn} needs arrays: evaluate it with runner.arrays.SymPyArrays")
 
     def symbols(self, names: Iterable[str]) -> dict[str, Any]:
         """Real symbols, so that d|x|/dx is sign(x) rather than a complex-valued form."""
@@ -422,6 +948,9 @@ class Code(str):
     def __pow__(self, other: str) -> Code:
         return self._binary("**", other)
 
+    def __matmul__(self, other: str) -> Code:
+        return self._binary("@", other)
+
     def __neg__(self) -> Code:
         return Code(f"(-{self})")
 
@@ -437,3 +966,32 @@ class CodeBackend:
 
     def call(self, fn: str, arg: Code) -> Code:
         return Code(f"tf.{TF_OPS[fn]}({arg})")
+
+    def array(self, values: list[Any]) -> Code:
+        return Code(f"tf.constant({values!r}, tf.{self.dtype})")
+
+    @staticmethod
+    def apply(fn: str, args: list[Code], options: dict[str, Any]) -> Code:
+        tensors = ", ".join(args)
+        if SIGNATURES[fn].listed:
+            tensors = f"[{tensors}]"
+        opts = "".join(f", {k}={list(v) if isinstance(v, tuple) else v!r}" for k, v in options.items())
+        return Code(f"tf.{TF_PATHS.get(fn, fn)}({tensors}{opts})")
+
+    @staticmethod
+    def compare(op: str, left: Code, right: Code) -> Code:
+        return Code(f"({left} {op} {right})")
+
+    @staticmethod
+    def choose(node: IfExp, test: Callable[[], Code], body: Callable[[], Code],
+               orelse: Callable[[], Code]) -> Code:
+        """Python's own conditional expression: run eagerly, it records only the branch taken."""
+        return Code(f"({body()} if {test()} else {orelse()})")
+
+    @staticmethod
+    def subscript(value: Code, index: tuple[IndexItem, ...]) -> Code:
+        return Code(f"{value}[{', '.join(map(_index_text, index))}]")
+
+    @staticmethod
+    def stop(node: Func, value: Callable[[], Code]) -> Code:
+        return Code(f"tf.stop_gradient({value()})")

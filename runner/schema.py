@@ -15,10 +15,12 @@ import functools
 import itertools
 import json
 import keyword
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -78,13 +80,125 @@ class InputSpec:
         return np.asarray(self.value, dtype=np.float64)
 
 
+class ProgramKind(Enum):
+    """How a program's input enters the tape; only a trainable variable is watched without being asked."""
+
+    variable = "variable"
+    nontrainable = "nontrainable"  # tf.Variable(trainable=False)
+    constant = "constant"
+
+
+class Unconnected(Enum):
+    """tape.gradient's unconnected_gradients: None (TensorFlow's default) or zeros."""
+
+    none = "none"
+    zero = "zero"
+
+
+#: A program input's initialisers, as TensorFlow's own functions draw them (normal: N(0, 1); uniform:
+#: U[0, 1); glorot_uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out))), seeded by the run's seed.
+INITIALISERS = ("zeros", "ones", "normal", "uniform", "glorot_uniform")
+
+
+@dataclass
+class ProgramInput:
+    """One named input of a program: a number or nested list, a linspace, or an initialiser and shape."""
+
+    value: Any = None  # a number, or nested lists of numbers (any shape)
+    linspace: Linspace | None = None
+    init: str | None = None  # one of INITIALISERS, with shape
+    shape: list[int] | None = None
+    kind: ProgramKind = ProgramKind.variable
+    watch: bool = False  # call tape.watch() on it
+
+    def array(self, seed: int, name: str) -> Any:
+        """The input's values in float64; an initialiser draws from a generator seeded by (seed, name)."""
+        import numpy as np
+
+        if self.linspace is not None:
+            return np.linspace(self.linspace.start, self.linspace.stop, self.linspace.num)
+        if self.init is None:
+            return np.asarray(self.value, dtype=np.float64)
+        shape = tuple(self.shape or ())
+        rng = np.random.default_rng([seed, *name.encode()])
+        if self.init in ("zeros", "ones"):
+            return np.full(shape, float(self.init == "ones"))
+        if self.init == "normal":
+            return rng.standard_normal(shape)
+        if self.init == "uniform":
+            return rng.uniform(0.0, 1.0, shape)
+        fan_in, fan_out = _fans(shape)
+        limit = (6.0 / (fan_in + fan_out)) ** 0.5
+        return rng.uniform(-limit, limit, shape)
+
+    def code(self, seed: int, name: str) -> str:
+        """NumPy source drawing the same float64 values as :meth:`array`, for the report's snippet."""
+        if self.linspace is not None:
+            lin = self.linspace
+            return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"
+        if self.init is None:
+            return f"np.asarray({self.value!r}, dtype=np.float64)"
+        shape = tuple(self.shape or ())
+        rng = f"np.random.default_rng({[seed, *name.encode()]!r})"
+        if self.init in ("zeros", "ones"):
+            return f"np.full({shape!r}, {float(self.init == 'ones')!r})"
+        if self.init == "normal":
+            return f"{rng}.standard_normal({shape!r})"
+        if self.init == "uniform":
+            return f"{rng}.uniform(0.0, 1.0, {shape!r})"
+        limit = (6.0 / sum(_fans(shape))) ** 0.5
+        return f"{rng}.uniform({-limit!r}, {limit!r}, {shape!r})"
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Keras's fans: a matrix's rows and columns; a kernel's channels times its receptive field."""
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    field_size = 1
+    for size in shape[:-2]:
+        field_size *= size
+    return shape[-2] * field_size, shape[-1] * field_size
+
+
+#: The routine registry, filled by :func:`routine` as each schema below is defined: routine name ->
+#: its schema, and -> the cases a case-driven routine knows (its module implements exactly these).
+#: The routine itself is ``run`` in ``runner/routines/<name>.py``, imported when a job needs it.
+SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {}
+CASES: dict[str, tuple[str, ...]] = {}
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
+MAX_ORDER = 8
+MAX_PROBES = 256  # each probe is unrolled into the traced step
+_Schema = TypeVar("_Schema", bound=type)
+
+
+def routine(cases: tuple[str, ...] = ()) -> Callable[[_Schema], _Schema]:
+    """Register a scenario schema, under the name its ``routine`` field defaults to, with its cases.
+
+    The one place a routine is declared: its name (the field), its schema (the class,
+    which also checks itself), its cases, and by that name its module and ``run``.
+    """
+    def decorate(schema: _Schema) -> _Schema:
+        name = schema.__dataclass_fields__["routine"].default
+        SCENARIO_SCHEMAS[name] = schema
+        if cases:
+            CASES[name] = cases
+        return schema
+    return decorate
+
+
 @dataclass
 class Scenario:
     name: str = MISSING
     routine: str = MISSING
     description: str = ""
 
+    def check(self) -> None:
+        """What Hydra's typing cannot check: names, expressions, shapes, ranges. One line per problem."""
 
+
+@routine()
 @dataclass
 class GradientScenario(Scenario):
     """One function of named inputs on one tape: basic, watch and sigmoid."""
@@ -102,7 +216,22 @@ class GradientScenario(Scenario):
             return self.target
         return "f" if "y" in self.inputs else "y"
 
+    def check(self) -> None:
+        _check_inputs(self)
+        target = self.target_name()
+        _check_name(target, "scenario.target")
+        if target in self.inputs:
+            raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
+        _parse(self.function, self.inputs, "scenario.function")
+        for name, text in self.closed_form.items():
+            if name not in self.inputs:
+                raise ConfigError(f"scenario.closed_form.{name}: no input named {name!r}")
+            _parse(text, self.inputs, f"scenario.closed_form.{name}")
+        if self.closed_form_for is not None:
+            _parse(self.closed_form_for, self.inputs, "scenario.closed_form_for")
 
+
+@routine()
 @dataclass
 class LinearScenario(Scenario):
     """y = xW + b with seeded data, and the loss's gradients for W and b."""
@@ -113,7 +242,13 @@ class LinearScenario(Scenario):
     out_features: int = 2
     loss: Loss = Loss.mean_square
 
+    def check(self) -> None:
+        for key in ("batch", "in_features", "out_features"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(self, key)}")
 
+
+@routine()
 @dataclass
 class PersistentScenario(Scenario):
     """Several named targets on one tape, each differentiated in turn."""
@@ -124,7 +259,20 @@ class PersistentScenario(Scenario):
     persistent: bool = True
     watch_accessed_variables: bool = True
 
+    def check(self) -> None:
+        _check_inputs(self)
+        if not self.targets:
+            raise ConfigError("scenario.targets: give at least one target, e.g. {y: x**2}")
+        known = set(self.inputs)
+        for name, text in self.targets.items():
+            _check_name(name, f"scenario.targets.{name}")
+            if name in known:
+                raise ConfigError(f"scenario.targets.{name}: the name is already an input or target")
+            _parse(text, known, f"scenario.targets.{name}")
+            known.add(name)
 
+
+@routine()
 @dataclass
 class HigherOrderScenario(Scenario):
     """Nested tapes: the first ``order`` derivatives of a function of one input."""
@@ -134,6 +282,14 @@ class HigherOrderScenario(Scenario):
     inputs: dict[str, Any] = field(default_factory=dict)  # exactly one: name -> InputSpec
     order: int = 4
 
+    def check(self) -> None:
+        _check_inputs(self)
+        if len(self.inputs) != 1:
+            raise ConfigError("scenario.inputs: higher_order differentiates a function of one input")
+        if not 1 <= self.order <= MAX_ORDER:
+            raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {self.order}")
+        _parse(self.function, self.inputs, "scenario.function")
+
 
 @dataclass
 class VectorScenario(Scenario):
@@ -142,7 +298,17 @@ class VectorScenario(Scenario):
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
     outputs: dict[str, str] = field(default_factory=dict)  # name -> expression over the inputs
 
+    def check(self) -> None:
+        _check_inputs(self)
+        _require_values(self.inputs)
+        if not self.outputs:
+            raise ConfigError("scenario.outputs: give at least one output, e.g. {f: x*y}")
+        for name, text in self.outputs.items():
+            _check_name(name, f"scenario.outputs.{name}")
+            _parse(text, self.inputs, f"scenario.outputs.{name}")
 
+
+@routine()
 @dataclass
 class JacobianScenario(VectorScenario):
     """tape.jacobian at x, and tape.batch_jacobian over seeded points around it."""
@@ -150,7 +316,13 @@ class JacobianScenario(VectorScenario):
     routine: str = "jacobian"
     batch: int = 8  # points for batch_jacobian (x plus seeded normal noise); 0 skips it
 
+    def check(self) -> None:
+        super().check()
+        if self.batch < 0:
+            raise ConfigError(f"scenario.batch must be 0 (no batch_jacobian) or more, got {self.batch}")
 
+
+@routine()
 @dataclass
 class ForwardModeScenario(VectorScenario):
     """ForwardAccumulator JVPs against reverse-mode VJPs, by the dot-product test."""
@@ -158,7 +330,13 @@ class ForwardModeScenario(VectorScenario):
     routine: str = "forward_mode"
     probes: int = 4  # seeded random (u, v) pairs
 
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.probes <= MAX_PROBES:
+            raise ConfigError(f"scenario.probes must be between 1 and {MAX_PROBES}, got {self.probes}")
 
+
+@routine()
 @dataclass
 class HessianScenario(Scenario):
     """The Hessian as the Jacobian of the gradient; its symmetry, eigenvalues, one Newton step."""
@@ -168,7 +346,15 @@ class HessianScenario(Scenario):
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
     damping: float = 1e-6  # the Newton step solves (H + damping I) step = -g
 
+    def check(self) -> None:
+        _check_inputs(self)
+        _require_values(self.inputs)
+        if not (_finite(self.damping) and self.damping >= 0):
+            raise ConfigError(f"scenario.damping must be a finite number >= 0, got {self.damping}")
+        _parse(self.function, self.inputs, "scenario.function")
 
+
+@routine(cases=("stop_gradient", "stop_recording", "reset"))
 @dataclass
 class StopGradientScenario(Scenario):
     """tf.stop_gradient, tape.stop_recording() and tape.reset(), each with and without."""
@@ -178,7 +364,11 @@ class StopGradientScenario(Scenario):
     x: float = 3.0
     case: str = "all"  # all | stop_gradient | stop_recording | reset
 
+    def check(self) -> None:
+        _parse(self.function, ["x"], "scenario.function")
 
+
+@routine(cases=("log1pexp", "clip_by_norm"))
 @dataclass
 class CustomGradientScenario(Scenario):
     """tf.custom_gradient: a stable log(1 + e^x), and clipping the gradient by its norm."""
@@ -188,7 +378,12 @@ class CustomGradientScenario(Scenario):
     clip_norm: float = 1.0
     case: str = "all"  # all | log1pexp | clip_by_norm
 
+    def check(self) -> None:
+        if not self.points or not all(_finite(p) for p in self.points) or self.clip_norm <= 0:
+            raise ConfigError("scenario.points must be finite numbers and scenario.clip_norm positive")
 
+
+@routine()
 @dataclass
 class UnconnectedScenario(Scenario):
     """A target that does not read a source: None, or zeros with unconnected_gradients."""
@@ -197,7 +392,13 @@ class UnconnectedScenario(Scenario):
     function: str = MISSING
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
 
+    def check(self) -> None:
+        _check_inputs(self)
+        _parse(self.function, self.inputs, "scenario.function")
 
+
+@routine(cases=("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op", "branch_not_taken",
+                "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed"))
 @dataclass
 class PitfallsScenario(Scenario):
     """The catalogue of why a gradient comes back None or NaN, one case or all."""
@@ -206,6 +407,7 @@ class PitfallsScenario(Scenario):
     case: str = "all"
 
 
+@routine(cases=("python_if", "python_for", "while_loop"))
 @dataclass
 class ControlFlowScenario(Scenario):
     """Python if/for and tf.while_loop inside the tape: the gradient follows the branch taken."""
@@ -215,7 +417,12 @@ class ControlFlowScenario(Scenario):
     steps: int = 3
     case: str = "all"  # all | python_if | python_for | while_loop
 
+    def check(self) -> None:
+        if not 0 <= self.steps <= 1000:
+            raise ConfigError(f"scenario.steps must be between 0 and 1000, got {self.steps}")
 
+
+@routine()
 @dataclass
 class MLPScenario(Scenario):
     """A multilayer perceptron: gradients for every weight and bias, checked in float64."""
@@ -225,34 +432,35 @@ class MLPScenario(Scenario):
     activation: str = "tanh"
     batch: int = 8
 
+    def check(self) -> None:
+        if len(self.layers) < 2 or any(size <= 0 for size in self.layers) or self.batch <= 0:
+            raise ConfigError(f"scenario.layers needs two or more positive sizes and scenario.batch a "
+                              f"positive size, got layers={self.layers}, batch={self.batch}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"scenario.activation: unknown {self.activation!r} "
+                              f"(known: {', '.join(ACTIVATIONS)})")
 
-#: The cases each case-driven routine knows; the routine modules implement exactly these.
-CASES: dict[str, tuple[str, ...]] = {
-    "stop_gradient": ("stop_gradient", "stop_recording", "reset"),
-    "custom_gradient": ("log1pexp", "clip_by_norm"),
-    "control_flow": ("python_if", "python_for", "while_loop"),
-    "pitfalls": ("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op",
-                 "branch_not_taken", "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed"),
-}
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
-MAX_ORDER = 8
-MAX_PROBES = 256  # each probe is unrolled into the traced step
 
-SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {
-    "gradient": GradientScenario,
-    "linear": LinearScenario,
-    "persistent": PersistentScenario,
-    "higher_order": HigherOrderScenario,
-    "jacobian": JacobianScenario,
-    "forward_mode": ForwardModeScenario,
-    "hessian": HessianScenario,
-    "stop_gradient": StopGradientScenario,
-    "custom_gradient": CustomGradientScenario,
-    "unconnected": UnconnectedScenario,
-    "pitfalls": PitfallsScenario,
-    "control_flow": ControlFlowScenario,
-    "mlp": MLPScenario,
-}
+@routine()
+@dataclass
+class ProgramScenario(Scenario):
+    """A tensor program: named inputs of any shape, named steps in order on one tape, chosen gradients."""
+
+    routine: str = "program"
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> ProgramInput
+    targets: dict[str, str] = field(default_factory=dict)  # name -> expression, in order
+    gradients: dict[str, list[str]] = field(default_factory=dict)  # target -> sources; empty: last target
+    persistent: bool = False
+    watch_accessed_variables: bool = True
+    unconnected_gradients: Unconnected = Unconnected.none
+    output_gradients: dict[str, Any] = field(default_factory=dict)  # target -> number or nested list
+
+    def plan(self) -> dict[str, list[str]]:
+        """Target -> sources, in the order the tape is asked; by default the last target over every input."""
+        return dict(self.gradients) or {list(self.targets)[-1]: list(self.inputs)}
+
+    def check(self) -> None:
+        check_program(self)
 
 
 @dataclass
@@ -268,6 +476,8 @@ class DtypeTolerances:
     analytic: Tolerance = field(default_factory=Tolerance)
     finite_differences: Tolerance = field(default_factory=Tolerance)
     delta: float = MISSING  # the finite-difference step
+    # programs: the gradient against central differences computed in float64 (each element, or projections)
+    float64_differences: Tolerance = field(default_factory=lambda: Tolerance(rtol=1e-3, atol=1e-5))
 
 
 @dataclass
@@ -276,6 +486,8 @@ class ChecksConfig:
     finite_differences: bool = True
     float64_reference: list[str] = field(default_factory=list)  # dtypes also run in float64, to compare
     fd_max_elements: int = MISSING  # above this many input elements, sample that many for differences
+    symbolic_max_elements: int = 64  # programs: SymPy's oracle up to this many input elements in all
+    projections: int = 4  # programs: random (u, v) pairs checked above fd_max_elements
     tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
 
 
@@ -388,81 +600,18 @@ def _check_scenario(scenario: Scenario) -> None:
         case = scenario.case  # every case-driven schema has one
         if case != "all" and case not in known:
             raise ConfigError(f"scenario.case: unknown case {case!r} (known: all, {', '.join(known)})")
-    if isinstance(scenario, HigherOrderScenario):
-        _check_inputs(scenario)
-        if len(scenario.inputs) != 1:
-            raise ConfigError("scenario.inputs: higher_order differentiates a function of one input")
-        if not 1 <= scenario.order <= MAX_ORDER:
-            raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {scenario.order}")
-        _parse(scenario.function, scenario.inputs, "scenario.function")
-    elif isinstance(scenario, VectorScenario):
-        _check_inputs(scenario)
-        _require_values(scenario.inputs)
-        if not scenario.outputs:
-            raise ConfigError("scenario.outputs: give at least one output, e.g. {f: x*y}")
-        for name, text in scenario.outputs.items():
-            _check_name(name, f"scenario.outputs.{name}")
-            _parse(text, scenario.inputs, f"scenario.outputs.{name}")
-        if isinstance(scenario, JacobianScenario) and scenario.batch < 0:
-            raise ConfigError(f"scenario.batch must be 0 (no batch_jacobian) or more, got {scenario.batch}")
-        if isinstance(scenario, ForwardModeScenario) and not 0 < scenario.probes <= MAX_PROBES:
-            raise ConfigError(f"scenario.probes must be between 1 and {MAX_PROBES}, got {scenario.probes}")
-    elif isinstance(scenario, HessianScenario | UnconnectedScenario):
-        _check_inputs(scenario)
-        if isinstance(scenario, HessianScenario):
-            _require_values(scenario.inputs)
-            if not (_finite(scenario.damping) and scenario.damping >= 0):
-                raise ConfigError(f"scenario.damping must be a finite number >= 0, got {scenario.damping}")
-        _parse(scenario.function, scenario.inputs, "scenario.function")
-    elif isinstance(scenario, StopGradientScenario):
-        _parse(scenario.function, ["x"], "scenario.function")
-    elif isinstance(scenario, ControlFlowScenario) and not 0 <= scenario.steps <= 1000:
-        raise ConfigError(f"scenario.steps must be between 0 and 1000, got {scenario.steps}")
-    elif isinstance(scenario, CustomGradientScenario) and (
-            not scenario.points or not all(_finite(p) for p in scenario.points) or scenario.clip_norm <= 0):
-        raise ConfigError("scenario.points must be finite numbers and scenario.clip_norm positive")
-    elif isinstance(scenario, MLPScenario):
-        if len(scenario.layers) < 2 or any(size <= 0 for size in scenario.layers) or scenario.batch <= 0:
-            raise ConfigError(f"scenario.layers needs two or more positive sizes and scenario.batch a "
-                              f"positive size, got layers={scenario.layers}, batch={scenario.batch}")
-        if scenario.activation not in ACTIVATIONS:
-            raise ConfigError(f"scenario.activation: unknown {scenario.activation!r} "
-                              f"(known: {', '.join(ACTIVATIONS)})")
-    if isinstance(scenario, GradientScenario):
-        _check_inputs(scenario)
-        target = scenario.target_name()
-        _check_name(target, "scenario.target")
-        if target in scenario.inputs:
-            raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
-        _parse(scenario.function, scenario.inputs, "scenario.function")
-        for name, text in scenario.closed_form.items():
-            if name not in scenario.inputs:
-                raise ConfigError(f"scenario.closed_form.{name}: no input named {name!r}")
-            _parse(text, scenario.inputs, f"scenario.closed_form.{name}")
-        if scenario.closed_form_for is not None:
-            _parse(scenario.closed_form_for, scenario.inputs, "scenario.closed_form_for")
-    elif isinstance(scenario, PersistentScenario):
-        _check_inputs(scenario)
-        if not scenario.targets:
-            raise ConfigError("scenario.targets: give at least one target, e.g. {y: x**2}")
-        known = set(scenario.inputs)
-        for name, text in scenario.targets.items():
-            _check_name(name, f"scenario.targets.{name}")
-            if name in known:
-                raise ConfigError(f"scenario.targets.{name}: the name is already an input or target")
-            _parse(text, known, f"scenario.targets.{name}")
-            known.add(name)
-    elif isinstance(scenario, LinearScenario):
-        for key in ("batch", "in_features", "out_features"):
-            if getattr(scenario, key) <= 0:
-                raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(scenario, key)}")
+    scenario.check()
 
-
-def _parse(text: str, names: Any, where: str) -> None:
+def _parse(text: str, names: Any, where: str, *, tensors: bool = False) -> None:
+    """Parse to vet; only a program (``tensors``) may use more than the elementwise language."""
     try:
-        expr.parse(text, names)
+        tree = expr.parse(text, names)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
+    if not tensors and not expr.elementwise(tree):
+        raise ConfigError(f"{where}: {text!r} uses the tensor language (matmul, reductions, where, lists, "
+                          "subscripts, conditionals), which only scenario=program runs; this routine's "
+                          "expressions are elementwise")
 
 
 def _require_values(inputs: dict[str, InputSpec]) -> None:
@@ -518,6 +667,113 @@ def _expressions(scenario: Scenario) -> list[str]:
     return []
 
 
+def _nested_shape(value: Any, where: str) -> tuple[int, ...]:
+    """The shape of a number or rectangular nested list of finite numbers, or a one-line error."""
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{where}: an empty list has no values")
+        shapes = {_nested_shape(v, where) for v in value}
+        if len(shapes) > 1:
+            raise ConfigError(f"{where}: nested lists must be rectangular (every row the same length)")
+        return (len(value), *shapes.pop())
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
+    return ()
+
+
+def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
+    """Every input's and target's shape, from the config alone."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, spec in scenario.inputs.items():
+        if spec.linspace is not None:
+            shapes[name] = (spec.linspace.num,)
+        elif spec.init is not None:
+            shapes[name] = tuple(spec.shape or ())
+        else:
+            shapes[name] = _nested_shape(spec.value, f"scenario.inputs.{name}.value")
+    for name, text in scenario.targets.items():
+        try:
+            shapes[name] = expr.infer_shape(expr.parse(text, shapes), shapes)
+        except ConfigError as err:
+            raise ConfigError(f"scenario.targets.{name}: {err}") from None
+    return shapes
+
+
+def check_program(scenario: ProgramScenario) -> None:
+    """Inputs, steps, gradients and options of a program, with every shape, before any TensorFlow."""
+    if not scenario.inputs:
+        raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
+    typed: dict[str, ProgramInput] = {}
+    for name, node in scenario.inputs.items():
+        where = f"scenario.inputs.{name}"
+        _check_name(name, where)
+        spec: ProgramInput = _typed(ProgramInput, node, where)
+        if sum(x is not None for x in (spec.value, spec.linspace, spec.init)) != 1:
+            raise ConfigError(f"{where}: give exactly one of value, linspace or init (with shape)")
+        if spec.init is not None:
+            if spec.init not in INITIALISERS:
+                raise ConfigError(f"{where}.init: unknown initialiser {spec.init!r} "
+                                  f"(known: {', '.join(INITIALISERS)})")
+            if spec.shape is None or any(d <= 0 for d in spec.shape):
+                raise ConfigError(f"{where}.shape: an initialiser needs positive sizes, e.g. [3, 2]")
+        elif spec.shape is not None:
+            raise ConfigError(f"{where}.shape: only an initialiser takes a shape (a value has its own)")
+        if spec.linspace is not None and (spec.linspace.num <= 0 or not (
+                _finite(spec.linspace.start) and _finite(spec.linspace.stop))):
+            raise ConfigError(f"{where}.linspace: num must be positive, start and stop finite")
+        typed[name] = spec
+    scenario.inputs = typed
+    if not scenario.targets:
+        raise ConfigError("scenario.targets: give at least one step, e.g. {y: x**2}")
+    for name in scenario.targets:
+        _check_name(name, f"scenario.targets.{name}")
+        if name in scenario.inputs:
+            raise ConfigError(f"scenario.targets.{name}: the name is already an input")
+    known = list(scenario.inputs)
+    for name, text in scenario.targets.items():  # each step reads inputs and earlier steps only
+        _parse(text, known, f"scenario.targets.{name}", tensors=True)
+        known.append(name)
+    shapes = program_shapes(scenario)
+    order = list(scenario.targets)
+    for target, sources in scenario.gradients.items():
+        if target not in scenario.targets:
+            raise ConfigError(f"scenario.gradients.{target}: no step named {target!r}")
+        if not sources:
+            raise ConfigError(f"scenario.gradients.{target}: give the sources, e.g. [x]")
+        for source in sources:
+            if source not in scenario.inputs and (
+                    source not in scenario.targets or order.index(source) >= order.index(target)):
+                raise ConfigError(f"scenario.gradients.{target}: {source!r} is neither an input nor a step "
+                                  f"before {target}")
+    for target, value in scenario.output_gradients.items():
+        where = f"scenario.output_gradients.{target}"
+        if target not in scenario.plan():
+            raise ConfigError(f"{where}: {target!r} is not a target in scenario.gradients")
+        given = _nested_shape(value, where)
+        try:
+            fits = expr._broadcast(expr.Name(target), [given, shapes[target]]) == shapes[target]
+        except ConfigError:
+            fits = False
+        if not fits:
+            raise ConfigError(f"{where}: shape {given} does not broadcast to {target}'s {shapes[target]}")
+
+
+def _program_memory(run: RunConfig, item: int) -> dict[str, int]:
+    """A program's peak: every node's tensor on the tape and as many in the backward pass; NumPy's
+    float64 copies for the differences (both nudged evaluations and the forward pass)."""
+    scenario = run.scenario
+    shapes = program_shapes(scenario)
+    sizes: list[int] = []
+    for text in scenario.targets.values():
+        expr.infer_shape(expr.parse(text, shapes), shapes, sizes)
+    inputs = sum(math.prod(shapes[n]) for n in scenario.inputs)
+    nodes = sum(sizes)
+    parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}
+    if run.checks.finite_differences:
+        parts["finite differences"] = 2 * 8 * (nodes + inputs)
+    return parts
+
+
 def memory_estimate(run: RunConfig) -> dict[str, int]:
     """Bytes a job will hold at its peak, by part, from shapes alone (nothing is allocated).
 
@@ -529,6 +785,8 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
     limit = run.checks.fd_max_elements  # larger inputs: every element at once, or a sample
     scenario = run.scenario
     parts: dict[str, int] = {}
+    if isinstance(scenario, ProgramScenario):
+        return _program_memory(run, item)
     if isinstance(scenario, LinearScenario):
         b, i, o = scenario.batch, scenario.in_features, scenario.out_features
         parts["tape"] = 2 * item * (3 * b * i + i * o + 4 * b * o + o)

@@ -148,7 +148,7 @@ BAD_INPUTS = [
         (["scenario.function=x.__class__"], "attribute access"),
         (["scenario.function=(lambda: x)()"], "is not allowed"),
         (["scenario.function=[x for x in y]"], "comprehension"),
-        (["scenario.function=x[0]"], "subscripting"),
+        (["scenario.function=x[0]"], "only scenario=program runs"),
         (["scenario=linear", "scenario.in_features=0"], "scenario.in_features must be a positive integer"),
         (["scenario=linear", "scenario.batch=-1"], "scenario.batch must be a positive integer"),
         (["scenario=sigmoid", "scenario.inputs.x.linspace.num=0"], "linspace.num must be positive"),

@@ -1,8 +1,9 @@
-"""Tape routines, one module per routine, each registered under its schema's name.
+"""Tape routines, one module per routine: ``runner/routines/<name>.py`` defines ``run``.
 
-A routine takes the validated scenario and run config and returns an
-:class:`~runner.result.Outcome`. Its module is imported only when a scenario
-asks for it, so TensorFlow is loaded by the first routine, not by the CLI.
+A routine is declared once, by its schema in :mod:`runner.schema` (its name, fields,
+checks and cases); its module, named alike, takes the validated scenario and run
+config and returns an :class:`~runner.result.Outcome`. The module is imported only
+when a scenario asks for it, so TensorFlow is loaded by the first routine, not by the CLI.
 """
 
 from __future__ import annotations
@@ -16,21 +17,12 @@ from runner.result import Outcome
 from runner.schema import RunConfig
 
 Routine = Callable[[Any, RunConfig], Outcome]
-_ROUTINES: dict[str, Routine] = {}
-
-
-def register(name: str) -> Callable[[Routine], Routine]:
-    def decorate(fn: Routine) -> Routine:
-        _ROUTINES[name] = fn
-        return fn
-
-    return decorate
 
 
 def load_routine(name: str) -> Routine:
-    """Import a routine's module (and with it TensorFlow) and return the routine."""
-    importlib.import_module(f"{__name__}.{name}")
-    return _ROUTINES[name]
+    """Import a routine's module (and with it TensorFlow) and return its ``run``."""
+    routine: Routine = importlib.import_module(f"{__name__}.{name}").run
+    return routine
 
 
 def run_routine(run: RunConfig) -> Outcome:

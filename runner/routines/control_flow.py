@@ -17,7 +17,6 @@ import numpy as np
 import sympy as sp
 
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
 from runner.routines.tape import oracle
 from runner.schema import ControlFlowScenario, RunConfig
@@ -63,7 +62,6 @@ def while_loop(x: tf.Variable, steps: int) -> dict[str, tf.Tensor | None]:
     return {"dy/dx (while_loop)": tape.gradient(y, x)}
 
 
-@register("control_flow")
 def run(scenario: ControlFlowScenario, run: RunConfig) -> Outcome:
     cases = selected("control_flow", scenario.case)
     x, minus_x = Arg(float(scenario.x)), Arg(-float(scenario.x))

@@ -21,7 +21,6 @@ import numpy as np
 
 from runner.checks import compare, finite
 from runner.result import Check, Outcome
-from runner.routines import register
 from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
 from runner.schema import CustomGradientScenario, RunConfig
 from runner.tfenv import tf
@@ -72,7 +71,6 @@ def clip_by_norm_case(v: tf.Variable, clip_norm: float) -> dict[str, tf.Tensor |
             "dloss/dv (clipped)": tape.gradient(clipped, v)}
 
 
-@register("custom_gradient")
 def run(scenario: CustomGradientScenario, run: RunConfig) -> Outcome:
     cases = selected("custom_gradient", scenario.case)
     x = Arg([float(p) for p in scenario.points])

@@ -19,7 +19,6 @@ import numpy as np
 from runner import snippets
 from runner.checks import compare, finite
 from runner.result import Check, Outcome
-from runner.routines import register
 from runner.routines.support import tf_dtype, timed_step
 from runner.routines.vector import ZERO, VectorFunction, input_values, oracles, verify_jacobian
 from runner.schema import ForwardModeScenario, RunConfig
@@ -36,7 +35,6 @@ def probes(vf: VectorFunction, count: int, seed: int) -> tuple[np.ndarray, np.nd
     return rng.standard_normal((count, n)), rng.standard_normal((count, m))
 
 
-@register("forward_mode")
 def run(scenario: ForwardModeScenario, run: RunConfig) -> Outcome:
     vf = VectorFunction(scenario)
     m, n = vf.shape

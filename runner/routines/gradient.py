@@ -10,12 +10,10 @@ from __future__ import annotations
 from runner import expr
 from runner.checks import compare
 from runner.result import Curve, Outcome
-from runner.routines import register
 from runner.routines.tape import differentiate, oracle
 from runner.schema import GradientScenario, RunConfig
 
 
-@register("gradient")
 def run(scenario: GradientScenario, run: RunConfig) -> Outcome:
     target = scenario.target_name()
     outcome = differentiate(

@@ -22,7 +22,6 @@ import numpy as np
 from runner import expr, snippets
 from runner.checks import compare, finite, finite_differences
 from runner.result import Check, Heatmap, Outcome
-from runner.routines import register
 from runner.routines.calculus import (
     at_inputs,
     compile_lines,
@@ -54,7 +53,6 @@ def value_and_gradient(fn: Function, point: tf.Tensor) -> tuple[tf.Tensor, tf.Te
     return value, tape.gradient(value, point, unconnected_gradients=ZERO)
 
 
-@register("hessian")
 def run(scenario: HessianScenario, run: RunConfig) -> Outcome:
     names = list(scenario.inputs)
     target = target_name(names)

@@ -25,7 +25,6 @@ import numpy as np
 from runner import expr, snippets
 from runner.checks import compare, finite, finite_differences
 from runner.result import Curve, Outcome
-from runner.routines import register
 from runner.routines.calculus import at_inputs, compile_lines, explain_range, fresh_names, label, target_name
 from runner.routines.support import check_dtype, tf_dtype, timed_step
 from runner.schema import HigherOrderScenario, RunConfig
@@ -57,7 +56,6 @@ def _function(tree: expr.Expr, name: str, dtype: tf.DType) -> Function:
     return lambda x: expr.evaluate(tree, {name: x}, backend)
 
 
-@register("higher_order")
 def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
     import sympy as sp
 

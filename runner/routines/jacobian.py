@@ -20,7 +20,6 @@ import numpy as np
 from runner import snippets
 from runner.checks import compare, finite
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.support import tf_dtype, timed_step
 from runner.routines.vector import ZERO, VectorFunction, input_values, oracles, verify_jacobian
 from runner.schema import JacobianScenario, RunConfig
@@ -44,7 +43,6 @@ def _named(name: str, timings: dict[str, float]) -> dict[str, float]:
     return named
 
 
-@register("jacobian")
 def run(scenario: JacobianScenario, run: RunConfig) -> Outcome:
     vf = VectorFunction(scenario)
     dtype = tf_dtype(run)

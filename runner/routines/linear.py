@@ -18,7 +18,6 @@ import numpy as np
 from runner import snippets
 from runner.checks import compare, difference_check, finite
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.support import check_dtype, tf_dtype, timed_step
 from runner.schema import LinearScenario, Loss, RunConfig
 from runner.tfenv import tf
@@ -55,7 +54,6 @@ def loss_function(x: tf.Tensor, targets: tf.Tensor | None) -> Callable[[tf.Tenso
     return loss
 
 
-@register("linear")
 def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
     data = make_data(scenario, run.seed)
     tensors = {k: tf.constant(v, tf_dtype(run)) for k, v in data.items()}

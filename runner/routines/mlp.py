@@ -26,7 +26,6 @@ import numpy as np
 from runner import expr, snippets
 from runner.checks import compare, difference_check, finite
 from runner.result import Curve, Outcome
-from runner.routines import register
 from runner.routines.support import tf_dtype, timed_step
 from runner.schema import MLPScenario, RunConfig
 from runner.tfenv import tf
@@ -104,7 +103,6 @@ def loss_function(x: tf.Tensor, targets: tf.Tensor, activation: str) -> Callable
     return loss
 
 
-@register("mlp")
 def run(scenario: MLPScenario, run: RunConfig) -> Outcome:
     data = make_data(scenario, run.seed)
     tensors = {k: tf.constant(v, tf_dtype(run)) for k, v in data.items()}

@@ -7,12 +7,10 @@ the routine records that as the expected outcome, with the reason, not a crash.
 from __future__ import annotations
 
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.tape import differentiate
 from runner.schema import PersistentScenario, RunConfig
 
 
-@register("persistent")
 def run(scenario: PersistentScenario, run: RunConfig) -> Outcome:
     return differentiate(
         scenario.inputs,

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.catalogue import (
     Arg,
     Call,
@@ -135,7 +134,6 @@ CALLS: dict[str, Call] = {
 XLA_NAN = "dy/dx (tf.where, tf.sqrt)"
 
 
-@register("pitfalls")
 def run(scenario: PitfallsScenario, run: RunConfig) -> Outcome:
     cases = selected("pitfalls", scenario.case)
     calls = [_call(CALLS[c], run) for c in cases]

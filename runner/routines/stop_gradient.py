@@ -21,7 +21,6 @@ from typing import Any
 from runner import expr
 from runner.checks import compare, finite
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.catalogue import Arg, Call, Raw, expect, run_cases, selected, verify_expression
 from runner.routines.support import tf_dtype
 from runner.schema import RunConfig, StopGradientScenario
@@ -76,7 +75,6 @@ NOTES = {
 }
 
 
-@register("stop_gradient")
 def run(scenario: StopGradientScenario, run: RunConfig) -> Outcome:
     tree = expr.parse(scenario.function, ["x"])
     backend = expr.TensorFlowBackend(tf_dtype(run))

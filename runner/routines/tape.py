@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from runner import expr, snippets
-from runner.checks import compare, difference_check, finite, unbroadcast
+from runner.checks import compare, difference_check, finite, recorded, unbroadcast
 from runner.result import Check, Outcome
 from runner.routines.support import check_dtype, tf_dtype, timed_step
 from runner.schema import InputSpec, Kind, RunConfig
@@ -223,10 +223,7 @@ def _check(
             if target in refused:
                 continue
             reason = why_none(n, inputs[n], watch_accessed, target, n in depends)
-            expected = "None" if reason else "a gradient"
-            outcome.checks.append(Check(
-                f"{label} recorded", (got is None) == bool(reason), None, None,
-                f"expected {expected}, got {'None' if got is None else 'a gradient'}"))
+            outcome.checks.append(recorded(label, got, reason))
             if got is None:
                 outcome.notes[label] = reason or "TensorFlow returned None"
                 continue

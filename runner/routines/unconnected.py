@@ -22,7 +22,6 @@ import numpy as np
 from runner import expr, snippets
 from runner.checks import finite
 from runner.result import Outcome
-from runner.routines import register
 from runner.routines.catalogue import compiled, expect, verify, verify_expression
 from runner.routines.support import tf_dtype, timed_step
 from runner.routines.tape import why_none
@@ -36,7 +35,6 @@ def target_name(inputs: Mapping[str, InputSpec]) -> str:
     return next(n for n in candidates if n not in inputs)
 
 
-@register("unconnected")
 def run(scenario: UnconnectedScenario, run: RunConfig) -> Outcome:
     dtype = tf_dtype(run)
     target = target_name(scenario.inputs)
@@ -98,7 +96,9 @@ def run(scenario: UnconnectedScenario, run: RunConfig) -> Outcome:
             outcome.notes[zero] = (
                 f"unconnected_gradients=ZERO turns the None into zeros shaped like {n}; as {target} does "
                 f"not depend on {n} at all, zero is also its true derivative.")
-            verify_expression(outcome, zero, found[zero], run, scenario.function, n, at, np.shape(value))
+            # Shaped like n, which may be larger than the target that never read it.
+            verify_expression(outcome, zero, found[zero], run, scenario.function, n, at,
+                              np.broadcast_shapes(np.shape(value), np.shape(at[n])))
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome
 

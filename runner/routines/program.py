@@ -1,0 +1,390 @@
+"""``program``: any computation a TensorFlow user writes inside a tape, as data.
+
+Named inputs of any shape (values, linspaces or seeded initialisers; variables,
+non-trainable variables or constants), then named steps evaluated in order inside
+one ``tf.GradientTape``, then the gradients asked for: each target with respect to
+inputs or earlier steps (an intermediate result, as in the guide's ``dz/dy``).
+
+Before the tape runs, the program is evaluated once in float64 NumPy: that fixes
+which branch each conditional takes (as Python's ``if`` would), so the tape, SymPy
+and the finite differences all follow the same branch. Each gradient is then
+checked without TensorFlow's autodiff:
+
+* whether the tape saw it at all (None predicted from what is watched and what
+  each step reads, or zeros under ``unconnected_gradients=zero``);
+* against SymPy, one symbol per input element, while the inputs are small
+  (``checks.symbolic_max_elements``);
+* against central differences in float64 at every element up to
+  ``checks.fd_max_elements``, and above it random projections ``v . (J u)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from runner import expr, snippets
+from runner.arrays import NumPyBackend, SymPyArrays
+from runner.checks import compare, finite, float64_differences, projection_check, recorded
+from runner.result import Check, Curve, Outcome
+from runner.routines.support import tf_dtype, timed_step
+from runner.schema import ProgramInput, ProgramKind, ProgramScenario, RunConfig, Unconnected, program_shapes
+from runner.tfenv import tf
+
+NON_PERSISTENT = (
+    "a non-persistent tape frees its record after the first gradient() call, so TensorFlow raised "
+    "RuntimeError here; set scenario.persistent=true to take several gradients"
+)
+
+
+@tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
+def evaluate_steps(
+    trees: Mapping[str, expr.Expr], env: Mapping[str, Any], backend: Any,
+    override: Mapping[str, Any] | None = None, upto: str | None = None,
+) -> dict[str, Any]:
+    """Each step in order over the inputs and the steps before it; ``override`` replaces a step's value
+    (to differentiate with respect to it), ``upto`` stops after that step."""
+    values = dict(env)
+    for name, tree in trees.items():
+        given = override is not None and name in override
+        values[name] = override[name] if given else expr.evaluate(tree, values, backend)
+        if name == upto:
+            break
+    return {name: values[name] for name in trees if name in values}
+
+
+class Program:
+    """A validated program, parsed, with its values in float64 and every branch decided."""
+
+    def __init__(self, scenario: ProgramScenario, run: RunConfig) -> None:
+        self.scenario, self.run = scenario, run
+        self.dtype = tf_dtype(run)
+        self.shapes = program_shapes(scenario)
+        self.trees: dict[str, expr.Expr] = {}
+        for name, text in scenario.targets.items():
+            self.trees[name] = expr.parse(text, [*scenario.inputs, *self.trees])
+        self.values = {n: tf.constant(spec.array(run.seed, n), self.dtype)
+                       for n, spec in scenario.inputs.items()}
+        # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
+        self.held = {n: np.asarray(tf.cast(v, tf.float64).numpy()) for n, v in self.values.items()}
+        numpy = NumPyBackend()
+        self.forward = evaluate_steps(self.trees, self.held, numpy)  # decides every conditional
+        self.branches = numpy.branches
+        self.frozen = numpy.frozen  # each stop_gradient's value: a constant for the oracles
+        self.plan = scenario.plan()
+        self._reaches: dict[tuple[str, bool], set[str]] = {}
+        self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
+            t: np.broadcast_to(np.asarray(scenario.output_gradients.get(t, 1.0), dtype=np.float64),
+                               self.shapes[t]) for t in self.plan}
+
+    def taken(self, node: expr.IfExp) -> bool:
+        return self.branches[node]
+
+    def reaches(self, name: str, *, conditions: bool = False) -> set[str]:
+        """Inputs and steps a step's gradient can flow back to (or, with ``conditions``, that it read).
+
+        Memoised: steps that each read the two before them would otherwise cost 2^n walks.
+        """
+        key = (name, conditions)
+        if key not in self._reaches:
+            found: set[str] = set()
+            for used in expr.gradient_names(self.trees[name], self.taken, conditions=conditions):
+                found |= {used} | (self.reaches(used, conditions=conditions) if used in self.trees else set())
+            self._reaches[key] = found
+        return self._reaches[key]
+
+    def watched(self, name: str) -> bool:
+        spec: ProgramInput = self.scenario.inputs[name]
+        return spec.watch or (spec.kind is ProgramKind.variable and self.scenario.watch_accessed_variables)
+
+    def why_none(self, target: str, source: str) -> str:
+        """Why tape.gradient(target, source) is None, or '' when it is a gradient."""
+        if source not in self.reaches(target):
+            if source in self.reaches(target, conditions=True) or source in expr.names(self.trees[target]):
+                return (f"{target} reads {source} only in a condition, in a branch not taken or inside "
+                        "stop_gradient, which carry no gradient, so the tape has no path between them")
+            return f"{target} does not depend on {source}, so the tape has no path between them"
+        if source in self.trees:
+            inputs = self.reaches(source, conditions=True) & set(self.scenario.inputs)
+            if any(self.watched(n) for n in inputs):
+                return ""
+            return f"{source} was computed from nothing the tape watched, so nothing after it was recorded"
+        if self.watched(source):
+            return ""
+        spec = self.scenario.inputs[source]
+        if not self.scenario.watch_accessed_variables and spec.kind is ProgramKind.variable:
+            return (f"watch_accessed_variables=false and tape.watch({source}) was not called, so the tape "
+                    f"ignored the variable {source}")
+        what = {ProgramKind.constant: "a tf.constant",
+                ProgramKind.nontrainable: "a tf.Variable(trainable=False)"}[spec.kind]
+        return (f"{source} is {what} and tape.watch({source}) was not called, so the tape did not record it "
+                f"(set scenario.inputs.{source}.watch=true)")
+
+    def forward_fn(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
+        """The target as a float64 NumPy function of the source, everything else held, branches fixed."""
+        def fn(point: np.ndarray) -> np.ndarray:
+            env, override = dict(self.held), {}
+            (env if source in env else override)[source] = point
+            backend = NumPyBackend(self.branches, self.frozen)
+            return evaluate_steps(self.trees, env, backend, override, target)[target]
+        return fn
+
+    def vjp(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
+        """The tape's vector-Jacobian product v -> v . d target / d source, on a fresh tape."""
+        backend = expr.TensorFlowBackend(self.dtype, self.branches)
+
+        def fn(v: np.ndarray) -> np.ndarray:
+            tensors = dict(self.values)
+            with tf.GradientTape() as tape:
+                tape.watch(list(tensors.values()))
+                results = evaluate_steps(self.trees, tensors, backend, upto=target)
+            wrt = tensors[source] if source in tensors else results[source]
+            grad = tape.gradient(results[target], wrt, output_gradients=tf.constant(v, self.dtype),
+                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return np.asarray(tf.cast(grad, tf.float64).numpy())
+        return fn
+
+
+def _tensor(spec: ProgramInput, value: Any, name: str) -> Any:
+    if spec.kind is ProgramKind.constant:
+        return value
+    return tf.Variable(value, name=name, trainable=spec.kind is ProgramKind.variable)
+
+
+def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
+    program = Program(scenario, run)
+    backend = expr.TensorFlowBackend(program.dtype, program.branches)
+    tensors = {n: _tensor(spec, program.values[n], n) for n, spec in scenario.inputs.items()}
+    zero = scenario.unconnected_gradients is Unconnected.zero
+    unconnected = tf.UnconnectedGradients.ZERO if zero else tf.UnconnectedGradients.NONE
+    output_gradients = {t: tf.constant(program.weights[t], program.dtype) for t in scenario.output_gradients}
+    refused: dict[str, str] = {}  # target -> TensorFlow's message; Python state, set at trace time
+
+    def step(tensors: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        with tf.GradientTape(persistent=scenario.persistent,
+                             watch_accessed_variables=scenario.watch_accessed_variables) as tape:
+            for n, spec in scenario.inputs.items():
+                if spec.watch:
+                    tape.watch(tensors[n])
+            results = evaluate_steps(program.trees, tensors, backend)
+        found: dict[str, Any] = {}
+        for target, sources in program.plan.items():
+            wrt = [tensors[s] if s in tensors else results[s] for s in sources]
+            grads: list[Any] = [None] * len(sources)
+            try:
+                grads = tape.gradient(results[target], wrt, output_gradients=output_gradients.get(target),
+                                      unconnected_gradients=unconnected)
+            except RuntimeError as err:
+                if scenario.persistent:
+                    raise
+                refused[target] = str(err).splitlines()[0]
+            found.update({f"d{target}/d{s}": g for s, g in zip(sources, grads, strict=True)})
+        del tape
+        return results, found
+
+    outcome = Outcome(snippet=_snippet(program))
+    (results, found), outcome.timings = timed_step(step, run, tensors)
+    outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
+    outcome.values = {t: v.numpy() for t, v in results.items()}
+    outcome.gradients = {k: None if g is None else tf.convert_to_tensor(g).numpy() for k, g in found.items()}
+    started = time.perf_counter()
+    _check(program, outcome, refused)
+    outcome.timings["checks"] = time.perf_counter() - started
+    curve = _curve(program, outcome)
+    if curve is not None:
+        outcome.figures.append(curve)
+    return outcome
+
+
+def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> None:
+    scenario, run = program.scenario, program.run
+    tolerances = run.tolerances()
+    expected_refusals = [] if scenario.persistent else list(program.plan)[1:]
+    if expected_refusals or refused:
+        first = next(iter(refused), expected_refusals[0] if expected_refusals else "")
+        outcome.checks.append(Check(
+            f"d{first}: second gradient() on a non-persistent tape raises RuntimeError",
+            sorted(refused) == sorted(expected_refusals), None, None,
+            refused.get(first, "TensorFlow raised no RuntimeError")))
+    for target in program.trees:
+        outcome.checks.append(finite(f"{target} finite", outcome.values[target]))
+    symbolic = _symbolic_oracle(program, outcome)
+    for target, sources in program.plan.items():
+        for source in sources:
+            label = f"d{target}/d{source}"
+            got = outcome.gradients[label]
+            if target in refused:
+                outcome.notes[label] = f"{NON_PERSISTENT}: {refused[target]}"
+                continue
+            reason = program.why_none(target, source)
+            if reason and scenario.unconnected_gradients is Unconnected.zero:
+                outcome.notes[label] = (f"{reason}; unconnected_gradients=zero turns TensorFlow's None into "
+                                        f"zeros shaped like {source}")
+                name = f"{label} is zeros (unconnected_gradients=zero)"
+                outcome.checks.append(
+                    Check(name, False, None, None, "TensorFlow returned None") if got is None
+                    else compare(name, got, np.zeros(program.shapes[source]), tolerances.analytic))
+                continue
+            outcome.checks.append(recorded(label, got, reason))
+            if got is None:
+                outcome.notes[label] = reason or "TensorFlow returned None"
+                continue
+            outcome.checks.append(finite(f"{label} finite", got))
+            if symbolic is not None:
+                symbolic(label, target, source, got)
+            if run.checks.finite_differences:
+                outcome.checks.append(_difference_check(program, label, target, source, got))
+
+
+def _difference_check(program: Program, label: str, target: str, source: str, got: np.ndarray) -> Check:
+    run = program.run
+    tol = run.tolerances().float64_differences
+    delta = run.checks.tolerances["float64"].delta if "float64" in run.checks.tolerances else 1e-6
+    point = program.forward[source] if source in program.trees else program.held[source]
+    fn, weight = program.forward_fn(target, source), program.weights[target]
+    if np.size(point) <= run.checks.fd_max_elements:
+        want = float64_differences(fn, point, weight, delta)
+        return compare(f"{label} vs float64 central differences (every element)", got, want, tol)
+    return projection_check(label, got, fn, program.vjp(target, source), point, weight, tol, delta,
+                            run.checks.projections, run.seed)
+
+
+def _skipped(outcome: Outcome, reason: str) -> Callable[..., None]:
+    """In place of SymPy's check: say in each gradient's note (and so in the report) why it was skipped."""
+    def note(label: str, target: str, source: str, got: np.ndarray) -> None:
+        outcome.notes[label] = "; ".join(filter(None, [outcome.notes.get(label), reason]))
+    return note
+
+
+def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] | None:
+    """SymPy's check of one gradient; a note instead where the expressions would be too large; None if off."""
+    run = program.run
+    if not run.checks.analytic:
+        return None
+    count = sum(np.size(v) for v in program.held.values())
+    count += sum(int(np.prod(program.shapes[s])) for sources in program.plan.values() for s in sources
+                 if s in program.trees)
+    if count > run.checks.symbolic_max_elements:
+        limit = run.checks.symbolic_max_elements
+        return _skipped(outcome, f"SymPy check skipped: the inputs and intermediate sources hold {count} "
+                                 f"elements, above checks.symbolic_max_elements={limit}")
+    terms = max(_symbolic_terms(program, program.trees[t], {}) * math.prod(program.shapes[t])
+                for t in program.plan)
+    if terms > SYMBOLIC_MAX_TERMS:
+        return _skipped(outcome, f"SymPy check skipped: the targets would expand to about {terms:.2g} terms, "
+                                 f"above {SYMBOLIC_MAX_TERMS:,} (matmuls and reductions multiply them)")
+    import sympy as sp
+
+    sym = SymPyArrays(program.branches, program.frozen)
+    env = {n: sym.input_symbols(n, program.shapes[n]) for n in program.scenario.inputs}
+
+    def check(label: str, target: str, source: str, got: np.ndarray) -> None:
+        override = {} if source in env else {source: sym.input_symbols(source, program.shapes[source])}
+        out = evaluate_steps(program.trees, env, sym, override, target)[target]
+        total = np.sum(sym.asarray(out) * program.weights[target])
+        wrt = list((override or env)[source].flat)
+        derivatives = [sp.diff(total, s) for s in wrt]
+        symbols = [s for arrays in (env, override) for a in arrays.values() for s in a.flat]
+        fn = sp.lambdify(symbols, derivatives, "numpy", cse=True, dummify=True)
+        points = [*(program.held[n] for n in env), *(program.forward[n] for n in override)]
+        # One-element arrays, not scalars: NumPy's select (SymPy's Piecewise) wants array conditions.
+        args = [np.array([x]) for p in points for x in np.asarray(p, dtype=np.float64).flat]
+        with np.errstate(all="ignore"):
+            found = fn(*args)
+        want = np.array([np.asarray(d, dtype=np.float64).reshape(-1)[0] for d in found]
+                        ).reshape(program.shapes[source])
+        text = f"d/d{source} of sum({target}) = {derivatives[0] if len(derivatives) == 1 else derivatives}"
+        outcome.analytic[label] = text if len(text) <= 2000 else text[:1997] + "..."
+        outcome.checks.append(compare(f"{label} vs SymPy", got, want, run.tolerances().analytic))
+
+    return check
+
+
+#: Above this many terms in all, SymPy's expressions (and their derivatives) would take minutes.
+SYMBOLIC_MAX_TERMS = 200_000
+REDUCING = ("norm", "softmax")  # besides reduce_*: each element reads a whole axis
+
+
+def _symbolic_terms(program: Program, node: expr.Expr, memo: dict[str, int]) -> int:
+    """Roughly how many terms one element of ``node`` has as a SymPy expression over the input symbols.
+
+    Each element of a matmul or a reduction sums (or, for max and min, compares) the
+    elements it reduces, so the count multiplies by their number; elementwise ops add.
+    """
+    kids = [_symbolic_terms(program, child, memo) for child in expr.children(node)]
+    match node:
+        case expr.Name(id=name) if name in program.trees:
+            if name not in memo:
+                memo[name] = _symbolic_terms(program, program.trees[name], memo)
+            return memo[name]
+        case expr.BinOp(op="@") | expr.Func(fn="matmul"):
+            inner = expr.infer_shape(node.left if isinstance(node, expr.BinOp) else node.args[0],
+                                     program.shapes)[-1]
+            return inner * sum(kids)
+        case expr.Func(fn=fn, args=args, options=options) if fn.startswith("reduce_") or fn in REDUCING:
+            shape = expr.infer_shape(args[0], program.shapes)
+            axis = dict(options).get("axis", -1 if fn == "softmax" else None)
+            axes = range(len(shape)) if axis is None else [axis] if isinstance(axis, int) else axis
+            count = math.prod(shape[a] for a in axes)
+            return (count * count if fn in ("reduce_max", "reduce_min") else count) * kids[0] + 1
+        case expr.Func(fn="maximum" | "minimum" | "clip_by_value"):
+            return 2 * sum(kids)
+        case expr.Func(fn="transpose" | "reshape" | "concat" | "stack") | expr.Index() | expr.IfExp():
+            return max(kids)
+    return sum(kids) + 1
+
+
+def _curve(program: Program, outcome: Outcome) -> Curve | None:
+    """Each step and its gradient against the first linspace input, where they share its shape."""
+    scenario = program.scenario
+    axis = next((n for n, spec in scenario.inputs.items() if spec.linspace is not None), None)
+    if axis is None:
+        return None
+    shape = program.shapes[axis]
+    series = {f"{t} = {scenario.targets[t]}": outcome.values[t]
+              for t in program.trees if program.shapes[t] == shape}
+    series.update({label: g for label, g in outcome.gradients.items()
+                   if label.endswith(f"/d{axis}") and g is not None and np.shape(g) == shape})
+    if not series:
+        return None
+    return Curve(f"{scenario.name}.png", f"{scenario.name}: steps and gradients", axis,
+                 outcome.inputs[axis], series)
+
+
+def _snippet(program: Program) -> str:
+    """Plain TensorFlow, run eagerly (a conditional is Python's own), printing the same gradients."""
+    scenario, run = program.scenario, program.run
+    lines = [snippets.HEADER]
+    for n, spec in scenario.inputs.items():
+        tensor = f"tf.constant({spec.code(run.seed, n)}, tf.{run.dtype})"
+        if spec.kind is ProgramKind.constant:
+            lines.append(f"{n} = {tensor}")
+        else:
+            lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
+    lines.append(f"\nwith tf.GradientTape(persistent={scenario.persistent}, "
+                 f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:")
+    lines += [f"    tape.watch({n})" for n, spec in scenario.inputs.items() if spec.watch]
+    backend = expr.CodeBackend(run.dtype)
+    known = {n: expr.Code(n) for n in scenario.inputs}
+    for name, tree in program.trees.items():
+        lines.append(f"    {name} = {expr.evaluate(tree, known, backend)}  # {scenario.targets[name]}")
+        known[name] = expr.Code(name)
+    mode = "ZERO" if scenario.unconnected_gradients is Unconnected.zero else "NONE"
+    lines.append("\ngradients = {}")
+    for target, sources in program.plan.items():
+        og = (f", output_gradients=tf.constant({program.weights[target].tolist()!r}, tf.{run.dtype})"
+              if target in scenario.output_gradients else "")
+        lines += [
+            "try:",
+            f"    _grads = tape.gradient({target}, [{', '.join(sources)}]{og}, "
+            f"unconnected_gradients=tf.UnconnectedGradients.{mode})",
+            "except RuntimeError:  # a non-persistent tape answers only its first gradient() call",
+            f"    _grads = [None] * {len(sources)}",
+            f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",
+        ]
+    lines.append(snippets.FOOTER)
+    return "\n".join(lines)
