@@ -21,6 +21,7 @@ validated in milliseconds.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import math
 import operator
@@ -172,17 +173,18 @@ Expr = Num | Name | Neg | BinOp | Call | Array | Func | Compare | IfExp | Index
 
 
 def children(expr: Expr) -> tuple[Expr, ...]:
-    """A node's sub-expressions, in order (none for numbers, names and list literals)."""
-    match expr:
-        case Neg(arg=a) | Call(arg=a) | Index(value=a):
-            return (a,)
-        case BinOp(left=left, right=right) | Compare(left=left, right=right):
-            return left, right
-        case Func(args=args):
-            return args
-        case IfExp(test=test, body=body, orelse=orelse):
-            return test, body, orelse
-    return ()
+    """A node's sub-expressions, in field order, whatever kind of node it is.
+
+    Every field holding a node, or a tuple of nodes, counts; numbers, names, list
+    literals and constant options have none. Read from the dataclass fields, so a node
+    kind added later is walked by every bound and analysis without being named here.
+    """
+    found: list[Expr] = []
+    for item in (getattr(expr, f.name) for f in dataclasses.fields(expr)):
+        for part in item if isinstance(item, tuple) else (item,):
+            if dataclasses.is_dataclass(part) and not isinstance(part, type):
+                found.append(part)
+    return tuple(found)
 
 
 def names(expr: Expr) -> set[str]:

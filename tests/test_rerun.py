@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hydra_plugins.tape_runner.sweeper import TemplateSweeper
 from runner import rerun
 from runner.errors import ConfigError
 from runner.snapshot import PROJECT_HYDRA, rerun_arguments
@@ -124,6 +123,10 @@ def test_a_resumed_sweep_keeps_only_its_launcher_and_runner_overrides(tmp_path: 
 
 
 def test_the_sweeper_reruns_consecutive_jobs_together() -> None:
+    # Imported here: Hydra's plugin scan re-executes plugin modules, so a class imported at
+    # collection time can be older than the BasicSweeper it then finds in its module.
+    from hydra_plugins.tape_runner.sweeper import TemplateSweeper
+
     sweeper = TemplateSweeper(max_batch_size=2, rerun=[7, 1, 2, 3, 5])
     jobs = [[f"x={n}"] for n in range(8)]
     assert sweeper._runs(jobs) == [(1, [["x=1"], ["x=2"]]), (3, [["x=3"]]), (5, [["x=5"]]), (7, [["x=7"]])]
