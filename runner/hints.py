@@ -16,16 +16,21 @@ import functools
 import typing
 from typing import Any
 
-from runner.schema import SCENARIO_SCHEMAS, InputSpec
+from runner.schema import SCENARIO_SCHEMAS, ProgramInput
 
 
 @functools.cache
 def _scenario_fields() -> dict[str, Any]:
-    """Every key of every scenario schema, with its type; ``inputs`` maps names to :class:`InputSpec`."""
+    """Every key of every scenario schema, with its type.
+
+    ``inputs`` maps names to :class:`ProgramInput`, whose keys include every other
+    routine's input keys: a key a program's input may have is no typo anywhere (the
+    schema then says in one line where it does not belong).
+    """
     fields: dict[str, Any] = {}
     for schema in SCENARIO_SCHEMAS.values():
         fields.update(typing.get_type_hints(schema))
-    fields["inputs"] = dict[str, InputSpec]
+    fields["inputs"] = dict[str, ProgramInput]
     return fields
 
 

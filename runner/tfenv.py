@@ -55,6 +55,9 @@ with _stderr_silenced(), _keras_deferred():
     # Probing devices here keeps the one-time CUDA messages inside the silenced block.
     DEVICES = [d.name for d in tf.config.list_physical_devices()]
     tf.config.experimental.enable_op_determinism()
+    # The eager context is made by the first op. Make it here, before any job's time limit runs:
+    # a limit firing inside that first op would leave it half made for every later job.
+    tf.constant(0.0)
 
 
 def seed(value: int) -> None:

@@ -34,7 +34,7 @@ def test_an_unexpected_exception_keeps_its_traceback_on_file_only(cli: Cli) -> N
     assert timed_out["message"] == "JobTimeout: the job ran past limits.time_s=0.001 s"
     trace = timed_out["traceback"]
     assert trace.startswith("Traceback (most recent call last):")
-    assert 'in execute' in trace and "run_routine" in trace  # the frames, from the entry to the routine
+    assert "in perform" in trace and "run_routine" in trace  # the frames, from the job to the routine
     assert trace.rstrip().endswith("runner.errors.JobTimeout: the job ran past limits.time_s=0.001 s")
     log = (job / "tape-runner.log").read_text()
     assert trace in log
@@ -54,3 +54,16 @@ def test_an_exception_is_summarised_in_one_line() -> None:
 
     assert one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
     assert one_line(KeyError()) == "KeyError"
+
+
+@pytest.mark.slow
+def test_a_job_stopped_by_its_time_limit_leaves_the_next_job_in_the_process_unharmed(cli: Cli) -> None:
+    # The first job's limit fires at once, during its first TensorFlow op; the second job runs in
+    # the same process (the basic launcher) and must find TensorFlow's context whole.
+    run = cli("-m", "limits.time_s=0.001,600", "plots=false", "report=false")
+    assert run.returncode == 1
+    records = [json.loads((job / "results.json").read_text()) for job in run.run_dirs()]
+    by_limit = {r["job"]["overrides"][0]: r for r in records}
+    assert by_limit["limits.time_s=0.001"]["message"] == "JobTimeout: the job ran past limits.time_s=0.001 s"
+    ok = by_limit["limits.time_s=600"]
+    assert ok["status"] == "ok" and ok["gradients"]["dy/dx"] == 6.0, ok["message"]
