@@ -141,8 +141,10 @@ def test_overriding_the_function_drops_the_closed_form_and_a_failed_check_says_b
     assert record["status"] == "check_failed"
     assert record["message"] == "dy/dx vs SymPy: max error 3e-10 > tolerance 0"
     assert "check failed: dy/dx vs SymPy: max error 3e-10 > tolerance 0" in failed.stdout + failed.stderr
-    report = (path.parent / "report.md").read_text()
-    assert "Check failed: dy/dx vs SymPy: max error 3e-10 > tolerance 0" in report
+    report = (path.parent / "report.md").read_text()  # Markdown's escape keeps '>' from reading as HTML
+    assert "Check failed: dy/dx vs SymPy: max error 3e-10 \\> tolerance 0" in report
+    page = (path.parent / "report.html").read_text()
+    assert "Check failed: dy/dx vs SymPy: max error 3e-10 &gt; tolerance 0" in page
 
 
 @pytest.mark.parametrize(("args", "hint"), [
