@@ -21,6 +21,9 @@ Usage: tape-runner [key=value ...]           one run     (outputs/<date>/<time>_
        tape-runner experiment=<name>         a named sweep
        tape-runner --cfg job [key=value ...] print the composed config, run nothing
        tape-runner --hydra-help              Hydra's own options (launchers, sweepers, logging)
+       tape-runner --config-path <run>/.hydra --config-name config    re-run a run exactly
+       tape-runner-report <run or sweep> [--rerun]   rebuild reports; --rerun: compute again
+                                             (a sweep: only its missing and errored jobs)
 """
 
 OPTIONS = """\
