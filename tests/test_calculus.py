@@ -63,6 +63,16 @@ def test_x_cubed_at_1_to_the_fourth_order(load: Load) -> None:
     assert "x=0" in outcome.notes["d4y/dx4"] and "0*x**-1" in outcome.notes["d4y/dx4"]
 
 
+def test_abs_to_the_third_order_is_checked_not_an_error(load: Load) -> None:
+    # y = |x|*x: the derivatives are 2|x|, 2 sign(x), then 0 away from 0 (SymPy writes DiracDelta).
+    outcome = assert_passed(run_routine(load(
+        "scenario=higher_order", "scenario.function='abs(x)*x'", "scenario.inputs.x.value=-1.5",
+        "scenario.order=3")))
+    assert {k: float(v) for k, v in outcome.gradients.items()} == {
+        "dy/dx": 3.0, "d2y/dx2": -2.0, "d3y/dx3": 0.0}
+    assert "d3y/dx3 vs SymPy" in _names(outcome)
+
+
 @pytest.mark.parametrize("mode", ["eager", "function"])
 def test_a_constant_derivative_has_a_zero_derivative_not_none(load: Load, mode: str) -> None:
     # x*x*x is three multiplications: its third derivative, 6, is built from constants only.
