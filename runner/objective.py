@@ -50,7 +50,10 @@ def of_job(cfg: DictConfig) -> float | None:
     label = cfg.get("objective")
     if label is None:
         return None
-    record = json.loads((Path(HydraConfig.get().runtime.output_dir) / RESULTS).read_text())
+    try:
+        record = json.loads((Path(HydraConfig.get().runtime.output_dir) / RESULTS).read_text())
+    except (OSError, ValueError):  # the job could not write its results: it is an error
+        record = {"status": "error"}
     value = value_of(record, str(label))
     if value is not None:
         return value
