@@ -17,6 +17,7 @@ expressions here pick the same side.
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,7 +33,7 @@ def _axes(ndim: int, axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
     return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
 
 
-class _Arrays:
+class _Arrays(abc.ABC):
     """What both NumPy backends share: structure, composites, and the branches taken."""
 
     def __init__(self, branches: Mapping[expr.IfExp, bool] | None = None,
@@ -41,20 +42,25 @@ class _Arrays:
         self.frozen: dict[expr.Func, Any] = dict(frozen or {})  # stop_gradient -> its value at the point
 
     # Supplied by each backend.
+    @abc.abstractmethod
     def asarray(self, value: Any) -> np.ndarray:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def call(self, fn: str, arg: Any) -> Any:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def compare(self, op: str, left: Any, right: Any) -> Any:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _where(self, cond: Any, a: Any, b: Any) -> Any:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _extreme(self, x: Any, axis: Any, keepdims: bool, largest: bool) -> Any:
-        raise NotImplementedError
+        ...
 
     # The evaluator's entry points.
     def choose(self, node: expr.IfExp, test: Callable[[], Any], body: Callable[[], Any],

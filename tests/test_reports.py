@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import yaml
 
 from runner.outputs import write_atomic
 from tests.conftest import SEED_SCENARIOS, CliRun, assert_snippets_reproduce
+from tests.servers import chromium
 
 Cli = Callable[..., CliRun]
 
@@ -107,17 +107,9 @@ def _offline(allowed: str, fetched: list[str]) -> Callable[[Any], None]:
     return handle
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.slow
 def test_reports_render_offline_in_headless_chromium(tour: Path) -> None:
-    browser_path = _chromium()
-    if browser_path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: Debian's chromium is not installed")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    browser_path = chromium()  # skips without Debian's chromium, and fails instead under CI
     from playwright.sync_api import sync_playwright
 
     sigmoid = _job_dirs(tour)[2]
