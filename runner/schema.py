@@ -398,10 +398,10 @@ class UnconnectedScenario(Scenario):
 
 
 @routine(cases=("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op", "branch_not_taken",
-                "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed"))
+                "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed", "no_gradient"))
 @dataclass
 class PitfallsScenario(Scenario):
-    """The catalogue of why a gradient comes back None or NaN, one case or all."""
+    """The catalogue of why a gradient comes back None or NaN, or raises, one case or all."""
 
     routine: str = "pitfalls"
     case: str = "all"

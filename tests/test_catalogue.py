@@ -144,17 +144,19 @@ def test_unconnected_target_avoids_an_input_named_z(load: Load) -> None:
 # pitfalls --------------------------------------------------------------------------------------
 
 PITFALLS: dict[str, dict[str, Any]] = {  # label -> what TensorFlow returns, eagerly
-    "variable_replaced": {"dy/dx (x = x + 1)": None, "dy/dx (x.assign_add(1))": 6.0},  # 2x at 3
-    "numpy_detour": {"dy/dx (through NumPy)": None, "dy/dx (tf.square)": 6.0},
-    "integer_dtype": {"dy/dn (int32)": None, "dy/dx (float)": 6.0},
-    "stateful_op": {"dy/dx (through v.assign)": None, "dy/dv (through v.assign)": 2.0,
-                    "dy/dx (direct)": 12.0},  # d(2x**2)/dx = 4x
+    "variable_replaced": {"dy/dx (epoch 0, x = x + 1)": 1.0, "dy/dx (epoch 1, x = x + 1)": None,
+                          "dy/dx (epoch 0, x.assign_add(1))": 1.0, "dy/dx (epoch 1, x.assign_add(1))": 1.0},
+    "numpy_detour": {"dy/dx (through NumPy)": None, "dy/dx (tf.reduce_mean)": [[0.5, 1.0], [1.5, 2.0]]},
+    "integer_dtype": {"dy/dx (int32)": None, "dy/dx (float)": 20.0},  # 2x at 10
+    "stateful_op": {"dy/dx0 (through x1.assign_add)": None, "dy/dx1 (through x1.assign_add)": 6.0,
+                    "dy/dx0 (direct)": 6.0},  # 2 x1 with x1 = 0 + 3; 2 (x1 + x0) at x1 = 0, x0 = 3
     "branch_not_taken": {"dy/da (branch taken)": 3.0, "dy/db (branch not taken)": None,
                          "dy/dx (tf.cond)": 2.0},  # y = a*x with x = 3, a = 2
     "sqrt_at_zero": {"dy/dx (sqrt at 0)": INF},  # 1/(2 sqrt(0))
     "norm_at_zero": {"dy/dx (norm at 0)": [NAN, NAN]},  # 0/0
     "where_nan": {"dy/dx (tf.where, x ** 0.5)": NAN, "dy/dx (tf.where, tf.sqrt)": 0.0},
     "where_nan_fixed": {"dy/dx (double tf.where, x ** 0.5)": 0.0, "dy/dx (double tf.where, tf.sqrt)": 0.0},
+    "no_gradient": {"new_image": [[[0.5, 0.0, 0.0]]]},  # no gradient at all: TensorFlow raised LookupError
 }
 
 
@@ -165,6 +167,11 @@ def _matches(got: Any, want: Any) -> bool:
     if isinstance(want, list):
         return all(_matches(g, w) for g, w in zip(array, want, strict=True))
     return {NAN: bool(np.isnan(array)), INF: bool(np.isposinf(array))}.get(want, array == want)
+
+
+def _lesson(want: Any) -> bool:
+    """A NaN or inf the case teaches (a value, never a gradient), or a list of them."""
+    return want in (NAN, INF) or (isinstance(want, list) and all(_lesson(w) for w in want))
 
 
 def _pitfall_results(outcome: Any) -> dict[str, Any]:
@@ -178,7 +185,7 @@ def test_each_pitfall_alone(load: Load, case: str) -> None:
     assert set(found) == set(PITFALLS[case])
     for label, want in PITFALLS[case].items():
         assert _matches(found[label], want), (label, found[label])
-        if want in (NAN, INF) or isinstance(want, list):
+        if _lesson(want):
             assert label in outcome.values and label not in outcome.gradients
             expected = NAN if isinstance(want, list) else want
             assert any(c.name == f"{label} is {expected} (expected)" and c.passed for c in outcome.checks)
@@ -188,7 +195,38 @@ def test_each_pitfall_alone(load: Load, case: str) -> None:
 
 def test_integer_pitfall_records_tensorflows_warning(load: Load) -> None:
     outcome = _explained(run_routine(load("scenario=pitfalls", "scenario.case=integer_dtype")))
-    assert "must be floating" in outcome.notes["dy/dn (int32)"]
+    assert "must be floating" in outcome.notes["dy/dx (int32)"]
+
+
+@pytest.mark.parametrize("compile_mode", ["eager", "function"])
+def test_an_op_with_no_gradient_raises_lookup_error_recorded_with_tensorflows_message(
+        load: Load, compile_mode: str) -> None:
+    outcome = _explained(run_routine(load("scenario=pitfalls", "scenario.case=no_gradient",
+                                          f"compile={compile_mode}")))
+    assert outcome.gradients == {}
+    (raised,) = [c for c in outcome.checks if "LookupError" in c.name]
+    assert raised.name == "tape.gradient(new_image, [image, delta]) raises LookupError (expected)"
+    assert raised.passed
+    assert raised.detail == "LookupError: gradient registry has no entry for: AdjustContrastv2"
+    assert raised.detail in outcome.notes["new_image"]
+    assert ("ran eagerly" in outcome.notes["new_image"]) == (
+        compile_mode == "function")
+
+
+def test_an_op_with_no_gradient_fails_its_check_once_tensorflow_returns_one(load: Load) -> None:
+    from tensorflow.python.framework import ops
+
+    from runner.tfenv import tf
+
+    tf.RegisterGradient("AdjustContrastv2")(lambda op, grad: [grad, tf.reduce_sum(grad)])
+    try:
+        outcome = run_routine(load("scenario=pitfalls", "scenario.case=no_gradient"))
+    finally:
+        ops._gradient_registry._registry.pop("AdjustContrastv2")
+    assert set(outcome.gradients) == {"dnew_image/dimage", "dnew_image/ddelta"}
+    (raised,) = [c for c in outcome.checks if "LookupError" in c.name]
+    assert not raised.passed and not outcome.passed
+    assert raised.detail == "TensorFlow returned gradients: dnew_image/dimage, dnew_image/ddelta"
 
 
 def test_all_pitfalls_under_tf_function_in_float64(load: Load) -> None:
@@ -265,8 +303,8 @@ CLI_GRADIENTS: dict[str, dict[str, Any]] = {
     "stop_gradient": {"dy/dx (without)": 12.0, "dy/dx (stop_gradient)": 6.0,
                       "dy/dx (stop_recording)": 6.0, "dy/dx (reset)": 6.0},
     "unconnected": {"dz/dx (NONE)": None, "dz/dx (ZERO)": 0.0, "dz/dy": 6.0},
-    "pitfalls": {k: v for case in PITFALLS.values() for k, v in case.items() if v not in (NAN, INF)
-                 and not isinstance(v, list)},
+    "pitfalls": {k: v for case in PITFALLS.values() for k, v in case.items()
+                 if k.startswith("d") and not _lesson(v)},  # new_image is a value
     "control_flow": CONTROL_FLOW,
 }
 
