@@ -167,23 +167,28 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
 #: The routine itself is ``run`` in ``runner/routines/<name>.py``, imported when a job needs it.
 SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {}
 CASES: dict[str, tuple[str, ...]] = {}
+RETIRED: dict[str, dict[str, str]] = {}  # routine -> case -> the scenario that replaces it
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
 MAX_ORDER = 8
 MAX_PROBES = 256  # each probe is unrolled into the traced step
 _Schema = TypeVar("_Schema", bound=type)
 
 
-def routine(cases: tuple[str, ...] = ()) -> Callable[[_Schema], _Schema]:
+def routine(cases: tuple[str, ...] = (),
+            retired: dict[str, str] | None = None) -> Callable[[_Schema], _Schema]:
     """Register a scenario schema, under the name its ``routine`` field defaults to, with its cases.
 
     The one place a routine is declared: its name (the field), its schema (the class,
     which also checks itself), its cases, and by that name its module and ``run``.
+    ``retired`` maps a case the routine no longer runs to the scenario that runs it now.
     """
     def decorate(schema: _Schema) -> _Schema:
         name = schema.__dataclass_fields__["routine"].default
         SCENARIO_SCHEMAS[name] = schema
         if cases:
             CASES[name] = cases
+        if retired:
+            RETIRED[name] = retired
         return schema
     return decorate
 
@@ -354,18 +359,21 @@ class HessianScenario(Scenario):
         _parse(self.function, self.inputs, "scenario.function")
 
 
-@routine(cases=("stop_gradient", "stop_recording", "reset"))
+@routine(cases=("stop_recording", "reset"), retired={"stop_gradient": "guide/stop_gradient"})
 @dataclass
 class StopGradientScenario(Scenario):
-    """tf.stop_gradient, tape.stop_recording() and tape.reset(), each with and without."""
+    """z = function(x) + hidden(x, y), with and without hiding the second part from the tape."""
 
     routine: str = "stop_gradient"
-    function: str = "x**2"
-    x: float = 3.0
-    case: str = "all"  # all | stop_gradient | stop_recording | reset
+    function: str = "x*x"
+    hidden: str = "y*y"
+    x: float = 2.0
+    y: float = 3.0
+    case: str = "all"  # all | stop_recording | reset
 
     def check(self) -> None:
         _parse(self.function, ["x"], "scenario.function")
+        _parse(self.hidden, ["x", "y"], "scenario.hidden")
 
 
 @routine(cases=("log1pexp", "clip_by_norm"))
@@ -407,7 +415,7 @@ class PitfallsScenario(Scenario):
     case: str = "all"
 
 
-@routine(cases=("python_if", "python_for", "while_loop"))
+@routine(cases=("python_for", "while_loop"), retired={"python_if": "guide/control_flow"})
 @dataclass
 class ControlFlowScenario(Scenario):
     """Python if/for and tf.while_loop inside the tape: the gradient follows the branch taken."""
@@ -415,7 +423,7 @@ class ControlFlowScenario(Scenario):
     routine: str = "control_flow"
     x: float = 3.0
     steps: int = 3
-    case: str = "all"  # all | python_if | python_for | while_loop
+    case: str = "all"  # all | python_for | while_loop
 
     def check(self) -> None:
         if not 0 <= self.steps <= 1000:
@@ -598,6 +606,9 @@ def _check_scenario(scenario: Scenario) -> None:
     if scenario.routine in CASES:
         known = CASES[scenario.routine]
         case = scenario.case  # every case-driven schema has one
+        if case in RETIRED.get(scenario.routine, {}):
+            raise ConfigError(f"scenario.case: {case!r} is a tensor program now: use "
+                              f"scenario={RETIRED[scenario.routine][case]}")
         if case != "all" and case not in known:
             raise ConfigError(f"scenario.case: unknown case {case!r} (known: all, {', '.join(known)})")
     scenario.check()

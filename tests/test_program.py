@@ -228,7 +228,7 @@ def test_each_routine_is_declared_once_by_its_schema() -> None:
         assert fields["routine"].default == name
         assert importlib.util.find_spec(f"runner.routines.{name}") is not None, name
         assert ("case" in fields) == (name in CASES), name
-    assert CASES["control_flow"] == ("python_if", "python_for", "while_loop")
+    assert CASES["control_flow"] == ("python_for", "while_loop")
 
 
 def test_sympy_is_skipped_where_its_expressions_would_explode() -> None:

@@ -1,13 +1,11 @@
-"""``control_flow``: Python if/for and tf.while_loop inside the tape.
+"""``control_flow``: a Python for loop and tf.while_loop inside the tape.
 
 The tape records operations, not programs. Python control flow runs before the
-tape sees anything: an ``if`` picks one formula and only its ops are recorded, so
-the gradient is the derivative of the branch taken; a ``for`` loop simply
-records its body once per iteration. ``tf.while_loop`` is one op whose gradient
-replays the body's gradients backwards. Either way, y = x**(steps+1) built by
-multiplication has the derivative (steps+1) x**steps. (Under tf.function,
-AutoGraph turns an ``if`` on a tensor into ``tf.cond``; the gradient still follows
-the branch taken.)
+tape sees anything: a ``for`` loop simply records its body once per iteration.
+``tf.while_loop`` is one op whose gradient replays the body's gradients
+backwards. Either way, y = x**(steps+1) built by multiplication has the
+derivative (steps+1) x**steps. (A Python ``if``, whose gradient follows the branch
+taken, is the tensor language's conditional: ``scenario=guide/control_flow``.)
 """
 
 import time
@@ -23,12 +21,6 @@ from runner.schema import ControlFlowScenario, RunConfig
 from runner.tfenv import tf
 
 
-def branch(x: tf.Tensor) -> tf.Tensor:
-    if x > 0:  # Python decides; the tape records only the branch that runs
-        return x ** 2
-    return -x ** 3
-
-
 def power_by_for(x: tf.Tensor, steps: int) -> tf.Tensor:
     y = x
     for _ in range(steps):
@@ -40,14 +32,6 @@ def power_by_while_loop(x: tf.Tensor, steps: int) -> tf.Tensor:
     _, y = tf.while_loop(lambda i, y: i < steps, lambda i, y: (i + 1, y * x), (tf.constant(0), x),
                          maximum_iterations=max(steps, 1))  # a bound lets XLA differentiate the loop
     return y
-
-
-def python_if(x: tf.Variable, minus_x: tf.Variable) -> dict[str, tf.Tensor | None]:
-    with tf.GradientTape(persistent=True) as tape:
-        at_x = branch(x)
-        at_minus_x = branch(minus_x)
-    return {"dy/dx (python_if at x)": tape.gradient(at_x, x),
-            "dy/dx (python_if at -x)": tape.gradient(at_minus_x, minus_x)}
 
 
 def python_for(x: tf.Variable, steps: int) -> dict[str, tf.Tensor | None]:
@@ -64,20 +48,16 @@ def while_loop(x: tf.Variable, steps: int) -> dict[str, tf.Tensor | None]:
 
 def run(scenario: ControlFlowScenario, run: RunConfig) -> Outcome:
     cases = selected("control_flow", scenario.case)
-    x, minus_x = Arg(float(scenario.x)), Arg(-float(scenario.x))
+    x = Arg(float(scenario.x))
     steps = Raw(scenario.steps, repr(scenario.steps))
-    calls = {"python_if": Call(python_if, [x, minus_x]), "python_for": Call(python_for, [x, steps]),
-             "while_loop": Call(while_loop, [x, steps])}
+    calls = {"python_for": Call(python_for, [x, steps]), "while_loop": Call(while_loop, [x, steps])}
     chosen = [calls[c] for c in cases]
-    outcome, found = run_cases(run, chosen, helpers=[branch, power_by_for, power_by_while_loop])
+    outcome, found = run_cases(run, chosen, helpers=[power_by_for, power_by_while_loop])
 
     started = time.perf_counter()
     value = x.held(run.dtype)
     outcome.inputs = {"x": value, "steps": np.asarray(scenario.steps)}
     symbol = sp.Symbol("x", real=True)
-    if "python_if" in cases:
-        for label, at in (("dy/dx (python_if at x)", value), ("dy/dx (python_if at -x)", -value)):
-            _check_branch(outcome, label, found[label], float(at), symbol, run)
     power = symbol ** (scenario.steps + 1)
     for case, loop in (("python_for", power_by_for), ("while_loop", power_by_while_loop)):
         if case not in cases:
@@ -90,24 +70,6 @@ def run(scenario: ControlFlowScenario, run: RunConfig) -> Outcome:
                fd=(lambda t, loop=loop: loop(t, scenario.steps), value))
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome
-
-
-def _check_branch(outcome: Outcome, label: str, got: Any, at: float, symbol: sp.Symbol,
-                  run: RunConfig) -> None:
-    """The branch taken at ``at``, its SymPy derivative, and differences of the Python function."""
-    taken = symbol ** 2 if at > 0 else -symbol ** 3
-    derivative = sp.diff(taken, symbol)
-    want = _at(derivative, symbol, at)
-    outcome.analytic[label] = f"d({taken})/dx = {derivative}"
-    condition = f"x = {at:g} {'>' if at > 0 else '<='} 0"
-    outcome.notes[label] = (
-        f"{condition}, so the if ran y = {taken} and the tape recorded only that branch: "
-        f"dy/dx = {derivative} = {want:g}. The other branch's formula never reached the tape.")
-    delta = run.tolerances().delta
-    straddles = abs(at) <= delta  # central differences at x +- delta would mix the two branches
-    if straddles:
-        outcome.notes[label] += " Finite differences are skipped: x is within delta of the branch point 0."
-    verify(outcome, label, got, want, run, fd=None if straddles else (branch, at))
 
 
 def _at(derivative: sp.Expr, symbol: sp.Symbol, at: Any) -> np.ndarray:

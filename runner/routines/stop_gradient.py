@@ -1,22 +1,28 @@
-"""``stop_gradient``: three ways to hide part of a computation from the tape.
+"""``stop_gradient``: two ways to hide part of a computation from the tape.
 
-y = f(x) + f(x) has dy/dx = 2 f'(x). Hide the second copy from the tape and
-dy/dx becomes f'(x), while y keeps its value 2 f(x):
+z = f(x) + g(x, y) has dz/dx = f'(x) + dg/dx and dz/dy = dg/dy. Compute g where
+the tape does not record it and z keeps its value, while the gradients see f
+alone: dz/dx = f'(x) and dz/dy = None, the tape having no path to y:
 
-* ``tf.stop_gradient(f(x))`` passes the value on but marks it a constant;
 * ops run inside ``with tape.stop_recording():`` are computed but not recorded;
 * ``tape.reset()`` throws away everything recorded so far.
 
-Why it matters: target networks, straight-through estimators and EM-style
-updates all need a value in the forward pass that the backward pass ignores.
-Finite differences only run forward, so they cannot see the hiding: the hidden
-cases are checked against f' (SymPy) and the differences of f alone.
+The default is the advanced autodiff guide's example, z = x*x + y*y at x = 2,
+y = 3 with y*y hidden: dz/dx = 4.0, dz/dy = None. (``tf.stop_gradient`` is a
+function of the tensor language: ``scenario=guide/stop_gradient`` runs it as a
+program.) Why it matters: target networks, straight-through estimators and
+EM-style updates all need a value in the forward pass that the backward pass
+ignores. Finite differences only run forward, so they cannot see the hiding: the
+hidden cases are checked against SymPy's derivative of f and the differences of f
+alone.
 """
 
 
 import time
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from runner import expr
 from runner.checks import compare, finite
@@ -27,87 +33,92 @@ from runner.schema import RunConfig, StopGradientScenario
 from runner.tfenv import tf
 
 
-def without(f: "Callable[[tf.Tensor], tf.Tensor]", x: tf.Variable) -> dict[str, tf.Tensor | None]:
+def without(f: "Callable[..., tf.Tensor]", g: "Callable[..., tf.Tensor]", x: tf.Variable,
+            y: tf.Variable) -> dict[str, tf.Tensor | None]:
     with tf.GradientTape() as tape:
-        y = f(x) + f(x)  # the tape records both copies
-    return {"y (without)": y, "dy/dx (without)": tape.gradient(y, x)}
+        z = f(x) + g(x, y)  # the tape records both parts
+    grad = tape.gradient(z, {"x": x, "y": y})
+    return {"z (without)": z, "dz/dx (without)": grad["x"], "dz/dy (without)": grad["y"]}
 
 
-def with_stop_gradient(f: "Callable[[tf.Tensor], tf.Tensor]", x: tf.Variable) -> dict[str, tf.Tensor | None]:
+def with_stop_recording(f: "Callable[..., tf.Tensor]", g: "Callable[..., tf.Tensor]", x: tf.Variable,
+                        y: tf.Variable) -> dict[str, tf.Tensor | None]:
     with tf.GradientTape() as tape:
-        y = f(x) + tf.stop_gradient(f(x))  # same value; the second copy is a constant to the tape
-    return {"y (stop_gradient)": y, "dy/dx (stop_gradient)": tape.gradient(y, x)}
-
-
-def with_stop_recording(f: "Callable[[tf.Tensor], tf.Tensor]", x: tf.Variable) -> dict[str, tf.Tensor | None]:
-    with tf.GradientTape() as tape:
-        recorded = f(x)
+        x_sq = f(x)
         with tape.stop_recording():
-            hidden = f(x)  # computed, but the tape does not record these ops
-        y = recorded + hidden
-    return {"y (stop_recording)": y, "dy/dx (stop_recording)": tape.gradient(y, x)}
+            y_sq = g(x, y)  # computed, but the tape does not record these ops
+        z = x_sq + y_sq
+    grad = tape.gradient(z, {"x": x, "y": y})
+    return {"z (stop_recording)": z,
+            "dz/dx (stop_recording)": grad["x"], "dz/dy (stop_recording)": grad["y"]}
 
 
-def with_reset(f: "Callable[[tf.Tensor], tf.Tensor]", x: tf.Variable) -> dict[str, tf.Tensor | None]:
+def with_reset(f: "Callable[..., tf.Tensor]", g: "Callable[..., tf.Tensor]", x: tf.Variable,
+               y: tf.Variable) -> dict[str, tf.Tensor | None]:
     with tf.GradientTape() as tape:
-        hidden = f(x)
-        tape.reset()  # forget everything recorded so far, including hidden's ops
-        recorded = f(x)
-        y = hidden + recorded
-    return {"y (reset)": y, "dy/dx (reset)": tape.gradient(y, x)}
+        y_sq = g(x, y)
+        tape.reset()  # throw out everything recorded so far, y_sq's ops included
+        z = f(x) + y_sq
+    grad = tape.gradient(z, {"x": x, "y": y})
+    return {"z (reset)": z, "dz/dx (reset)": grad["x"], "dz/dy (reset)": grad["y"]}
 
 
-CASES: dict[str, Callable[..., dict[str, Any]]] = {
-    "stop_gradient": with_stop_gradient, "stop_recording": with_stop_recording, "reset": with_reset}
+CASES: dict[str, Callable[..., dict[str, Any]]] = {"stop_recording": with_stop_recording, "reset": with_reset}
 
 NOTES = {
-    "without": "Nothing is hidden: y = f(x) + f(x) = 2 f(x), the tape differentiates both copies, "
-               "and dy/dx = 2 f'(x).",
-    "stop_gradient": "tf.stop_gradient passed the second copy's value through but told the tape to "
-                     "treat it as a constant, so only the first copy counts: dy/dx = f'(x), half the "
-                     "gradient without it, while y keeps its value 2 f(x).",
-    "stop_recording": "The second copy of f(x) was computed inside `with tape.stop_recording():`, so "
-                      "the tape never saw the ops that made it; to the tape it is a constant and "
-                      "dy/dx = f'(x), while y keeps its value 2 f(x).",
-    "reset": "tape.reset() erased everything recorded before it, including the ops of the first "
-             "copy of f(x); only the copy computed after the reset is differentiated, so "
-             "dy/dx = f'(x), while y keeps its value 2 f(x).",
+    "without": "Nothing is hidden: the tape differentiates z = f(x) + g(x, y) whole.",
+    "stop_recording": "g(x, y) was computed inside `with tape.stop_recording():`, so the tape never saw "
+                      "the ops that made it; to the tape it is a constant, and only f(x) is differentiated, "
+                      "while z keeps its value.",
+    "reset": "tape.reset() erased everything recorded before it, including the ops of g(x, y); only "
+             "f(x), computed after the reset, is differentiated, while z keeps its value.",
 }
 
 
 def run(scenario: StopGradientScenario, run: RunConfig) -> Outcome:
-    tree = expr.parse(scenario.function, ["x"])
+    trees = {"f": expr.parse(scenario.function, ["x"]), "g": expr.parse(scenario.hidden, ["x", "y"])}
     backend = expr.TensorFlowBackend(tf_dtype(run))
 
     def f(x: Any) -> Any:
-        return expr.evaluate(tree, {"x": x}, backend)
+        return expr.evaluate(trees["f"], {"x": x}, backend)
+
+    def g(x: Any, y: Any) -> Any:
+        return expr.evaluate(trees["g"], {"x": x, "y": y}, backend)
 
     cases = selected("stop_gradient", scenario.case)
-    x = Arg(float(scenario.x))
-    calls = [Call(fn, [Raw(f, "f"), x], values=[f"y ({name})"])
+    x, y = Arg(float(scenario.x)), Arg(float(scenario.y))
+    calls = [Call(fn, [Raw(f, "f"), Raw(g, "g"), x, y], values=[f"z ({name})"])
              for name, fn in [("without", without), *((c, CASES[c]) for c in cases)]]
-    code = expr.evaluate(tree, {"x": expr.Code("x")}, expr.CodeBackend(run.dtype))
-    definition = f"def f(x):\n    return {code}  # {scenario.function}"
-    outcome, found = run_cases(run, calls, setup=[definition])
+    code, names = expr.CodeBackend(run.dtype), {"x": expr.Code("x"), "y": expr.Code("y")}
+    definitions = [f"def {name}({params}):\n    return {expr.evaluate(trees[name], names, code)}  # {text}"
+                   for name, params, text in (("f", "x", scenario.function), ("g", "x, y", scenario.hidden))]
+    outcome, found = run_cases(run, calls, setup=definitions)
 
     started = time.perf_counter()
-    at = {"x": x.held(run.dtype)}
+    at = {"x": x.held(run.dtype), "y": y.held(run.dtype)}
     outcome.inputs = dict(at)
-    connected = "x" in expr.names(tree)
-    twice = f"({scenario.function}) + ({scenario.function})"
+    whole = f"({scenario.function}) + ({scenario.hidden})"
     for name in ("without", *cases):
-        label, value = f"dy/dx ({name})", f"y ({name})"
+        value = f"z ({name})"
         outcome.values[value] = found[value]
         outcome.checks.append(finite(f"{value} finite", found[value]))
         if name != "without":
-            outcome.checks.append(compare(f"{value} equals y (without): hiding changes no value",
-                                          found[value], found["y (without)"], run.tolerances().analytic))
-        if not connected:
-            expect(outcome, label, found[label], "None",
-                   f"f = {scenario.function} does not read x, so the tape has no path from y to x.")
-            continue
-        outcome.notes[label] = NOTES[name]
-        verify_expression(outcome, label, found[label], run,
-                          twice if name == "without" else scenario.function, "x", at)
+            outcome.checks.append(compare(f"{value} equals z (without): hiding changes no value",
+                                          found[value], found["z (without)"], run.tolerances().analytic))
+        seen = whole if name == "without" else scenario.function  # what the tape differentiates
+        for source in ("x", "y"):
+            _gradient(outcome, f"dz/d{source} ({name})", found, run, seen, source, at, NOTES[name])
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome
+
+
+def _gradient(outcome: Outcome, label: str, found: dict[str, Any], run: RunConfig, seen: str, source: str,
+              at: dict[str, np.ndarray], note: str) -> None:
+    """d(seen)/d(source) against SymPy and finite differences, or None where ``seen`` does not read it."""
+    if source not in expr.names(expr.parse(seen, list(at))):
+        expect(outcome, label, found[label], "None",
+               f"{note} What it differentiates, {seen}, does not read {source}, so the tape has no path "
+               f"from z to {source}: None.")
+        return
+    outcome.notes[label] = note
+    verify_expression(outcome, label, found[label], run, seen, source, at)
