@@ -379,16 +379,19 @@ class StopGradientScenario(Scenario):
 @routine(cases=("log1pexp", "clip_by_norm"))
 @dataclass
 class CustomGradientScenario(Scenario):
-    """tf.custom_gradient: a stable log(1 + e^x), and clipping the gradient by its norm."""
+    """tf.custom_gradient: a stable log(1 + e^x), and the guide's clip_gradients on v*v."""
 
     routine: str = "custom_gradient"
     points: list[float] = field(default_factory=lambda: [-100.0, -10.0, 0.0, 10.0, 100.0])
-    clip_norm: float = 1.0
+    v: float = 2.0
+    clip_norm: float = 0.5
     case: str = "all"  # all | log1pexp | clip_by_norm
 
     def check(self) -> None:
-        if not self.points or not all(_finite(p) for p in self.points) or self.clip_norm <= 0:
-            raise ConfigError("scenario.points must be finite numbers and scenario.clip_norm positive")
+        if (not self.points or not all(_finite(p) for p in self.points) or not _finite(self.v)
+                or self.clip_norm <= 0):
+            raise ConfigError("scenario.points and scenario.v must be finite numbers and scenario.clip_norm "
+                              "positive")
 
 
 @routine()

@@ -6,11 +6,13 @@ and its chain-rule gradient becomes inf * 0 = NaN, although the true gradient,
 sigmoid(x), is a tame 1.0 there. A custom gradient lets the forward pass use a
 stable formula and hand the tape a stable derivative.
 
-The same decorator can change the backward pass on purpose: an identity whose
-gradient is clipped by norm keeps the forward values and bounds the update.
-Finite differences see only the forward pass, so they check the raw gradient
-and the stable log1pexp, never the clipped one; the clipped one is checked
-against its closed form, its norm and its direction.
+The same decorator can change the backward pass on purpose, as the advanced
+autodiff guide's ``clip_gradients`` does: an identity whose backward pass clips
+the incoming gradient dy by norm, applied to v*v at v = 2. The incoming dy = 1 is
+clipped to 0.5 and the chain rule goes on through v*v: 0.5 * 2v = 2.0, where the
+raw gradient is 4.0. Finite differences see only the forward pass, so they check
+the raw gradient and the stable log1pexp, never the clipped one; the clipped one
+is checked against its closed form min(1, clip_norm) * 2v.
 """
 
 import time
@@ -24,9 +26,6 @@ from runner.result import Check, Outcome
 from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
 from runner.schema import CustomGradientScenario, RunConfig
 from runner.tfenv import tf
-
-VECTOR_SIZE = 4
-RAW_OVER_CLIP = 10.0  # the raw gradient's norm, in units of clip_norm
 
 
 @tf.custom_gradient
@@ -44,15 +43,15 @@ def plain_softplus(x: tf.Tensor) -> tf.Tensor:
     return tf.math.log(1 + tf.exp(x))  # e^x overflows to inf for large x
 
 
-def clip_gradient_by_norm(clip_norm: float) -> "Callable[[tf.Tensor], tf.Tensor]":
+def clip_gradients_by_norm(clip_norm: float) -> "Callable[[tf.Tensor], tf.Tensor]":
     @tf.custom_gradient
-    def clip(v: tf.Tensor) -> "tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]":
-        def grad(upstream: tf.Tensor) -> tf.Tensor:
-            return tf.clip_by_norm(upstream, clip_norm)  # rescaled to norm clip_norm if longer
+    def clip_gradients(y: tf.Tensor) -> "tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]":
+        def backward(dy: tf.Tensor) -> tf.Tensor:
+            return tf.clip_by_norm(dy, clip_norm)  # rescaled to norm clip_norm if longer
 
-        return tf.identity(v), grad  # forward: v unchanged
+        return y, backward  # forward: y unchanged
 
-    return clip
+    return clip_gradients
 
 
 def log1pexp_case(x: tf.Variable) -> dict[str, tf.Tensor | None]:
@@ -64,26 +63,27 @@ def log1pexp_case(x: tf.Variable) -> dict[str, tf.Tensor | None]:
 
 
 def clip_by_norm_case(v: tf.Variable, clip_norm: float) -> dict[str, tf.Tensor | None]:
-    with tf.GradientTape(persistent=True) as tape:
-        raw = tf.reduce_sum(v ** 2)
-        clipped = tf.reduce_sum(clip_gradient_by_norm(clip_norm)(v) ** 2)  # same value as raw
-    return {"loss": raw, "dloss/dv (raw)": tape.gradient(raw, v),
-            "dloss/dv (clipped)": tape.gradient(clipped, v)}
+    clip_gradients = clip_gradients_by_norm(clip_norm)
+    with tf.GradientTape(persistent=True) as t:
+        raw = v * v
+        output = clip_gradients(v * v)  # the same value; its backward pass clips the incoming gradient
+    return {"output": output, "doutput/dv (raw)": t.gradient(raw, v),
+            "doutput/dv (clipped)": t.gradient(output, v)}
 
 
 def run(scenario: CustomGradientScenario, run: RunConfig) -> Outcome:
     cases = selected("custom_gradient", scenario.case)
     x = Arg([float(p) for p in scenario.points])
-    v = Arg(_vector(scenario.clip_norm, run.seed))
+    v = Arg(float(scenario.v))
     overflow = _overflows(x.held(run.dtype), run.dtype)
     calls = {
         "log1pexp": Call(log1pexp_case, [x], values=["y (plain)", "y (log1pexp)",
                                                      *(["dy/dx (plain)"] if overflow.any() else [])]),
         "clip_by_norm": Call(clip_by_norm_case, [v, Raw(float(scenario.clip_norm), repr(scenario.clip_norm))],
-                             values=["loss"]),
+                             values=["output"]),
     }
     chosen = [calls[c] for c in cases]
-    outcome, found = run_cases(run, chosen, helpers=[log1pexp, plain_softplus, clip_gradient_by_norm])
+    outcome, found = run_cases(run, chosen, helpers=[log1pexp, plain_softplus, clip_gradients_by_norm])
 
     started = time.perf_counter()
     if "log1pexp" in cases:
@@ -92,12 +92,6 @@ def run(scenario: CustomGradientScenario, run: RunConfig) -> Outcome:
         _check_clip(outcome, found, v.held(run.dtype), scenario.clip_norm, run)
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome
-
-
-def _vector(clip_norm: float, seed: int) -> list[float]:
-    """A seeded direction, scaled so that the raw gradient 2v has norm RAW_OVER_CLIP * clip_norm."""
-    u = np.random.default_rng(seed).standard_normal(VECTOR_SIZE)
-    return (RAW_OVER_CLIP / 2 * clip_norm * u / np.linalg.norm(u)).tolist()
 
 
 def _overflows(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -150,32 +144,25 @@ def _check_log1pexp(outcome: Outcome, found: dict[str, Any], x: np.ndarray, over
 def _check_clip(outcome: Outcome, found: dict[str, Any], v: np.ndarray, clip_norm: float,
                 run: RunConfig) -> None:
     outcome.inputs["v"] = v
-    outcome.values["loss"] = found["loss"]
-    raw, clipped = found["dloss/dv (raw)"], found["dloss/dv (clipped)"]
-    want_raw = 2 * v
-    norm = float(np.linalg.norm(want_raw))
-    outcome.analytic["dloss/dv (raw)"] = "2v"
-    outcome.analytic["dloss/dv (clipped)"] = "2v * clip_norm / ||2v|| (as ||2v|| > clip_norm)"
-    outcome.notes["dloss/dv (raw)"] = (
-        f"loss = sum(v**2), so the gradient is 2v; v was chosen so that its norm is {norm:.6g}, "
-        f"{RAW_OVER_CLIP:g} times clip_norm.")
-    outcome.notes["dloss/dv (clipped)"] = (
-        "The forward pass is the identity, so the loss is unchanged, but the custom backward pass "
-        f"rescales the incoming gradient 2v to norm clip_norm = {clip_norm:g}: the same direction, "
-        f"{RAW_OVER_CLIP:g} times shorter. Finite differences see only the forward pass, so they would "
-        "give the raw gradient: this one is checked against its closed form instead.")
-    verify(outcome, "dloss/dv (raw)", raw, want_raw, run, oracle_name="closed form 2v",
-           fd=(lambda t: tf.reduce_sum(t ** 2), v))
-    verify(outcome, "dloss/dv (clipped)", clipped, want_raw * clip_norm / norm, run,
-           oracle_name="closed form 2v * clip_norm / ||2v||")
-    if run.checks.analytic:
-        tolerance = run.tolerances().analytic
-        raw64, clipped64 = (np.asarray(g, dtype=np.float64) for g in (raw, clipped))
-        length = np.linalg.norm(clipped64)
-        outcome.checks.append(compare("||dloss/dv (clipped)|| equals clip_norm", length, clip_norm,
-                                      tolerance))
-        outcome.checks.append(compare("dloss/dv (clipped) points the same way as dloss/dv (raw)",
-                                      clipped64 / length, raw64 / np.linalg.norm(raw64), tolerance))
+    outcome.values["output"] = found["output"]
+    outcome.checks.append(compare("output equals v*v: the forward pass is unchanged", found["output"], v * v,
+                                  run.tolerances().analytic))
+    scale, at = min(1.0, clip_norm), float(v)  # the incoming dy = 1, clipped to norm clip_norm
+    outcome.analytic["doutput/dv (raw)"] = "2v"
+    outcome.analytic["doutput/dv (clipped)"] = f"clip_by_norm(1, {clip_norm:g}) * 2v = {scale:g} * 2v"
+    outcome.notes["doutput/dv (raw)"] = (
+        f"Without the custom gradient, d(v*v)/dv = 2v = {2 * at:g} at v = {at:g}.")
+    outcome.notes["doutput/dv (clipped)"] = (
+        "The forward pass is the identity, so output = v*v, but the custom backward pass receives the "
+        f"incoming gradient dy = 1 and hands back tf.clip_by_norm(dy, {clip_norm:g}) = {scale:g}; the chain "
+        f"rule then multiplies it by d(v*v)/dv = 2v: {scale:g} * {2 * at:g} = {scale * 2 * at:g}. (The "
+        "backward pass clips dy, the gradient arriving at output, not the gradient for v.) Finite "
+        "differences see only the forward pass, so they would give the raw gradient: this one is checked "
+        "against its closed form instead.")
+    verify(outcome, "doutput/dv (raw)", found["doutput/dv (raw)"], 2 * v, run, oracle_name="closed form 2v",
+           fd=(lambda t: t * t, v))
+    verify(outcome, "doutput/dv (clipped)", found["doutput/dv (clipped)"], scale * 2 * v, run,
+           oracle_name=f"closed form {scale:g} * 2v")
 
 
 def _at(x: np.ndarray, g: Any) -> str:
