@@ -30,6 +30,14 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_unconnected_zero": {"dz/dx": [0.0, 0.0]},
     "guide_two_tapes": {"dy0/dx0": 1.0, "dy1/dx1": 0.25},
     "guide_stop_gradient": {"dz/dx": 4.0, "dz/dy": None},
+    "guide_stop_recording": {"dz/dx (stop_recording)": 4.0, "dz/dy (stop_recording)": None},
+    "guide_reset": {"dz/dx (reset)": 4.0, "dz/dy (reset)": None},
+    "guide_clip_gradients": {"doutput/dv (clipped)": 2.0},
+    "guide_nested_tapes": {"dy/dx": 3.0, "d2y/dx2": 6.0},
+    "guide_variable_replaced": {"dy/dx (epoch 0, x = x + 1)": 1.0, "dy/dx (epoch 1, x = x + 1)": None},
+    "guide_numpy_detour": {"dy/dx (through NumPy)": None},
+    "guide_integer_dtype": {"dy/dx (int32)": None},
+    "guide_stateful_op": {"dy/dx0 (through x1.assign_add)": None},
 }
 
 
@@ -41,7 +49,7 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     run = cli("experiment=tf_guide", timeout=900)
     assert run.returncode == 0, run.stderr
     results = _results(run)
-    assert len(results) == 16
+    assert len(results) == 25
     assert all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in results.values())
     for name, expected in GUIDE.items():
         for label, want in expected.items():
@@ -50,6 +58,10 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     non_persistent = results["guide_non_persistent"]
     (refusal,) = [c for c in non_persistent["checks"] if "non-persistent" in c["name"]]
     assert "can only be used to compute one set of gradients" in refusal["detail"]
+    no_gradient = results["guide_no_gradient"]
+    assert no_gradient["gradients"] == {}
+    (lookup,) = [c for c in no_gradient["checks"] if "LookupError" in c["name"]]
+    assert lookup["detail"] == "LookupError: gradient registry has no entry for: AdjustContrastv2"
     sigmoid = results["guide_sigmoid"]["gradients"]["dy/dx"]
     assert len(sigmoid) == 201 and sigmoid[100] == 0.25 and max(sigmoid) == 0.25
     (sigmoid_dir,) = [d for d in run.run_dirs() if d.name.endswith("guide_sigmoid")]
