@@ -3,7 +3,7 @@
 None means the tape found no recorded path from the target to the source. The
 path breaks when the source is not what the tape watched (a Variable replaced by
 a Tensor, an integer), when a value leaves TensorFlow (a NumPy detour), when a
-stateful op stands in the way (assign), or when the branch that used the source
+stateful op stands in the way (assign_add), or when the branch that used the source
 never ran. NaN and inf are the opposite failure: the path exists but the chain
 rule multiplies through a point where a derivative is infinite (sqrt at 0, the
 norm at the zero vector), or through an untaken tf.where branch whose NaN still
