@@ -90,6 +90,9 @@ def _function(scenario: dict[str, Any], labels: list[str]) -> str:
     """What was differentiated, in one line, whichever routine ran."""
     if "function" in scenario:
         target = labels[0][1:].split("/")[0] if labels and "/" in labels[0] else "y"
+        if "hidden" in scenario:  # stop_gradient: z = f(x) + g(x, y)
+            return (f"{target} = {scenario['function']} + {scenario['hidden']}"
+                    f"  # {scenario['hidden']}: hidden from the tape, except in (without)")
         return f"{target} = {scenario['function']}"
     for key in ("targets", "outputs"):
         if key in scenario:

@@ -339,6 +339,9 @@ def test_cli_run_is_ok(sweep: dict[str, Path], scenario: str) -> None:
         assert results["gradients"]["doutput/dv (clipped)"] == 2.0
     else:
         assert results["gradients"] == CLI_GRADIENTS[scenario]
+    if scenario == "stop_gradient":  # the report says what was differentiated, and what hidden
+        assert "z = x*x + y*y  # y*y: hidden from the tape, except in (without)" in (
+            sweep[scenario] / "report.md").read_text()
     if scenario == "pitfalls":
         assert results["values"]["dy/dx (sqrt at 0)"] == "Infinity"
         assert results["values"]["dy/dx (norm at 0)"] == ["NaN", "NaN"]
