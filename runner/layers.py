@@ -122,7 +122,7 @@ def spec(name: str, entry: Mapping[str, Any], known: list[str]) -> StepSpec:
         raise ConfigError(f"{where}.input: {source!r} is neither an input nor a step before {name}")
     args = entry.get("args") or {}
     if not isinstance(args, Mapping):
-        raise ConfigError(f"{where}.args: give the layer's keyword arguments as a mapping, e.g. {{units: 10}}")
+        raise ConfigError(f"{where}.args: give the layer's keyword arguments as a mapping, e.g. {{units: 2}}")
     allowed = accepted(layer)
     for arg, value in args.items():
         if arg not in allowed:
@@ -178,7 +178,8 @@ def _make(step: StepSpec, name: str, seed: int, dtype: str) -> Any:
 
 
 @functools.lru_cache(maxsize=128)
-def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[tuple[str, tuple[int, ...], bool], ...]]:
+def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 build."""
     step = StepSpec(**{**json.loads(entry), "args": tuple(map(tuple, json.loads(entry)["args"]))})
     try:
         layer = _make(step, name, 0, "float32")
@@ -189,12 +190,14 @@ def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int,
         raise ConfigError(f"scenario.targets.{name}: {step.layer} on {step.input} of shape {shape}: {reason}"
                           ) from None
     if any(d is None for d in out):
-        raise ConfigError(f"scenario.targets.{name}: {step.layer} gives an output shape {out} with unknown sizes")
+        raise ConfigError(f"scenario.targets.{name}: {step.layer} gives an output shape {out} with unknown "
+                          "sizes")
     weights = tuple((w.name, tuple(int(d) for d in w.shape), bool(w.trainable)) for w in layer.weights)
     return tuple(int(d) for d in out), weights
 
 
-def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
+           ) -> dict[str, tuple[int, ...]]:
     """The step's output shape (under ``name``) and each variable's (``name.variable``), from the config."""
     step = spec(name, entry, [n for n in shapes if "." not in n])
     key = json.dumps({"layer": step.layer, "input": step.input, "args": step.args, "training": step.training})
@@ -225,7 +228,8 @@ class Step:
         self.name, self.spec, self.input_shape, self.seed, self.dtype = name, step, input_shape, seed, dtype
         self.layer = _make(step, name, seed, dtype)
         self.layer.build(input_shape)
-        self.twin = getattr(_keras().layers, step.layer)(**step.kwargs(), dtype="float64", name=f"{name}_float64")
+        self.twin = getattr(_keras().layers, step.layer)(**step.kwargs(), dtype="float64",
+                                                           name=f"{name}_float64")
         self.twin.build(input_shape)
         self.variables = {f"{name}.{w.name}": w for w in self.layer.weights}
         self.twin_variables = {f"{name}.{w.name}": w for w in self.twin.weights}

@@ -69,7 +69,7 @@ class Program:
         self.dtype = tf_dtype(run)
         self.shapes = program_shapes(scenario)
         self.layers = layers.build(scenario.targets, self.shapes, run.seed, run.dtype,
-                                   scenario.watch_accessed_variables) if layers.has_layers(scenario.targets) else {}
+                                   scenario.watch_accessed_variables)
         self.trees: dict[str, Any] = {}  # name -> parsed expression, or a built layers.Step
         for name, text in scenario.targets.items():
             self.trees[name] = self.layers[name] if name in self.layers else expr.parse(
@@ -125,7 +125,8 @@ class Program:
                         "stop_gradient, which carry no gradient, so the tape has no path between them")
             return f"{target} does not depend on {source}, so the tape has no path between them"
         if source in self.trees:
-            inputs = {n for n in self.reaches(source, conditions=True) if n in self.scenario.inputs or "." in n}
+            inputs = {n for n in self.reaches(source, conditions=True)
+                      if n in self.scenario.inputs or "." in n}  # "." : a layer's variable
             if any(self.watched(n) for n in inputs):
                 return ""
             return f"{source} was computed from nothing the tape watched, so nothing after it was recorded"
@@ -288,8 +289,8 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
     if not run.checks.analytic:
         return None
     if program.layers:
-        return _skipped(outcome, "SymPy check skipped: the program has Keras layers, which have no "
-                                 "symbolic form here; float64 differences through their float64 twins check it")
+        return _skipped(outcome, "SymPy check skipped: the program has Keras layers, which have no symbolic "
+                                 "form here; float64 differences through their float64 twins check it")
     count = sum(np.size(v) for v in program.held.values())
     count += sum(int(np.prod(program.shapes[s])) for sources in program.plan.values() for s in sources
                  if s in program.trees)
