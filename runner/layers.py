@@ -179,12 +179,13 @@ def _make(step: StepSpec, name: str, seed: int, dtype: str) -> Any:
 
 @functools.lru_cache(maxsize=128)
 def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
-    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 build."""
+    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 layer."""
     step = StepSpec(**{**json.loads(entry), "args": tuple(map(tuple, json.loads(entry)["args"]))})
-    try:
+    try:  # a symbolic call: the layer's own input checks and output shape, no values computed
         layer = _make(step, name, 0, "float32")
-        layer.build(shape)
-        out = tuple(layer.compute_output_shape(shape))
+        symbol = _keras().KerasTensor(shape, dtype="int32" if step.layer == "Embedding" else "float32")
+        training = {} if step.training is None else {"training": step.training}
+        out = tuple(layer(symbol, **training).shape)
     except (ValueError, TypeError, NotImplementedError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ConfigError(f"scenario.targets.{name}: {step.layer} on {step.input} of shape {shape}: {reason}"
