@@ -3,6 +3,7 @@ the refusals, weights fixed by the seed, projections at a million weights, Keras
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -205,3 +206,22 @@ def test_programs_without_layers_do_not_import_keras() -> None:
         assert done.returncode == 0, done.stderr
         found[name] = done.stdout.splitlines()[-1]
     assert found == {"program": "[]", "guide/keras_layer": "['keras']"}
+
+
+@pytest.mark.slow
+def test_layer_grid_summary_shows_each_combination_and_its_error_against_float64(
+        cli: Callable[..., CliRun]) -> None:
+    run = cli("experiment=layer_grid", timeout=1200)
+    assert run.returncode == 0, run.stderr
+    (summary_path,) = run.cwd.glob("outputs/multirun/*/*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["jobs"] == 24 and summary["statuses"] == {"ok": 24}
+    assert "vs float64" in summary["columns"]
+    bound = {"float16": 0.05, "bfloat16": 0.05, "float32": 1e-5, "float64": 1e-8}  # the run's own rounding
+    seen = set()
+    for row in summary["rows"]:
+        params = dict(item.split("=", 1) for item in row["overrides"].split())
+        seen.add((params["dtype"], params["compile"], params["scenario.inputs.x.shape"]))
+        assert 0 < row["vs float64"] < bound[params["dtype"]], row
+    assert len(seen) == 24
+    assert "| vs float64 |" in (summary_path.parent / "summary.md").read_text()
