@@ -325,16 +325,32 @@ def bench_program(reps: int, work: Path) -> list[Row]:
                      "one eager VJP, against the compiled tape step's median (timings.tape_repeat)")]
 
 
+def bench_layer(reps: int, work: Path) -> list[Row]:
+    """A million-weight Dense layer checked by random projections (benchmarks/layer.py), one process."""
+    rows = []
+    for count in (4, 1):
+        _, _, out = run_process([PYTHON, str(HERE / "layer.py"), str(reps), str(count)], work)
+        found = json.loads(out.splitlines()[-1])
+        rows.append(Row(f"Dense(1024) on a batch of 64 (10^6 weights): the whole check, {count} projection"
+                        f"{'s' if count > 1 else ''} per source, vs the tape step alone",
+                        found["checks"], found["tape"], target=10.0,
+                        note="dloss/dy.kernel and dloss/dy.bias, loss = reduce_mean(y**2), each checked by "
+                             f"checks.projections={count} v.(J u) through the layer's float64 twin; "
+                             "timings.checks against the compiled tape step's median (timings.tape_repeat, "
+                             "forward and backward)"))
+    return rows
+
+
 #: make bench runs these, in about fifteen minutes here (the launchers item alone takes three to five:
-#: eight sweeps, one Ray start-up each for two of them). One more runs on request (--only joblib),
-#: outside that budget: five pairs of 100-job sweeps, ~4 minutes.
+#: eight sweeps, one Ray start-up each for two of them). More run on request, outside that budget:
+#: --only joblib (five pairs of 100-job sweeps, ~4 minutes), --only layer (a million-weight Dense layer).
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
     "inprocess": bench_inprocess, "jacobian": bench_jacobian, "program": bench_program,
     "notebook": bench_notebook, "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
-    "joblib": bench_joblib,
+    "joblib": bench_joblib, "layer": bench_layer,
 }
 
 

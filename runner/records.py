@@ -151,10 +151,19 @@ def _optional_count(value: Any, where: str) -> None:
         _fail(where, "a whole number or null", value)
 
 
+def _target(value: Any, where: str) -> None:
+    """A program step: an expression, or a Keras layer step ({layer, input, args, training})."""
+    if isinstance(value, dict):
+        _fields({"layer": _text, "input": _text, "args": _mapping_of(lambda v, w: None)}, ("layer", "input"))(
+            value, where)
+    else:
+        _text(value, where)
+
+
 _CHECK = _fields({"name": _text, "passed": _boolean, "max_abs_err": _optional_number,
                   "tol": _optional_number, "detail": _text}, ("name", "passed", "max_abs_err", "tol"))
 _SCENARIO = _fields({"name": _scalar, "description": _text, "function": _text, "hidden": _text,
-                     "case": _scalar, "targets": _mapping_of(_text), "outputs": _mapping_of(_text),
+                     "case": _scalar, "targets": _mapping_of(_target), "outputs": _mapping_of(_text),
                      "layers": _list_of(_scalar), "activation": _scalar, "in_features": _scalar,
                      "loss": _scalar})
 _RECORD = _fields({

@@ -86,6 +86,16 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def _step(text: Any) -> str:
+    """An expression as written; a Keras layer step as its call, ``Dense(x, units=2)``."""
+    if not isinstance(text, dict):
+        return str(text)
+    args = [str(text.get("input")), *(f"{k}={v!r}" for k, v in (text.get("args") or {}).items())]
+    if text.get("training") is not None:
+        args.append(f"training={text['training']}")
+    return f"{text.get('layer')}({', '.join(args)})"
+
+
 def _function(scenario: dict[str, Any], labels: list[str]) -> str:
     """What was differentiated, in one line, whichever routine ran."""
     if "function" in scenario:
@@ -96,7 +106,7 @@ def _function(scenario: dict[str, Any], labels: list[str]) -> str:
         return f"{target} = {scenario['function']}"
     for key in ("targets", "outputs"):
         if key in scenario:
-            return "; ".join(f"{name} = {text}" for name, text in scenario[key].items())
+            return "; ".join(f"{name} = {_step(text)}" for name, text in scenario[key].items())
     if "layers" in scenario:
         return f"MLP {scenario['layers']}, {scenario.get('activation')}, loss mean((y - targets)**2)"
     if "in_features" in scenario:

@@ -26,7 +26,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from runner import expr
+from runner import expr, layers
 from runner.errors import ConfigError
 
 #: Float dtypes a run may use. Integers are refused: the tape never differentiates them.
@@ -260,7 +260,7 @@ class PersistentScenario(Scenario):
 
     routine: str = "persistent"
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
-    targets: dict[str, str] = field(default_factory=dict)  # name -> expression, in order
+    targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
     persistent: bool = True
     watch_accessed_variables: bool = True
 
@@ -459,7 +459,7 @@ class ProgramScenario(Scenario):
 
     routine: str = "program"
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> ProgramInput
-    targets: dict[str, str] = field(default_factory=dict)  # name -> expression, in order
+    targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
     gradients: dict[str, list[str]] = field(default_factory=dict)  # target -> sources; empty: last target
     persistent: bool = False
     watch_accessed_variables: bool = True
@@ -706,6 +706,9 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
         else:
             shapes[name] = _nested_shape(spec.value, f"scenario.inputs.{name}.value")
     for name, text in scenario.targets.items():
+        if layers.is_step(text):
+            shapes.update(layers.shapes(name, text, shapes))
+            continue
         try:
             shapes[name] = expr.infer_shape(expr.parse(text, shapes), shapes)
         except ConfigError as err:
@@ -745,7 +748,8 @@ def check_program(scenario: ProgramScenario) -> None:
             raise ConfigError(f"scenario.targets.{name}: the name is already an input")
     known = list(scenario.inputs)
     for name, text in scenario.targets.items():  # each step reads inputs and earlier steps only
-        _parse(text, known, f"scenario.targets.{name}", tensors=True)
+        if not layers.is_step(text):
+            _parse(text, known, f"scenario.targets.{name}", tensors=True)
         known.append(name)
     shapes = program_shapes(scenario)
     order = list(scenario.targets)
@@ -755,7 +759,9 @@ def check_program(scenario: ProgramScenario) -> None:
         if not sources:
             raise ConfigError(f"scenario.gradients.{target}: give the sources, e.g. [x]")
         for source in sources:
-            if source not in scenario.inputs and (
+            if "." in source:
+                layers.check_source(scenario.targets, target, source, shapes)
+            elif source not in scenario.inputs and (
                     source not in scenario.targets or order.index(source) >= order.index(target)):
                 raise ConfigError(f"scenario.gradients.{target}: {source!r} is neither an input nor a step "
                                   f"before {target}")
@@ -778,8 +784,11 @@ def _program_memory(run: RunConfig, item: int) -> dict[str, int]:
     scenario = run.scenario
     shapes = program_shapes(scenario)
     sizes: list[int] = []
-    for text in scenario.targets.values():
-        expr.infer_shape(expr.parse(text, shapes), shapes, sizes)
+    for name, text in scenario.targets.items():
+        if layers.is_step(text):
+            sizes += layers.memory(shapes, name)
+        else:
+            expr.infer_shape(expr.parse(text, shapes), shapes, sizes)
     inputs = sum(math.prod(shapes[n]) for n in scenario.inputs)
     nodes = sum(sizes)
     parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}

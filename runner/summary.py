@@ -90,6 +90,15 @@ def _checks_text(checks: list[dict[str, Any]]) -> str:
     return f"{len(checks)} passed" if not failed else f"{failed} of {len(checks)} failed"
 
 
+FLOAT64 = "vs float64"  # the column: each job's largest error against a float64 oracle, where it has one
+
+
+def _float64_error(checks: list[dict[str, Any]]) -> float | None:
+    """The largest error of a job's checks against float64 (differences or projections), if any ran."""
+    errors = [c["max_abs_err"] for c in checks if "float64" in c["name"] and c.get("max_abs_err") is not None]
+    return max(errors) if errors else None
+
+
 def _finished_at(job_dir: Path | None) -> float:
     """When the job wrote its results (jobs that did not finish sort last)."""
     try:
@@ -143,6 +152,8 @@ def record_row(
         "job": num, "status": results.get("status"),
         "checks": _checks_text(results.get("checks") or []), "message": results.get("message") or "",
         "report": report_link, "overrides": " ".join(overrides)}
+    if (error := _float64_error(results.get("checks") or [])) is not None:
+        row[FLOAT64] = error
     for label, value in (results.get("gradients") or {}).items():
         if value is None or isinstance(value, int | float | str):
             row[label] = value
@@ -231,7 +242,7 @@ def _family_curve(sweep: Sweep) -> Curve | None:
 def write(sweep_dir: Path) -> Sweep:
     """Write summary.csv, .json, .md and .html (and plots) at the sweep root; return what was read."""
     sweep = collect(sweep_dir)
-    columns = [*FIXED_COLUMNS, *sweep.labels]
+    columns = [*FIXED_COLUMNS, *([FLOAT64] if any(FLOAT64 in r for r in sweep.rows) else []), *sweep.labels]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -259,8 +270,11 @@ def sections(sweep: Sweep) -> list[report.Section]:
     if shared := glance.constant_overrides(params, swept):
         head.blocks.append(("p", "Every job: " + " ".join(shared)))
     labels = glance.gradient_labels(list(sweep.records.values()))
-    header = ["job", *glance.short_names(swept).values(), "status", "checks", "message", "report", *labels]
-    table = [[row["job"], *(p.get(key, "") for key in swept), row["status"], row["checks"], row["message"],
+    errors = [FLOAT64] if any(FLOAT64 in row for row in sweep.rows) else []
+    header = ["job", *glance.short_names(swept).values(), "status", "checks", *errors, "message", "report",
+              *labels]
+    table = [[row["job"], *(p.get(key, "") for key in swept), row["status"], row["checks"],
+              *(f"{row[FLOAT64]:.2g}" if FLOAT64 in row else "" for _ in errors), row["message"],
               report.Link("report", row["report"]) if row["report"] else "",
               *(glance.gradient_cell(sweep.records.get(row["job"]), label) for label in labels)]
              for row, p in zip(sweep.rows, params, strict=True)]

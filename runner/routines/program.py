@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr, snippets
+from runner import expr, layers, snippets
 from runner.arrays import NumPyBackend, SymPyArrays
 from runner.checks import compare, finite, float64_differences, projection_check, recorded
 from runner.result import Check, Curve, Outcome
@@ -43,7 +43,7 @@ NON_PERSISTENT = (
 
 @tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
 def evaluate_steps(
-    trees: Mapping[str, expr.Expr], env: Mapping[str, Any], backend: Any,
+    trees: Mapping[str, expr.Expr | layers.Step], env: Mapping[str, Any], backend: Any,
     override: Mapping[str, Any] | None = None, upto: str | None = None,
 ) -> dict[str, Any]:
     """Each step in order over the inputs and the steps before it; ``override`` replaces a step's value
@@ -51,7 +51,11 @@ def evaluate_steps(
     values = dict(env)
     for name, tree in trees.items():
         given = override is not None and name in override
-        values[name] = override[name] if given else expr.evaluate(tree, values, backend)
+        if given:
+            values[name] = override[name]
+        else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
+            values[name] = tree(values, backend) if isinstance(tree, layers.Step) else expr.evaluate(
+                tree, values, backend)
         if name == upto:
             break
     return {name: values[name] for name in trees if name in values}
@@ -64,13 +68,18 @@ class Program:
         self.scenario, self.run = scenario, run
         self.dtype = tf_dtype(run)
         self.shapes = program_shapes(scenario)
-        self.trees: dict[str, expr.Expr] = {}
+        self.layers = layers.build(scenario.targets, self.shapes, run.seed, run.dtype,
+                                   scenario.watch_accessed_variables)
+        self.trees: dict[str, Any] = {}  # name -> parsed expression, or a built layers.Step
         for name, text in scenario.targets.items():
-            self.trees[name] = expr.parse(text, [*scenario.inputs, *self.trees])
+            self.trees[name] = self.layers[name] if name in self.layers else expr.parse(
+                text, [*scenario.inputs, *self.trees])
         self.values = {n: tf.constant(spec.array(run.seed, n), self.dtype)
                        for n, spec in scenario.inputs.items()}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
         self.held = {n: np.asarray(tf.cast(v, tf.float64).numpy()) for n, v in self.values.items()}
+        for step in self.layers.values():  # each layer's variables, as the oracles nudge them
+            self.held.update(step.held)
         numpy = NumPyBackend()
         self.forward = evaluate_steps(self.trees, self.held, numpy)  # decides every conditional
         self.branches = numpy.branches
@@ -92,24 +101,32 @@ class Program:
         key = (name, conditions)
         if key not in self._reaches:
             found: set[str] = set()
-            for used in expr.gradient_names(self.trees[name], self.taken, conditions=conditions):
+            tree = self.trees[name]
+            for used in (tree.gradient_names() if isinstance(tree, layers.Step)
+                         else expr.gradient_names(tree, self.taken, conditions=conditions)):
                 found |= {used} | (self.reaches(used, conditions=conditions) if used in self.trees else set())
             self._reaches[key] = found
         return self._reaches[key]
 
     def watched(self, name: str) -> bool:
+        if "." in name:  # a layer's variable
+            return not self.layers[name.partition(".")[0]].why_none(name)
         spec: ProgramInput = self.scenario.inputs[name]
         return spec.watch or (spec.kind is ProgramKind.variable and self.scenario.watch_accessed_variables)
 
     def why_none(self, target: str, source: str) -> str:
         """Why tape.gradient(target, source) is None, or '' when it is a gradient."""
+        if "." in source and source.partition(".")[0] in self.reaches(target) | {target}:
+            return self.layers[source.partition(".")[0]].why_none(source)
         if source not in self.reaches(target):
-            if source in self.reaches(target, conditions=True) or source in expr.names(self.trees[target]):
+            if source in self.reaches(target, conditions=True) or (
+                    isinstance(self.trees[target], expr.Expr) and source in expr.names(self.trees[target])):
                 return (f"{target} reads {source} only in a condition, in a branch not taken or inside "
                         "stop_gradient, which carry no gradient, so the tape has no path between them")
             return f"{target} does not depend on {source}, so the tape has no path between them"
         if source in self.trees:
-            inputs = self.reaches(source, conditions=True) & set(self.scenario.inputs)
+            inputs = {n for n in self.reaches(source, conditions=True)
+                      if n in self.scenario.inputs or "." in n}  # "." : a layer's variable
             if any(self.watched(n) for n in inputs):
                 return ""
             return f"{source} was computed from nothing the tape watched, so nothing after it was recorded"
@@ -142,11 +159,17 @@ class Program:
             with tf.GradientTape() as tape:
                 tape.watch(list(tensors.values()))
                 results = evaluate_steps(self.trees, tensors, backend, upto=target)
-            wrt = tensors[source] if source in tensors else results[source]
-            grad = tape.gradient(results[target], wrt, output_gradients=tf.constant(v, self.dtype),
+            grad = tape.gradient(results[target], self.source(source, tensors, results),
+                                 output_gradients=tf.constant(v, self.dtype),
                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            return np.asarray(tf.cast(grad, tf.float64).numpy())
+            return np.asarray(tf.cast(tf.convert_to_tensor(grad), tf.float64).numpy())
         return fn
+
+    def source(self, name: str, tensors: Mapping[str, Any], results: Mapping[str, Any]) -> Any:
+        """What the tape differentiates with respect to: an input, a step's result or a layer's variable."""
+        if "." in name:
+            return self.layers[name.partition(".")[0]].variables[name]
+        return tensors[name] if name in tensors else results[name]
 
 
 def _tensor(spec: ProgramInput, value: Any, name: str) -> Any:
@@ -173,7 +196,7 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
             results = evaluate_steps(program.trees, tensors, backend)
         found: dict[str, Any] = {}
         for target, sources in program.plan.items():
-            wrt = [tensors[s] if s in tensors else results[s] for s in sources]
+            wrt = [program.source(s, tensors, results) for s in sources]
             grads: list[Any] = [None] * len(sources)
             try:
                 grads = tape.gradient(results[target], wrt, output_gradients=output_gradients.get(target),
@@ -265,6 +288,9 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
     run = program.run
     if not run.checks.analytic:
         return None
+    if program.layers:
+        return _skipped(outcome, "SymPy check skipped: the program has Keras layers, which have no symbolic "
+                                 "form here; float64 differences through their float64 twins check it")
     count = sum(np.size(v) for v in program.held.values())
     count += sum(int(np.prod(program.shapes[s])) for sources in program.plan.values() for s in sources
                  if s in program.trees)
@@ -365,13 +391,16 @@ def _snippet(program: Program) -> str:
             lines.append(f"{n} = {tensor}")
         else:
             lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
+    if program.layers:
+        lines += layers.snippet_setup(program.layers)
     lines.append(f"\nwith tf.GradientTape(persistent={scenario.persistent}, "
                  f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:")
     lines += [f"    tape.watch({n})" for n, spec in scenario.inputs.items() if spec.watch]
     backend = expr.CodeBackend(run.dtype)
     known = {n: expr.Code(n) for n in scenario.inputs}
     for name, tree in program.trees.items():
-        lines.append(f"    {name} = {expr.evaluate(tree, known, backend)}  # {scenario.targets[name]}")
+        code = tree.call_code() if isinstance(tree, layers.Step) else expr.evaluate(tree, known, backend)
+        lines.append(f"    {name} = {code}  # {scenario.targets[name]}")
         known[name] = expr.Code(name)
     mode = "ZERO" if scenario.unconnected_gradients is Unconnected.zero else "NONE"
     lines.append("\ngradients = {}")
@@ -380,10 +409,12 @@ def _snippet(program: Program) -> str:
               if target in scenario.output_gradients else "")
         lines += [
             "try:",
-            f"    _grads = tape.gradient({target}, [{', '.join(sources)}]{og}, "
+            f"    _grads = tape.gradient({target}, [{', '.join(map(layers.code_source, sources))}]{og}, "
             f"unconnected_gradients=tf.UnconnectedGradients.{mode})",
             "except RuntimeError:  # a non-persistent tape answers only its first gradient() call",
             f"    _grads = [None] * {len(sources)}",
+            *(["_grads = [g if g is None else tf.convert_to_tensor(g) for g in _grads]  # Embedding's "
+               "IndexedSlices"] if program.layers else []),
             f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",
         ]
     lines.append(snippets.FOOTER)

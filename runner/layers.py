@@ -1,0 +1,322 @@
+"""Keras layers as program steps: ``h: {layer: Dense, input: x, args: {units: 10}}``.
+
+A config is data, so a layer is named, never imported: only the layers in
+:data:`ALLOWED` exist here, and their ``args`` are plain numbers, strings, bools
+and lists, checked against the layer's own constructor before anything is built.
+Initialisers and activations are Keras's own, by name (never a dict, which Keras
+would deserialize into any registered class).
+
+Keras is imported only from here, and only when a program has a layer step, so
+every other run keeps TensorFlow's start-up without it (``runner.tfenv``).
+
+Each layer is built twice from the same weights: in the run's dtype for the tape,
+and in float64 for the oracles, which evaluate the program forward (TensorFlow's
+forward ops, no tape) and nudge an input, a step or a layer variable. A variable
+source is written ``<step>.<variable>`` (``h.kernel``, ``bn.gamma``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runner.errors import ConfigError
+
+#: The layers a program may use, by Keras's class name.
+ALLOWED = ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalization", "Embedding",
+           "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
+#: Constructor arguments the runner sets itself: the run's dtype, the step's name, seeds from ``seed``.
+RUNNER_ARGS = frozenset({"dtype", "name", "seed", "quantization_config"})
+KEYS = ("layer", "input", "args", "training")
+#: Arguments whose strings name a Keras object, and the module that knows the names.
+NAMED = {"initializer": "initializers", "activation": "activations", "regularizer": "regularizers",
+         "constraint": "constraints"}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def is_step(entry: Any) -> bool:
+    """A target entry that is a layer step (a mapping), not an expression (a string)."""
+    return isinstance(entry, Mapping)
+
+
+def has_layers(targets: Mapping[str, Any]) -> bool:
+    return any(is_step(entry) for entry in targets.values())
+
+
+def _keras() -> Any:
+    from runner.tfenv import tf
+
+    return tf.keras
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One layer step, validated: the class name, what it reads, its arguments and ``training``."""
+
+    layer: str
+    input: str
+    args: tuple[tuple[str, Any], ...]
+    training: bool | None
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.args)
+
+
+def _plain(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v, where) for v in value]
+    raise ConfigError(f"{where}: {value!r} is not plain data (numbers, strings, bools, lists); "
+                      "name initialisers and activations by their Keras names, e.g. 'glorot_uniform'")
+
+
+def _role(arg: str) -> str | None:
+    return next((role for role in NAMED if arg == role or arg.endswith(f"_{role}")), None)
+
+
+def _public_names(module: str) -> list[str]:
+    found = getattr(_keras(), module)
+    return sorted(n for n in dir(found) if n.islower() and not n.startswith("_")
+                  and n not in ("get", "serialize", "deserialize"))
+
+
+def _named(module: str, value: str, where: str) -> None:
+    """A Keras initialiser, activation, regularizer or constraint by its own name, or one line saying not."""
+    try:
+        ok = bool(_NAME.match(value)) and getattr(_keras(), module).get(value) is not None
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{where}: unknown name {value!r} (Keras's {module}: "
+                          f"{', '.join(_public_names(module))})")
+
+
+def accepted(layer: str) -> list[str]:
+    """The constructor arguments a config may give ``layer``: its own signature, less the runner's."""
+    params = inspect.signature(getattr(_keras().layers, layer).__init__).parameters.values()
+    return [p.name for p in params if p.name != "self" and p.name not in RUNNER_ARGS
+            and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def spec(name: str, entry: Mapping[str, Any], known: list[str]) -> StepSpec:
+    """The step ``name``'s entry checked: allowlisted layer, an earlier input, its own arguments."""
+    where = f"scenario.targets.{name}"
+    unknown = [k for k in entry if k not in KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (a layer step takes {', '.join(KEYS)})")
+    layer = entry.get("layer")
+    if layer not in ALLOWED:
+        raise ConfigError(f"{where}.layer: {layer!r} is not an allowed layer (allowed: {', '.join(ALLOWED)})")
+    source = entry.get("input")
+    if source not in known:
+        raise ConfigError(f"{where}.input: {source!r} is neither an input nor a step before {name}")
+    args = entry.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise ConfigError(f"{where}.args: give the layer's keyword arguments as a mapping, e.g. {{units: 2}}")
+    allowed = accepted(layer)
+    for arg, value in args.items():
+        if arg not in allowed:
+            raise ConfigError(f"{where}.args: {layer} takes no argument {arg!r} "
+                              f"(it accepts: {', '.join(allowed)})")
+        value = _plain(value, f"{where}.args.{arg}")
+        role = _role(arg)
+        if role is not None and isinstance(value, str):
+            _named(NAMED[role], value, f"{where}.args.{arg}")
+    training = entry.get("training")
+    if training is not None:
+        if not isinstance(training, bool):
+            raise ConfigError(f"{where}.training: true or false, got {training!r}")
+        call = inspect.signature(getattr(_keras().layers, layer).call).parameters
+        if "training" not in call:
+            raise ConfigError(f"{where}.training: {layer}'s call takes no training argument")
+        if layer == "Dropout" and training:
+            raise ConfigError(f"{where}.training: Dropout with training=true draws a new random mask on "
+                              "every call, so no oracle can repeat the tape's; use training=false")
+    return StepSpec(layer, source, tuple((k, _plain(v, "")) for k, v in args.items()), training)
+
+
+def _seed(seed: int, step: str, arg: str) -> int:
+    """A seed for one initialiser of one step, fixed by the run's seed: same seed, same weights."""
+    return zlib.crc32(f"{seed}:{step}:{arg}".encode()) % 2**31
+
+
+def _initialisers(step: StepSpec, name: str, seed: int) -> dict[str, tuple[str, int | None]]:
+    """Each ``*_initializer`` argument: its Keras name (given, or the layer's default) and its seed."""
+    keras = _keras()
+    params = inspect.signature(getattr(keras.layers, step.layer).__init__).parameters
+    given = step.kwargs()
+    found: dict[str, tuple[str, int | None]] = {}
+    for arg, param in params.items():
+        if not arg.endswith("_initializer"):
+            continue
+        value = given.get(arg, param.default)
+        if not isinstance(value, str):
+            continue
+        cls = type(keras.initializers.get(value))
+        seeded = "seed" in inspect.signature(cls.__init__).parameters
+        found[arg] = (value, _seed(seed, name, arg) if seeded else None)
+    return found
+
+
+def _make(step: StepSpec, name: str, seed: int, dtype: str) -> Any:
+    keras = _keras()
+    kwargs = step.kwargs()
+    for arg, (value, drawn) in _initialisers(step, name, seed).items():
+        init = keras.initializers.get(value)
+        kwargs[arg] = type(init)(seed=drawn) if drawn is not None else value
+    return getattr(keras.layers, step.layer)(**kwargs, dtype=dtype, name=name)
+
+
+@functools.lru_cache(maxsize=128)
+def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 layer."""
+    step = StepSpec(**{**json.loads(entry), "args": tuple(map(tuple, json.loads(entry)["args"]))})
+    try:  # a symbolic call: the layer's own input checks and output shape, no values computed
+        layer = _make(step, name, 0, "float32")
+        symbol = _keras().KerasTensor(shape, dtype="int32" if step.layer == "Embedding" else "float32")
+        training = {} if step.training is None else {"training": step.training}
+        out = tuple(layer(symbol, **training).shape)
+    except (ValueError, TypeError, NotImplementedError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"scenario.targets.{name}: {step.layer} on {step.input} of shape {shape}: {reason}"
+                          ) from None
+    if any(d is None for d in out):
+        raise ConfigError(f"scenario.targets.{name}: {step.layer} gives an output shape {out} with unknown "
+                          "sizes")
+    weights = tuple((w.name, tuple(int(d) for d in w.shape), bool(w.trainable)) for w in layer.weights)
+    return tuple(int(d) for d in out), weights
+
+
+def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
+           ) -> dict[str, tuple[int, ...]]:
+    """The step's output shape (under ``name``) and each variable's (``name.variable``), from the config."""
+    step = spec(name, entry, [n for n in shapes if "." not in n])
+    key = json.dumps({"layer": step.layer, "input": step.input, "args": step.args, "training": step.training})
+    out, weights = _describe(name, key, shapes[step.input])
+    return {name: out, **{f"{name}.{w}": s for w, s, _ in weights}}
+
+
+def check_source(targets: Mapping[str, Any], target: str, source: str, shapes: Mapping[str, Any]) -> None:
+    """A ``<step>.<variable>`` source: a layer step before ``target`` that has that variable."""
+    step, _, var = source.partition(".")
+    order = list(targets)
+    where = f"scenario.gradients.{target}"
+    if step not in targets or not is_step(targets[step]) or order.index(step) >= order.index(target):
+        raise ConfigError(f"{where}: {source!r} names no layer step before {target} (<step>.<variable>)")
+    if source not in shapes:
+        names = [k.partition(".")[2] for k in shapes if k.startswith(f"{step}.")]
+        raise ConfigError(f"{where}: {targets[step]['layer']} step {step} has no variable {var!r} "
+                          f"(it has: {', '.join(names) or 'none'})")
+
+
+class Step:
+    """A built layer step: the layer in the run's dtype (the tape's) and its float64 twin (the oracles')."""
+
+    def __init__(self, name: str, step: StepSpec, input_shape: tuple[int, ...], seed: int, dtype: str,
+                 watch_accessed: bool) -> None:
+        from runner.tfenv import tf
+
+        self.name, self.spec, self.input_shape, self.seed, self.dtype = name, step, input_shape, seed, dtype
+        self.layer = _make(step, name, seed, dtype)
+        self.layer.build(input_shape)
+        self.twin = getattr(_keras().layers, step.layer)(**step.kwargs(), dtype="float64",
+                                                           name=f"{name}_float64")
+        self.twin.build(input_shape)
+        self.variables = {f"{name}.{w.name}": w for w in self.layer.weights}
+        self.twin_variables = {f"{name}.{w.name}": w for w in self.twin.weights}
+        for key, w in self.variables.items():  # the same weights, as the run's dtype rounded them
+            self.twin_variables[key].assign(tf.cast(w, tf.float64))
+        self.held = {k: np.asarray(w.numpy(), dtype=np.float64) for k, w in self.twin_variables.items()}
+        self._current = dict(self.held)
+        self.watch_accessed = watch_accessed
+        self.integer_input = step.layer == "Embedding"
+
+    def gradient_names(self) -> set[str]:
+        """What a gradient can flow back to through this step: its input (not an Embedding's integer
+        indices) and its trainable variables, when the tape watches them."""
+        found = set() if self.integer_input else {self.spec.input}
+        return found | {k for k, w in self.variables.items() if w.trainable}
+
+    def why_none(self, source: str) -> str:
+        """Why the tape gives no gradient for this step's variable ``source`` though a target reads it."""
+        if not self.variables[source].trainable:
+            return (f"{source} is a non-trainable variable, which the tape does not watch (and which "
+                    f"{self.spec.layer} updates outside the gradient), so the gradient is None")
+        if not self.watch_accessed:
+            return (f"watch_accessed_variables=false and {source} was not watched, so the tape ignored "
+                    "the layer's variable")
+        return ""
+
+    def __call__(self, values: Mapping[str, Any], backend: Any) -> Any:
+        from runner import expr
+        from runner.tfenv import tf
+
+        x = values[self.spec.input]
+        if isinstance(backend, expr.TensorFlowBackend):
+            x = tf.cast(x, tf.int32) if self.integer_input else x
+            return self.layer(x, **self._training())
+        for key, w in self.twin_variables.items():  # a nudged variable, or the held one back
+            value = values.get(key, self.held[key])
+            if value is not self._current[key]:
+                w.assign(value)
+                self._current[key] = value
+        x = tf.constant(np.asarray(x), tf.int32 if self.integer_input else tf.float64)
+        return np.asarray(self.twin(x, **self._training()).numpy(), dtype=np.float64)
+
+    def _training(self) -> dict[str, bool]:
+        return {} if self.spec.training is None else {"training": self.spec.training}
+
+    def code(self) -> list[str]:
+        """The snippet's lines building this layer with the same weights."""
+        args = [f"{k}={v!r}" for k, v in self.spec.args if not k.endswith("_initializer")]
+        for arg, (value, drawn) in _initialisers(self.spec, self.name, self.seed).items():
+            cls = type(_keras().initializers.get(value)).__name__
+            args.append(f"{arg}=tf.keras.initializers.{cls}(seed={drawn})" if drawn is not None
+                        else f"{arg}={value!r}")
+        args += [f"dtype={self.dtype!r}", f"name={self.name!r}"]
+        return [f"_layers[{self.name!r}] = tf.keras.layers.{self.spec.layer}({', '.join(args)})",
+                f"_layers[{self.name!r}].build({self.input_shape!r})"]
+
+    def call_code(self) -> str:
+        x = f"tf.cast({self.spec.input}, tf.int32)" if self.integer_input else self.spec.input
+        training = "" if self.spec.training is None else f", training={self.spec.training}"
+        return f"_layers[{self.name!r}]({x}{training})"
+
+
+def build(targets: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], seed: int, dtype: str,
+          watch_accessed: bool) -> dict[str, Step]:
+    """Every layer step of a program, built with weights drawn from the run's seed."""
+    steps: dict[str, Step] = {}
+    for name, entry in targets.items():
+        if is_step(entry):
+            step = spec(name, entry, [n for n in shapes if "." not in n])
+            steps[name] = Step(name, step, shapes[step.input], seed, dtype, watch_accessed)
+    return steps
+
+
+def snippet_setup(steps: Mapping[str, Step]) -> list[str]:
+    lines = ["", "_layers = {}  # the program's Keras layers, built with the run's seeded initialisers"]
+    for step in steps.values():
+        lines += step.code()
+    lines.append("_weights = {f'{n}.{w.name}': w for n, layer in _layers.items() for w in layer.weights}")
+    return lines
+
+
+def code_source(source: str) -> str:
+    """A gradient source in the snippet: a tensor's name, or ``_weights['h.kernel']``."""
+    return f"_weights[{source!r}]" if "." in source else source
+
+
+def memory(shapes: Mapping[str, tuple[int, ...]], name: str) -> list[int]:
+    """Element counts a layer step holds: its output and its variables (the twin holds as many again)."""
+    return [math.prod(s) for k, s in shapes.items() if k == name or k.startswith(f"{name}.")]

@@ -1,0 +1,227 @@
+"""Keras layers as program steps: each allowlisted layer's gradients against float64 differences,
+the refusals, weights fixed by the seed, projections at a million weights, Keras kept out otherwise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from runner import layers
+from runner.checks import projection_check
+from runner.routines import program
+from runner.schema import RunConfig, load_run
+from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
+
+SCENARIO = "defaults:\n  - /schema/scenario/program@_here_\n  - _self_\n"
+
+#: One step per allowlisted layer: (input shape, input kind, the step, sources beyond its variables).
+LAYERS: dict[str, tuple[list[int], dict[str, Any], list[str]]] = {
+    "Dense": ([3, 4], {"layer": "Dense", "input": "x", "args": {"units": 3, "activation": "tanh"}}, ["x"]),
+    "Conv1D": ([2, 6, 3], {"layer": "Conv1D", "input": "x", "args": {"filters": 2, "kernel_size": 3}}, ["x"]),
+    "Conv2D": ([1, 5, 5, 2], {"layer": "Conv2D", "input": "x",
+                              "args": {"filters": 2, "kernel_size": [2, 2], "padding": "same"}}, ["x"]),
+    "BatchNormalization": ([6, 3], {"layer": "BatchNormalization", "input": "x", "training": True}, ["x"]),
+    "LayerNormalization": ([3, 4], {"layer": "LayerNormalization", "input": "x"}, ["x"]),
+    "Embedding": ([2, 3], {"layer": "Embedding", "input": "x",
+                           "args": {"input_dim": 5, "output_dim": 3}}, []),
+    "Flatten": ([2, 3, 2], {"layer": "Flatten", "input": "x"}, ["x"]),
+    "Dropout": ([3, 4], {"layer": "Dropout", "input": "x", "args": {"rate": 0.5}, "training": False}, ["x"]),
+    "Activation": ([3, 4], {"layer": "Activation", "input": "x", "args": {"activation": "sigmoid"}}, ["x"]),
+    "ReLU": ([3, 4], {"layer": "ReLU", "input": "x"}, ["x"]),
+    "LeakyReLU": ([3, 4], {"layer": "LeakyReLU", "input": "x", "args": {"negative_slope": 0.2}}, ["x"]),
+    "ELU": ([3, 4], {"layer": "ELU", "input": "x"}, ["x"]),
+    "PReLU": ([3, 4], {"layer": "PReLU", "input": "x", "args": {"alpha_initializer": "ones"}}, ["x"]),
+    "Softmax": ([3, 4], {"layer": "Softmax", "input": "x"}, ["x"]),
+}
+
+
+@pytest.fixture
+def program_run(compose_config: Callable[..., Any]) -> Callable[..., RunConfig]:
+    """program_run(scenario dict fields, overrides...) -> a validated run of a program with those fields."""
+    def make(fields: dict[str, Any], *overrides: str) -> RunConfig:
+        values = OmegaConf.to_container(compose_config("scenario=layers", *overrides), resolve=True)
+        assert isinstance(values, dict)
+        values["scenario"].update(fields)
+        return load_run(values)
+    return make
+
+
+def _one(name: str, dtype_input: str = "normal") -> dict[str, Any]:
+    shape, step, _ = LAYERS[name]
+    x: dict[str, Any] = {"init": dtype_input, "shape": shape}
+    if name == "Embedding":  # integer indices, as a value
+        x = {"value": [[0.0, 4.0, 2.0], [1.0, 1.0, 3.0]], "kind": "constant"}
+    return {"inputs": {"x": x}, "targets": {"h": step, "loss": "reduce_sum(sin(h) * h)"}, "gradients": {}}
+
+
+@pytest.mark.parametrize("name", layers.ALLOWED)
+def test_each_allowlisted_layer_against_float64_differences(name: str, program_run: Callable[..., RunConfig]
+                                                            ) -> None:
+    fields = _one(name)
+    run = program_run(fields, "dtype=float64")
+    variables = [k for k in program.program_shapes(run.scenario) if k.startswith("h.")]
+    sources = [*LAYERS[name][2], *variables]
+    run.scenario.gradients = {"loss": sources}
+    outcome = assert_passed(program.run(run.scenario, run))
+    for source in sources:
+        label = f"dloss/d{source}"
+        if source.endswith(("moving_mean", "moving_variance")):  # non-trainable: None, and said why
+            assert outcome.gradients[label] is None and "non-trainable" in outcome.notes[label]
+            continue
+        (check,) = [c for c in outcome.checks if c.name.startswith(f"{label} vs float64 central differences")]
+        assert check.max_abs_err is not None and check.max_abs_err < 1e-6, check
+
+
+MILLION = {"inputs": {"x": {"init": "normal", "shape": [64, 1024], "kind": "constant"}},
+           "targets": {"y": {"layer": "Dense", "input": "x", "args": {"units": 1024}},
+                       "loss": "reduce_mean(y**2)"},
+           "gradients": {"loss": ["y.kernel", "y.bias"]}}
+
+
+@pytest.mark.slow
+def test_a_million_weight_dense_is_checked_by_projections(program_run: Callable[..., RunConfig]) -> None:
+    run = program_run(MILLION)
+    outcome = assert_passed(program.run(run.scenario, run))
+    assert outcome.gradients["dloss/dy.kernel"].shape == (1024, 1024)
+    names = [c.name for c in outcome.checks]
+    assert "dloss/dy.kernel vs float64 central differences (4 random projections v.(J u))" in names
+    assert "dloss/dy.bias vs float64 central differences (4 random projections v.(J u))" in names
+    # By hand: loss = mean(y**2) with y = x W + b, so dloss/dW = x^T (2 y / y.size), dloss/db its column sums.
+    y = outcome.values["y"].astype(np.float64)
+    x = outcome.inputs["x"].astype(np.float64)
+    np.testing.assert_allclose(outcome.gradients["dloss/dy.kernel"], x.T @ (2 * y / y.size), atol=1e-7)
+    np.testing.assert_allclose(outcome.gradients["dloss/dy.bias"], (2 * y / y.size).sum(axis=0), atol=1e-7)
+
+
+def test_a_wrong_layer_gradient_fails_the_projection_check(program_run: Callable[..., RunConfig]) -> None:
+    """The oracle tells a gradient 1% off from the true one at a million weights (as a custom_gradient
+    scaling it by 1.01 would make it), and passes the true one."""
+    run = program_run(MILLION)
+    prog = program.Program(run.scenario, run)
+    fn, vjp = prog.forward_fn("loss", "y.kernel"), prog.vjp("loss", "y.kernel")
+    true = vjp(prog.weights["loss"])
+    tol = run.tolerances().float64_differences
+    point = prog.held["y.kernel"]
+
+    def check(scale: float) -> bool:
+        return projection_check("dloss/dy.kernel", scale * true, fn, lambda v: scale * vjp(v), point,
+                                prog.weights["loss"], tol, 1e-6, 4, run.seed).passed
+
+    assert check(1.0) and not check(1.01)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    folder = tmp_path / "mine" / "scenario"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(SCENARIO + f"name: {name}\n" + text)
+    return tmp_path / "mine"
+
+
+@pytest.mark.slow
+def test_the_guides_keras_layer_through_the_cli(cli: Callable[..., CliRun]) -> None:
+    first, again = cli("scenario=guide/keras_layer", "seed=7"), cli("scenario=guide/keras_layer", "seed=7")
+    results = first.ok()
+    kernel, bias = (np.array(results["gradients"][k]) for k in ("dloss/dy.kernel", "dloss/dy.bias"))
+    assert kernel.shape == (3, 2) and bias.shape == (2,)
+    # By hand: y = relu(x K + b), loss = mean(y**2): dloss/dK = x^T (2 y / 2 * [y > 0]), dloss/db its sum.
+    x, y = np.array(results["inputs"]["x"]), np.array(results["values"]["y"])
+    upstream = 2 * y / y.size * (y > 0)
+    np.testing.assert_allclose(kernel, x.T @ upstream, rtol=1e-6)
+    np.testing.assert_allclose(bias, upstream.sum(axis=0), rtol=1e-6)
+    assert again.ok()["gradients"] == results["gradients"]  # same seed, same weights, same numbers
+    names = [c["name"] for c in results["checks"]]
+    assert "dloss/dy.kernel vs float64 central differences (every element)" in names
+    assert "SymPy check skipped: the program has Keras layers" in results["notes"]["dloss/dy.kernel"]
+    assert_snippets_reproduce(first.run_dirs())
+
+
+@pytest.mark.slow
+def test_a_user_layer_stack_through_the_cli(cli: Callable[..., CliRun], tmp_path: Path) -> None:
+    """Conv1D, BatchNormalization (training) and Flatten then Dense, in float64: every number by hand
+    where it is short to write (the last Dense), the rest against the float64 differences."""
+    config = _write(tmp_path, "stack", (
+        "inputs:\n  x: {init: normal, shape: [4, 6, 2]}\n"
+        "targets:\n"
+        "  c: {layer: Conv1D, input: x, args: {filters: 3, kernel_size: 3, activation: tanh}}\n"
+        "  b: {layer: BatchNormalization, input: c, training: true}\n"
+        "  f: {layer: Flatten, input: b}\n"
+        "  y: {layer: Dense, input: f, args: {units: 2, bias_initializer: ones}}\n"
+        "  loss: reduce_sum(y**2)\n"
+        "gradients:\n  loss: [c.kernel, b.gamma, b.moving_mean, y.kernel, y.bias, f, x]\n"))
+    results = cli("--config-dir", str(config), "scenario=stack", "dtype=float64", "compile=function").ok()
+    grads = results["gradients"]
+    assert np.array(grads["dloss/dc.kernel"]).shape == (3, 2, 3)
+    assert grads["dloss/db.moving_mean"] is None
+    assert "non-trainable" in results["notes"]["dloss/db.moving_mean"]
+    y = np.array(results["values"]["y"])
+    np.testing.assert_allclose(grads["dloss/dy.bias"], (2 * y).sum(axis=0), rtol=1e-10)
+    f = np.array(results["values"]["f"])
+    np.testing.assert_allclose(grads["dloss/dy.kernel"], f.T @ (2 * y), rtol=1e-10)
+    assert np.array(grads["dloss/df"]).shape == (4, 12)  # Conv1D: 6 - 3 + 1 = 4 steps of 3 filters
+    checks = {c["name"]: c for c in results["checks"]}
+    for label in ("dloss/dc.kernel", "dloss/db.gamma", "dloss/dy.kernel", "dloss/dx"):
+        assert checks[f"{label} vs float64 central differences (every element)"]["max_abs_err"] < 1e-7
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("scenario.targets.y.layer=Lambda",
+     "scenario.targets.y.layer: 'Lambda' is not an allowed layer (allowed: Dense, Conv1D, Conv2D, "),
+    ("+scenario.targets.y.args.unitz=3",
+     "scenario.targets.y.args: Dense takes no argument 'unitz' (it accepts: units, activation, use_bias, "),
+    ("scenario.gradients.loss=[y.kernal]",
+     "scenario.gradients.loss: Dense step y has no variable 'kernal' (it has: kernel, bias)"),
+    ("scenario.gradients.loss=[loss.kernel]",
+     "scenario.gradients.loss: 'loss.kernel' names no layer step before loss (<step>.<variable>)"),
+    ("+scenario.targets.y.args.kernel_initializer={class_name: Lambda, config: {}}",
+     "scenario.targets.y.args.kernel_initializer: {'class_name': 'Lambda', 'config': {}} is not plain data"),
+    ("+scenario.targets.y.args.kernel_initializer=os.system",
+     "scenario.targets.y.args.kernel_initializer: unknown name 'os.system' (Keras's initializers: "),
+    ("scenario.inputs.x.value=[1.0,2.0,3.0]",
+     "scenario.targets.y: Dense on x of shape (3,): "),
+])
+def test_refusals_are_one_line_with_exit_1(cli: Callable[..., CliRun], override: str, message: str) -> None:
+    run = cli("scenario=guide/keras_layer", override)
+    assert run.returncode == 1
+    output = run.stdout + run.stderr
+    assert message in output, output
+    assert len([line for line in output.splitlines() if message in line]) == 1
+    assert "Traceback" not in output
+
+
+def test_programs_without_layers_do_not_import_keras() -> None:
+    """Keras loads only for a layer step: a plain program keeps TensorFlow's start-up without it."""
+    code = ("import sys\nfrom runner import api\nassert api.run(sys.argv[1]).passed\n"
+            "print(sorted(m for m in sys.modules if m == 'keras' or m.startswith('keras.'))[:1])")
+    found = {}
+    for name in ("program", "guide/keras_layer"):
+        done = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        found[name] = done.stdout.splitlines()[-1]
+    assert found == {"program": "[]", "guide/keras_layer": "['keras']"}
+
+
+@pytest.mark.slow
+def test_layer_grid_summary_shows_each_combination_and_its_error_against_float64(
+        cli: Callable[..., CliRun]) -> None:
+    run = cli("experiment=layer_grid", timeout=1200)
+    assert run.returncode == 0, run.stderr
+    (summary_path,) = run.cwd.glob("outputs/multirun/*/*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["jobs"] == 24 and summary["statuses"] == {"ok": 24}
+    assert "vs float64" in summary["columns"]
+    bound = {"float16": 0.05, "bfloat16": 0.05, "float32": 1e-5, "float64": 1e-8}  # the run's own rounding
+    seen = set()
+    for row in summary["rows"]:
+        params = dict(item.split("=", 1) for item in row["overrides"].split())
+        seen.add((params["dtype"], params["compile"], params["scenario.inputs.x.shape"]))
+        assert 0 < row["vs float64"] < bound[params["dtype"]], row
+    assert len(seen) == 24
+    assert "| vs float64 |" in (summary_path.parent / "summary.md").read_text()
