@@ -318,3 +318,17 @@ def test_guide_derivatives_through_the_cli(cli: Callable[..., CliRun]) -> None:
     want = np.einsum("bj,kj,bk,ik->bji", slope2, w2, slope1, w1)  # (7, 6, 5)
     np.testing.assert_allclose(batch["gradients"]["dy/dx"], want, rtol=1e-4, atol=1e-6)
     assert_snippets_reproduce(run.run_dirs())
+
+
+@pytest.mark.parametrize(("kind", "sources", "options"), [
+    ("jacobian", ["w", "x"], {"persistent": True}), ("batch_jacobian", ["x"], {}),
+    ("hessian", ["w"], {}), ("jvp", ["w"], {})])
+def test_sympy_checks_every_kind_while_the_program_is_small(kind: str, sources: list[str],
+                                                           options: dict[str, Any]) -> None:
+    inputs = {"x": {"value": X.tolist(), "kind": "constant", "watch": True}, "w": {"value": W.tolist()}}
+    target = "reduce_sum(tanh(x @ w))" if kind == "hessian" else "tanh(x @ w)"
+    outcome = assert_passed(run_program({"y": target}, {"y": sources}, inputs=inputs, derivative=kind,
+                                        **options))
+    label = kinds.label(kind, "y", sources[0])
+    assert f"{label} vs SymPy" in _names(outcome)
+    assert outcome.analytic[label].startswith(f"{label} = [")

@@ -212,6 +212,29 @@ def check(program: Any, outcome: Outcome, label: str, target: str, source: str,
     return checks
 
 
+def symbolic(program: Any, out: np.ndarray, target: str, source: str,
+             wrt: list[Any]) -> tuple[list[Any], tuple[int, ...]]:
+    """SymPy's derivatives of a target's elements (an object array) with respect to the source's symbols
+    ``wrt``, flat, as the scenario's derivative kind arranges them, and the result's shape."""
+    import sympy as sp
+
+    kind = program.scenario.derivative
+    shape = derivatives.result_shape(kind, program.shapes[target], program.shapes[source])
+    if kind in ("gradient", "hessian"):
+        total = np.sum(out * program.weights[target])
+        if kind == "gradient":
+            return [sp.diff(total, s) for s in wrt], shape
+        return [sp.diff(total, a, b) for a in wrt for b in wrt], shape
+    if kind == "jacobian":
+        return [sp.diff(o, s) for o in out.flat for s in wrt], shape
+    if kind == "jvp":
+        u = tangents(program)[source].reshape(-1)
+        return [sum(sp.diff(o, s) * float(c) for s, c in zip(wrt, u, strict=True)) for o in out.flat], shape
+    batch = out.shape[0]  # batch_jacobian: example b's elements against example b's symbols
+    rows, columns = out.reshape(batch, -1), np.asarray(wrt, dtype=object).reshape(batch, -1)
+    return [sp.diff(o, s) for b in range(batch) for o in rows[b] for s in columns[b]], shape
+
+
 def weighted(fn: Fn, weight: Any) -> Callable[[np.ndarray], float]:
     """The scalar a gradient differentiates: sum(weight * fn), weight the target's cotangent."""
     return lambda point: float(np.sum(weight * fn(point)))

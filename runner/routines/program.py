@@ -241,11 +241,11 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
                 outcome.notes[label] = reason or "TensorFlow returned None"
                 continue
             outcome.checks.append(finite(f"{label} finite", got))
+            if symbolic is not None:
+                symbolic(label, target, source, got)
             if scenario.derivative != "gradient":
                 outcome.checks += kinds.check(program, outcome, label, target, source, got)
                 continue
-            if symbolic is not None:
-                symbolic(label, target, source, got)
             if run.checks.finite_differences:
                 outcome.checks.append(_difference_check(program, label, target, source, got))
 
@@ -295,9 +295,8 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
     def check(label: str, target: str, source: str, got: np.ndarray) -> None:
         override = {} if source in env else {source: sym.input_symbols(source, program.shapes[source])}
         out = evaluate_steps(program.trees, env, sym, override, target)[target]
-        total = np.sum(sym.asarray(out) * program.weights[target])
         wrt = list((override or env)[source].flat)
-        derivatives = [sp.diff(total, s) for s in wrt]
+        derivatives, shape = kinds.symbolic(program, sym.asarray(out), target, source, wrt)
         symbols = [s for arrays in (env, override) for a in arrays.values() for s in a.flat]
         fn = sp.lambdify(symbols, derivatives, "numpy", cse=True, dummify=True)
         points = [*(program.held[n] for n in env), *(program.forward[n] for n in override)]
@@ -305,9 +304,9 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
         args = [np.array([x]) for p in points for x in np.asarray(p, dtype=np.float64).flat]
         with np.errstate(all="ignore"):
             found = fn(*args)
-        want = np.array([np.asarray(d, dtype=np.float64).reshape(-1)[0] for d in found]
-                        ).reshape(program.shapes[source])
-        text = f"d/d{source} of sum({target}) = {derivatives[0] if len(derivatives) == 1 else derivatives}"
+        want = np.array([np.asarray(d, dtype=np.float64).reshape(-1)[0] for d in found]).reshape(shape)
+        what = f"d/d{source} of sum({target})" if program.scenario.derivative == "gradient" else label
+        text = f"{what} = {derivatives[0] if len(derivatives) == 1 else derivatives}"
         outcome.analytic[label] = text if len(text) <= 2000 else text[:1997] + "..."
         outcome.checks.append(compare(f"{label} vs SymPy", got, want, run.tolerances().analytic))
 
