@@ -314,6 +314,38 @@ def bench_jacobian(reps: int, work: Path) -> list[Row]:
                 [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB")]
 
 
+def program_jacobian_rows(reps: int, work: Path, sizes: tuple[int, ...]) -> list[Row]:
+    """dy/dw of y = x @ w, x (64, 256), w (256, n), through the runner (benchmarks/jacobian_program.py):
+    pfor against the while_loop, one process per path and size, so each peak memory is its own."""
+    rows = []
+    for columns in sizes:
+        found = {}
+        for mode in ("pfor", "while_loop"):
+            _, _, out = run_process([PYTHON, str(HERE / "jacobian_program.py"), mode, str(columns),
+                                     str(reps), "function"], work)
+            found[mode] = json.loads(out.splitlines()[-1])
+        shape = f"(64, {columns}, 256, {columns})"
+        gib = 64 * columns * 256 * columns * 4 / 2**30
+        rows += [Row(f"program jacobian {shape}, {gib:g} GiB float32: pfor vs while_loop, time",
+                     found["pfor"]["seconds"], found["while_loop"]["seconds"],
+                     note="compile=function, the step after tracing (timings.tape_repeat); checks off"),
+                 Row(f"program jacobian {shape}: pfor vs while_loop, peak memory added",
+                     [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB",
+                     note="the job's peak resident set over TensorFlow's; the traced step runs twice and the "
+                          "first call's Jacobian is still held while the second runs")]
+    return rows
+
+
+def bench_program_jacobian(reps: int, work: Path) -> list[Row]:
+    """The Jacobian of a (64, 256) output w.r.t. a (256, 64) and a (256, 128) kernel (2^26, 2^28 elements)."""
+    return program_jacobian_rows(max(1, reps // 5), work, (64, 128))
+
+
+def bench_program_jacobian_256(reps: int, work: Path) -> list[Row]:
+    """The full (256, 256) kernel: 2^30 elements, 4 GiB; each path's process peaks near 13 GiB."""
+    return program_jacobian_rows(1, work, (256,))
+
+
 def bench_program(reps: int, work: Path) -> list[Row]:
     """A 10^6-element program checked by random projections (benchmarks/program.py), one process."""
     _, _, out = run_process([PYTHON, str(HERE / "program.py"), str(reps)], work)
@@ -348,9 +380,10 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
     "inprocess": bench_inprocess, "jacobian": bench_jacobian, "program": bench_program,
     "notebook": bench_notebook, "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
+    "program_jacobian": bench_program_jacobian,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
-    "joblib": bench_joblib, "layer": bench_layer,
+    "joblib": bench_joblib, "layer": bench_layer, "program_jacobian_256": bench_program_jacobian_256,
 }
 
 

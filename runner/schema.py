@@ -465,6 +465,13 @@ class ProgramScenario(Scenario):
     watch_accessed_variables: bool = True
     unconnected_gradients: Unconnected = Unconnected.none
     output_gradients: dict[str, Any] = field(default_factory=dict)  # target -> number or nested list
+    # What the tape is asked for each entry of gradients (runner/derivatives.py): gradient | jacobian |
+    # batch_jacobian | hessian | jvp; jacobian's path: true (pfor) | false (tf.while_loop) | both.
+    derivative: str = "gradient"
+    experimental_use_pfor: Any = True
+    tangents: dict[str, Any] = field(default_factory=dict)  # jvp: source -> number or nested list
+    newton_step: bool = False  # hessian: one step -solve(H + damping I, g) per source
+    damping: float = 1e-6
 
     def plan(self) -> dict[str, list[str]]:
         """Target -> sources, in the order the tape is asked; by default the last target over every input."""
@@ -776,6 +783,9 @@ def check_program(scenario: ProgramScenario) -> None:
             fits = False
         if not fits:
             raise ConfigError(f"{where}: shape {given} does not broadcast to {target}'s {shapes[target]}")
+    from runner import derivatives
+
+    derivatives.check(scenario, shapes)
 
 
 def _program_memory(run: RunConfig, item: int) -> dict[str, int]:
@@ -794,7 +804,9 @@ def _program_memory(run: RunConfig, item: int) -> dict[str, int]:
     parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}
     if run.checks.finite_differences:
         parts["finite differences"] = 2 * 8 * (nodes + inputs)
-    return parts
+    from runner import derivatives
+
+    return parts | derivatives.memory(scenario, shapes, item, run.checks.finite_differences)
 
 
 def memory_estimate(run: RunConfig) -> dict[str, int]:

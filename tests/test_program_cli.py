@@ -49,7 +49,7 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     run = cli("experiment=tf_guide", timeout=900)
     assert run.returncode == 0, run.stderr
     results = _results(run)
-    assert len(results) == 25
+    assert len(results) == 30
     assert all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in results.values())
     for name, expected in GUIDE.items():
         for label, want in expected.items():

@@ -31,6 +31,7 @@ from runner import expr, layers, snippets
 from runner.arrays import NumPyBackend, SymPyArrays
 from runner.checks import compare, finite, float64_differences, projection_check, recorded
 from runner.result import Check, Curve, Outcome
+from runner.routines import derivatives as kinds
 from runner.routines.support import tf_dtype, timed_step
 from runner.schema import ProgramInput, ProgramKind, ProgramScenario, RunConfig, Unconnected, program_shapes
 from runner.tfenv import tf
@@ -209,10 +210,16 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
         del tape
         return results, found
 
-    outcome = Outcome(snippet=_snippet(program))
-    (results, found), outcome.timings = timed_step(step, run, tensors)
+    extra: dict[str, np.ndarray] = {}
+    if scenario.derivative == "gradient":
+        outcome = Outcome(snippet=_snippet(program))
+        (results, found), outcome.timings = timed_step(step, run, tensors)
+    else:  # jacobian, batch_jacobian, hessian or jvp: runner/routines/derivatives.py
+        outcome = Outcome(snippet=kinds.snippet(program, _snippet_inputs(program), _snippet_steps(program)))
+        results, found, outcome.timings, extra = kinds.run_tape(
+            program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
-    outcome.values = {t: v.numpy() for t, v in results.items()}
+    outcome.values = {t: v.numpy() for t, v in results.items()} | extra
     outcome.gradients = {k: None if g is None else tf.convert_to_tensor(g).numpy() for k, g in found.items()}
     started = time.perf_counter()
     _check(program, outcome, refused)
@@ -238,19 +245,19 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
     symbolic = _symbolic_oracle(program, outcome)
     for target, sources in program.plan.items():
         for source in sources:
-            label = f"d{target}/d{source}"
+            label = kinds.label(scenario.derivative, target, source)
             got = outcome.gradients[label]
             if target in refused:
                 outcome.notes[label] = f"{NON_PERSISTENT}: {refused[target]}"
                 continue
-            reason = program.why_none(target, source)
+            reason = kinds.why_none(program, target, source)
             if reason and scenario.unconnected_gradients is Unconnected.zero:
                 outcome.notes[label] = (f"{reason}; unconnected_gradients=zero turns TensorFlow's None into "
                                         f"zeros shaped like {source}")
                 name = f"{label} is zeros (unconnected_gradients=zero)"
                 outcome.checks.append(
                     Check(name, False, None, None, "TensorFlow returned None") if got is None
-                    else compare(name, got, np.zeros(program.shapes[source]), tolerances.analytic))
+                    else compare(name, got, kinds.zeros(program, target, source), tolerances.analytic))
                 continue
             outcome.checks.append(recorded(label, got, reason))
             if got is None:
@@ -259,6 +266,9 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
             outcome.checks.append(finite(f"{label} finite", got))
             if symbolic is not None:
                 symbolic(label, target, source, got)
+            if scenario.derivative != "gradient":
+                outcome.checks += kinds.check(program, outcome, label, target, source, got)
+                continue
             if run.checks.finite_differences:
                 outcome.checks.append(_difference_check(program, label, target, source, got))
 
@@ -311,9 +321,8 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
     def check(label: str, target: str, source: str, got: np.ndarray) -> None:
         override = {} if source in env else {source: sym.input_symbols(source, program.shapes[source])}
         out = evaluate_steps(program.trees, env, sym, override, target)[target]
-        total = np.sum(sym.asarray(out) * program.weights[target])
         wrt = list((override or env)[source].flat)
-        derivatives = [sp.diff(total, s) for s in wrt]
+        derivatives, shape = kinds.symbolic(program, sym.asarray(out), target, source, wrt)
         symbols = [s for arrays in (env, override) for a in arrays.values() for s in a.flat]
         fn = sp.lambdify(symbols, derivatives, "numpy", cse=True, dummify=True)
         points = [*(program.held[n] for n in env), *(program.forward[n] for n in override)]
@@ -321,9 +330,9 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
         args = [np.array([x]) for p in points for x in np.asarray(p, dtype=np.float64).flat]
         with np.errstate(all="ignore"):
             found = fn(*args)
-        want = np.array([np.asarray(d, dtype=np.float64).reshape(-1)[0] for d in found]
-                        ).reshape(program.shapes[source])
-        text = f"d/d{source} of sum({target}) = {derivatives[0] if len(derivatives) == 1 else derivatives}"
+        want = np.array([np.asarray(d, dtype=np.float64).reshape(-1)[0] for d in found]).reshape(shape)
+        what = f"d/d{source} of sum({target})" if program.scenario.derivative == "gradient" else label
+        text = f"{what} = {derivatives[0] if len(derivatives) == 1 else derivatives}"
         outcome.analytic[label] = text if len(text) <= 2000 else text[:1997] + "..."
         outcome.checks.append(compare(f"{label} vs SymPy", got, want, run.tolerances().analytic))
 
@@ -384,24 +393,11 @@ def _curve(program: Program, outcome: Outcome) -> Curve | None:
 def _snippet(program: Program) -> str:
     """Plain TensorFlow, run eagerly (a conditional is Python's own), printing the same gradients."""
     scenario, run = program.scenario, program.run
-    lines = [snippets.HEADER]
-    for n, spec in scenario.inputs.items():
-        tensor = f"tf.constant({spec.code(run.seed, n)}, tf.{run.dtype})"
-        if spec.kind is ProgramKind.constant:
-            lines.append(f"{n} = {tensor}")
-        else:
-            lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
-    if program.layers:
-        lines += layers.snippet_setup(program.layers)
+    lines = [snippets.HEADER, *_snippet_inputs(program)]
     lines.append(f"\nwith tf.GradientTape(persistent={scenario.persistent}, "
                  f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:")
     lines += [f"    tape.watch({n})" for n, spec in scenario.inputs.items() if spec.watch]
-    backend = expr.CodeBackend(run.dtype)
-    known = {n: expr.Code(n) for n in scenario.inputs}
-    for name, tree in program.trees.items():
-        code = tree.call_code() if isinstance(tree, layers.Step) else expr.evaluate(tree, known, backend)
-        lines.append(f"    {name} = {code}  # {scenario.targets[name]}")
-        known[name] = expr.Code(name)
+    lines += _snippet_steps(program)
     mode = "ZERO" if scenario.unconnected_gradients is Unconnected.zero else "NONE"
     lines.append("\ngradients = {}")
     for target, sources in program.plan.items():
@@ -419,3 +415,30 @@ def _snippet(program: Program) -> str:
         ]
     lines.append(snippets.FOOTER)
     return "\n".join(lines)
+
+
+def _snippet_inputs(program: Program) -> list[str]:
+    """Each input as the snippet makes it: a tf.constant, or a tf.Variable holding one."""
+    scenario, run = program.scenario, program.run
+    lines = []
+    for n, spec in scenario.inputs.items():
+        tensor = f"tf.constant({spec.code(run.seed, n)}, tf.{run.dtype})"
+        if spec.kind is ProgramKind.constant:
+            lines.append(f"{n} = {tensor}")
+        else:
+            lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
+    if program.layers:
+        lines += layers.snippet_setup(program.layers)
+    return lines
+
+
+def _snippet_steps(program: Program) -> list[str]:
+    """Each step in order, indented to sit inside the tape's block."""
+    backend = expr.CodeBackend(program.run.dtype)
+    known = {n: expr.Code(n) for n in program.scenario.inputs}
+    lines, texts = [], program.scenario.targets
+    for name, tree in program.trees.items():
+        code = tree.call_code() if isinstance(tree, layers.Step) else expr.evaluate(tree, known, backend)
+        lines.append(f"    {name} = {code}  # {texts[name]}")
+        known[name] = expr.Code(name)
+    return lines
