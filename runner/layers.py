@@ -308,7 +308,7 @@ def snippet_setup(steps: Mapping[str, Step]) -> list[str]:
     lines = ["", "_layers = {}  # the program's Keras layers, built with the run's seeded initialisers"]
     for step in steps.values():
         lines += step.code()
-    lines.append("_weights = {f'{n}.{w.name}': w for n, layer in _layers.items() for w in layer.weights}")
+    lines.append("_weights = {f'{n}.{w.name}': w.value for n, lay in _layers.items() for w in lay.weights}")
     return lines
 
 

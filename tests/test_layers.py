@@ -244,3 +244,14 @@ def test_each_layer_in_each_dtype_and_compile_mode(name: str, mode: str,
                                                            if trainable)]}
     outcome = assert_passed(program.run(run.scenario, run))
     assert str(outcome.gradients[f"dloss/d{run.scenario.gradients['loss'][0]}"].dtype) == run.dtype
+
+
+def test_unwatched_layer_variables_give_none_or_zeros_with_the_reason() -> None:
+    from runner import api
+
+    ignored = api.run("guide/keras_layer", ["scenario.watch_accessed_variables=false"])
+    assert ignored.passed and ignored.gradients == {"dloss/dy.kernel": None, "dloss/dy.bias": None}
+    assert "watch_accessed_variables=false" in ignored.record["notes"]["dloss/dy.kernel"]
+    zeros = api.run("guide/keras_layer", ["scenario.watch_accessed_variables=false",
+                                          "scenario.unconnected_gradients=zero"])
+    assert zeros.passed and zeros.gradients["dloss/dy.kernel"].tolist() == [[0.0, 0.0]] * 3
