@@ -6,8 +6,8 @@ and lists, checked against the layer's own constructor before anything is built.
 Initialisers and activations are Keras's own, by name (never a dict, which Keras
 would deserialize into any registered class).
 
-Keras is imported only from here, and only when a program has a layer step, so
-every other run keeps TensorFlow's start-up without it (``runner.tfenv``).
+Keras (and NumPy) are imported only when a program has a layer step, so every
+other run, and every config check, keeps its start-up (``runner.tfenv``).
 
 Each layer is built twice from the same weights: in the run's dtype for the tape,
 and in float64 for the oracles, which evaluate the program forward (TensorFlow's
@@ -27,14 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from runner.errors import ConfigError
 
 #: The layers a program may use, by Keras's class name.
 ALLOWED = ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalization", "Embedding",
            "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
-#: Constructor arguments the runner sets itself: the run's dtype, the step's name, seeds from ``seed``.
+#: Constructor arguments a config may not give: the run's dtype, the step's name and seeds from ``seed``
+#: are the runner's; a quantization config is an object.
 RUNNER_ARGS = frozenset({"dtype", "name", "seed", "quantization_config"})
 KEYS = ("layer", "input", "args", "training")
 #: Arguments whose strings name a Keras object, and the module that knows the names.
@@ -46,10 +45,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def is_step(entry: Any) -> bool:
     """A target entry that is a layer step (a mapping), not an expression (a string)."""
     return isinstance(entry, Mapping)
-
-
-def has_layers(targets: Mapping[str, Any]) -> bool:
-    return any(is_step(entry) for entry in targets.values())
 
 
 def _keras() -> Any:
@@ -179,8 +174,12 @@ def _make(step: StepSpec, name: str, seed: int, dtype: str) -> Any:
 
 @functools.lru_cache(maxsize=128)
 def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
-    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 layer."""
-    step = StepSpec(**{**json.loads(entry), "args": tuple(map(tuple, json.loads(entry)["args"]))})
+    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 layer.
+
+    ``entry`` is the step's spec as JSON (hashable, so a sweep's jobs describe each step once).
+    """
+    fields = json.loads(entry)
+    step = StepSpec(**{**fields, "args": tuple((k, v) for k, v in fields["args"])})
     try:  # a symbolic call: the layer's own input checks and output shape, no values computed
         layer = _make(step, name, 0, "float32")
         symbol = _keras().KerasTensor(shape, dtype="int32" if step.layer == "Embedding" else "float32")
@@ -224,6 +223,8 @@ class Step:
 
     def __init__(self, name: str, step: StepSpec, input_shape: tuple[int, ...], seed: int, dtype: str,
                  watch_accessed: bool) -> None:
+        import numpy as np
+
         from runner.tfenv import tf
 
         self.name, self.spec, self.input_shape, self.seed, self.dtype = name, step, input_shape, seed, dtype
@@ -258,6 +259,8 @@ class Step:
         return ""
 
     def __call__(self, values: Mapping[str, Any], backend: Any) -> Any:
+        import numpy as np
+
         from runner import expr
         from runner.tfenv import tf
 
