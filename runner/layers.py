@@ -225,22 +225,30 @@ class Step:
                  watch_accessed: bool) -> None:
         import numpy as np
 
-        from runner.tfenv import tf
 
         self.name, self.spec, self.input_shape, self.seed, self.dtype = name, step, input_shape, seed, dtype
-        self.layer = _make(step, name, seed, dtype)
-        self.layer.build(input_shape)
-        self.twin = getattr(_keras().layers, step.layer)(**step.kwargs(), dtype="float64",
-                                                           name=f"{name}_float64")
-        self.twin.build(input_shape)
+        # Drawn in float32 whatever the run's dtype, so a seed gives the same weights in every dtype
+        # (rounded to it); the float64 twin holds them as the run's dtype rounded them.
+        drawn = _make(step, name, seed, "float32")
+        drawn.build(input_shape)
+        self.layer = drawn if dtype == "float32" else self._copy(drawn, dtype, name)
+        self.twin = self._copy(self.layer, "float64", f"{name}_float64")
         self.variables = {f"{name}.{w.name}": w for w in self.layer.weights}
         self.twin_variables = {f"{name}.{w.name}": w for w in self.twin.weights}
-        for key, w in self.variables.items():  # the same weights, as the run's dtype rounded them
-            self.twin_variables[key].assign(tf.cast(w, tf.float64))
         self.held = {k: np.asarray(w.numpy(), dtype=np.float64) for k, w in self.twin_variables.items()}
         self._current = dict(self.held)
         self.watch_accessed = watch_accessed
         self.integer_input = step.layer == "Embedding"
+
+    def _copy(self, layer: Any, dtype: str, name: str) -> Any:
+        """The same layer in ``dtype``, holding ``layer``'s weights cast to it."""
+        from runner.tfenv import tf
+
+        copy = getattr(_keras().layers, self.spec.layer)(**self.spec.kwargs(), dtype=dtype, name=name)
+        copy.build(self.input_shape)
+        for mine, theirs in zip(copy.weights, layer.weights, strict=True):
+            mine.assign(tf.cast(theirs, mine.dtype))
+        return copy
 
     def gradient_names(self) -> set[str]:
         """What a gradient can flow back to through this step: its input (not an Embedding's integer
@@ -286,9 +294,17 @@ class Step:
             cls = type(_keras().initializers.get(value)).__name__
             args.append(f"{arg}=tf.keras.initializers.{cls}(seed={drawn})" if drawn is not None
                         else f"{arg}={value!r}")
-        args += [f"dtype={self.dtype!r}", f"name={self.name!r}"]
-        return [f"_layers[{self.name!r}] = tf.keras.layers.{self.spec.layer}({', '.join(args)})",
-                f"_layers[{self.name!r}].build({self.input_shape!r})"]
+        made = f"_layers[{self.name!r}] = tf.keras.layers.{self.spec.layer}"
+        lines = [f"{made}({', '.join(args)}, dtype='float32', name={self.name!r})",
+                 f"_layers[{self.name!r}].build({self.input_shape!r})"]
+        if self.dtype != "float32":  # drawn in float32, then cast
+            plain = [f"{k}={v!r}" for k, v in self.spec.args]
+            lines += [f"_drawn = _layers[{self.name!r}]",
+                      f"{made}({', '.join([*plain, f'dtype={self.dtype!r}', f'name={self.name!r}'])})",
+                      f"_layers[{self.name!r}].build({self.input_shape!r})",
+                      f"for _w, _d in zip(_layers[{self.name!r}].weights, _drawn.weights):",
+                      "    _w.assign(tf.cast(_d, _w.dtype))"]
+        return lines
 
     def call_code(self) -> str:
         x = f"tf.cast({self.spec.input}, tf.int32)" if self.integer_input else self.spec.input

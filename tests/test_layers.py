@@ -255,3 +255,12 @@ def test_unwatched_layer_variables_give_none_or_zeros_with_the_reason() -> None:
     zeros = api.run("guide/keras_layer", ["scenario.watch_accessed_variables=false",
                                           "scenario.unconnected_gradients=zero"])
     assert zeros.passed and zeros.gradients["dloss/dy.kernel"].tolist() == [[0.0, 0.0]] * 3
+
+
+def test_a_seed_draws_the_same_weights_in_every_dtype_and_another_seed_others() -> None:
+    from runner import api
+
+    runs = {(dtype, seed): api.run("layers", [f"dtype={dtype}", f"seed={seed}"]).gradients["dloss/dh.kernel"]
+            for dtype, seed in (("float64", 1), ("float16", 1), ("float64", 2))}
+    np.testing.assert_allclose(runs["float16", 1].astype(np.float64), runs["float64", 1], atol=0.01)
+    assert np.max(np.abs(runs["float64", 2] - runs["float64", 1])) > 0.01
