@@ -5,8 +5,8 @@ the bias's gradients are each checked by random projections v.(J u) (above
 ``checks.fd_max_elements``), through a float64 copy of the layer holding the same
 weights. This measures the runner's own ``timings.checks`` (every check of the run)
 against ``timings.tape_repeat`` (the compiled tape step alone, forward and backward,
-tracing excluded) of the same job, run in process. Prints one JSON object for
-benchmarks/run.py.
+tracing excluded) of the same job, run in process, as benchmarks/program.py does.
+Prints one JSON object for benchmarks/run.py.
 
 Usage: python benchmarks/layer.py REPS [PROJECTIONS]
 """
@@ -17,15 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from runner.app import CONFIG_DIR  # noqa: E402  (registers the schemas)
-from runner.routines import run_routine  # noqa: E402
-from runner.schema import load_run  # noqa: E402
+from program import measure
 
 LAYER = {
     "name": "dense_1e6",
@@ -36,20 +30,8 @@ LAYER = {
 
 
 def main() -> None:
-    reps, projections = int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 4
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[
-            "scenario=layers", "compile=function", "timing_repeats=3", f"checks.projections={projections}"])
-    data = OmegaConf.to_container(cfg, resolve=True)
-    data["scenario"].update(LAYER)
-    run = load_run(data)
-    checks, tape = [], []
-    for _ in range(reps):
-        outcome = run_routine(run)
-        assert outcome.passed and sum("random projections" in c.name for c in outcome.checks) == 2
-        checks.append(outcome.timings["checks"])
-        tape.append(outcome.timings["tape_repeat"])
-    print(json.dumps({"checks": checks, "tape": tape}))
+    projections = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    print(json.dumps(measure(LAYER, int(sys.argv[1]), f"checks.projections={projections}")))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -35,13 +36,13 @@ PROGRAM = {
 }
 
 
-def main() -> None:
-    reps = int(sys.argv[1])
+def measure(scenario: dict[str, Any], reps: int, *overrides: str) -> dict[str, list[float]]:
+    """``timings.checks`` and ``timings.tape_repeat`` of ``reps`` runs of a program, compiled."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config",
-                      overrides=["scenario=program", "compile=function", "timing_repeats=3"])
+                      overrides=["scenario=program", "compile=function", "timing_repeats=3", *overrides])
     data = OmegaConf.to_container(cfg, resolve=True)
-    data["scenario"].update(PROGRAM)
+    data["scenario"].update(scenario)
     run = load_run(data)
     checks, tape = [], []
     for _ in range(reps):
@@ -49,7 +50,11 @@ def main() -> None:
         assert outcome.passed and any("random projections" in c.name for c in outcome.checks)
         checks.append(outcome.timings["checks"])
         tape.append(outcome.timings["tape_repeat"])
-    print(json.dumps({"checks": checks, "tape": tape}))
+    return {"checks": checks, "tape": tape}
+
+
+def main() -> None:
+    print(json.dumps(measure(PROGRAM, int(sys.argv[1]))))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ and lists, checked against the layer's own constructor before anything is built.
 Initialisers and activations are Keras's own, by name (never a dict, which Keras
 would deserialize into any registered class).
 
-Keras is imported only from here, and only when a program has a layer step, so
-every other run keeps TensorFlow's start-up without it (``runner.tfenv``).
+Keras (and NumPy) are imported only when a program has a layer step, so every
+other run, and every config check, keeps its start-up (``runner.tfenv``).
 
 Each layer is built twice from the same weights: in the run's dtype for the tape,
 and in float64 for the oracles, which evaluate the program forward (TensorFlow's
@@ -27,14 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from runner.errors import ConfigError
 
 #: The layers a program may use, by Keras's class name.
 ALLOWED = ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalization", "Embedding",
            "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
-#: Constructor arguments the runner sets itself: the run's dtype, the step's name, seeds from ``seed``.
+#: Constructor arguments a config may not give: the run's dtype, the step's name and seeds from ``seed``
+#: are the runner's; a quantization config is an object.
 RUNNER_ARGS = frozenset({"dtype", "name", "seed", "quantization_config"})
 KEYS = ("layer", "input", "args", "training")
 #: Arguments whose strings name a Keras object, and the module that knows the names.
@@ -46,10 +45,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def is_step(entry: Any) -> bool:
     """A target entry that is a layer step (a mapping), not an expression (a string)."""
     return isinstance(entry, Mapping)
-
-
-def has_layers(targets: Mapping[str, Any]) -> bool:
-    return any(is_step(entry) for entry in targets.values())
 
 
 def _keras() -> Any:
@@ -179,8 +174,12 @@ def _make(step: StepSpec, name: str, seed: int, dtype: str) -> Any:
 
 @functools.lru_cache(maxsize=128)
 def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[Any, ...]]:
-    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 layer."""
-    step = StepSpec(**{**json.loads(entry), "args": tuple(map(tuple, json.loads(entry)["args"]))})
+    """The output shape and each variable's (name, shape, trainable), from a throwaway float32 layer.
+
+    ``entry`` is the step's spec as JSON (hashable, so a sweep's jobs describe each step once).
+    """
+    fields = json.loads(entry)
+    step = StepSpec(**{**fields, "args": tuple((k, v) for k, v in fields["args"])})
     try:  # a symbolic call: the layer's own input checks and output shape, no values computed
         layer = _make(step, name, 0, "float32")
         symbol = _keras().KerasTensor(shape, dtype="int32" if step.layer == "Embedding" else "float32")
@@ -224,22 +223,32 @@ class Step:
 
     def __init__(self, name: str, step: StepSpec, input_shape: tuple[int, ...], seed: int, dtype: str,
                  watch_accessed: bool) -> None:
-        from runner.tfenv import tf
+        import numpy as np
+
 
         self.name, self.spec, self.input_shape, self.seed, self.dtype = name, step, input_shape, seed, dtype
-        self.layer = _make(step, name, seed, dtype)
-        self.layer.build(input_shape)
-        self.twin = getattr(_keras().layers, step.layer)(**step.kwargs(), dtype="float64",
-                                                           name=f"{name}_float64")
-        self.twin.build(input_shape)
+        # Drawn in float32 whatever the run's dtype, so a seed gives the same weights in every dtype
+        # (rounded to it); the float64 twin holds them as the run's dtype rounded them.
+        drawn = _make(step, name, seed, "float32")
+        drawn.build(input_shape)
+        self.layer = drawn if dtype == "float32" else self._copy(drawn, dtype, name)
+        self.twin = self._copy(self.layer, "float64", f"{name}_float64")
         self.variables = {f"{name}.{w.name}": w for w in self.layer.weights}
         self.twin_variables = {f"{name}.{w.name}": w for w in self.twin.weights}
-        for key, w in self.variables.items():  # the same weights, as the run's dtype rounded them
-            self.twin_variables[key].assign(tf.cast(w, tf.float64))
         self.held = {k: np.asarray(w.numpy(), dtype=np.float64) for k, w in self.twin_variables.items()}
         self._current = dict(self.held)
         self.watch_accessed = watch_accessed
         self.integer_input = step.layer == "Embedding"
+
+    def _copy(self, layer: Any, dtype: str, name: str) -> Any:
+        """The same layer in ``dtype``, holding ``layer``'s weights cast to it."""
+        from runner.tfenv import tf
+
+        copy = getattr(_keras().layers, self.spec.layer)(**self.spec.kwargs(), dtype=dtype, name=name)
+        copy.build(self.input_shape)
+        for mine, theirs in zip(copy.weights, layer.weights, strict=True):
+            mine.assign(tf.cast(theirs, mine.dtype))
+        return copy
 
     def gradient_names(self) -> set[str]:
         """What a gradient can flow back to through this step: its input (not an Embedding's integer
@@ -258,6 +267,8 @@ class Step:
         return ""
 
     def __call__(self, values: Mapping[str, Any], backend: Any) -> Any:
+        import numpy as np
+
         from runner import expr
         from runner.tfenv import tf
 
@@ -283,9 +294,17 @@ class Step:
             cls = type(_keras().initializers.get(value)).__name__
             args.append(f"{arg}=tf.keras.initializers.{cls}(seed={drawn})" if drawn is not None
                         else f"{arg}={value!r}")
-        args += [f"dtype={self.dtype!r}", f"name={self.name!r}"]
-        return [f"_layers[{self.name!r}] = tf.keras.layers.{self.spec.layer}({', '.join(args)})",
-                f"_layers[{self.name!r}].build({self.input_shape!r})"]
+        made = f"_layers[{self.name!r}] = tf.keras.layers.{self.spec.layer}"
+        lines = [f"{made}({', '.join(args)}, dtype='float32', name={self.name!r})",
+                 f"_layers[{self.name!r}].build({self.input_shape!r})"]
+        if self.dtype != "float32":  # drawn in float32, then cast
+            plain = [f"{k}={v!r}" for k, v in self.spec.args]
+            lines += [f"_drawn = _layers[{self.name!r}]",
+                      f"{made}({', '.join([*plain, f'dtype={self.dtype!r}', f'name={self.name!r}'])})",
+                      f"_layers[{self.name!r}].build({self.input_shape!r})",
+                      f"for _w, _d in zip(_layers[{self.name!r}].weights, _drawn.weights):",
+                      "    _w.assign(tf.cast(_d, _w.dtype))"]
+        return lines
 
     def call_code(self) -> str:
         x = f"tf.cast({self.spec.input}, tf.int32)" if self.integer_input else self.spec.input
@@ -308,7 +327,7 @@ def snippet_setup(steps: Mapping[str, Step]) -> list[str]:
     lines = ["", "_layers = {}  # the program's Keras layers, built with the run's seeded initialisers"]
     for step in steps.values():
         lines += step.code()
-    lines.append("_weights = {f'{n}.{w.name}': w for n, layer in _layers.items() for w in layer.weights}")
+    lines.append("_weights = {f'{n}.{w.name}': w.value for n, lay in _layers.items() for w in lay.weights}")
     return lines
 
 

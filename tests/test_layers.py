@@ -62,6 +62,11 @@ def _one(name: str, dtype_input: str = "normal") -> dict[str, Any]:
     return {"inputs": {"x": x}, "targets": {"h": step, "loss": "reduce_sum(sin(h) * h)"}, "gradients": {}}
 
 
+def _variables(run: RunConfig) -> dict[str, bool]:
+    """The step h's variables, ``h.<name>`` -> trainable, as the layer builds them."""
+    return {k: w.trainable for k, w in program.Program(run.scenario, run).layers["h"].variables.items()}
+
+
 @pytest.mark.parametrize("name", layers.ALLOWED)
 def test_each_allowlisted_layer_against_float64_differences(name: str, program_run: Callable[..., RunConfig]
                                                             ) -> None:
@@ -225,3 +230,37 @@ def test_layer_grid_summary_shows_each_combination_and_its_error_against_float64
         assert 0 < row["vs float64"] < bound[params["dtype"]], row
     assert len(seen) == 24
     assert "| vs float64 |" in (summary_path.parent / "summary.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["dtype=float32 compile=xla", "dtype=float16 compile=function",
+                                  "dtype=bfloat16 compile=eager"])
+@pytest.mark.parametrize("name", layers.ALLOWED)
+def test_each_layer_in_each_dtype_and_compile_mode(name: str, mode: str,
+                                                   program_run: Callable[..., RunConfig]) -> None:
+    """The tape in the run's dtype and compile mode, against the float64 twins (the dtype's tolerance)."""
+    run = program_run(_one(name), *mode.split())
+    run.scenario.gradients = {"loss": [*LAYERS[name][2], *(k for k, trainable in _variables(run).items()
+                                                           if trainable)]}
+    outcome = assert_passed(program.run(run.scenario, run))
+    assert str(outcome.gradients[f"dloss/d{run.scenario.gradients['loss'][0]}"].dtype) == run.dtype
+
+
+def test_unwatched_layer_variables_give_none_or_zeros_with_the_reason() -> None:
+    from runner import api
+
+    ignored = api.run("guide/keras_layer", ["scenario.watch_accessed_variables=false"])
+    assert ignored.passed and ignored.gradients == {"dloss/dy.kernel": None, "dloss/dy.bias": None}
+    assert "watch_accessed_variables=false" in ignored.record["notes"]["dloss/dy.kernel"]
+    zeros = api.run("guide/keras_layer", ["scenario.watch_accessed_variables=false",
+                                          "scenario.unconnected_gradients=zero"])
+    assert zeros.passed and zeros.gradients["dloss/dy.kernel"].tolist() == [[0.0, 0.0]] * 3
+
+
+def test_a_seed_draws_the_same_weights_in_every_dtype_and_another_seed_others() -> None:
+    from runner import api
+
+    runs = {(dtype, seed): api.run("layers", [f"dtype={dtype}", f"seed={seed}"]).gradients["dloss/dh.kernel"]
+            for dtype, seed in (("float64", 1), ("float16", 1), ("float64", 2))}
+    np.testing.assert_allclose(runs["float16", 1].astype(np.float64), runs["float64", 1], atol=0.01)
+    assert np.max(np.abs(runs["float64", 2] - runs["float64", 1])) > 0.01

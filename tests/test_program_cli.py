@@ -70,6 +70,8 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     layer = results["guide_layer"]
     x, w = np.array(layer["inputs"]["x"]), np.array(layer["inputs"]["w"])
     assert np.array(layer["gradients"]["dloss/dw"]).shape == (3, 2)
+    keras = results["guide_keras_layer"]["gradients"]  # the guide's Dense(2, activation='relu')
+    assert np.shape(keras["dloss/dy.kernel"]) == (3, 2) and np.shape(keras["dloss/dy.bias"]) == (2,)
     np.testing.assert_allclose(layer["gradients"]["dloss/db"], (x @ w)[0], rtol=1e-5)  # b is zeros
     assert_snippets_reproduce(run.run_dirs())
 

@@ -169,7 +169,7 @@ class Program:
     def source(self, name: str, tensors: Mapping[str, Any], results: Mapping[str, Any]) -> Any:
         """What the tape differentiates with respect to: an input, a step's result or a layer's variable."""
         if "." in name:
-            return self.layers[name.partition(".")[0]].variables[name]
+            return self.layers[name.partition(".")[0]].variables[name].value  # the tf.Variable itself
         return tensors[name] if name in tensors else results[name]
 
 
