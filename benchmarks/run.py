@@ -332,8 +332,8 @@ def program_jacobian_rows(reps: int, work: Path, sizes: tuple[int, ...]) -> list
                           "(timings.tape_repeat); one process per path; checks off"),
                  Row(f"program jacobian {shape}: pfor vs while_loop, peak memory added",
                      [found["pfor"]["extra_mib"]], [found["while_loop"]["extra_mib"]], unit="MiB",
-                     note="the job's peak resident set over TensorFlow's; the traced step runs twice and the "
-                          "first call's Jacobian is still held while the second runs")]
+                     note=f"the job's peak resident set over TensorFlow's; the traced step runs {reps + 1} "
+                          "times, and each call's Jacobian is still held while the next one runs")]
     return rows
 
 

@@ -350,3 +350,18 @@ def test_refusals_through_the_cli_exit_1_in_one_line(cli: Callable[..., CliRun])
         output = run.stdout + run.stderr
         assert run.returncode == 1 and message in output, output
         assert "Traceback" not in output and run.results["status"] == "error"
+
+
+@pytest.mark.parametrize("kind", ["jacobian", "batch_jacobian", "hessian", "jvp"])
+def test_every_kind_traced_or_in_float16_is_checked_and_agrees(kind: str) -> None:
+    inputs = {"x": {"value": X.tolist(), "kind": "constant", "watch": True}, "w": {"value": W.tolist()}}
+    target = "reduce_sum(tanh(x @ w))" if kind == "hessian" else "tanh(x @ w)"
+    source = "w" if kind != "batch_jacobian" else "x"
+    label = kinds.label(kind, "y", source)
+    eager = run_program({"y": target}, {"y": [source]}, inputs=inputs, derivative=kind)
+    traced = assert_passed(run_program({"y": target}, {"y": [source]}, inputs=inputs, derivative=kind,
+                                       overrides=["compile=function"]))
+    np.testing.assert_allclose(traced.gradients[label], eager.gradients[label], rtol=1e-12, atol=1e-15)
+    half = assert_passed(run_program({"y": target}, {"y": [source]}, inputs=inputs, derivative=kind,
+                                     overrides=["dtype=float16"]))
+    assert half.gradients[label].dtype == np.float16 and 0 < half.reference[label] < 1e-2  # vs float64
