@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from runner.schema import ProgramScenario
 
 KINDS = ("gradient", "jacobian", "batch_jacobian", "hessian", "jvp")
-#: ``experimental_use_pfor``: TensorFlow's vectorised path, its tf.while_loop, or both (checked to agree).
-PFOR = (True, False, "both")
 Shape = tuple[int, ...]
 
 
@@ -44,14 +42,14 @@ def check(scenario: ProgramScenario, shapes: dict[str, Shape]) -> None:
     kind, pfor = scenario.derivative, scenario.experimental_use_pfor
     if kind not in KINDS:
         raise ConfigError(f"scenario.derivative: unknown {kind!r} (known: {', '.join(KINDS)})")
-    if not any(pfor is p for p in PFOR[:2]) and pfor != "both":
+    if not (pfor is True or pfor is False or pfor == "both"):  # not 1 or 0, which equal True and False
         raise ConfigError(f"scenario.experimental_use_pfor: {pfor!r} is not true, false or both")
     if pfor is not True and kind != "jacobian":
         raise ConfigError("scenario.experimental_use_pfor chooses how derivative=jacobian runs; "
                           f"derivative={kind} has no such choice")
     if pfor is not True and not scenario.persistent:
         raise ConfigError("scenario.experimental_use_pfor: the tf.while_loop path calls gradient() once "
-                          "per row, which TensorFlow allows only on a persistent tape: set "
+                          "per row, which eager TensorFlow allows only on a persistent tape: set "
                           "scenario.persistent=true")
     if scenario.tangents and kind != "jvp":
         raise ConfigError(f"scenario.tangents: only derivative=jvp takes tangents, not {kind}")

@@ -332,3 +332,36 @@ def test_sympy_checks_every_kind_while_the_program_is_small(kind: str, sources: 
     label = kinds.label(kind, "y", sources[0])
     assert f"{label} vs SymPy" in _names(outcome)
     assert outcome.analytic[label].startswith(f"{label} = [")
+
+
+@pytest.mark.slow
+def test_refusals_through_the_cli_exit_1_in_one_line(cli: Callable[..., CliRun]) -> None:
+    for args, message in [
+        (["scenario=guide/jacobian_matrix", "scenario.derivative=laplacian"],
+         "scenario.derivative: unknown 'laplacian' (known: gradient, jacobian, batch_jacobian, hessian, "
+         "jvp)"),
+        (["scenario=guide/batch_jacobian", "scenario.gradients.y=[w1]"],
+         "scenario.gradients.y: batch_jacobian needs y (7, 6) and w1 (5, 8) to share their first (batch) "
+         "dimension"),
+        (["scenario=guide/jacobian_matrix", "scenario.derivative=jvp", "scenario.experimental_use_pfor=true",
+          "+scenario.tangents.w=[1.0, 2.0]"], "scenario.tangents.w: shape (2,) is not w's (5, 10)"),
+    ]:
+        run = cli(*args)
+        output = run.stdout + run.stderr
+        assert run.returncode == 1 and message in output, output
+        assert "Traceback" not in output and run.results["status"] == "error"
+
+
+@pytest.mark.parametrize("kind", ["jacobian", "batch_jacobian", "hessian", "jvp"])
+def test_every_kind_traced_or_in_float16_is_checked_and_agrees(kind: str) -> None:
+    inputs = {"x": {"value": X.tolist(), "kind": "constant", "watch": True}, "w": {"value": W.tolist()}}
+    target = "reduce_sum(tanh(x @ w))" if kind == "hessian" else "tanh(x @ w)"
+    source = "w" if kind != "batch_jacobian" else "x"
+    label = kinds.label(kind, "y", source)
+    eager = run_program({"y": target}, {"y": [source]}, inputs=inputs, derivative=kind)
+    traced = assert_passed(run_program({"y": target}, {"y": [source]}, inputs=inputs, derivative=kind,
+                                       overrides=["compile=function"]))
+    np.testing.assert_allclose(traced.gradients[label], eager.gradients[label], rtol=1e-12, atol=1e-15)
+    half = assert_passed(run_program({"y": target}, {"y": [source]}, inputs=inputs, derivative=kind,
+                                     overrides=["dtype=float16"]))
+    assert half.gradients[label].dtype == np.float16 and 0 < half.reference[label] < 1e-2  # vs float64
