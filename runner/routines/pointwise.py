@@ -28,7 +28,7 @@ import numpy as np
 
 from runner import expr, work
 from runner.arrays import NumPyBackend
-from runner.checks import compare, unbroadcast
+from runner.checks import compare, nudged_differences, unbroadcast
 from runner.result import Check, Outcome
 from runner.routines.tape import oracle
 from runner.schema import Tolerance
@@ -87,16 +87,8 @@ def _derivative(trees: tuple[tuple[str, expr.Expr], ...], names: tuple[str, ...]
 
 def difference_check(label: str, got: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], point: np.ndarray,
                      weight: np.ndarray, out_shape: tuple[int, ...], tol: Tolerance, delta: float) -> Check:
-    """Central differences at every element of a source in two evaluations, however large.
-
-    Each element of an elementwise target reads one element of the source, so nudging
-    them all at once changes each target element by its own source element's nudge
-    alone; summed back onto the source's shape, that is the derivative perturbing each
-    element alone would give.
-    """
-    with np.errstate(all="ignore"):
-        change = (fn(point + delta) - fn(point - delta)) / (2 * delta)
-    want = unbroadcast(np.broadcast_to(change, out_shape) * weight, np.shape(point))
+    """Central differences at every element of a source in two evaluations, however large."""
+    want = nudged_differences(fn, point, weight, delta, out_shape)
     return compare(f"{label} vs float64 central differences (all {np.size(point)} elements, nudged together)",
                    got, want, tol)
 
