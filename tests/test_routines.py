@@ -118,8 +118,7 @@ def test_non_persistent_tape_raises_on_the_second_call_as_expected(load: Callabl
     (["scenario.unconnected_gradients=zero"], {"dz/dx": 0.0, "dz/dy": 6.0}),
     (["scenario.inputs.y.kind=constant"], {"dz/dx": None, "dz/dy": None}),  # read, but unwatched
     (["scenario.function='y**2 + sin(x)'"], {"dz/dx": float(np.cos(1.0)), "dz/dy": 6.0}),
-    # The guide's unconnected_gradients=ZERO example: None by default (a crash, once), zeros shaped like x
-    # with zero.
+    # The guide's unconnected_gradients=ZERO example: None by default, zeros shaped like x with zero.
     (["scenario.inputs.x.value=null", "+scenario.inputs.x.linspace={start: 2, stop: 2, num: 2}",
       "scenario.inputs.y.value=3"], {"dz/dx": None, "dz/dy": 6.0}),
     (["scenario.inputs.x.value=null", "+scenario.inputs.x.linspace={start: 2, stop: 2, num: 2}",

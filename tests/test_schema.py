@@ -141,7 +141,7 @@ def test_empty_targets_are_refused(compose_config: Callable[..., Any]) -> None:
 #: Scenarios as a run saved them (``.hydra/config.yaml``) while gradient, persistent and unconnected were
 #: routines of their own, word for word.
 OLD_SCENARIOS = {
-    "gradient": {"name": "sigmoid", "routine": "gradient", "description": "σ", "function": "sigmoid(x)",
+    "gradient": {"name": "sigmoid", "routine": "gradient", "description": "sigmoid", "function": "sigmoid(x)",
                  "inputs": {"x": {"value": None, "linspace": {"start": -10.0, "stop": 10.0, "num": 201},
                                   "kind": "variable", "watch": False}},
                  "target": None, "watch_accessed_variables": True,

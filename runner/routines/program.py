@@ -363,7 +363,10 @@ def _curve(program: Program, outcome: Outcome) -> Curve | None:
                    if label.endswith(f"/d{axis}") and g is not None and np.shape(g) == shape})
     if not series:
         return None
-    return Curve(f"{scenario.name}.png", f"{scenario.name}: steps and gradients", axis,
+    title = f"{scenario.name}: steps and gradients"
+    if scenario.function is not None:  # the short form, titled as its one function
+        title = f"{scenario.function} and its derivative"
+    return Curve(f"{scenario.name}.png", title, axis,
                  outcome.inputs[axis], series)
 
 
