@@ -153,7 +153,7 @@ def _optional_count(value: Any, where: str) -> None:
 
 _CHECK = _fields({"name": _text, "passed": _boolean, "max_abs_err": _optional_number,
                   "tol": _optional_number, "detail": _text}, ("name", "passed", "max_abs_err", "tol"))
-_SCENARIO = _fields({"name": _scalar, "description": _text, "function": _text, "case": _scalar,
+_SCENARIO = _fields({"name": _scalar, "description": _text, "function": _optional_text, "case": _scalar,
                      "targets": _mapping_of(_text), "outputs": _mapping_of(_text),
                      "layers": _list_of(_scalar), "activation": _scalar, "in_features": _scalar,
                      "loss": _scalar})

@@ -88,7 +88,7 @@ def value_text(value: Any) -> str:
 
 def _function(scenario: dict[str, Any], labels: list[str]) -> str:
     """What was differentiated, in one line, whichever routine ran."""
-    if "function" in scenario:
+    if scenario.get("function") is not None:  # a program's short form names no targets
         target = labels[0][1:].split("/")[0] if labels and "/" in labels[0] else "y"
         return f"{target} = {scenario['function']}"
     for key in ("targets", "outputs"):
