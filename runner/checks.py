@@ -98,37 +98,19 @@ def sampled_differences(
     return picks, np.asarray(values)
 
 
-def elementwise_differences(fn: Callable[[Any], Any], arg: Any, delta: float) -> np.ndarray:
-    """Central differences of sum(fn(arg)) for every element of ``arg``, in two evaluations.
-
-    Only for an elementwise ``fn`` (broadcasting allowed), where each output element
-    depends on exactly one element of ``arg``: nudging every element at once then
-    changes each output by its own input's nudge alone, and summing each output's
-    difference back onto the element it came from gives that element's derivative,
-    the same number perturbing it alone would.
-    """
-    tensor = tf.convert_to_tensor(arg)
-    plus, minus = fn(tensor + delta), fn(tensor - delta)
-    return unbroadcast(np.asarray(plus - minus), tuple(tensor.shape)) / (2 * delta)
-
-
 def difference_check(
     label: str, got: Any, fn: Callable[[Any], Any], arg: Any, tol: Tolerance, delta: float,
-    max_elements: int, seed: int, *, elementwise: bool = False,
+    max_elements: int, seed: int,
 ) -> Check:
     """``got`` = d sum(fn(arg)) / d arg, against central differences: every element, or a sample.
 
-    Up to ``max_elements`` each element is perturbed alone (``tf.test.compute_gradient``).
-    Above it, an ``elementwise`` fn is checked at every element in two evaluations;
-    any other fn at a seeded sample of elements.
+    Up to ``max_elements`` each element is perturbed alone (``tf.test.compute_gradient``);
+    above it, a seeded sample of elements.
     """
     size = int(np.size(got))
     if size <= max_elements:
         (fd,) = finite_differences(fn, [arg], delta)
         return compare(f"{label} vs finite differences", got, fd, tol)
-    if elementwise:
-        fd = elementwise_differences(fn, arg, delta)
-        return compare(f"{label} vs finite differences (all {size} elements, nudged together)", got, fd, tol)
     # Each sampled element costs two evaluations over the whole input: past a few million
     # elements, take fewer samples (never under 16) so the check stays proportionate.
     count = min(max_elements, max(16, SAMPLED_ELEMENT_BUDGET // size))
@@ -154,6 +136,21 @@ def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weig
         step = step.reshape(point.shape)
         flat[i] = float(np.sum(weight * (fn(point + step) - fn(point - step)))) / (2 * delta)
     return grad
+
+
+def nudged_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weight: Any, delta: float,
+                       out_shape: tuple[int, ...]) -> np.ndarray:
+    """What :func:`float64_differences` gives, for an elementwise ``fn``, in two evaluations.
+
+    Each output element then depends on exactly one element of ``point`` (broadcasting
+    allowed): nudging every element at once changes each output by its own input's
+    nudge alone, and summing each output's weighted difference back onto the element
+    it came from gives that element's derivative, the number nudging it alone gives.
+    """
+    point = np.asarray(point, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        change = (fn(point + delta) - fn(point - delta)) / (2 * delta)
+    return unbroadcast(np.broadcast_to(change, out_shape) * weight, point.shape)
 
 
 def projection_check(

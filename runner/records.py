@@ -162,7 +162,7 @@ def _target(value: Any, where: str) -> None:
 
 _CHECK = _fields({"name": _text, "passed": _boolean, "max_abs_err": _optional_number,
                   "tol": _optional_number, "detail": _text}, ("name", "passed", "max_abs_err", "tol"))
-_SCENARIO = _fields({"name": _scalar, "description": _text, "function": _text, "hidden": _text,
+_SCENARIO = _fields({"name": _scalar, "description": _text, "function": _optional_text, "hidden": _text,
                      "case": _scalar, "targets": _mapping_of(_target), "outputs": _mapping_of(_text),
                      "layers": _list_of(_scalar), "activation": _scalar, "in_features": _scalar,
                      "loss": _scalar})

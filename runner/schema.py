@@ -205,39 +205,6 @@ class Scenario:
 
 @routine()
 @dataclass
-class GradientScenario(Scenario):
-    """One function of named inputs on one tape: basic, watch and sigmoid."""
-
-    routine: str = "gradient"
-    function: str = MISSING
-    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
-    target: str | None = None  # the output's name in labels; "y" unless an input is called y
-    watch_accessed_variables: bool = True
-    closed_form: dict[str, str] = field(default_factory=dict)  # input -> expected derivative
-    closed_form_for: str | None = None  # the function closed_form differentiates; null: scenario.function
-
-    def target_name(self) -> str:
-        if self.target is not None:
-            return self.target
-        return "f" if "y" in self.inputs else "y"
-
-    def check(self) -> None:
-        _check_inputs(self)
-        target = self.target_name()
-        _check_name(target, "scenario.target")
-        if target in self.inputs:
-            raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
-        _parse(self.function, self.inputs, "scenario.function")
-        for name, text in self.closed_form.items():
-            if name not in self.inputs:
-                raise ConfigError(f"scenario.closed_form.{name}: no input named {name!r}")
-            _parse(text, self.inputs, f"scenario.closed_form.{name}")
-        if self.closed_form_for is not None:
-            _parse(self.closed_form_for, self.inputs, "scenario.closed_form_for")
-
-
-@routine()
-@dataclass
 class LinearScenario(Scenario):
     """y = xW + b with seeded data, and the loss's gradients for W and b."""
 
@@ -251,30 +218,6 @@ class LinearScenario(Scenario):
         for key in ("batch", "in_features", "out_features"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(self, key)}")
-
-
-@routine()
-@dataclass
-class PersistentScenario(Scenario):
-    """Several named targets on one tape, each differentiated in turn."""
-
-    routine: str = "persistent"
-    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
-    targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
-    persistent: bool = True
-    watch_accessed_variables: bool = True
-
-    def check(self) -> None:
-        _check_inputs(self)
-        if not self.targets:
-            raise ConfigError("scenario.targets: give at least one target, e.g. {y: x**2}")
-        known = set(self.inputs)
-        for name, text in self.targets.items():
-            _check_name(name, f"scenario.targets.{name}")
-            if name in known:
-                raise ConfigError(f"scenario.targets.{name}: the name is already an input or target")
-            _parse(text, known, f"scenario.targets.{name}")
-            known.add(name)
 
 
 @routine()
@@ -394,20 +337,6 @@ class CustomGradientScenario(Scenario):
                               "positive")
 
 
-@routine()
-@dataclass
-class UnconnectedScenario(Scenario):
-    """A target that does not read a source: None, or zeros with unconnected_gradients."""
-
-    routine: str = "unconnected"
-    function: str = MISSING
-    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
-
-    def check(self) -> None:
-        _check_inputs(self)
-        _parse(self.function, self.inputs, "scenario.function")
-
-
 @routine(cases=("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op", "branch_not_taken",
                 "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed", "no_gradient"))
 @dataclass
@@ -458,6 +387,10 @@ class ProgramScenario(Scenario):
     """A tensor program: named inputs of any shape, named steps in order on one tape, chosen gradients."""
 
     routine: str = "program"
+    function: str | None = None  # the short form: a program whose one target is this expression
+    target: str | None = None  # the function's target name: "y", or "f" when an input is called y
+    closed_form: dict[str, str] = field(default_factory=dict)  # input -> the function's derivative, by hand
+    closed_form_for: str | None = None  # the function closed_form differentiates; null: scenario.function
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> ProgramInput
     targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
     gradients: dict[str, list[str]] = field(default_factory=dict)  # target -> sources; empty: last target
@@ -472,6 +405,18 @@ class ProgramScenario(Scenario):
     tangents: dict[str, Any] = field(default_factory=dict)  # jvp: source -> number or nested list
     newton_step: bool = False  # hessian: one step -solve(H + damping I, g) per source
     damping: float = 1e-6
+
+    def target_name(self) -> str:
+        """The short form's one target: ``target``, else "y" ("f" when an input is called y)."""
+        if self.target is not None:
+            return self.target
+        return "f" if "y" in self.inputs else "y"
+
+    def closed_form_applies(self) -> bool:
+        """Whether the closed forms are checked: the function is still the one they were written for."""
+        written_for = self.closed_form_for
+        return self.function is not None and (written_for is None or (
+            expr.parse(written_for, self.inputs) == expr.parse(self.function, self.inputs)))
 
     def plan(self) -> dict[str, list[str]]:
         """Target -> sources, in the order the tape is asked; by default the last target over every input."""
@@ -571,6 +516,26 @@ def _typed_once(schema: type, values: str, where: str) -> Any:
         raise ConfigError(f"{key}: {reason}") from None
 
 
+def _as_program(scenario: dict[str, Any]) -> dict[str, Any]:
+    """A scenario saved (in a run's .hydra/config.yaml) by the routines programs replaced, as that program.
+
+    ``gradient`` was already the short form; ``persistent`` took every target with
+    respect to every input; ``unconnected``'s target was z (z1, z2, ... when an input
+    was called z).
+    """
+    routine = scenario.get("routine")
+    if routine not in ("gradient", "persistent", "unconnected"):
+        return scenario
+    program = {**scenario, "routine": "program"}
+    inputs = list(scenario.get("inputs") or {})
+    if routine == "persistent":
+        program["gradients"] = {target: inputs for target in scenario.get("targets") or {}}
+    if routine == "unconnected":
+        names = itertools.chain(["z"], (f"z{i}" for i in itertools.count(1)))
+        program["target"] = next(n for n in names if n not in inputs)
+    return program
+
+
 def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Validate a composed (or saved) config and return it as typed dataclasses."""
     node = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
@@ -581,6 +546,7 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     scenario = values.pop("scenario", None)
     if not isinstance(scenario, dict):
         raise ConfigError("no scenario chosen: pass scenario=<name>")
+    scenario = _as_program(scenario)
     routine = scenario.get("routine")
     if routine not in SCENARIO_SCHEMAS:
         raise ConfigError(
@@ -681,7 +647,7 @@ def _finite(value: float) -> bool:
 
 
 def _expressions(scenario: Scenario) -> list[str]:
-    for key in ("function", "targets", "outputs"):
+    for key in ("function", "outputs"):
         value = getattr(scenario, key, None)
         if value:
             return [value] if isinstance(value, str) else list(value.values())
@@ -719,12 +685,52 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
         try:
             shapes[name] = expr.infer_shape(expr.parse(text, shapes), shapes)
         except ConfigError as err:
-            raise ConfigError(f"scenario.targets.{name}: {err}") from None
+            raise ConfigError(f"{_step_key(scenario, name)}: {err}") from None
     return shapes
+
+
+def _step_key(scenario: ProgramScenario, name: str) -> str:
+    """The key a step was written under: ``scenario.function`` for the short form's one target."""
+    return "scenario.function" if scenario.function is not None else f"scenario.targets.{name}"
+
+
+def _short_form(scenario: ProgramScenario) -> None:
+    """``function:`` as the program it stands for: one target, named by ``target_name``.
+
+    Its closed forms are derivatives by hand, point by point, so they need an
+    elementwise function; they are checked (or dropped) at run time.
+    """
+    if scenario.function is None:
+        for key in ("target", "closed_form", "closed_form_for"):
+            if getattr(scenario, key):
+                raise ConfigError(f"scenario.{key} belongs to the short form: give scenario.function too")
+        return
+    if scenario.targets:
+        raise ConfigError("scenario.function and scenario.targets: give one (function is the short form of a "
+                          "program whose one target is the function)")
+    target = scenario.target_name()
+    _check_name(target, "scenario.target")
+    if target in scenario.inputs:
+        raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
+    _parse(scenario.function, scenario.inputs, "scenario.function", tensors=True)
+    if scenario.closed_form_for is not None:
+        _parse(scenario.closed_form_for, scenario.inputs, "scenario.closed_form_for", tensors=True)
+    for name, text in scenario.closed_form.items():
+        where = f"scenario.closed_form.{name}"
+        if name not in scenario.inputs:
+            raise ConfigError(f"{where}: no input named {name!r}")
+        _parse(text, scenario.inputs, where, tensors=True)
+        written = [text, scenario.function] if scenario.closed_form_applies() else [text]
+        for what, given in zip(("closed form", "function"), written, strict=False):
+            if not expr.elementwise(expr.parse(given, scenario.inputs)):
+                raise ConfigError(f"{where}: a closed form is the derivative at each point, so the {what} "
+                                  f"must be elementwise; {given!r} is not")
+    scenario.targets = {target: scenario.function}
 
 
 def check_program(scenario: ProgramScenario) -> None:
     """Inputs, steps, gradients and options of a program, with every shape, before any TensorFlow."""
+    _short_form(scenario)
     if not scenario.inputs:
         raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
     typed: dict[str, ProgramInput] = {}
@@ -756,7 +762,7 @@ def check_program(scenario: ProgramScenario) -> None:
     known = list(scenario.inputs)
     for name, text in scenario.targets.items():  # each step reads inputs and earlier steps only
         if not layers.is_step(text):
-            _parse(text, known, f"scenario.targets.{name}", tensors=True)
+            _parse(text, known, _step_key(scenario, name), tensors=True)
         known.append(name)
     shapes = program_shapes(scenario)
     order = list(scenario.targets)
@@ -831,8 +837,7 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
         parts["tape"] = 2 * item * (params + 3 * scenario.batch * sum(scenario.layers))
         fd = 2 * 8 * min(params, limit)
     elif (texts := _expressions(scenario)) and hasattr(scenario, "inputs"):
-        names = [*scenario.inputs, *getattr(scenario, "targets", {})]
-        nodes = sum(expr.size(expr.parse(text, names)) for text in texts)
+        nodes = sum(expr.size(expr.parse(text, scenario.inputs)) for text in texts)
         n = max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())
         n *= max(getattr(scenario, "batch", 1), 1)
         depth = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
@@ -859,12 +864,8 @@ def _check_oracle(run: RunConfig) -> None:
     # A program bounds its own oracle: SymPy is skipped, with a note, past a count of terms.
     if not texts or not hasattr(scenario, "inputs") or isinstance(scenario, ProgramScenario):
         return
-    where = next(f"scenario.{k}" for k in ("function", "targets", "outputs") if getattr(scenario, k, None))
-    persistent = isinstance(scenario, PersistentScenario)  # its targets read the ones before them
-    keys = list(scenario.targets) if persistent else [f"#{i}" for i in range(len(texts))]
-    trees: dict[str, expr.Expr] = {}
-    for key, text in zip(keys, texts, strict=True):
-        trees[key] = expr.parse(text, [*scenario.inputs, *trees])
+    where = next(f"scenario.{k}" for k in ("function", "outputs") if getattr(scenario, k, None))
+    trees = {f"#{i}": expr.parse(text, scenario.inputs) for i, text in enumerate(texts)}
     order = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
     work.check_oracle(trees, len(scenario.inputs), order, where)
 

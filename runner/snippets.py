@@ -7,10 +7,7 @@ order from the same values, so it prints the numbers in ``results.json``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from runner import expr
-from runner.schema import InputSpec, Kind, LinearScenario, Loss
+from runner.schema import LinearScenario, Loss
 
 HEADER = """\
 import json
@@ -34,50 +31,6 @@ def plain(value):
 
 print(json.dumps({k: None if g is None else plain(g.numpy().tolist()) for k, g in gradients.items()}))
 """
-
-
-def _value(spec: InputSpec) -> str:
-    if spec.linspace is not None:
-        lin = spec.linspace
-        return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"
-    return repr(spec.value)
-
-
-def tape(
-    inputs: Mapping[str, InputSpec],
-    targets: Mapping[str, str],
-    *,
-    persistent: bool,
-    watch_accessed_variables: bool,
-    dtype: str,
-) -> str:
-    """The gradient and persistent routines as a script."""
-    lines = [HEADER]
-    for name, spec in inputs.items():
-        tensor = f"tf.constant({_value(spec)}, tf.{dtype})"
-        lines.append(f"{name} = tf.Variable({tensor})" if spec.kind is Kind.variable
-                     else f"{name} = {tensor}")
-    lines.append(f"\nwith tf.GradientTape(persistent={persistent}, "
-                 f"watch_accessed_variables={watch_accessed_variables}) as tape:")
-    lines += [f"    tape.watch({name})" for name, spec in inputs.items() if spec.watch]
-    backend = expr.CodeBackend(dtype)
-    known = {name: expr.Code(name) for name in inputs}
-    for name, text in targets.items():
-        code = expr.evaluate(expr.parse(text, known), known, backend)
-        lines.append(f"    {name} = {code}  # {text}")
-        known[name] = expr.Code(name)
-    names = ", ".join(inputs)
-    pairs = ", ".join(f'("{t}", {t})' for t in targets)
-    lines.append(f"""
-gradients = {{}}
-for _name, _target in [{pairs}]:
-    try:
-        _grads = tape.gradient(_target, [{names}])
-    except RuntimeError:  # a non-persistent tape answers only its first gradient() call
-        _grads = [None] * {len(inputs)}
-    gradients.update({{f"d{{_name}}/d{{n}}": g for n, g in zip({list(inputs)!r}, _grads)}})""")
-    lines.append(FOOTER)
-    return "\n".join(lines)
 
 
 def linear(scenario: LinearScenario, seed: int, dtype: str) -> str:

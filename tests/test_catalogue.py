@@ -1,4 +1,4 @@
-"""The catalogue of blocked gradients: stop_gradient, custom_gradient, unconnected, pitfalls, control_flow.
+"""The catalogue of blocked gradients: stop_gradient, custom_gradient, pitfalls, control_flow.
 
 Each expected number is the mathematics (f' of x**2 at 3 is 6, sigmoid(100) is 1,
 ...), and each None, NaN or inf is the documented TensorFlow behaviour the case teaches.
@@ -133,33 +133,6 @@ def test_clip_gradients_scales_by_clip_norm_only_below_1(load: Load, v: float, c
     outcome = _explained(run_routine(load("scenario=custom_gradient", "scenario.case=clip_by_norm",
                                           f"scenario.v={v}", f"scenario.clip_norm={clip_norm}")))
     assert outcome.gradients == {"doutput/dv (raw)": 2 * v, "doutput/dv (clipped)": clipped}
-
-
-# unconnected -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("dtype", "compile_mode"), [("float32", "eager"), ("float64", "function")])
-def test_unconnected_none_or_zero(load: Load, dtype: str, compile_mode: str) -> None:
-    outcome = _explained(run_routine(load("scenario=unconnected", f"dtype={dtype}",
-                                          f"compile={compile_mode}")))
-    assert outcome.gradients == {"dz/dx (NONE)": None, "dz/dx (ZERO)": 0.0, "dz/dy": 6.0}
-    assert "does not depend on x" in outcome.notes["dz/dx (NONE)"]
-    assert outcome.analytic["dz/dy"] == "d(y**2)/dy = 2*y"
-    assert {"dz/dy vs SymPy", "dz/dy vs finite differences", "dz/dx (NONE) is None (expected)"} <= {
-        c.name for c in outcome.checks}
-
-
-def test_read_but_unwatched_constant_gives_none_and_a_zero_that_is_not_the_derivative(load: Load) -> None:
-    outcome = _explained(run_routine(load("scenario=unconnected", "scenario.inputs.y.kind=constant")))
-    assert outcome.gradients["dz/dy (NONE)"] is None and outcome.gradients["dz/dy (ZERO)"] == 0.0
-    assert "tape.watch(y)" in outcome.notes["dz/dy (NONE)"]
-    assert "not zero" in outcome.notes["dz/dy (ZERO)"]
-
-
-def test_unconnected_target_avoids_an_input_named_z(load: Load) -> None:
-    outcome = _explained(run_routine(load("scenario=unconnected", "+scenario.inputs.z.value=2.0",
-                                          "scenario.function='y*z'")))
-    assert outcome.gradients == {"dz1/dx (NONE)": None, "dz1/dx (ZERO)": 0.0, "dz1/dy": 2.0, "dz1/dz": 3.0}
 
 
 # pitfalls --------------------------------------------------------------------------------------
@@ -299,12 +272,12 @@ def test_control_flow_with_no_steps(load: Load) -> None:
 
 # the CLI and the snippets ------------------------------------------------------------------------
 
-SCENARIOS = ("stop_gradient", "custom_gradient", "unconnected", "pitfalls", "control_flow")
+SCENARIOS = ("stop_gradient", "custom_gradient", "pitfalls", "control_flow")
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The five scenarios as one CLI multirun (one TensorFlow start-up): scenario -> run directory."""
+    """The four scenarios as one CLI multirun (one TensorFlow start-up): scenario -> run directory."""
     cwd = tmp_path_factory.mktemp("catalogue")
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     done = subprocess.run([sys.executable, "-m", "runner", "-m", f"scenario={','.join(SCENARIOS)}"],
@@ -318,7 +291,6 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 CLI_GRADIENTS: dict[str, dict[str, Any]] = {
     "stop_gradient": {"dz/dx (without)": 4.0, "dz/dy (without)": 6.0, "dz/dx (stop_recording)": 4.0,
                       "dz/dy (stop_recording)": None, "dz/dx (reset)": 4.0, "dz/dy (reset)": None},
-    "unconnected": {"dz/dx (NONE)": None, "dz/dx (ZERO)": 0.0, "dz/dy": 6.0},
     "pitfalls": {k: v for case in PITFALLS.values() for k, v in case.items()
                  if k.startswith("d") and not _lesson(v)},  # new_image is a value
     "control_flow": CONTROL_FLOW,

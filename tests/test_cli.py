@@ -27,7 +27,8 @@ def test_basic(cli: Cli) -> None:
     assert results["scenario"] == "basic"
     assert results["gradients"] == {"dy/dx": 6.0}
     assert results["inputs"] == {"x": 3.0}
-    assert {c["name"] for c in results["checks"]} >= {"dy/dx vs SymPy", "dy/dx vs finite differences"}
+    assert {c["name"] for c in results["checks"]} >= {
+        "dy/dx vs SymPy", "dy/dx vs float64 central differences (every element)"}
     for key in ("config", "environment", "timings", "checks"):
         assert results[key]
     assert results["config"]["scenario"]["function"] == "x**2"
@@ -80,6 +81,14 @@ def test_persistent_108_and_6(cli: Cli) -> None:
     single = cli("scenario=persistent", "scenario.persistent=false").ok()
     assert single["gradients"] == {"dy/dx": 6.0, "dz/dx": None}
     assert "RuntimeError" in single["notes"]["dz/dx"]
+
+
+def test_unconnected_none_then_zeros(cli: Cli) -> None:
+    results = cli("scenario=unconnected").ok()
+    assert results["gradients"] == {"dz/dx": None, "dz/dy": 6.0}
+    assert "z does not depend on x" in results["notes"]["dz/dx"]
+    zeros = cli("scenario=unconnected", "scenario.unconnected_gradients=zero").ok()
+    assert zeros["gradients"] == {"dz/dx": 0.0, "dz/dy": 6.0}
 
 
 @pytest.mark.parametrize(
@@ -141,17 +150,17 @@ BAD_INPUTS = [
         (["scenario=nope"], "Could not find 'scenario/nope'"),
         (["scenario.inputs.x.valeu=3"], "valeu"),
         (["scenario=linear", "scenario.batch=three"], "batch"),
-        (["+scenario.foo=1"], "scenario.foo: Key 'foo' not in 'GradientScenario'"),
+        (["+scenario.foo=1"], "scenario.foo: Key 'foo' not in 'ProgramScenario'"),
         (["scenario.function=foo(x)"], "scenario.function: unknown function 'foo'"),
         (["scenario.function=x +"], "scenario.function: syntax error"),
         (["scenario.function=__import__('os').system('touch pwned')"], "is not allowed"),
         (["scenario.function=x.__class__"], "attribute access"),
         (["scenario.function=(lambda: x)()"], "is not allowed"),
         (["scenario.function=[x for x in y]"], "comprehension"),
-        (["scenario.function=x[0]"], "only scenario=program runs"),
+        (["scenario.function=x[0]"], "scenario.function: x[0]: 1 indices for shape ()"),
         (["scenario=linear", "scenario.in_features=0"], "scenario.in_features must be a positive integer"),
         (["scenario=linear", "scenario.batch=-1"], "scenario.batch must be a positive integer"),
-        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=0"], "linspace.num must be positive"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=0"], "linspace: num must be positive"),
         (["scenario.inputs.x.value=inf"], "not a finite number"),
         (["scenario.inputs.x.value=nan"], "not a finite number"),
         (["dtype=int32"], "integer type: GradientTape does not differentiate integer tensors"),

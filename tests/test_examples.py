@@ -121,7 +121,7 @@ def test_overriding_the_function_drops_the_closed_form_and_a_failed_check_says_b
     record = json.loads(path.read_text())
     assert record["status"] == "ok" and record["message"] is None
     names = [c["name"] for c in record["checks"]]
-    assert "dy/dx vs SymPy" in names and "dy/dx vs finite differences" in names
+    assert "dy/dx vs SymPy" in names and "dy/dx vs float64 central differences (every element)" in names
     assert not [n for n in names if "closed form" in n]
     assert record["notes"]["dy/dx"] == ("closed form sigmoid(x)*(1 - sigmoid(x)) not checked: it was written "
                                         "for sigmoid(x), not tanh(x); SymPy and finite differences check "

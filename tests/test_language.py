@@ -244,7 +244,7 @@ def test_bounds_of_the_language_still_hold() -> None:
 
 def test_other_routines_keep_the_elementwise_language(load: Callable[..., Any]) -> None:
     with pytest.raises(ConfigError, match="only scenario=program runs"):
-        load("scenario.function='reduce_sum(x)'")
+        load("scenario=higher_order", "scenario.function='reduce_sum(x)'")
 
 
 def test_snippet_text_builds_the_same_ops() -> None:

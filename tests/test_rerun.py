@@ -77,6 +77,42 @@ def test_run_rerun_and_rerun_of_the_rerun_are_bit_identical(tmp_path: Path) -> N
         assert records[0]["command"] in report and f"--config-path {run_dir.resolve()}/.hydra" in report
 
 
+#: A run's scenario saved while ``persistent`` was a routine of its own, as its .hydra/config.yaml held it.
+OLD_PERSISTENT = """\
+scenario:
+  name: persistent
+  routine: persistent
+  description: A persistent tape (persistent=True) keeps its record after tape.gradient.
+  inputs:
+    x:
+      value: 3.0
+      kind: variable
+      watch: false
+  targets:
+    'y': x**2
+    z: y**2
+  persistent: false
+  watch_accessed_variables: true
+"""
+
+
+@pytest.mark.slow
+def test_a_run_saved_by_a_former_routine_reruns_as_its_program(tmp_path: Path) -> None:
+    first = _run(["tape-runner", "scenario=persistent"], tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    config = _only_run(tmp_path / "a") / ".hydra" / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    saved["scenario"] = yaml.safe_load(OLD_PERSISTENT)["scenario"]
+    config.write_text(yaml.safe_dump(saved))
+    again = _run(["tape-runner", "--config-path", str(config.parent), "--config-name", "config"],
+                 tmp_path / "b")
+    assert again.returncode == 0, again.stderr
+    record = json.loads((_only_run(tmp_path / "b") / "results.json").read_text())
+    assert record["status"] == "ok" and record["gradients"] == {"dy/dx": 6.0, "dz/dx": None}
+    (refusal,) = [c for c in record["checks"] if "raises RuntimeError" in c["name"]]
+    assert refusal["passed"] and "can only be used to compute one set of gradients" in refusal["detail"]
+
+
 def test_rerun_arguments_make_the_path_absolute_and_add_the_project_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

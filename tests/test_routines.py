@@ -1,4 +1,5 @@
-"""Tape routines in-process: the seed's numbers, the watch rules, and the oracles."""
+"""The seed's scenarios in-process (programs, and the linear routine): their numbers, the watch rules,
+the oracles."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from runner.routines import run_routine
 from runner.routines.linear import make_data
 from tests.conftest import assert_passed, linear_loss_gradients
 
+EVERY_ELEMENT = "float64 central differences (every element)"
+
 
 def test_basic_gradient_of_x_squared_at_3(load: Callable[..., Any]) -> None:
     outcome = assert_passed(run_routine(load()))
     assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
     assert outcome.analytic["dy/dx"] == "2*x"
     names = [c.name for c in outcome.checks]
-    assert "dy/dx vs SymPy" in names and "dy/dx vs finite differences" in names
+    assert "dy/dx vs SymPy" in names and f"dy/dx vs {EVERY_ELEMENT}" in names
 
 
 @pytest.mark.parametrize(
@@ -104,7 +107,35 @@ def test_non_persistent_tape_raises_on_the_second_call_as_expected(load: Callabl
     assert outcome.gradients["dy/dx"] == pytest.approx(6.0)
     assert outcome.gradients["dz/dx"] is None
     assert "RuntimeError" in outcome.notes["dz/dx"]
-    assert any("raises RuntimeError" in c.name and c.passed for c in outcome.checks)
+    (refusal,) = [c for c in outcome.checks if "raises RuntimeError" in c.name]
+    assert refusal.passed
+    assert refusal.name == "dz: second gradient() on a non-persistent tape raises RuntimeError"
+    assert refusal.detail.startswith("TensorFlow said: A non-persistent GradientTape can only be used to")
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ([], {"dz/dx": None, "dz/dy": 6.0}),
+    (["scenario.unconnected_gradients=zero"], {"dz/dx": 0.0, "dz/dy": 6.0}),
+    (["scenario.inputs.y.kind=constant"], {"dz/dx": None, "dz/dy": None}),  # read, but unwatched
+    (["scenario.function='y**2 + sin(x)'"], {"dz/dx": float(np.cos(1.0)), "dz/dy": 6.0}),
+    # The guide's unconnected_gradients=ZERO example: None by default, zeros shaped like x with zero.
+    (["scenario.inputs.x.value=null", "+scenario.inputs.x.linspace={start: 2, stop: 2, num: 2}",
+      "scenario.inputs.y.value=3"], {"dz/dx": None, "dz/dy": 6.0}),
+    (["scenario.inputs.x.value=null", "+scenario.inputs.x.linspace={start: 2, stop: 2, num: 2}",
+      "scenario.inputs.y.value=3", "scenario.unconnected_gradients=zero"],
+     {"dz/dx": [0.0, 0.0], "dz/dy": 6.0}),
+])
+def test_unconnected_gives_none_or_zeros(
+        load: Callable[..., Any], overrides: list[str], expected: dict[str, Any]) -> None:
+    outcome = assert_passed(run_routine(load("scenario=unconnected", *overrides)))
+    for label, want in expected.items():
+        got = outcome.gradients[label]
+        if want is None:
+            assert got is None, label
+        else:
+            assert np.shape(got) == np.shape(want) and np.allclose(got, want, rtol=1e-6), (label, got)
+    if expected["dz/dx"] is None and "y**2 + sin(x)" not in str(overrides):
+        assert outcome.notes["dz/dx"] == "z does not depend on x, so the tape has no path between them"
 
 
 def test_a_wrong_gradient_fails_its_check(load: Callable[..., Any]) -> None:
@@ -136,28 +167,27 @@ def test_unseen_functions_in_float64(
 
 def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
     """What lets an elementwise check cover every element of a large input in two evaluations."""
-    import tensorflow as tf
+    from runner.checks import float64_differences, nudged_differences
 
-    from runner.checks import elementwise_differences, finite_differences
+    y = np.array([[0.5, -1.0, 2.0, 3.0]])  # broadcast: each x[i] feeds a row of outputs
 
-    y = tf.constant([[0.5, -1.0, 2.0, 3.0]], tf.float64)  # broadcast: each x[i] feeds a row of outputs
+    def fn(t: np.ndarray) -> np.ndarray:
+        return np.sin(t) * y + t**3
 
-    def fn(t: Any) -> Any:
-        return tf.sin(t) * y + t**3
-
-    x = tf.constant([[0.1], [-0.7], [1.3]], tf.float64)
-    together = elementwise_differences(fn, x, 1e-6)
-    (alone,) = finite_differences(fn, [x], 1e-6)
+    x = np.array([[0.1], [-0.7], [1.3]])
+    weight = np.array([[1.0, 2.0, 0.5, -1.0]])
+    together = nudged_differences(fn, x, weight, 1e-6, (3, 4))
+    alone = float64_differences(fn, x, weight, 1e-6)
     assert together.shape == (3, 1)
     np.testing.assert_allclose(together, alone, rtol=1e-8)
-    np.testing.assert_allclose(together, 4.5 * np.cos(x.numpy()) + 12 * x.numpy() ** 2, rtol=1e-7)
+    np.testing.assert_allclose(together, -3.5 * np.cos(x) + 7.5 * x**2, rtol=1e-7)  # sum(w y), 3 sum(w)
 
 
 def test_large_curves_are_checked_at_every_element(load: Callable[..., Any]) -> None:
     outcome = assert_passed(run_routine(load(
         "scenario=sigmoid", "scenario.inputs.x.linspace.num=3000", "checks.fd_max_elements=100")))
-    (check,) = [c for c in outcome.checks if "finite differences" in c.name]
-    assert check.name == "dy/dx vs finite differences (all 3000 elements, nudged together)"
+    (check,) = [c for c in outcome.checks if "central differences" in c.name]
+    assert check.name == "dy/dx vs float64 central differences (all 3000 elements, nudged together)"
     assert 0 < check.max_abs_err <= check.tol
 
 
@@ -165,22 +195,20 @@ def test_analytic_checks_off_means_the_closed_form_too(load: Callable[..., Any])
     outcome = assert_passed(run_routine(load("scenario=sigmoid", "checks.analytic=false")))
     names = [c.name for c in outcome.checks]
     assert not [n for n in names if "closed form" in n or "SymPy" in n]
-    assert "dy/dx vs finite differences" in names
+    assert f"dy/dx vs {EVERY_ELEMENT}" in names
 
 
 def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None:
-    import tensorflow as tf
-
-    from runner.checks import difference_check
+    from runner.routines.pointwise import difference_check
     from runner.schema import Tolerance
 
-    x = tf.linspace(tf.constant(-3.0, tf.float64), 3.0, 1_000_000)
-    right = np.cos(x.numpy())
+    x = np.linspace(-3.0, 3.0, 1_000_000)
+    right = np.cos(x)
     wrong = right.copy()
     wrong[123_457] += 1e-3  # a sample of a few dozen elements would almost surely miss it
     tol = Tolerance(rtol=1e-6, atol=1e-8)
-    passed = difference_check("dy/dx", right, tf.sin, x, tol, 1e-6, 256, 0, elementwise=True)
-    failed = difference_check("dy/dx", wrong, tf.sin, x, tol, 1e-6, 256, 0, elementwise=True)
+    passed = difference_check("dy/dx", right, np.sin, x, np.ones(x.shape), x.shape, tol, 1e-6)
+    failed = difference_check("dy/dx", wrong, np.sin, x, np.ones(x.shape), x.shape, tol, 1e-6)
     assert passed.passed and not failed.passed
     assert failed.max_abs_err == pytest.approx(1e-3, rel=1e-3)
 
@@ -200,9 +228,21 @@ def test_a_closed_form_is_checked_only_for_its_own_function(
 ) -> None:
     outcome = assert_passed(run_routine(load(*overrides)))
     names = [c.name for c in outcome.checks]
-    assert "dy/dx vs SymPy" in names and "dy/dx vs finite differences" in names
+    assert "dy/dx vs SymPy" in names and f"dy/dx vs {EVERY_ELEMENT}" in names
     if closed_form is None:
         assert not [n for n in names if "closed form" in n]
         assert outcome.notes["dy/dx"].startswith("closed form sigmoid(x)*(1 - sigmoid(x)) not checked")
     else:
         assert closed_form in names and "dy/dx" not in outcome.notes
+
+
+def test_the_short_form_speaks_the_whole_tensor_language(load: Callable[..., Any]) -> None:
+    """A reduction is no elementwise function: SymPy then takes one symbol per element (201 > 64: skipped),
+    the float64 differences every element, and the closed form, written for sigmoid(x), is dropped."""
+    run = load("scenario=sigmoid", "scenario.function='reduce_sum(sigmoid(x))'")
+    outcome = assert_passed(run_routine(run))
+    x = outcome.inputs["x"].astype(np.float64)
+    np.testing.assert_allclose(outcome.gradients["dy/dx"], np.exp(-x) / (1 + np.exp(-x)) ** 2, atol=1e-7)
+    assert outcome.values["y"].shape == ()
+    assert f"dy/dx vs {EVERY_ELEMENT}" in [c.name for c in outcome.checks]
+    assert "SymPy check skipped" in outcome.notes["dy/dx"] and "closed form" in outcome.notes["dy/dx"]

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from runner.errors import ConfigError
-from runner.schema import GradientScenario, Kind, LinearScenario, PersistentScenario, load_run
+from runner.schema import LinearScenario, ProgramKind, ProgramScenario, load_run
 from tests.conftest import SEED_SCENARIOS
 
 
@@ -25,19 +25,23 @@ def test_every_shipped_scenario_composes_and_validates(load: Callable[..., Any],
 
 def test_defaults(load: Callable[..., Any]) -> None:
     run = load()
-    assert isinstance(run.scenario, GradientScenario)
+    assert isinstance(run.scenario, ProgramScenario)
     assert run.scenario.function == "x**2"
+    assert run.scenario.targets == {"y": "x**2"}  # the short form's one target
+    assert run.scenario.plan() == {"y": ["x"]}
     assert run.scenario.inputs["x"].value == 3.0
-    assert run.scenario.inputs["x"].kind is Kind.variable
+    assert run.scenario.inputs["x"].kind is ProgramKind.variable
     assert isinstance(load("scenario=linear").scenario, LinearScenario)
-    assert isinstance(load("scenario=persistent").scenario, PersistentScenario)
+    persistent = load("scenario=persistent").scenario
+    assert isinstance(persistent, ProgramScenario) and persistent.function is None
+    assert persistent.plan() == {"y": ["x"], "z": ["x"]}
 
 
 def test_issue_spelling_of_overrides(load: Callable[..., Any]) -> None:
     run = load("scenario.inputs.x.value=1.3", "scenario.inputs.x.kind=constant",
                "scenario.inputs.x.watch=true", "scenario.function='x**3*cos(x)'")
     x = run.scenario.inputs["x"]
-    assert (x.value, x.kind, x.watch) == (1.3, Kind.constant, True)
+    assert (x.value, x.kind, x.watch) == (1.3, ProgramKind.constant, True)
     assert run.scenario.function == "x**3*cos(x)"
     assert load("scenario=sigmoid", "scenario.inputs.x.linspace.num=501").scenario.inputs[
         "x"].linspace.num == 501
@@ -47,13 +51,14 @@ def test_inputs_can_be_added_from_the_command_line(load: Callable[..., Any]) -> 
     run = load("+scenario.inputs.y.value=2", "scenario.function='x*y + sin(x)'")
     assert run.scenario.inputs["y"].value == 2.0
     assert run.scenario.target_name() == "f"  # "y" is taken by the input
+    assert run.scenario.plan() == {"f": ["x", "y"]}  # the function over every input, the new one too
 
 
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [
         (["scenario.inputs.x.valeu=3"], ConfigCompositionException),
-        (["scenario.batch=3"], ConfigCompositionException),  # not a key of the gradient schema
+        (["scenario.batch=3"], ConfigCompositionException),  # not a key of the program schema
         (["scenario=linear", "scenario.batch=three"], ConfigCompositionException),
         (["seed=abc"], ConfigCompositionException),
         (["plots=maybe"], ConfigCompositionException),
@@ -69,19 +74,20 @@ def test_hydra_refuses_misspelt_and_mistyped_keys(
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["+scenario.foo=1"], "scenario.foo: Key 'foo' not in 'GradientScenario'"),
+        (["+scenario.foo=1"], "scenario.foo: Key 'foo' not in 'ProgramScenario'"),
         (["+seedd=1"], "seedd: Key 'seedd' not in 'RunConfig'"),
-        (["+scenario.inputs.x.valeu=1"], "scenario.inputs.x.valeu: Key 'valeu' not in 'InputSpec'"),
+        (["+scenario.inputs.x.valeu=1"], "scenario.inputs.x.valeu: Key 'valeu' not in 'ProgramInput'"),
         (["scenario.inputs.x.kind=foo"], "scenario.inputs.x.kind: Invalid value 'foo'"),
-        (["scenario.inputs.x.value=abc"], "scenario.inputs.x.value: Value 'abc'"),
+        (["scenario.inputs.x.value=abc"], "scenario.inputs.x.value: 'abc' is not a finite number"),
         (["scenario.inputs.x.value=inf"], "scenario.inputs.x.value: inf is not a finite number"),
         (["scenario.inputs.x.value=nan"], "is not a finite number"),
-        (["scenario.inputs.x.value=null"], "give exactly one of value or linspace"),
-        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=0"], "linspace.num must be positive"),
-        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=-5"], "linspace.num must be positive"),
-        (["scenario=sigmoid", "scenario.inputs.x.linspace.stop=inf"], "must be finite"),
-        (["scenario=sigmoid", "+scenario.inputs.y.linspace={start:0,stop:1,num:3}"],
-         "must share one num"),
+        (["scenario.inputs.x.value=null"], "give exactly one of value, linspace or init"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=0"], "num must be positive"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.num=-5"], "num must be positive"),
+        (["scenario=sigmoid", "scenario.inputs.x.linspace.stop=inf"], "start and stop finite"),
+        (["scenario=sigmoid", "+scenario.inputs.y.linspace={start:0,stop:1,num:3}",
+          "scenario.function='x*y'"],
+         "scenario.function: x * y cannot broadcast shapes (201,) and (3,)"),
         (["scenario=linear", "scenario.batch=0"], "scenario.batch must be a positive integer"),
         (["scenario=linear", "scenario.out_features=-2"], "scenario.out_features must be a positive"),
         (["dtype=int32"], "integer type: GradientTape does not differentiate integer tensors"),
@@ -95,7 +101,14 @@ def test_hydra_refuses_misspelt_and_mistyped_keys(
         (["scenario.routine=linear"], "Key 'function' not in 'LinearScenario'"),
         (["scenario.routine=nope"], "unknown routine 'nope'"),
         (["scenario=persistent", "+scenario.targets.w=q"], "scenario.targets.w: unknown name 'q'"),
-        (["scenario=persistent", "+scenario.targets.x=y"], "already an input or target"),
+        (["scenario=persistent", "+scenario.targets.x=y"], "scenario.targets.x: the name is already an"),
+        (["scenario=persistent", "+scenario.function=x"], "scenario.function and scenario.targets: give one"),
+        (["scenario=persistent", "scenario.target=z"], "scenario.target belongs to the short form"),
+        (["scenario=sigmoid", "+scenario.closed_form.w=x"], "scenario.closed_form.w: no input named 'w'"),
+        (["scenario=sigmoid", "scenario.closed_form.x='reduce_sum(x)'"],
+         "the closed form must be elementwise; 'reduce_sum(x)' is not"),
+        (["scenario=sigmoid", "scenario.closed_form_for=null", "scenario.function='reduce_sum(sigmoid(x))'"],
+         "the function must be elementwise; 'reduce_sum(sigmoid(x))' is not"),
     ],
 )
 def test_load_run_refuses_with_a_one_line_reason(
@@ -121,5 +134,44 @@ def test_a_saved_config_without_schema_types_loads_the_same(compose_config: Call
 def test_empty_targets_are_refused(compose_config: Callable[..., Any]) -> None:
     saved = OmegaConf.to_container(compose_config("scenario=persistent"))
     saved["scenario"]["targets"] = {}
-    with pytest.raises(ConfigError, match="at least one target"):
+    with pytest.raises(ConfigError, match="at least one step"):
         load_run(saved)
+
+
+#: Scenarios as a run saved them (``.hydra/config.yaml``) while gradient, persistent and unconnected were
+#: routines of their own, word for word.
+OLD_SCENARIOS = {
+    "gradient": {"name": "sigmoid", "routine": "gradient", "description": "sigmoid", "function": "sigmoid(x)",
+                 "inputs": {"x": {"value": None, "linspace": {"start": -10.0, "stop": 10.0, "num": 201},
+                                  "kind": "variable", "watch": False}},
+                 "target": None, "watch_accessed_variables": True,
+                 "closed_form": {"x": "sigmoid(x)*(1 - sigmoid(x))"}, "closed_form_for": "sigmoid(x)"},
+    "persistent": {"name": "persistent", "routine": "persistent", "description": "",
+                   "inputs": {"x": {"value": 3.0, "kind": "variable", "watch": False}},
+                   "targets": {"y": "x**2", "z": "y**2"}, "persistent": False,
+                   "watch_accessed_variables": True},
+    "unconnected": {"name": "unconnected", "routine": "unconnected", "description": "", "function": "y**2",
+                    "inputs": {"x": {"value": 1.0, "kind": "variable", "watch": False},
+                               "y": {"value": 3.0, "kind": "constant", "watch": True}}},
+}
+
+
+@pytest.mark.parametrize("routine", OLD_SCENARIOS)
+def test_a_config_saved_by_a_former_routine_loads_as_its_program(
+        compose_config: Callable[..., Any], routine: str) -> None:
+    saved = OmegaConf.to_container(compose_config())
+    saved["scenario"] = OLD_SCENARIOS[routine]
+    scenario = load_run(saved).scenario
+    assert isinstance(scenario, ProgramScenario) and scenario.routine == "program"
+    if routine == "gradient":
+        assert scenario.targets == {"y": "sigmoid(x)"} and scenario.plan() == {"y": ["x"]}
+        assert scenario.inputs["x"].linspace.num == 201 and scenario.closed_form_applies()
+    if routine == "persistent":  # every target with respect to every input, in order
+        assert scenario.targets == {"y": "x**2", "z": "y**2"} and not scenario.persistent
+        assert scenario.plan() == {"y": ["x"], "z": ["x"]}
+    if routine == "unconnected":
+        assert scenario.targets == {"z": "y**2"} and scenario.plan() == {"z": ["x", "y"]}
+        assert scenario.inputs["y"].kind is ProgramKind.constant and scenario.inputs["y"].watch
+        saved["scenario"] = {**OLD_SCENARIOS[routine], "function": "z**2",
+                             "inputs": {"z": {"value": 1.0, "kind": "variable", "watch": False}}}
+        assert load_run(saved).scenario.targets == {"z1": "z**2"}  # as the routine named it

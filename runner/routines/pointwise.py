@@ -1,0 +1,117 @@
+"""The oracles of an elementwise program: one SymPy symbol per input, and derivatives written by hand.
+
+When every step acts element by element (arithmetic, the one-argument functions,
+``where``, ``maximum``, ``minimum``, ``clip_by_value``, ``square``; no matmul,
+reduction, list, subscript or conditional), each element of a target is one and
+the same expression of the inputs' elements at its position. SymPy then needs one
+symbol per input, not one per element: the derivative, made a NumPy function once
+per expression (:func:`runner.routines.tape.oracle`), is evaluated over whole
+arrays however large, weighted by the target's cotangent and summed down to the
+source's shape where the source was broadcast. So a curve of any length keeps its
+SymPy check, and a warm run of a scalar scenario builds nothing of SymPy it built
+before: what the seed's scenarios (``function:``) need to stay fast. For the same
+reason central differences nudge every element of a large source at once.
+
+A closed form (``closed_form: {x: sigmoid(x)*(1 - sigmoid(x))}``) is a derivative
+of the same kind written by hand, evaluated in float64 NumPy at the inputs. It
+belongs to the function it was written for (``closed_form_for``): once
+``scenario.function`` is another, it is dropped with a note.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from runner import expr, work
+from runner.arrays import NumPyBackend
+from runner.checks import compare, nudged_differences, unbroadcast
+from runner.result import Check, Outcome
+from runner.routines.tape import oracle
+from runner.schema import Tolerance
+
+if TYPE_CHECKING:
+    from runner.routines.program import Program
+
+Checker = Callable[[str, str, str, np.ndarray], None]  # (label, target, source, got) -> a check appended
+
+
+def elementwise(trees: Mapping[str, expr.Expr]) -> bool:
+    return all(expr.elementwise(tree) for tree in trees.values())
+
+
+def too_large(program: Program) -> str:
+    """Why SymPy should not build these derivatives (too many expression nodes), or ''."""
+    nodes = work.oracle_nodes(program.trees, len(program.scenario.inputs), 1)
+    if nodes <= work.MAX_ORACLE_NODES:
+        return ""
+    return (f"SymPy check skipped: its derivatives would be about {nodes:,.0f} expression nodes, above "
+            f"{work.MAX_ORACLE_NODES:,}")
+
+
+def symbolic_check(program: Program, outcome: Outcome) -> Checker:
+    """SymPy's derivative of each target in each source, one symbol per input, checked over whole arrays."""
+    trees, names = tuple(program.trees.items()), tuple(program.scenario.inputs)
+    tolerance = program.run.tolerances().analytic
+
+    def check(label: str, target: str, source: str, got: np.ndarray) -> None:
+        derivative, symbols = _derivative(trees, names, target, source)
+        at = {n: program.held[n] if n in program.held else program.forward[n] for n in symbols}
+        want = oracle(derivative, symbols, at, program.shapes[target], program.shapes[source],
+                      program.weights[target])
+        outcome.analytic[label] = str(derivative)
+        outcome.checks.append(compare(f"{label} vs SymPy", got, want, tolerance))
+
+    return check
+
+
+@functools.lru_cache(maxsize=256)
+def _derivative(trees: tuple[tuple[str, expr.Expr], ...], names: tuple[str, ...], target: str,
+                source: str) -> tuple[Any, dict[str, Any]]:
+    """d target / d source over one symbol per input (and one for the source, if it is a step); built
+    once per program and pair."""
+    import sympy as sp
+
+    sympy = expr.SymPyBackend()
+    symbols = sympy.symbols(names if source in names else (*names, source))
+    values = {n: symbols[n] for n in names}
+    for name, tree in trees:
+        values[name] = symbols[name] if name == source else expr.evaluate(tree, values, sympy)
+        if name == target:
+            break
+    return sp.diff(values[target], symbols[source]), symbols
+
+
+def difference_check(label: str, got: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], point: np.ndarray,
+                     weight: np.ndarray, out_shape: tuple[int, ...], tol: Tolerance, delta: float) -> Check:
+    """Central differences at every element of a source in two evaluations, however large."""
+    want = nudged_differences(fn, point, weight, delta, out_shape)
+    return compare(f"{label} vs float64 central differences (all {np.size(point)} elements, nudged together)",
+                   got, want, tol)
+
+
+def check_closed_forms(program: Program, outcome: Outcome) -> None:
+    """Compare with the derivatives the config states by hand; an analytic check, off with SymPy's."""
+    scenario, run = program.scenario, program.run
+    if not run.checks.analytic or not scenario.closed_form:
+        return
+    target = scenario.target_name()
+    if not scenario.closed_form_applies():
+        for name, text in scenario.closed_form.items():
+            label = f"d{target}/d{name}"
+            note = (f"closed form {text} not checked: it was written for {scenario.closed_form_for}, not "
+                    f"{scenario.function}; SymPy and finite differences check this function")
+            outcome.notes[label] = "; ".join(filter(None, [outcome.notes.get(label), note]))
+        return
+    for name, text in scenario.closed_form.items():
+        label = f"d{target}/d{name}"
+        got = outcome.gradients.get(label)
+        if got is None:
+            continue
+        form = expr.evaluate(expr.parse(text, scenario.inputs), program.held, NumPyBackend())
+        weighted = np.broadcast_to(form, program.shapes[target]) * program.weights[target]
+        outcome.checks.append(compare(f"{label} vs closed form {text}", got,
+                                      unbroadcast(weighted, program.shapes[name]), run.tolerances().analytic))
