@@ -212,6 +212,22 @@ def check(program: Any, outcome: Outcome, label: str, target: str, source: str,
     return checks
 
 
+#: SymPy's Hessian is one derivative per pair of source elements, each lambdified: past this many
+#: pairs it takes minutes (4,096, an 8 x 8 source, took six here), and second differences suffice.
+SYMBOLIC_HESSIAN_MAX = 256
+
+
+def symbolic_skipped(program: Any) -> str:
+    """Why SymPy does not check this program's derivatives ('' when it does)."""
+    if program.scenario.derivative != "hessian":
+        return ""
+    pairs = max(math.prod(program.shapes[s]) ** 2 for sources in program.plan.values() for s in sources)
+    if pairs <= SYMBOLIC_HESSIAN_MAX:
+        return ""
+    return (f"SymPy check skipped: a Hessian of {pairs} second derivatives, above {SYMBOLIC_HESSIAN_MAX} "
+            "(the second differences check every element)")
+
+
 def symbolic(program: Any, out: np.ndarray, target: str, source: str,
              wrt: list[Any]) -> tuple[list[Any], tuple[int, ...]]:
     """SymPy's derivatives of a target's elements (an object array) with respect to the source's symbols
@@ -224,7 +240,7 @@ def symbolic(program: Any, out: np.ndarray, target: str, source: str,
         total = np.sum(out * program.weights[target])
         if kind == "gradient":
             return [sp.diff(total, s) for s in wrt], shape
-        return [sp.diff(total, a, b) for a in wrt for b in wrt], shape
+        return [sp.diff(first, b) for first in (sp.diff(total, a) for a in wrt) for b in wrt], shape
     if kind == "jacobian":
         return [sp.diff(o, s) for o in out.flat for s in wrt], shape
     if kind == "jvp":

@@ -17,6 +17,9 @@ checked without TensorFlow's autodiff:
   input, at any size (:mod:`runner.routines.pointwise`), and may state closed forms;
 * against central differences in float64 at every element up to
   ``checks.fd_max_elements``, and above it random projections ``v . (J u)``.
+
+``derivative`` asks the tape for Jacobians, batch Jacobians, Hessians or JVPs
+instead: :mod:`runner.routines.derivatives` asks for them and checks them.
 """
 
 from __future__ import annotations
@@ -322,6 +325,8 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
         limit = run.checks.symbolic_max_elements
         return _skipped(outcome, f"SymPy check skipped: the inputs and intermediate sources hold {count} "
                                  f"elements, above checks.symbolic_max_elements={limit}")
+    if reason := kinds.symbolic_skipped(program):
+        return _skipped(outcome, reason)
     terms = max(_symbolic_terms(program, program.trees[t], {}) * math.prod(program.shapes[t])
                 for t in program.plan)
     if terms > SYMBOLIC_MAX_TERMS:
