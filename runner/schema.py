@@ -720,11 +720,13 @@ def _short_form(scenario: ProgramScenario) -> None:
         if name not in scenario.inputs:
             raise ConfigError(f"{where}: no input named {name!r}")
         _parse(text, scenario.inputs, where, tensors=True)
-        written = [text, scenario.function] if scenario.closed_form_applies() else [text]
-        for what, given in zip(("closed form", "function"), written, strict=False):
-            if not expr.elementwise(expr.parse(given, scenario.inputs)):
-                raise ConfigError(f"{where}: a closed form is the derivative at each point, so the {what} "
-                                  f"must be elementwise; {given!r} is not")
+        if not expr.elementwise(expr.parse(text, scenario.inputs)):
+            raise ConfigError(f"{where}: a closed form is a derivative at each point, so it must be "
+                              f"elementwise; {text!r} is not")
+    if scenario.closed_form and scenario.closed_form_applies() and not expr.elementwise(
+            expr.parse(scenario.function, scenario.inputs)):
+        raise ConfigError(f"scenario.closed_form: a closed form is a derivative at each point, so the "
+                          f"function must be elementwise; {scenario.function!r} is not")
     scenario.targets = {target: scenario.function}
 
 

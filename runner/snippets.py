@@ -7,7 +7,7 @@ order from the same values, so it prints the numbers in ``results.json``.
 
 from __future__ import annotations
 
-from runner.schema import LinearScenario, Loss
+from runner.schema import InputSpec, LinearScenario, Loss
 
 HEADER = """\
 import json
@@ -31,6 +31,13 @@ def plain(value):
 
 print(json.dumps({k: None if g is None else plain(g.numpy().tolist()) for k, g in gradients.items()}))
 """
+
+
+def _value(spec: InputSpec) -> str:
+    if spec.linspace is not None:
+        lin = spec.linspace
+        return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"
+    return repr(spec.value)
 
 
 def linear(scenario: LinearScenario, seed: int, dtype: str) -> str:

@@ -106,9 +106,10 @@ def test_hydra_refuses_misspelt_and_mistyped_keys(
         (["scenario=persistent", "scenario.target=z"], "scenario.target belongs to the short form"),
         (["scenario=sigmoid", "+scenario.closed_form.w=x"], "scenario.closed_form.w: no input named 'w'"),
         (["scenario=sigmoid", "scenario.closed_form.x='reduce_sum(x)'"],
-         "the closed form must be elementwise; 'reduce_sum(x)' is not"),
+         "scenario.closed_form.x: a closed form is a derivative at each point, so it must be elementwise; "
+         "'reduce_sum(x)' is not"),
         (["scenario=sigmoid", "scenario.closed_form_for=null", "scenario.function='reduce_sum(sigmoid(x))'"],
-         "the function must be elementwise; 'reduce_sum(sigmoid(x))' is not"),
+         "so the function must be elementwise; 'reduce_sum(sigmoid(x))' is not"),
     ],
 )
 def test_load_run_refuses_with_a_one_line_reason(

@@ -33,7 +33,7 @@ def fresh_names(bases: Collection[str], taken: Collection[str]) -> list[str]:
 
 
 def target_name(inputs: Collection[str]) -> str:
-    """The differentiated output's name: y, or f when an input is called y (as ``gradient`` does)."""
+    """The differentiated output's name: y, or f when an input is called y (as a short-form program's)."""
     return "y" if "y" not in inputs else fresh("f", inputs)
 
 

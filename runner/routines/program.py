@@ -85,7 +85,7 @@ class Program:
         self.values = {n: tf.constant(spec.array(run.seed, n), self.dtype)
                        for n, spec in scenario.inputs.items()}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
-        self.held = {n: np.asarray(tf.cast(v, tf.float64).numpy()) for n, v in self.values.items()}
+        self.held = {n: np.asarray(v.numpy(), dtype=np.float64) for n, v in self.values.items()}  # exact
         for step in self.layers.values():  # each layer's variables, as the oracles nudge them
             self.held.update(step.held)
         numpy = NumPyBackend()
