@@ -191,6 +191,8 @@ def test_a_user_layer_stack_through_the_cli(cli: Callable[..., CliRun], tmp_path
      "scenario.targets.y.args.kernel_initializer: unknown name 'os.system' (Keras's initializers: "),
     ("scenario.inputs.x.value=[1.0,2.0,3.0]",
      "scenario.targets.y: Dense on x of shape (3,): "),
+    ("scenario.targets.loss=reduce_mean(y @ x)",  # a layer's output shape is known before the tape
+     "scenario.targets.loss: y @ x cannot multiply shapes (1, 2) and (1, 3)"),
 ])
 def test_refusals_are_one_line_with_exit_1(cli: Callable[..., CliRun], override: str, message: str) -> None:
     run = cli("scenario=guide/keras_layer", override)
