@@ -255,7 +255,7 @@ class PersistentScenario(Scenario):
 
     routine: str = "persistent"
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec
-    targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
+    targets: dict[str, str] = field(default_factory=dict)  # name -> expression, in order
     persistent: bool = True
     watch_accessed_variables: bool = True
 
