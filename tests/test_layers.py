@@ -145,6 +145,9 @@ def test_the_guides_keras_layer_through_the_cli(cli: Callable[..., CliRun]) -> N
     names = [c["name"] for c in results["checks"]]
     assert "dloss/dy.kernel vs float64 central differences (every element)" in names
     assert "SymPy check skipped: the program has Keras layers" in results["notes"]["dloss/dy.kernel"]
+    (run_dir,) = first.run_dirs()
+    assert "y = Dense(x, units=2, activation='relu'); loss = reduce_mean(y**2)" in (
+        run_dir / "report.md").read_text()
     assert_snippets_reproduce(first.run_dirs())
 
 
