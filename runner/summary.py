@@ -90,12 +90,14 @@ def _checks_text(checks: list[dict[str, Any]]) -> str:
     return f"{len(checks)} passed" if not failed else f"{failed} of {len(checks)} failed"
 
 
-FLOAT64 = "vs float64"  # the column: each job's largest error against a float64 oracle, where it has one
+FLOAT64 = "vs float64"  # the column: a program's largest error against its float64 oracle, where it ran
 
 
 def _float64_error(checks: list[dict[str, Any]]) -> float | None:
-    """The largest error of a job's checks against float64 (differences or projections), if any ran."""
-    errors = [c["max_abs_err"] for c in checks if "float64" in c["name"] and c.get("max_abs_err") is not None]
+    """The largest error of a job's checks against float64 central differences (each element or
+    projections), if any ran."""
+    errors = [c["max_abs_err"] for c in checks
+              if "vs float64 central differences" in c["name"] and c.get("max_abs_err") is not None]
     return max(errors) if errors else None
 
 

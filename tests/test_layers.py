@@ -145,6 +145,9 @@ def test_the_guides_keras_layer_through_the_cli(cli: Callable[..., CliRun]) -> N
     names = [c["name"] for c in results["checks"]]
     assert "dloss/dy.kernel vs float64 central differences (every element)" in names
     assert "SymPy check skipped: the program has Keras layers" in results["notes"]["dloss/dy.kernel"]
+    (run_dir,) = first.run_dirs()
+    assert "y = Dense(x, units=2, activation='relu'); loss = reduce_mean(y**2)" in (
+        run_dir / "report.md").read_text()
     assert_snippets_reproduce(first.run_dirs())
 
 
@@ -191,6 +194,8 @@ def test_a_user_layer_stack_through_the_cli(cli: Callable[..., CliRun], tmp_path
      "scenario.targets.y.args.kernel_initializer: unknown name 'os.system' (Keras's initializers: "),
     ("scenario.inputs.x.value=[1.0,2.0,3.0]",
      "scenario.targets.y: Dense on x of shape (3,): "),
+    ("scenario.targets.loss=reduce_mean(y @ x)",  # a layer's output shape is known before the tape
+     "scenario.targets.loss: y @ x cannot multiply shapes (1, 2) and (1, 3)"),
 ])
 def test_refusals_are_one_line_with_exit_1(cli: Callable[..., CliRun], override: str, message: str) -> None:
     run = cli("scenario=guide/keras_layer", override)
@@ -264,3 +269,26 @@ def test_a_seed_draws_the_same_weights_in_every_dtype_and_another_seed_others() 
             for dtype, seed in (("float64", 1), ("float16", 1), ("float64", 2))}
     np.testing.assert_allclose(runs["float16", 1].astype(np.float64), runs["float64", 1], atol=0.01)
     assert np.max(np.abs(runs["float64", 2] - runs["float64", 1])) > 0.01
+
+
+def test_the_summary_shows_each_jobs_largest_error_against_float64(tmp_path: Path) -> None:
+    from runner import summary
+
+    def check(name: str, err: float | None) -> dict[str, Any]:
+        return {"name": name, "passed": True, "max_abs_err": err, "tol": 1.0, "detail": ""}
+
+    for num, dtype, errors in ((0, "float16", (3e-3, 2e-4)), (1, "float64", (1e-10, 4e-11))):
+        job = tmp_path / f"{num}_layer_stack"
+        job.mkdir()
+        (job / "results.json").write_text(json.dumps({
+            "status": "ok", "gradients": {"dloss/dh.kernel": {"shape": [8, 10], "min": -1.0, "max": 1.0}},
+            "job": {"overrides": [f"dtype={dtype}"]},
+            "checks": [check("dloss/dh.kernel vs float64 central differences (every element)", errors[0]),
+                       check("dloss/dh.bias vs float64 central differences (4 random projections v.(J u))",
+                             errors[1]),
+                       check("Newton step vs NumPy float64 solve", 5.0), check("loss finite", None)]}))
+    written = summary.write(tmp_path)
+    assert [row["vs float64"] for row in written.rows] == [3e-3, 1e-10]
+    md = (tmp_path / "summary.md").read_text()
+    assert "| job | dtype | status | checks | vs float64 | message | report | dloss/dh.kernel |" in md
+    assert "| 0 | float16 | ok | 4 passed | 0.003 |" in md and "| 1 | float64 | ok | 4 passed | 1e-10 |" in md

@@ -56,7 +56,7 @@ def _rows(sweep: Path) -> dict[str, dict[str, Any]]:
 
 def _numbers(row: dict[str, Any]) -> dict[str, float]:
     """The row's scalar gradients that are numbers."""
-    fixed = {"job", "overrides", "status", "checks", "message", "report"}
+    fixed = {"job", "overrides", "status", "checks", "message", "report", "vs float64"}
     return {k: v for k, v in row.items() if k not in fixed and isinstance(v, int | float)}
 
 
