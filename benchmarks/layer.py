@@ -30,7 +30,7 @@ LAYER = {
 
 
 def main() -> None:
-    projections = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    projections = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     print(json.dumps(measure(LAYER, int(sys.argv[1]), f"checks.projections={projections}")))
 
 

@@ -47,7 +47,7 @@ def measure(scenario: dict[str, Any], reps: int, *overrides: str) -> dict[str, l
     checks, tape = [], []
     for _ in range(reps):
         outcome = run_routine(run)
-        assert outcome.passed and any("random projections" in c.name for c in outcome.checks)
+        assert outcome.passed and any("random projection" in c.name for c in outcome.checks)
         checks.append(outcome.timings["checks"])
         tape.append(outcome.timings["tape_repeat"])
     return {"checks": checks, "tape": tape}

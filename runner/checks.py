@@ -153,6 +153,18 @@ def nudged_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weigh
     return unbroadcast(np.broadcast_to(change, out_shape) * weight, point.shape)
 
 
+def projections(count: int, of: str = "v.(J u)") -> str:
+    """How a check names its random projections: ``4 random projections v.(J u)``."""
+    return f"{count} random projection{'' if count == 1 else 's'} {of}"
+
+
+def directions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """A random direction: uniform on [-1, 1) in every element. Any continuous law serves the check
+    (a wrong gradient is orthogonal to it with probability 0), and this one draws ~4x faster than
+    a normal, which matters at a million elements per source."""
+    return rng.uniform(-1.0, 1.0, shape)
+
+
 def projection_check(
     label: str, got: Any, fn: Callable[[np.ndarray], np.ndarray], vjp: Callable[[np.ndarray], Any],
     point: Any, weight: Any, tol: Tolerance, delta: float, count: int, seed: int,
@@ -163,19 +175,24 @@ def projection_check(
     the target), the tape's side is ``u . vjp(v)`` (one vector-Jacobian product)
     and the other is the float64 central difference of ``v . fn`` along u. The
     first pair uses the run's own cotangent ``weight`` and its reported gradient
-    ``got``, so the number in results.json is itself checked. Each pair costs two
-    forward passes and one VJP, whatever the size. Passes when every pair agrees
-    within ``atol + rtol * |difference|``; reports the pair furthest from its bound.
+    ``got``, so the number in results.json is itself checked. A scalar target has
+    no other cotangent (every v is a multiple of ``weight``), so there every pair
+    checks ``got`` along its own u and no further VJP is needed: two forward passes
+    a pair. Passes when every pair agrees within ``atol + rtol * |difference|``;
+    reports the pair furthest from its bound.
     """
     point = np.asarray(point, dtype=np.float64)
+    scalar = np.size(weight) == 1
+    count = max(1, count)
     rng = np.random.default_rng(seed)
     worst: tuple[float, float, float] | None = None  # (err / bound, err, bound)
-    for k in range(max(1, count)):
-        u = rng.standard_normal(point.shape)
-        v = np.asarray(weight, dtype=np.float64) if k == 0 else rng.standard_normal(np.shape(weight))
-        tape_side = float(np.sum(u * np.asarray(got if k == 0 else vjp(v), dtype=np.float64)))
+    for k in range(count):
+        u = directions(rng, point.shape)
+        first = k == 0 or scalar
+        v = np.asarray(weight, dtype=np.float64) if first else rng.standard_normal(np.shape(weight))
+        tape_side = float(np.vdot(u, np.asarray(got if first else vjp(v), dtype=np.float64)))
         with np.errstate(all="ignore"):
-            numeric = float(np.sum(v * (fn(point + delta * u) - fn(point - delta * u)))) / (2 * delta)
+            numeric = float(np.vdot(v, fn(point + delta * u) - fn(point - delta * u))) / (2 * delta)
         err, bound = abs(tape_side - numeric), tol.atol + tol.rtol * abs(numeric)
         if not (math.isfinite(err) and math.isfinite(numeric)):
             worst = (math.inf, math.nan, bound)
@@ -183,7 +200,7 @@ def projection_check(
         if worst is None or err / bound > worst[0]:
             worst = (err / bound, err, bound)
     assert worst is not None
-    name = f"{label} vs float64 central differences ({max(1, count)} random projections v.(J u))"
+    name = f"{label} vs float64 central differences ({projections(count)})"
     if not math.isfinite(worst[0]):
         return Check(name, False, None, None, "NaN or Inf in a projection")
     return Check(name, worst[0] <= 1.0, worst[1], worst[2])

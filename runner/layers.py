@@ -236,7 +236,12 @@ class Step:
         self.variables = {f"{name}.{w.name}": w for w in self.layer.weights}
         self.twin_variables = {f"{name}.{w.name}": w for w in self.twin.weights}
         self.held = {k: np.asarray(w.numpy(), dtype=np.float64) for k, w in self.twin_variables.items()}
-        self._current = dict(self.held)
+        # The twin is called statelessly with these (a nudged value in place of one): no assignment,
+        # no copy of a held weight per call, and a BatchNormalization twin's statistics never drift.
+        # (Dropout's seed state is among a layer's variables but not its weights: held as it is.)
+        states = (self.twin.trainable_variables, self.twin.non_trainable_variables)
+        self._held_tensors = {f"{name}.{w.name}": w.value for ws in states for w in ws}
+        self._twin_order = tuple([f"{name}.{w.name}" for w in ws] for ws in states)
         self.watch_accessed = watch_accessed
         self.integer_input = step.layer == "Embedding"
 
@@ -276,13 +281,13 @@ class Step:
         if isinstance(backend, expr.TensorFlowBackend):
             x = tf.cast(x, tf.int32) if self.integer_input else x
             return self.layer(x, **self._training())
-        for key, w in self.twin_variables.items():  # a nudged variable, or the held one back
-            value = values.get(key, self.held[key])
-            if value is not self._current[key]:
-                w.assign(value)
-                self._current[key] = value
+        trainable, non_trainable = ([tf.constant(values[k], tf.float64) if k in self.held
+                                     and values.get(k, self.held[k]) is not self.held[k]
+                                     else self._held_tensors[k] for k in keys]
+                                    for keys in self._twin_order)  # a nudged variable, else the held one
         x = tf.constant(np.asarray(x), tf.int32 if self.integer_input else tf.float64)
-        return np.asarray(self.twin(x, **self._training()).numpy(), dtype=np.float64)
+        out, _ = self.twin.stateless_call(trainable, non_trainable, x, **self._training())
+        return np.asarray(out.numpy(), dtype=np.float64)
 
     def _training(self) -> dict[str, bool]:
         return {} if self.spec.training is None else {"training": self.spec.training}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from runner import derivatives, snippets
-from runner.checks import compare, float64_differences, projection_check
+from runner.checks import compare, directions, float64_differences, projection_check, projections
 from runner.result import Check, Outcome
 from runner.routines.support import check_dtype, timed_step
 from runner.schema import Tolerance, Unconnected
@@ -350,10 +350,10 @@ def hessian_check(label: str, got: Any, f: Callable[[np.ndarray], float], point:
         return check
     rng = np.random.default_rng(seed)
     matrix = np.asarray(got, dtype=np.float64).reshape(point.size, point.size)
-    name = f"{label} vs float64 second differences ({max(1, count)} random projections v.(H u))"
+    name = f"{label} vs float64 second differences ({projections(max(1, count), 'v.(H u)')})"
     worst: tuple[float, float, float] | None = None  # (err / bound, err, bound)
     for _ in range(max(1, count)):
-        u, v = rng.standard_normal(point.shape), rng.standard_normal(point.shape)
+        u, v = directions(rng, point.shape), directions(rng, point.shape)
         tape_side = float(v.reshape(-1) @ matrix @ u.reshape(-1))
         numeric = _second(f, point, u, v)
         err = abs(tape_side - numeric)
