@@ -188,6 +188,7 @@ def test_large_curves_are_checked_at_every_element(load: Callable[..., Any]) -> 
         "scenario=sigmoid", "scenario.inputs.x.linspace.num=3000", "checks.fd_max_elements=100")))
     (check,) = [c for c in outcome.checks if "central differences" in c.name]
     assert check.name == "dy/dx vs float64 central differences (all 3000 elements, nudged together)"
+    assert "dy/dx vs SymPy" in [c.name for c in outcome.checks]  # one symbol for x, at any size
     assert 0 < check.max_abs_err <= check.tol
 
 
