@@ -11,6 +11,7 @@ which has lost its schema types, by merging it into them again.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import json
@@ -506,6 +507,22 @@ def _typed(schema: type, values: dict[str, Any], where: str) -> Any:
     return copy.deepcopy(_typed_once(schema, json.dumps(values), where))
 
 
+def _typed_apart(schema: type, values: Any, where: str, key: str) -> Any:
+    """:func:`_typed`, with ``key`` (a field typed ``Any``, or a dict of ``Any`` by name) set afterwards.
+
+    Merging checks nothing inside such a field, so leaving it out changes no result; a
+    slider's calls, which differ only in an input's value, then reuse the merged rest.
+    """
+    part = values.get(key) if isinstance(values, dict) else None
+    field_ = next((f for f in dataclasses.fields(schema) if f.name == key), None)
+    if part is None or field_ is None or (field_.default_factory is dict and not (
+            isinstance(part, dict) and all(isinstance(k, str) for k in part))):
+        return _typed(schema, values, where)  # nothing to set apart, or what only the merge refuses
+    typed = _typed(schema, {k: v for k, v in values.items() if k != key}, where)
+    setattr(typed, key, copy.deepcopy(part))
+    return typed
+
+
 @functools.lru_cache(maxsize=256)
 def _typed_once(schema: type, values: str, where: str) -> Any:
     try:
@@ -553,7 +570,7 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
             f"scenario.routine: unknown routine {routine!r} (known: {', '.join(SCENARIO_SCHEMAS)})"
         )
     run: RunConfig = _typed(RunConfig, {**values, "scenario": None}, "")
-    run.scenario = _typed(SCENARIO_SCHEMAS[routine], scenario, "scenario")
+    run.scenario = _typed_apart(SCENARIO_SCHEMAS[routine], scenario, "scenario", "inputs")
     _check_dtype(run)
     _check_scenario(run.scenario)
     _check_memory(run)
@@ -739,7 +756,7 @@ def check_program(scenario: ProgramScenario) -> None:
     for name, node in scenario.inputs.items():
         where = f"scenario.inputs.{name}"
         _check_name(name, where)
-        spec: ProgramInput = _typed(ProgramInput, node, where)
+        spec: ProgramInput = _typed_apart(ProgramInput, node, where, "value")
         if sum(x is not None for x in (spec.value, spec.linspace, spec.init)) != 1:
             raise ConfigError(f"{where}: give exactly one of value, linspace or init (with shape)")
         if spec.init is not None:

@@ -188,6 +188,7 @@ def test_large_curves_are_checked_at_every_element(load: Callable[..., Any]) -> 
         "scenario=sigmoid", "scenario.inputs.x.linspace.num=3000", "checks.fd_max_elements=100")))
     (check,) = [c for c in outcome.checks if "central differences" in c.name]
     assert check.name == "dy/dx vs float64 central differences (all 3000 elements, nudged together)"
+    assert "dy/dx vs SymPy" in [c.name for c in outcome.checks]  # one symbol for x, at any size
     assert 0 < check.max_abs_err <= check.tol
 
 
@@ -246,3 +247,14 @@ def test_the_short_form_speaks_the_whole_tensor_language(load: Callable[..., Any
     assert outcome.values["y"].shape == ()
     assert f"dy/dx vs {EVERY_ELEMENT}" in [c.name for c in outcome.checks]
     assert "SymPy check skipped" in outcome.notes["dy/dx"] and "closed form" in outcome.notes["dy/dx"]
+
+
+def test_sympy_is_skipped_with_a_note_where_its_derivative_is_too_large(load: Callable[..., Any]) -> None:
+    """59 factors: SymPy's derivative would pass runner/work.py's bound; the differences still check it."""
+    function = "*".join(f"sin(cos({i}*x))" for i in range(1, 60))
+    outcome = assert_passed(run_routine(load(f"scenario.function='{function}'",
+                                             "scenario.inputs.x.value=0.01", "dtype=float64")))
+    note = outcome.notes["dy/dx"]
+    assert note.startswith("SymPy check skipped: its derivatives would be about") and "above 12,000" in note
+    assert not [c for c in outcome.checks if "SymPy" in c.name]
+    assert f"dy/dx vs {EVERY_ELEMENT}" in [c.name for c in outcome.checks]

@@ -176,3 +176,27 @@ def test_a_config_saved_by_a_former_routine_loads_as_its_program(
         saved["scenario"] = {**OLD_SCENARIOS[routine], "function": "z**2",
                              "inputs": {"z": {"value": 1.0, "kind": "variable", "watch": False}}}
         assert load_run(saved).scenario.targets == {"z1": "z**2"}  # as the routine named it
+
+
+@pytest.mark.parametrize("overrides", [
+    ["scenario=sigmoid"], ["scenario=program"], ["scenario=higher_order"], ["scenario=linear"],
+    ["scenario=program", "scenario.inputs.x.value=[[1.0, 2.0, 3.0]]"],
+])
+def test_inputs_and_values_set_apart_type_as_the_whole_does(
+        compose_config: Callable[..., Any], overrides: list[str]) -> None:
+    """A slider's new value reuses the merged rest of its scenario: nothing inside those fields is typed."""
+    from runner.schema import SCENARIO_SCHEMAS, ProgramInput, _typed, _typed_apart
+
+    scenario = OmegaConf.to_container(compose_config(*overrides), enum_to_str=True)["scenario"]
+    schema = SCENARIO_SCHEMAS[scenario["routine"]]
+    assert _typed_apart(schema, scenario, "scenario", "inputs") == _typed(schema, scenario, "scenario")
+    for name, node in scenario.get("inputs", {}).items():
+        assert _typed_apart(ProgramInput, node, name, "value") == _typed(ProgramInput, node, name)
+
+
+def test_inputs_that_are_no_mapping_are_refused_in_one_line(compose_config: Callable[..., Any]) -> None:
+    saved = OmegaConf.to_container(compose_config())
+    saved["scenario"]["inputs"] = [3.0]
+    with pytest.raises(ConfigError, match=r"^scenario: Cannot merge DictConfig with ListConfig") as caught:
+        load_run(saved)
+    assert "\n" not in str(caught.value)

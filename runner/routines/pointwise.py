@@ -40,6 +40,7 @@ Checker = Callable[[str, str, str, np.ndarray], None]  # (label, target, source,
 
 
 def elementwise(trees: Mapping[str, expr.Expr]) -> bool:
+    """Whether every step acts element by element, so that one symbol per input suffices."""
     return all(expr.elementwise(tree) for tree in trees.values())
 
 
