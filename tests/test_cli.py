@@ -83,12 +83,13 @@ def test_persistent_108_and_6(cli: Cli) -> None:
     assert "RuntimeError" in single["notes"]["dz/dx"]
 
 
-def test_unconnected_none_then_zeros(cli: Cli) -> None:
-    results = cli("scenario=unconnected").ok()
+def test_unconnected_zeros_then_none(cli: Cli) -> None:
+    zeros = cli("scenario=unconnected").ok()
+    assert zeros["gradients"] == {"dz/dx": 0.0, "dz/dy": 6.0}
+    assert "z does not depend on x" in zeros["notes"]["dz/dx"]
+    results = cli("scenario=unconnected", "scenario.unconnected_gradients=none").ok()
     assert results["gradients"] == {"dz/dx": None, "dz/dy": 6.0}
     assert "z does not depend on x" in results["notes"]["dz/dx"]
-    zeros = cli("scenario=unconnected", "scenario.unconnected_gradients=zero").ok()
-    assert zeros["gradients"] == {"dz/dx": 0.0, "dz/dy": 6.0}
 
 
 @pytest.mark.parametrize(
