@@ -3,13 +3,15 @@ NumPy by hand, the float64 checks nudging the variable through the layer's float
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 
 from runner.errors import ConfigError
-from tests.conftest import assert_passed
+from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 from tests.test_language import run_program
 
 X = np.array([[1.0, 2.0, -1.0], [-0.5, 3.0, 0.25]])  # (2, 3)
@@ -73,3 +75,64 @@ def test_a_jvp_still_refuses_a_step_as_its_source() -> None:
     with pytest.raises(ConfigError, match="input or a layer's variable; 'h' is a step"):
         run_program({"h": DENSE, "y": "h * 2"}, {"y": ["h"]},
                     inputs={"x": {"value": X.tolist(), "kind": "constant"}}, derivative="jvp")
+
+
+def _elu(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """elu and its slope, by hand."""
+    return np.where(a > 0, a, np.exp(np.minimum(a, 0)) - 1), np.where(a > 0, 1.0, np.exp(np.minimum(a, 0)))
+
+
+def _batch_norm_jacobian(inputs: Mapping[str, Any]) -> np.ndarray:
+    """dy/dx, (7, 6, 7, 5), of y = elu(bn(elu(x W1 + b1)) W2 + b2), bn in training mode, by hand:
+    n = gamma z + beta with z = (h - mean) / s, s = sqrt(var + 0.001) over the batch, so
+    dn[b, j] / dh[c, j] = gamma_j / s_j (1[b = c] - 1/B - z[b, j] z[c, j] / B)."""
+    x, w1, b1, gamma, beta, w2, b2 = (np.asarray(inputs[n], dtype=np.float64) for n in (
+        "x", "h.kernel", "h.bias", "n.gamma", "n.beta", "y.kernel", "y.bias"))
+    h, slope1 = _elu(x @ w1 + b1)
+    batch = x.shape[0]
+    s = np.sqrt(h.var(axis=0) + 0.001)
+    z = (h - h.mean(axis=0)) / s
+    _, slope2 = _elu((gamma * z + beta) @ w2 + b2)
+    dn = gamma / s * (np.eye(batch)[:, :, None] - 1 / batch - z[:, None, :] * z[None, :, :] / batch)  # b c j
+    return np.einsum("bi,ji,bcj,cj,kj->bick", slope2, w2, dn, slope1, w1)
+
+
+@pytest.mark.slow
+def test_the_guides_layer_derivatives_and_the_batch_norm_caveat_through_the_cli(
+        cli: Callable[..., CliRun]) -> None:
+    """guide/batch_norm: the full Jacobian through BatchNormalization(training), every element by hand;
+    its blocks between different examples are not zero, which batch_jacobian assumes."""
+    run = cli("-m", "scenario=guide/batch_norm,guide/jacobian_matrix", timeout=600)
+    assert run.returncode == 0, run.stderr
+    found_all = (json.loads((d / "results.json").read_text()) for d in run.run_dirs())
+    results = {r["scenario"]: r for r in found_all}
+    assert all(r["status"] == "ok" for r in results.values())
+    found = results["guide_batch_norm"]
+    got, want = np.array(found["gradients"]["dy/dx"]), _batch_norm_jacobian(found["inputs"])
+    assert got.shape == (7, 6, 7, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    off = [np.abs(want[b, :, c, :]).max() for b in range(7) for c in range(7) if b != c]
+    assert min(off) > 1e-3  # every pair of examples is coupled through the batch's mean and variance
+    assert "dy/dx vs float64 central differences (every element)" in [c["name"] for c in found["checks"]]
+    assert np.shape(results["guide_jacobian_matrix"]["gradients"]["dy/dy.kernel"]) == (7, 10, 5, 10)
+    assert_snippets_reproduce(run.run_dirs())
+
+
+@pytest.mark.slow
+def test_batch_jacobian_through_a_training_batch_norm_fails_its_check() -> None:
+    """The caveat, asked for: batch_jacobian differentiates the batch's sum of each output row, so its
+    [c, i, :] is sum_b dy[b, i]/dx[c, :], not example c's own Jacobian; the check, which differentiates
+    the whole batch, fails on the blocks between examples."""
+    from runner import api
+
+    result = api.run("guide/batch_norm", overrides=["scenario.derivative=batch_jacobian"])
+    assert result.status == "check_failed"
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.name for c in failed] == [
+        "dy/dx vs float64 central differences (every element; other examples' blocks zero)"]
+    full = _batch_norm_jacobian(result.to_dict()["inputs"])
+    got = result.gradients["dy/dx"]
+    assert got.shape == (7, 6, 5)
+    np.testing.assert_allclose(got, full.sum(axis=0).transpose(1, 0, 2), rtol=1e-4, atol=1e-6)
+    own = np.einsum("bibk->bik", full)  # each example's own block
+    assert np.abs(got - own).max() > 1e-2

@@ -226,6 +226,8 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
         results, found, outcome.timings, extra = kinds.run_tape(
             program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
+    # Each layer's weights as drawn (h.kernel), so results.json holds every number a derivative reads.
+    outcome.inputs.update({n: v for n, v in program.held.items() if "." in n})
     outcome.values = {t: v.numpy() for t, v in results.items()} | extra
     outcome.gradients = {k: None if g is None else tf.convert_to_tensor(g).numpy() for k, g in found.items()}
     started = time.perf_counter()
