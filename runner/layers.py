@@ -43,8 +43,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def is_step(entry: Any) -> bool:
-    """A target entry that is a layer step (a mapping), not an expression (a string)."""
-    return isinstance(entry, Mapping)
+    """A target entry that is a layer step (a mapping), not an expression (a string) nor a gradient
+    step (a mapping with ``gradient``: :mod:`runner.gradient_steps`)."""
+    return isinstance(entry, Mapping) and "gradient" not in entry
 
 
 def _keras() -> Any:

@@ -4,6 +4,7 @@ NumPy by hand, the float64 checks nudging the variable through the layer's float
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -136,3 +137,69 @@ def test_batch_jacobian_through_a_training_batch_norm_fails_its_check() -> None:
     np.testing.assert_allclose(got, full.sum(axis=0).transpose(1, 0, 2), rtol=1e-4, atol=1e-6)
     own = np.einsum("bibk->bik", full)  # each example's own block
     assert np.abs(got - own).max() > 1e-2
+
+
+def test_a_gradient_step_on_an_inner_tape_with_respect_to_an_input_and_to_a_step() -> None:
+    """g = d out/d wrt on an inner tape, then the program's tape differentiates norm(g), by hand:
+    out = sum(x**3): g = 3 x**2, d norm(g)/dx = 6 x g / norm(g); with h = 2 x and out = sum(h**3)
+    differentiated in h: g = 3 h**2, d norm(g)/dx = 2 * 6 h g / norm(g)."""
+    x = np.array([0.5, -1.0, 2.0])
+    inputs = {"x": {"value": x.tolist()}}
+    by_input = assert_passed(run_program(
+        {"out": "reduce_sum(x**3)", "g": {"gradient": "out", "wrt": "x"}, "mag": "norm(g)"},
+        {"mag": ["x"]}, inputs=inputs))
+    g = 3 * x**2
+    np.testing.assert_allclose(by_input.values["g"], g, rtol=1e-12)
+    np.testing.assert_allclose(by_input.gradients["dmag/dx"], 6 * x * g / np.linalg.norm(g), rtol=1e-12)
+    assert "dmag/dx vs float64 central differences (every element)" in _names(by_input)
+    assert "nested float64 differences" in by_input.notes["dmag/dx"]
+    by_step = assert_passed(run_program(
+        {"h": "2 * x", "out": "reduce_sum(h**3)", "g": {"gradient": "out", "wrt": "h"}, "mag": "norm(g)"},
+        {"mag": ["x"]}, inputs=inputs))
+    h = 2 * x
+    g = 3 * h**2
+    np.testing.assert_allclose(by_step.gradients["dmag/dx"], 12 * h * g / np.linalg.norm(g), rtol=1e-12)
+    assert "_inner['g'].watch(h)" in by_step.snippet
+
+
+@pytest.mark.parametrize(("targets", "options", "message"), [
+    ({"out": "reduce_sum(x**3)", "g": {"gradient": "out", "wrt": "x", "order": 2}}, {},
+     "scenario.targets.g: unknown key 'order' (a gradient step takes gradient, wrt)"),
+    ({"out": "reduce_sum(x**3)", "g": {"gradient": "x", "wrt": "x"}}, {},
+     "scenario.targets.g.gradient: 'x' is not a step before g"),
+    ({"out": "reduce_sum(x**3)", "g": {"gradient": "out", "wrt": "z"}}, {},
+     "scenario.targets.g.wrt: 'z' is neither an input nor a step before g"),
+    ({"out": "reduce_sum(x**3)", "g": {"gradient": "out", "wrt": "x"}}, {"derivative": "jacobian"},
+     "scenario.targets.g: a gradient step runs inside the program's tape, which then takes gradients only"),
+])
+def test_bad_gradient_steps_are_refused_in_one_line(targets: dict[str, Any], options: dict[str, Any],
+                                                    message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_program(targets, {"g": ["x"]}, inputs={"x": {"value": [0.5, -1.0]}}, **options)
+
+
+@pytest.mark.slow
+def test_input_gradient_regularisation_through_the_cli(cli: Callable[..., CliRun]) -> None:
+    """guide/input_gradient, by hand: y = relu(x K + b), G = d sum(y**2)/dx = 2 y K^T, m = |G|; with
+    M = [y > 0], dm/dK = (2 x^T ((G K) * M) + 2 G^T y) / m and dm/db = 2 sum_rows((G K) * M) / m."""
+    run = cli("-m", "scenario=guide/input_gradient", "compile=eager,function", timeout=600)
+    assert run.returncode == 0, run.stderr
+    dirs = run.run_dirs()
+    summary = json.loads((dirs[0].parent / "summary.json").read_text())
+    assert summary["statuses"] == {"ok": 2}  # the sweep's records accept a gradient step
+    (first,) = [d for d in dirs if d.name.startswith("0_")]
+    found = json.loads((first / "results.json").read_text())
+    assert "g1 = tape.gradient(out, x); g1_mag = norm(g1)" in (first / "report.md").read_text()
+    x, kernel, bias = (np.array(found["inputs"][n]) for n in ("x", "y.kernel", "y.bias"))
+    y = np.maximum(x @ kernel + bias, 0)
+    g = 2 * y @ kernel.T
+    m = np.linalg.norm(g)
+    back = (g @ kernel) * (y > 0)
+    np.testing.assert_allclose(found["values"]["g1"], g, rtol=1e-5, atol=1e-6)
+    got_kernel, got_bias = (np.array(found["gradients"][k]) for k in ("dg1_mag/dy.kernel", "dg1_mag/dy.bias"))
+    assert got_kernel.shape == (5, 10) and got_bias.shape == (10,)
+    np.testing.assert_allclose(got_kernel, (2 * x.T @ back + 2 * g.T @ y) / m, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_bias, 2 * back.sum(axis=0) / m, rtol=1e-5, atol=1e-6)
+    names = [c["name"] for c in found["checks"]]
+    assert "dg1_mag/dy.kernel vs float64 central differences (every element)" in names
+    assert_snippets_reproduce(dirs)

@@ -39,13 +39,16 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_integer_dtype": {"dy/dx (int32)": None},
     "guide_stateful_op": {"dy/dx0 (through x1.assign_add)": None},
 }
-#: The shapes of the advanced guide's tensor results: Jacobians, a batch Jacobian, a Hessian, its Newton step.
+#: The shapes of the advanced guide's tensor results: Jacobians, a batch Jacobian, a Hessian, a gradient's
+#: gradient.
 GUIDE_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
     ("guide_jacobian_scalar_source", "dy/ddelta"): (201,),
     ("guide_jacobian_matrix", "dy/dy.kernel"): (7, 10, 5, 10),
     ("guide_hessian", "d2loss/dh.kernel2"): (5, 8, 5, 8),
     ("guide_batch_jacobian", "dy/dx"): (7, 6, 5),
     ("guide_batch_norm", "dy/dx"): (7, 6, 7, 5),
+    ("guide_input_gradient", "dg1_mag/dy.kernel"): (5, 10),
+    ("guide_input_gradient", "dg1_mag/dy.bias"): (10,),
 }
 
 
@@ -57,7 +60,7 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     run = cli("experiment=tf_guide", timeout=900)
     assert run.returncode == 0, run.stderr
     results = _results(run)
-    assert len(results) == 31
+    assert len(results) == 32
     assert all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in results.values())
     for name, expected in GUIDE.items():
         for label, want in expected.items():
