@@ -25,9 +25,10 @@ from typing import Any
 from runner.errors import ConfigError
 
 KEYS = ("gradient", "wrt")
-#: The inner differences step about eps^(1/4), as second differences do: the outer differences
-#: divide the inner ones' rounding (eps / delta) by their own step, so it must stay small.
+#: The inner differences' step, about eps^(1/4) as second differences take it: the outer differences
+#: divide the inner ones' rounding error (about eps / delta) by their own step, so it must not be tiny.
 INNER_DELTA = 1e-4
+ZERO_CODE = "unconnected_gradients=tf.UnconnectedGradients.ZERO"  # an unconnected gradient is zeros
 Evaluate = Callable[..., dict[str, Any]]  # program.evaluate_steps(trees, env, backend, override, upto)
 
 
@@ -83,8 +84,6 @@ class GradientStep:
 
         return float64_differences(fn, np.asarray(values[self.wrt], dtype=np.float64), 1.0, INNER_DELTA)
 
-
-ZERO_CODE = "unconnected_gradients=tf.UnconnectedGradients.ZERO"
 
 
 def build(targets: Mapping[str, Any]) -> dict[str, GradientStep]:
