@@ -75,8 +75,9 @@ def check(scenario: ProgramScenario, shapes: dict[str, Shape]) -> None:
                                       "their first (batch) dimension")
         if kind == "jvp":
             for source in sources:
-                if source not in scenario.inputs:
-                    raise ConfigError(f"{where}: a jvp's tangent enters at an input; {source!r} is a step")
+                if source not in scenario.inputs and "." not in source:  # "." : a layer's variable
+                    raise ConfigError(f"{where}: a jvp's tangent enters at an input or a layer's variable; "
+                                      f"{source!r} is a step")
     every = {s for sources in plan.values() for s in sources}
     for source, value in scenario.tangents.items():
         where = f"scenario.tangents.{source}"

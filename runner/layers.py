@@ -43,8 +43,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def is_step(entry: Any) -> bool:
-    """A target entry that is a layer step (a mapping), not an expression (a string)."""
-    return isinstance(entry, Mapping)
+    """A target entry that is a layer step (a mapping), not an expression (a string) nor a gradient
+    step (a mapping with ``gradient``: :mod:`runner.gradient_steps`)."""
+    return isinstance(entry, Mapping) and "gradient" not in entry
 
 
 def _keras() -> Any:
@@ -206,12 +207,14 @@ def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, 
 
 
 def check_source(targets: Mapping[str, Any], target: str, source: str, shapes: Mapping[str, Any]) -> None:
-    """A ``<step>.<variable>`` source: a layer step before ``target`` that has that variable."""
+    """A ``<step>.<variable>`` source: a layer step that has that variable, ``target`` itself (a layer's
+    output with respect to its own kernel, as the guide's Jacobian) or a step before it."""
     step, _, var = source.partition(".")
     order = list(targets)
     where = f"scenario.gradients.{target}"
-    if step not in targets or not is_step(targets[step]) or order.index(step) >= order.index(target):
-        raise ConfigError(f"{where}: {source!r} names no layer step before {target} (<step>.<variable>)")
+    if step not in targets or not is_step(targets[step]) or order.index(step) > order.index(target):
+        raise ConfigError(f"{where}: {source!r} names no layer step at or before {target} "
+                          "(<step>.<variable>)")
     if source not in shapes:
         names = [k.partition(".")[2] for k in shapes if k.startswith(f"{step}.")]
         raise ConfigError(f"{where}: {targets[step]['layer']} step {step} has no variable {var!r} "

@@ -152,8 +152,11 @@ def _optional_count(value: Any, where: str) -> None:
 
 
 def _target(value: Any, where: str) -> None:
-    """A program step: an expression, or a Keras layer step ({layer, input, args, training})."""
-    if isinstance(value, dict):
+    """A program step: an expression, a Keras layer step ({layer, input, args, training}) or a gradient
+    step ({gradient, wrt})."""
+    if isinstance(value, dict) and "gradient" in value:
+        _fields({"gradient": _text, "wrt": _text}, ("gradient", "wrt"))(value, where)
+    elif isinstance(value, dict):
         _fields({"layer": _text, "input": _text, "args": _mapping_of(lambda v, w: None)}, ("layer", "input"))(
             value, where)
     else:

@@ -87,9 +87,12 @@ def value_text(value: Any) -> str:
 
 
 def _step(text: Any) -> str:
-    """An expression as written; a Keras layer step as its call, ``Dense(x, units=2)``."""
+    """An expression as written; a Keras layer step as its call, ``Dense(x, units=2)``; a gradient step
+    as the inner tape's call, ``tape.gradient(out, x)``."""
     if not isinstance(text, dict):
         return str(text)
+    if "gradient" in text:
+        return f"tape.gradient({text['gradient']}, {text.get('wrt')})"
     args = [str(text.get("input")), *(f"{k}={v!r}" for k, v in (text.get("args") or {}).items())]
     if text.get("training") is not None:
         args.append(f"training={text['training']}")

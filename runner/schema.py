@@ -27,7 +27,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from runner import expr, layers
+from runner import expr, gradient_steps, layers
 from runner.errors import ConfigError
 
 #: Float dtypes a run may use. Integers are refused: the tape never differentiates them.
@@ -696,6 +696,9 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
         else:
             shapes[name] = _nested_shape(spec.value, f"scenario.inputs.{name}.value")
     for name, text in scenario.targets.items():
+        if gradient_steps.is_gradient_step(text):  # shaped like what it differentiates against
+            shapes[name] = shapes[text["wrt"]]
+            continue
         if layers.is_step(text):
             shapes.update(layers.shapes(name, text, shapes))
             continue
@@ -780,7 +783,9 @@ def check_program(scenario: ProgramScenario) -> None:
             raise ConfigError(f"scenario.targets.{name}: the name is already an input")
     known = list(scenario.inputs)
     for name, text in scenario.targets.items():  # each step reads inputs and earlier steps only
-        if not layers.is_step(text):
+        if gradient_steps.is_gradient_step(text):
+            gradient_steps.check(name, text, known, scenario.inputs, scenario.derivative)
+        elif not layers.is_step(text):
             _parse(text, known, _step_key(scenario, name), tensors=True)
         known.append(name)
     shapes = program_shapes(scenario)
@@ -820,7 +825,9 @@ def _program_memory(run: RunConfig, item: int) -> dict[str, int]:
     shapes = program_shapes(scenario)
     sizes: list[int] = []
     for name, text in scenario.targets.items():
-        if layers.is_step(text):
+        if gradient_steps.is_gradient_step(text):  # the gradient, and as much again in its backward pass
+            sizes += [2 * math.prod(shapes[name])]
+        elif layers.is_step(text):
             sizes += layers.memory(shapes, name)
         else:
             expr.infer_shape(expr.parse(text, shapes), shapes, sizes)

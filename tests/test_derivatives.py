@@ -286,31 +286,35 @@ def test_guide_derivatives_through_the_cli(cli: Callable[..., CliRun]) -> None:
     np.testing.assert_allclose(scalar["gradients"]["dy/ddelta"], s * (1 - s), rtol=1e-5, atol=1e-7)
     assert scalar["gradients"]["dy/ddelta"][100] == 0.25
 
+    # Dense(10, relu): dy[i, j] / dK[k, l] = x[i, k] when j = l and y[i, j] > 0.
     matrix = results["guide_jacobian_matrix"]
-    x = np.array(matrix["inputs"]["x"])
-    np.testing.assert_allclose(matrix["gradients"]["dy/dw"], np.einsum("ik,jl->ijkl", x, np.eye(10)),
-                               rtol=1e-7)
-    assert np.shape(matrix["values"]["dy/dw (while_loop)"]) == (7, 10, 5, 10)
+    x, y = np.array(matrix["inputs"]["x"]), np.array(matrix["values"]["y"])
+    assert np.array(matrix["inputs"]["y.kernel"]).shape == (5, 10)
+    np.testing.assert_allclose(matrix["gradients"]["dy/dy.kernel"],
+                               np.einsum("ik,jl,ij->ijkl", x, np.eye(10), y > 0), rtol=1e-7)
+    assert np.shape(matrix["values"]["dy/dy.kernel (while_loop)"]) == (7, 10, 5, 10)
     assert {"tape", "jacobian_while_loop"} <= set(matrix["timings"])
 
-    # The Hessian of mean(y**2) through two relu layers, by hand: relu is piecewise linear, so
+    # The Hessian of mean(y**2) through two Dense(relu) layers, by hand: relu is piecewise linear, so
     # d2y/dw2 = 0 and H = (2/N) sum_ij A_ij A_ij^T with A_ij[k, l] = dy_ij/dw_kl = m2_ij u_lj m1_il x_ik.
     hessian = results["guide_hessian"]
-    x, w, b, u, c = (np.array(hessian["inputs"][n]) for n in ("x", "w", "b", "u", "c"))
+    x, w, b, u, c = (np.array(hessian["inputs"][n])
+                     for n in ("x", "h.kernel", "h.bias", "y.kernel", "y.bias"))
     a1 = x @ w + b
     a2 = np.maximum(a1, 0) @ u + c
     y, m1, m2 = np.maximum(a2, 0), (a1 > 0) * 1.0, (a2 > 0) * 1.0
     jac = np.einsum("ij,lj,il,ik->ijkl", m2, u, m1, x)  # (7, 6, 5, 8)
     want = 2 / y.size * np.einsum("ijkl,ijmn->klmn", jac, jac)
-    got = np.array(hessian["gradients"]["d2loss/dw2"])
+    got = np.array(hessian["gradients"]["d2loss/dh.kernel2"])
     assert got.shape == (5, 8, 5, 8)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     gradient = 2 / y.size * np.einsum("ij,ijkl->kl", y, jac)
     step = -np.linalg.solve(want.reshape(40, 40) + 1e-3 * np.eye(40), gradient.reshape(40)).reshape(5, 8)
-    np.testing.assert_allclose(hessian["values"]["d2loss/dw2 Newton step"], step, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(hessian["values"]["d2loss/dh.kernel2 Newton step"], step, rtol=1e-3, atol=1e-4)
 
     batch = results["guide_batch_jacobian"]
-    x, w1, b1, w2, b2 = (np.array(batch["inputs"][n]) for n in ("x", "w1", "b1", "w2", "b2"))
+    x, w1, b1, w2, b2 = (np.array(batch["inputs"][n]) for n in ("x", "h.kernel", "h.bias", "y.kernel",
+                                                                 "y.bias"))
     a1 = x @ w1 + b1
     h = np.where(a1 > 0, a1, np.exp(np.minimum(a1, 0)) - 1)
     a2 = h @ w2 + b2
@@ -340,11 +344,12 @@ def test_refusals_through_the_cli_exit_1_in_one_line(cli: Callable[..., CliRun])
         (["scenario=guide/jacobian_matrix", "scenario.derivative=laplacian"],
          "scenario.derivative: unknown 'laplacian' (known: gradient, jacobian, batch_jacobian, hessian, "
          "jvp)"),
-        (["scenario=guide/batch_jacobian", "scenario.gradients.y=[w1]"],
-         "scenario.gradients.y: batch_jacobian needs y (7, 6) and w1 (5, 8) to share their first (batch) "
-         "dimension"),
+        (["scenario=guide/batch_jacobian", "scenario.gradients.y=[h.kernel]"],
+         "scenario.gradients.y: batch_jacobian needs y (7, 6) and h.kernel (5, 8) to share their first "
+         "(batch) dimension"),
         (["scenario=guide/jacobian_matrix", "scenario.derivative=jvp", "scenario.experimental_use_pfor=true",
-          "+scenario.tangents.w=[1.0, 2.0]"], "scenario.tangents.w: shape (2,) is not w's (5, 10)"),
+          "scenario.gradients.y=[x]", "+scenario.tangents.x=[1.0, 2.0]"],
+         "scenario.tangents.x: shape (2,) is not x's (7, 5)"),
     ]:
         run = cli(*args)
         output = run.stdout + run.stderr

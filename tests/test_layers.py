@@ -187,7 +187,7 @@ def test_a_user_layer_stack_through_the_cli(cli: Callable[..., CliRun], tmp_path
     ("scenario.gradients.loss=[y.kernal]",
      "scenario.gradients.loss: Dense step y has no variable 'kernal' (it has: kernel, bias)"),
     ("scenario.gradients.loss=[loss.kernel]",
-     "scenario.gradients.loss: 'loss.kernel' names no layer step before loss (<step>.<variable>)"),
+     "scenario.gradients.loss: 'loss.kernel' names no layer step at or before loss (<step>.<variable>)"),
     ("+scenario.targets.y.args.kernel_initializer={class_name: Lambda, config: {}}",
      "scenario.targets.y.args.kernel_initializer: {'class_name': 'Lambda', 'config': {}} is not plain data"),
     ("+scenario.targets.y.args.kernel_initializer=os.system",

@@ -39,6 +39,17 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_integer_dtype": {"dy/dx (int32)": None},
     "guide_stateful_op": {"dy/dx0 (through x1.assign_add)": None},
 }
+#: The shapes of the advanced guide's tensor results: Jacobians, a batch Jacobian, a Hessian, a gradient's
+#: gradient.
+GUIDE_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("guide_jacobian_scalar_source", "dy/ddelta"): (201,),
+    ("guide_jacobian_matrix", "dy/dy.kernel"): (7, 10, 5, 10),
+    ("guide_hessian", "d2loss/dh.kernel2"): (5, 8, 5, 8),
+    ("guide_batch_jacobian", "dy/dx"): (7, 6, 5),
+    ("guide_batch_norm", "dy/dx"): (7, 6, 7, 5),
+    ("guide_input_gradient", "dg1_mag/dy.kernel"): (5, 10),
+    ("guide_input_gradient", "dg1_mag/dy.bias"): (10,),
+}
 
 
 def _results(run: CliRun) -> dict[str, dict[str, Any]]:
@@ -49,12 +60,17 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     run = cli("experiment=tf_guide", timeout=900)
     assert run.returncode == 0, run.stderr
     results = _results(run)
-    assert len(results) == 30
+    assert len(results) == 32
     assert all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in results.values())
     for name, expected in GUIDE.items():
         for label, want in expected.items():
             got = results[name]["gradients"][label]
             assert (got is None) if want is None else np.allclose(got, want, rtol=1e-6), (name, label, got)
+    for (name, label), shape in GUIDE_SHAPES.items():
+        assert np.shape(results[name]["gradients"][label]) == shape, (name, label)
+    assert np.shape(results["guide_hessian"]["values"]["d2loss/dh.kernel2 Newton step"]) == (5, 8)
+    batch_norm = np.array(results["guide_batch_norm"]["gradients"]["dy/dx"])  # examples coupled: b != c
+    assert np.abs(batch_norm[0, :, 1, :]).max() > 1e-3 and np.abs(batch_norm[6, :, 2, :]).max() > 1e-3
     non_persistent = results["guide_non_persistent"]
     (refusal,) = [c for c in non_persistent["checks"] if "non-persistent" in c["name"]]
     assert "can only be used to compute one set of gradients" in refusal["detail"]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from runner import derivatives, snippets
+from runner import derivatives, layers, snippets
 from runner.checks import compare, directions, float64_differences, projection_check, projections
 from runner.result import Check, Outcome
 from runner.routines.support import check_dtype, timed_step
@@ -102,7 +102,7 @@ def tape_step(program: Any, forward: Forward, refused: dict[str, str],
                 _watch(program, tape, tensors)
                 results = forward(tensors)
             for target, sources in program.plan.items():
-                wrt = [tensors[s] if s in tensors else results[s] for s in sources]
+                wrt = [program.source(s, tensors, results) for s in sources]  # a layer's variable too
                 got: list[Any] = [None] * len(sources)
                 try:
                     got = ask(tape, target, results[target], wrt)
@@ -129,7 +129,7 @@ def _jvp_step(program: Any, forward: Forward, unconnected: tf.UnconnectedGradien
     def step(tensors: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         jvps, results = {}, {}
         for source, u in given.items():
-            with tf.autodiff.ForwardAccumulator(tensors[source], u) as acc:
+            with tf.autodiff.ForwardAccumulator(program.source(source, tensors, {}), u) as acc:
                 results = forward(tensors)
             for target, sources in program.plan.items():
                 if source in sources:
@@ -450,7 +450,8 @@ def snippet(program: Any, inputs: list[str], steps: list[str]) -> str:
             code = (f"np.asarray({given[source].tolist()!r})" if source in scenario.tangents else
                     f"np.random.default_rng({_tangent_seed(run.seed, source)!r}).standard_normal("
                     f"{program.shapes[source]!r})")
-            lines += ["", f"with tf.autodiff.ForwardAccumulator({source}, tf.constant({code}, "
+            primal = layers.code_source(source)  # an input, or a layer's variable
+            lines += ["", f"with tf.autodiff.ForwardAccumulator({primal}, tf.constant({code}, "
                           f"tf.{dtype})) as acc:", *steps]
             lines += [f'gradients["{derivatives.label(kind, t, source)}"] = acc.jvp({t}, {unconnected})'
                       for t, sources in program.plan.items() if source in sources]
@@ -464,11 +465,12 @@ def snippet(program: Any, inputs: list[str], steps: list[str]) -> str:
             og = (f", output_gradients=tf.constant({program.weights[target].tolist()!r}, tf.{dtype})"
                   if target in scenario.output_gradients else "")
             labels = [derivatives.label(kind, target, s) for s in sources]
+            wrt = ", ".join(map(layers.code_source, sources))  # a layer's variable: _weights['h.kernel']
             lines += ["    try:",
-                      f"        _grads = tape.gradient({target}, [{', '.join(sources)}]{og}, {unconnected})",
+                      f"        _grads = tape.gradient({target}, [{wrt}]{og}, {unconnected})",
                       f"    {refusal}",
                       f"        _grads = [None] * {len(sources)}",
-                      f"    _gradients.update(zip({labels!r}, zip(_grads, [{', '.join(sources)}])))"]
+                      f"    _gradients.update(zip({labels!r}, zip(_grads, [{wrt}])))"]
         lines += ["for _label, (_g, _source) in _gradients.items():  # the Jacobian of each gradient",
                   "    gradients[_label] = None if _g is None else outer.jacobian(",
                   "        _g, _source, unconnected_gradients=tf.UnconnectedGradients.ZERO)"]
@@ -477,9 +479,10 @@ def snippet(program: Any, inputs: list[str], steps: list[str]) -> str:
     pfor = scenario.experimental_use_pfor is not False
     for target, sources in program.plan.items():
         labels = [derivatives.label(kind, target, s) for s in sources]
-        ask = (f"tape.jacobian({target}, [{', '.join(sources)}], {unconnected}, experimental_use_pfor={pfor})"
+        wrt = ", ".join(map(layers.code_source, sources))
+        ask = (f"tape.jacobian({target}, [{wrt}], {unconnected}, experimental_use_pfor={pfor})"
                if kind == "jacobian" else
-               f"[tape.batch_jacobian({target}, _s, {unconnected}) for _s in [{', '.join(sources)}]]")
+               f"[tape.batch_jacobian({target}, _s, {unconnected}) for _s in [{wrt}]]")
         lines += ["try:", f"    _grads = {ask}", refusal, f"    _grads = [None] * {len(sources)}",
                   f"gradients.update(zip({labels!r}, _grads))"]
     if scenario.experimental_use_pfor == "both":

@@ -24,6 +24,7 @@ instead: :mod:`runner.routines.derivatives` asks for them and checks them.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr, layers, snippets
+from runner import expr, gradient_steps, layers, snippets
 from runner.arrays import NumPyBackend, SymPyArrays
 from runner.checks import compare, finite, float64_differences, projection_check, recorded
 from runner.result import Check, Curve, Outcome
@@ -51,21 +52,31 @@ SECOND_CALL_REFUSED = "A non-persistent GradientTape can only be used to compute
 
 @tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
 def evaluate_steps(
-    trees: Mapping[str, expr.Expr | layers.Step], env: Mapping[str, Any], backend: Any,
-    override: Mapping[str, Any] | None = None, upto: str | None = None,
+    trees: Mapping[str, expr.Expr | layers.Step | gradient_steps.GradientStep], env: Mapping[str, Any],
+    backend: Any, override: Mapping[str, Any] | None = None, upto: str | None = None,
 ) -> dict[str, Any]:
     """Each step in order over the inputs and the steps before it; ``override`` replaces a step's value
     (to differentiate with respect to it), ``upto`` stops after that step."""
     values = dict(env)
-    for name, tree in trees.items():
-        given = override is not None and name in override
-        if given:
-            values[name] = override[name]
-        else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
-            values[name] = tree(values, backend) if isinstance(tree, layers.Step) else expr.evaluate(
-                tree, values, backend)
-        if name == upto:
-            break
+    steps = {n: t for n, t in trees.items() if isinstance(t, gradient_steps.GradientStep)}
+    with contextlib.ExitStack() as stack:  # a gradient step's inner tape records from the start
+        tapes = (gradient_steps.inner_tapes(steps, values, stack)
+                 if steps and isinstance(backend, expr.TensorFlowBackend) else {})
+        for name, tree in trees.items():
+            given = override is not None and name in override
+            if given:
+                values[name] = override[name]
+            elif isinstance(tree, gradient_steps.GradientStep):  # on NumPy: nested float64 differences
+                values[name] = tapes[name].gradient(
+                    values[tree.target], values[tree.wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                ) if tapes else tree.numpy_value(trees, values, backend, evaluate_steps)
+            else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
+                values[name] = tree(values, backend) if isinstance(tree, layers.Step) else expr.evaluate(
+                    tree, values, backend)
+            for g in (g for g, step in steps.items() if step.wrt == name and g in tapes):
+                tapes[g].watch(values[name])
+            if name == upto:
+                break
     return {name: values[name] for name in trees if name in values}
 
 
@@ -78,10 +89,11 @@ class Program:
         self.shapes = program_shapes(scenario)
         self.layers = layers.build(scenario.targets, self.shapes, run.seed, run.dtype,
                                    scenario.watch_accessed_variables)
-        self.trees: dict[str, Any] = {}  # name -> parsed expression, or a built layers.Step
+        self.gradient_steps = gradient_steps.build(scenario.targets)
+        self.trees: dict[str, Any] = {}  # name -> parsed expression, a built layers.Step or a GradientStep
         for name, text in scenario.targets.items():
-            self.trees[name] = self.layers[name] if name in self.layers else expr.parse(
-                text, [*scenario.inputs, *self.trees])
+            built = self.layers.get(name) or self.gradient_steps.get(name)
+            self.trees[name] = built or expr.parse(text, [*scenario.inputs, *self.trees])
         self.values = {n: tf.constant(spec.array(run.seed, n), self.dtype)
                        for n, spec in scenario.inputs.items()}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
@@ -110,7 +122,7 @@ class Program:
         if key not in self._reaches:
             found: set[str] = set()
             tree = self.trees[name]
-            for used in (tree.gradient_names() if isinstance(tree, layers.Step)
+            for used in (tree.gradient_names() if isinstance(tree, layers.Step | gradient_steps.GradientStep)
                          else expr.gradient_names(tree, self.taken, conditions=conditions)):
                 found |= {used} | (self.reaches(used, conditions=conditions) if used in self.trees else set())
             self._reaches[key] = found
@@ -226,6 +238,8 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
         results, found, outcome.timings, extra = kinds.run_tape(
             program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
+    # Each layer's weights as drawn (h.kernel), so results.json holds every number a derivative reads.
+    outcome.inputs.update({n: v for n, v in program.held.items() if "." in n})
     outcome.values = {t: v.numpy() for t, v in results.items()} | extra
     outcome.gradients = {k: None if g is None else tf.convert_to_tensor(g).numpy() for k, g in found.items()}
     started = time.perf_counter()
@@ -311,6 +325,9 @@ def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] 
     run = program.run
     if not run.checks.analytic:
         return None
+    if program.gradient_steps:
+        return _skipped(outcome, "SymPy check skipped: a gradient step's value comes from an inner tape; "
+                                 "nested float64 differences check it")
     if program.layers:
         return _skipped(outcome, "SymPy check skipped: the program has Keras layers, which have no symbolic "
                                  "form here; float64 differences through their float64 twins check it")
@@ -460,7 +477,10 @@ def _snippet_steps(program: Program) -> list[str]:
     known = {n: expr.Code(n) for n in program.scenario.inputs}
     lines, texts = [], program.scenario.targets
     for name, tree in program.trees.items():
-        code = tree.call_code() if isinstance(tree, layers.Step) else expr.evaluate(tree, known, backend)
-        lines.append(f"    {name} = {code}  # {texts[name]}")
+        code = (tree.call_code() if isinstance(tree, layers.Step | gradient_steps.GradientStep)
+                else expr.evaluate(tree, known, backend))
+        lines.append((name, f"    {name} = {code}  # {texts[name]}"))
         known[name] = expr.Code(name)
-    return lines
+    if program.gradient_steps:  # nested in their inner tapes
+        return gradient_steps.snippet(program.gradient_steps, lines, program.scenario.inputs)
+    return [line for _, line in lines]
