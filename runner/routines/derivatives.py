@@ -178,9 +178,7 @@ def check(program: Any, outcome: Outcome, label: str, target: str, source: str,
     scenario, run = program.scenario, program.run
     kind = scenario.derivative
     tol = run.tolerances().float64_differences
-    delta = run.checks.tolerances["float64"].delta if "float64" in run.checks.tolerances else 1e-6
-    point = np.asarray(program.forward[source] if source in program.trees else program.held[source],
-                       dtype=np.float64)
+    delta, point = program.delta, program.point(source)
     fn, weight = program.forward_fn(target, source), program.weights[target]
     limit, count, seed = run.checks.fd_max_elements, run.checks.projections, run.seed
     differences = run.checks.finite_differences
@@ -395,8 +393,7 @@ def newton(program: Any, outcome: Outcome, label: str, target: str, source: str,
     """One Newton step -solve(H + damping I, g) in TensorFlow, shaped like the source, and its check
     against the step NumPy solves from the float64 oracle's H and g (second and first differences)."""
     scenario, run = program.scenario, program.run
-    point = np.asarray(program.forward[source] if source in program.trees else program.held[source],
-                       dtype=np.float64)
+    point = program.point(source)
     n, name = point.size, f"{label} Newton step vs float64 solve from second and first differences"
     weight = program.weights[target]
     gradient = program.vjp(target, source)(weight)  # the tape's gradient, on a fresh tape

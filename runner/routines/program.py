@@ -109,6 +109,14 @@ class Program:
         self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
             t: np.broadcast_to(np.asarray(scenario.output_gradients.get(t, 1.0), dtype=np.float64),
                                self.shapes[t]) for t in self.plan}
+        tolerances = run.checks.tolerances  # the float64 differences' step, whatever the run's dtype
+        self.delta = tolerances["float64"].delta if "float64" in tolerances else 1e-6
+
+    def point(self, source: str) -> np.ndarray:
+        """Where the oracles differentiate: a source's value in float64 (an input's or a layer
+        variable's held value, or a step's value from the float64 forward pass)."""
+        value = self.forward[source] if source in self.trees else self.held[source]
+        return np.asarray(value, dtype=np.float64)
 
     def taken(self, node: expr.IfExp) -> bool:
         return self.branches[node]
@@ -301,8 +309,7 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
 def _difference_check(program: Program, label: str, target: str, source: str, got: np.ndarray) -> Check:
     run = program.run
     tol = run.tolerances().float64_differences
-    delta = run.checks.tolerances["float64"].delta if "float64" in run.checks.tolerances else 1e-6
-    point = program.forward[source] if source in program.trees else program.held[source]
+    delta, point = program.delta, program.point(source)
     fn, weight = program.forward_fn(target, source), program.weights[target]
     if np.size(point) <= run.checks.fd_max_elements:
         want = float64_differences(fn, point, weight, delta)
