@@ -1,4 +1,5 @@
-"""A program's Jacobians, batch Jacobians, Hessians and JVPs: asked of the tape, then checked.
+"""A program's derivatives asked of the tape (gradients, Jacobians, batch Jacobians, Hessians, JVPs);
+all but gradients checked here too.
 
 ``derivative`` (runner/derivatives.py) chooses what the tape is asked for each entry
 of ``gradients``: ``tape.jacobian`` (pfor, its tf.while_loop, or both, timed apart
@@ -107,7 +108,7 @@ def tape_step(program: Any, forward: Forward, refused: dict[str, str],
                 try:
                     got = ask(tape, target, results[target], wrt)
                 except RuntimeError as err:
-                    if scenario.persistent:
+                    if scenario.persistent or target == next(iter(program.plan)):  # a first call's: real
                         raise
                     refused[target] = str(err).splitlines()[0]
                 asked.update({(target, s): (w, g) for s, w, g in zip(sources, wrt, got, strict=True)})

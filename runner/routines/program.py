@@ -38,7 +38,7 @@ from runner.checks import compare, finite, float64_differences, projection_check
 from runner.result import Check, Curve, Outcome
 from runner.routines import derivatives as kinds
 from runner.routines import pointwise
-from runner.routines.support import tf_dtype, timed_step
+from runner.routines.support import tf_dtype
 from runner.schema import ProgramInput, ProgramKind, ProgramScenario, RunConfig, Unconnected, program_shapes
 from runner.tfenv import tf
 
@@ -210,41 +210,13 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     program = Program(scenario, run)
     backend = expr.TensorFlowBackend(program.dtype, program.branches)
     tensors = {n: _tensor(spec, program.values[n], n) for n, spec in scenario.inputs.items()}
-    zero = scenario.unconnected_gradients is Unconnected.zero
-    unconnected = tf.UnconnectedGradients.ZERO if zero else tf.UnconnectedGradients.NONE
-    output_gradients = {t: tf.constant(program.weights[t], program.dtype) for t in scenario.output_gradients}
     refused: dict[str, str] = {}  # target -> TensorFlow's message; Python state, set at trace time
-
-    def step(tensors: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        with tf.GradientTape(persistent=scenario.persistent,
-                             watch_accessed_variables=scenario.watch_accessed_variables) as tape:
-            for n, spec in scenario.inputs.items():
-                if spec.watch:
-                    tape.watch(tensors[n])
-            results = evaluate_steps(program.trees, tensors, backend)
-        found: dict[str, Any] = {}
-        for target, sources in program.plan.items():
-            wrt = [program.source(s, tensors, results) for s in sources]
-            grads: list[Any] = [None] * len(sources)
-            try:
-                grads = tape.gradient(results[target], wrt, output_gradients=output_gradients.get(target),
-                                      unconnected_gradients=unconnected)
-            except RuntimeError as err:
-                if scenario.persistent or target == next(iter(program.plan)):  # a first call's error is real
-                    raise
-                refused[target] = str(err).splitlines()[0]
-            found.update({f"d{target}/d{s}": g for s, g in zip(sources, grads, strict=True)})
-        del tape
-        return results, found
-
-    extra: dict[str, np.ndarray] = {}
-    if scenario.derivative == "gradient":
-        outcome = Outcome(snippet=_snippet(program))
-        (results, found), outcome.timings = timed_step(step, run, tensors)
-    else:  # jacobian, batch_jacobian, hessian or jvp: runner/routines/derivatives.py
-        outcome = Outcome(snippet=kinds.snippet(program, _snippet_inputs(program), _snippet_steps(program)))
-        results, found, outcome.timings, extra = kinds.run_tape(
-            program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
+    gradient = scenario.derivative == "gradient"
+    outcome = Outcome(snippet=_snippet(program) if gradient else kinds.snippet(
+        program, _snippet_inputs(program), _snippet_steps(program)))
+    # The tape step, for every derivative kind (runner/routines/derivatives.py), compiled and timed.
+    results, found, outcome.timings, extra = kinds.run_tape(
+        program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
     # Each layer's weights as drawn (h.kernel), so results.json holds every number a derivative reads.
     outcome.inputs.update({n: v for n, v in program.held.items() if "." in n})
