@@ -38,7 +38,7 @@ def _app(cfg: DictConfig) -> float | None:
 
 
 _EXPRESSION_OVERRIDE = re.compile(
-    r"(?P<key>[+~]*scenario\.(?:function|(?:targets|outputs|closed_form)\.\w+))=(?P<value>[^'\"].*)", re.S
+    r"(?P<key>[+~]*scenario\.(?:function|(?:targets|closed_form)\.\w+))=(?P<value>[^'\"].*)", re.S
 )
 _SWEEP_FUNCTION = re.compile(r"(?:choice|range|interval|sort|shuffle|glob|tag|str|int|float|bool)\(")
 
@@ -46,7 +46,7 @@ _SWEEP_FUNCTION = re.compile(r"(?:choice|range|interval|sort|shuffle|glob|tag|st
 def quote_expressions(args: list[str]) -> list[str]:
     """Let ``scenario.function=x**3*cos(x)`` through Hydra's override grammar.
 
-    This covers scenario.function and scenario.{targets,outputs,closed_form}.<name>.
+    This covers scenario.function and scenario.{targets,closed_form}.<name>.
     Hydra reads parentheses as its own function calls, and commas, spaces and
     ``@`` as its own syntax, so an unquoted expression fails to parse. Each
     comma-separated value (a sweep's choices) is wrapped in quotes, splitting only

@@ -255,7 +255,9 @@ class SymPyArrays(_Arrays, expr.SymPyBackend):
         return np.expand_dims(out, axes) if keepdims else out
 
     def input_symbols(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """One real symbol per element, named like ``w[0, 1]``."""
+        """One real symbol per element, named like ``w[0, 1]``; a scalar's by its name alone."""
+        if not shape:
+            return np.asarray(self._sp.Symbol(name, real=True), dtype=object)
         flat = [self._sp.Symbol(f"{name}[{', '.join(map(str, i))}]", real=True) for i in np.ndindex(shape)]
-        return np.asarray(flat, dtype=object).reshape(shape) if shape else np.asarray(flat[0], dtype=object)
+        return np.asarray(flat, dtype=object).reshape(shape)
 

@@ -171,7 +171,6 @@ CASES: dict[str, tuple[str, ...]] = {}
 RETIRED: dict[str, dict[str, str]] = {}  # routine -> case -> the scenario that replaces it
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
 MAX_ORDER = 8
-MAX_PROBES = 256  # each probe is unrolled into the traced step
 _Schema = TypeVar("_Schema", bound=type)
 
 
@@ -238,51 +237,6 @@ class HigherOrderScenario(Scenario):
         if not 1 <= self.order <= MAX_ORDER:
             raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {self.order}")
         _parse(self.function, self.inputs, "scenario.function")
-
-
-@dataclass
-class VectorScenario(Scenario):
-    """f: R^n -> R^m. The scalar inputs, in order, form x; the outputs, in order, form f(x)."""
-
-    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
-    outputs: dict[str, str] = field(default_factory=dict)  # name -> expression over the inputs
-
-    def check(self) -> None:
-        _check_inputs(self)
-        _require_values(self.inputs)
-        if not self.outputs:
-            raise ConfigError("scenario.outputs: give at least one output, e.g. {f: x*y}")
-        for name, text in self.outputs.items():
-            _check_name(name, f"scenario.outputs.{name}")
-            _parse(text, self.inputs, f"scenario.outputs.{name}")
-
-
-@routine()
-@dataclass
-class JacobianScenario(VectorScenario):
-    """tape.jacobian at x, and tape.batch_jacobian over seeded points around it."""
-
-    routine: str = "jacobian"
-    batch: int = 8  # points for batch_jacobian (x plus seeded normal noise); 0 skips it
-
-    def check(self) -> None:
-        super().check()
-        if self.batch < 0:
-            raise ConfigError(f"scenario.batch must be 0 (no batch_jacobian) or more, got {self.batch}")
-
-
-@routine()
-@dataclass
-class ForwardModeScenario(VectorScenario):
-    """ForwardAccumulator JVPs against reverse-mode VJPs, by the dot-product test."""
-
-    routine: str = "forward_mode"
-    probes: int = 4  # seeded random (u, v) pairs
-
-    def check(self) -> None:
-        super().check()
-        if not 0 < self.probes <= MAX_PROBES:
-            raise ConfigError(f"scenario.probes must be between 1 and {MAX_PROBES}, got {self.probes}")
 
 
 @routine()
@@ -451,7 +405,8 @@ class ChecksConfig:
     float64_reference: list[str] = field(default_factory=list)  # dtypes also run in float64, to compare
     fd_max_elements: int = MISSING  # above this many input elements, sample that many for differences
     symbolic_max_elements: int = 64  # programs: SymPy's oracle up to this many input elements in all
-    projections: int = 1  # programs: random (u, v) pairs checked above fd_max_elements
+    projections: int = 1  # programs: random (u, v) pairs checked above fd_max_elements; a jvp's
+    #                        dot-product test: this many seeded cotangents v at every size
     tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
 
 
@@ -534,23 +489,58 @@ def _typed_once(schema: type, values: str, where: str) -> Any:
 
 
 def _as_program(scenario: dict[str, Any]) -> dict[str, Any]:
-    """A scenario saved (in a run's .hydra/config.yaml) by the routines programs replaced, as that program.
+    """A scenario saved (in a run's .hydra/config.yaml) by a routine a program replaced, as that program."""
+    translate = _FORMER_ROUTINES.get(scenario.get("routine"))
+    return scenario if translate is None else {**translate(scenario), "routine": "program"}
 
-    ``gradient`` was already the short form; ``persistent`` took every target with
-    respect to every input; ``unconnected``'s target was z (z1, z2, ... when an input
-    was called z).
-    """
-    routine = scenario.get("routine")
-    if routine not in ("gradient", "persistent", "unconnected"):
-        return scenario
-    program = {**scenario, "routine": "program"}
+
+def _fresh(name: str, taken: list[str]) -> str:
+    """``name``, or name1, name2, ... when an input or step is called that: as the former routines named."""
+    names = itertools.chain([name], (f"{name}{i}" for i in itertools.count(1)))
+    return next(n for n in names if n not in taken)
+
+
+def _from_persistent(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``persistent`` took every target with respect to every input."""
     inputs = list(scenario.get("inputs") or {})
-    if routine == "persistent":
-        program["gradients"] = {target: inputs for target in scenario.get("targets") or {}}
-    if routine == "unconnected":
-        names = itertools.chain(["z"], (f"z{i}" for i in itertools.count(1)))
-        program["target"] = next(n for n in names if n not in inputs)
-    return program
+    return {**scenario, "gradients": {target: inputs for target in scenario.get("targets") or {}}}
+
+
+def _from_unconnected(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``unconnected``'s function was the target z (z1, z2, ... when an input was called z)."""
+    return {**scenario, "target": _fresh("z", list(scenario.get("inputs") or {}))}
+
+
+def _vector(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``jacobian``'s and ``forward_mode``'s F: each output a step, then F stacking them, over the scalar
+    inputs (which the routines watched whatever their kind) with zeros where F reads no input."""
+    inputs = {name: {"value": spec.get("value")} for name, spec in (scenario.get("inputs") or {}).items()}
+    outputs = dict(scenario.get("outputs") or {})
+    target = _fresh("F", [*inputs, *outputs])
+    return {"name": scenario.get("name"), "description": scenario.get("description", ""), "inputs": inputs,
+            "targets": {**outputs, target: f"stack([{', '.join(outputs)}])"},
+            "gradients": {target: list(inputs)}, "unconnected_gradients": "zero"}
+
+
+def _from_jacobian(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``jacobian``: tape.jacobian both ways (pfor and tf.while_loop); its batch_jacobian is not kept."""
+    return {**_vector(scenario), "derivative": "jacobian", "experimental_use_pfor": "both",
+            "persistent": True}
+
+
+def _from_forward_mode(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``forward_mode``: a JVP with tangent 1 along each input, a column of the Jacobian; its probes are
+    the dot-product test's cotangents, as many as checks.projections."""
+    program = _vector(scenario)
+    return {**program, "derivative": "jvp", "tangents": dict.fromkeys(program["inputs"], 1.0)}
+
+
+#: Routines that programs replaced -> how a config they saved reads as the program (``gradient`` was
+#: already the short form).
+_FORMER_ROUTINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "gradient": dict, "persistent": _from_persistent, "unconnected": _from_unconnected,
+    "jacobian": _from_jacobian, "forward_mode": _from_forward_mode,
+}
 
 
 def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
@@ -664,11 +654,8 @@ def _finite(value: float) -> bool:
 
 
 def _expressions(scenario: Scenario) -> list[str]:
-    for key in ("function", "outputs"):
-        value = getattr(scenario, key, None)
-        if value:
-            return [value] if isinstance(value, str) else list(value.values())
-    return []
+    value = getattr(scenario, "function", None)
+    return [value] if value else []
 
 
 def _nested_shape(value: Any, where: str) -> tuple[int, ...]:
@@ -865,11 +852,10 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
     elif (texts := _expressions(scenario)) and hasattr(scenario, "inputs"):
         nodes = sum(expr.size(expr.parse(text, scenario.inputs)) for text in texts)
         n = max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())
-        n *= max(getattr(scenario, "batch", 1), 1)
         depth = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
         parts["tape"] = 2 * item * n * (nodes + len(scenario.inputs)) * depth
         parts["oracle"] = 8 * n * nodes * depth
-        if isinstance(scenario, VectorScenario | HessianScenario):
+        if isinstance(scenario, HessianScenario):
             parts["jacobians"] = 8 * n * len(scenario.inputs) * max(len(texts), len(scenario.inputs))
         # A full numerical Jacobian up to the limit. Above it every element is nudged at once:
         # the two nudged inputs, the two evaluations, their difference and two float64 copies.
@@ -890,10 +876,9 @@ def _check_oracle(run: RunConfig) -> None:
     # A program bounds its own oracle: SymPy is skipped, with a note, past a count of terms.
     if not texts or not hasattr(scenario, "inputs") or isinstance(scenario, ProgramScenario):
         return
-    where = next(f"scenario.{k}" for k in ("function", "outputs") if getattr(scenario, k, None))
     trees = {f"#{i}": expr.parse(text, scenario.inputs) for i, text in enumerate(texts)}
     order = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
-    work.check_oracle(trees, len(scenario.inputs), order, where)
+    work.check_oracle(trees, len(scenario.inputs), order, "scenario.function")
 
 
 def _check_memory(run: RunConfig) -> None:

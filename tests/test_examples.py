@@ -164,7 +164,7 @@ def test_a_misspelt_scenario_key_names_the_keys_meant(args: list[str], hint: str
 @pytest.mark.parametrize("args", [
     ["scenario.function=x**2", "scenario.inputs.x.value=3"],
     ["+scenario.fuction=x"],  # added on purpose: the schema answers once composed
-    ["scenario.outputs.anything=x", "scenario.inputs.new.value=1", "scenario.closed_form.x=1"],
+    ["scenario.targets.anything=x", "scenario.inputs.new.value=1", "scenario.closed_form.x=1"],
     ["scenario.inputs.x.linspace={start: 0, stop: 1, num: 3}", "~scenario.inputs.x.linspace"],
     ["--config-path", "scenario.fuction", "dtpye=float64"],  # only scenario keys are checked
 ])

@@ -288,11 +288,11 @@ def test_quoting_lets_commas_spaces_and_matmul_through() -> None:
     assert quote_expressions([
         "scenario.function=where(x > 0, x, 0)", "scenario.targets.y=x @ w + b",
         "+scenario.targets.q=x * [3.0, 4.0]", "scenario.function=x**2,where(x > 0, x, 0)",
-        "scenario.outputs.f=maximum(x, y)", "seed=1,2", "scenario.function='x,y'",
+        "scenario.closed_form.x=maximum(x, y)", "seed=1,2", "scenario.function='x,y'",
     ]) == [
         "scenario.function='where(x > 0, x, 0)'", "scenario.targets.y='x @ w + b'",
         "+scenario.targets.q='x * [3.0, 4.0]'", "scenario.function='x**2','where(x > 0, x, 0)'",
-        "scenario.outputs.f='maximum(x, y)'", "seed=1,2", "scenario.function='x,y'",
+        "scenario.closed_form.x='maximum(x, y)'", "seed=1,2", "scenario.function='x,y'",
     ]
 
 
