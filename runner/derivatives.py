@@ -73,6 +73,9 @@ def check(scenario: ProgramScenario, shapes: dict[str, Shape]) -> None:
                 if not t or not s or t[0] != s[0]:
                     raise ConfigError(f"{where}: batch_jacobian needs {target} {t} and {source} {s} to share "
                                       "their first (batch) dimension")
+                if len(t) < 2 or len(s) < 2:
+                    raise ConfigError(f"{where}: batch_jacobian needs {target} {t} and {source} {s} to have "
+                                      "a dimension after the batch's (reshape a vector to (batch, 1))")
         if kind == "jvp":
             for source in sources:
                 if source not in scenario.inputs and "." not in source:  # "." : a layer's variable

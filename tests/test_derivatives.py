@@ -233,6 +233,8 @@ def test_second_differences_are_exact_enough_for_float64() -> None:
          "batch_jacobian needs y (3, 4) and w (2, 4) to share their first (batch) dimension"),
         ({"y": "reduce_sum(x)"}, {"y": ["x"]}, {"derivative": "batch_jacobian"},
          "batch_jacobian needs y () and x (3, 2)"),
+        ({"y": "reduce_sum(x, axis=1)"}, {"y": ["x"]}, {"derivative": "batch_jacobian"},
+         "batch_jacobian needs y (3,) and x (3, 2) to have a dimension after the batch's"),
         ({"y": "x @ w"}, {"y": ["w"]}, {"derivative": "jacobian", "experimental_use_pfor": False},
          "set scenario.persistent=true"),
         ({"y": "x @ w"}, {"y": ["w"]}, {"derivative": "jacobian", "experimental_use_pfor": "sometimes"},

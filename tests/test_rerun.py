@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -96,19 +97,55 @@ scenario:
 """
 
 
-@pytest.mark.slow
-def test_a_run_saved_by_a_former_routine_reruns_as_its_program(tmp_path: Path) -> None:
+#: The same while ``jacobian`` was (its batch_jacobian at 8 seeded points is not kept).
+OLD_JACOBIAN = """\
+scenario:
+  name: jacobian
+  routine: jacobian
+  description: The Jacobian of F, one row per output and one column per input.
+  inputs:
+    x:
+      value: 1.0
+    'y':
+      value: 2.0
+    z:
+      value: 0.5
+  outputs:
+    f: x*y*z
+    g: sin(x) + y**2 - exp(z)
+  batch: 8
+"""
+
+
+def _rerun_as_saved_by(old: str, tmp_path: Path) -> dict[str, Any]:
+    """results.json of a run whose .hydra/config.yaml holds the ``old`` scenario, rerun from there."""
     first = _run(["tape-runner", "scenario=persistent"], tmp_path / "a")
     assert first.returncode == 0, first.stderr
     config = _only_run(tmp_path / "a") / ".hydra" / "config.yaml"
     saved = yaml.safe_load(config.read_text())
-    saved["scenario"] = yaml.safe_load(OLD_PERSISTENT)["scenario"]
+    saved["scenario"] = yaml.safe_load(old)["scenario"]
     config.write_text(yaml.safe_dump(saved))
     again = _run(["tape-runner", "--config-path", str(config.parent), "--config-name", "config"],
                  tmp_path / "b")
     assert again.returncode == 0, again.stderr
-    record = json.loads((_only_run(tmp_path / "b") / "results.json").read_text())
-    assert record["status"] == "ok" and record["gradients"] == {"dy/dx": 6.0, "dz/dx": None}
+    record: dict[str, Any] = json.loads((_only_run(tmp_path / "b") / "results.json").read_text())
+    assert record["status"] == "ok"
+    return record
+
+
+@pytest.mark.slow
+def test_a_jacobian_run_saved_by_its_former_routine_reruns_as_its_program(tmp_path: Path) -> None:
+    record = _rerun_as_saved_by(OLD_JACOBIAN, tmp_path)
+    columns = [record["gradients"][f"dF/d{s}"] for s in ("x", "y", "z")]
+    want = [[1.0, 0.5, 2.0], [math.cos(1.0), 4.0, -math.exp(0.5)]]  # [[y*z, x*z, x*y], [cos x, 2y, -e^z]]
+    assert [[c[row] for c in columns] for row in (0, 1)] == [pytest.approx(r, rel=1e-6) for r in want]
+    assert record["values"]["f"] == 1.0 and "jacobian_while_loop" in record["timings"]
+
+
+@pytest.mark.slow
+def test_a_run_saved_by_a_former_routine_reruns_as_its_program(tmp_path: Path) -> None:
+    record = _rerun_as_saved_by(OLD_PERSISTENT, tmp_path)
+    assert record["gradients"] == {"dy/dx": 6.0, "dz/dx": None}
     (refusal,) = [c for c in record["checks"] if "raises RuntimeError" in c["name"]]
     assert refusal["passed"] and "can only be used to compute one set of gradients" in refusal["detail"]
 

@@ -1,7 +1,8 @@
-"""Vector-valued routines: tape.jacobian, forward mode against reverse mode, and an MLP's gradients.
+"""Vector-valued scenarios: tape.jacobian and forward mode as programs, and an MLP's gradients.
 
-The default F(x, y, z) = (x*y*z, sin(x) + y**2 - exp(z)) has the Jacobian
-[[y*z, x*z, x*y], [cos(x), 2y, -exp(z)]], which the tests evaluate themselves.
+jacobian and forward_mode differentiate F(x, y, z) = (x*y*z, sin(x) + y**2 - exp(z)),
+whose Jacobian [[y*z, x*z, x*y], [cos(x), 2y, -exp(z)]] the tests evaluate themselves:
+tape.jacobian(F, [x, y, z]) and one JVP per input with tangent 1 both give its columns.
 The MLP's gradients are checked against complex-step derivatives computed here:
 f'(p) = Im f(p + ih) / h has no subtractive cancellation, so it is exact to
 rounding for any h as small as 1e-30, and shares no code with the routine.
@@ -9,17 +10,22 @@ rounding for any h as small as 1e-30, and shares no code with the routine.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from runner.routines import run_routine
+from runner.routines.derivatives import dot_product_check
+from runner.schema import Tolerance, load_run
 from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 
 Cli = Callable[..., CliRun]
+SOURCES = ("x", "y", "z")
 
 
 def _jacobian(x: Any, y: Any, z: Any) -> np.ndarray:
@@ -30,119 +36,166 @@ def _jacobian(x: Any, y: Any, z: Any) -> np.ndarray:
 
 
 AT_DEFAULT = _jacobian(1.0, 2.0, 0.5)  # [[1, 0.5, 2], [cos 1, 4, -exp 0.5]]
+F_AT_DEFAULT = [1.0 * 2.0 * 0.5, math.sin(1.0) + 2.0**2 - math.exp(0.5)]
+
+
+def _columns(gradients: dict[str, Any]) -> np.ndarray:
+    """dF/dx, dF/dy, dF/dz side by side: the Jacobian, shape (outputs, 3)."""
+    return np.stack([np.asarray(gradients[f"dF/d{s}"], dtype=np.float64) for s in SOURCES], axis=-1)
 
 
 # ---------------------------------------------------------------- jacobian
 
-def test_jacobian_of_the_default_function(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=jacobian")))
-    np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=1e-6, atol=1e-7)
-    assert outcome.gradients["dF/dX"][1, 0] == pytest.approx(np.cos(1.0), rel=1e-6)
-    assert outcome.values["f"] == pytest.approx(1.0)
-    assert outcome.values["g"] == pytest.approx(np.sin(1.0) + 4 - np.exp(0.5), rel=1e-6)
-    np.testing.assert_array_equal(outcome.values["dF/dX (while_loop)"], outcome.gradients["dF/dX"])
-    assert outcome.analytic["dF/dX"] == "Matrix([[y*z, x*z, x*y], [cos(x), 2*y, -exp(z)]])"
-    names = {c.name for c in outcome.checks}
-    assert {"dF/dX vs SymPy", "dF/dX vs finite differences", "dF/dX: pfor = while_loop",
-            "dF/dX (batch) vs SymPy"} <= names
-    assert {"jacobian_pfor", "jacobian_while_loop", "batch_jacobian"} <= set(outcome.timings)
-
-
-def test_batch_jacobian_at_every_seeded_point(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=jacobian", "scenario.batch=5", "dtype=float64")))
-    points = outcome.inputs["X (batch)"]
-    assert points.shape == (5, 3)
-    offsets = points - [1.0, 2.0, 0.5]
-    assert 0 < np.abs(offsets).max() < 1  # X plus small seeded noise
-    got = outcome.gradients["dF/dX (batch)"]
-    assert got.shape == (5, 2, 3)
-    np.testing.assert_allclose(got, _jacobian(*points.T), rtol=1e-13)
-    assert outcome.values["F (batch)"][:, 0] == pytest.approx(points.prod(axis=1), rel=1e-13)
-    other = run_routine(load("scenario=jacobian", "scenario.batch=5", "dtype=float64", "seed=1"))
-    assert not np.array_equal(other.inputs["X (batch)"], points)
-    np.testing.assert_array_equal(other.gradients["dF/dX"], outcome.gradients["dF/dX"])
+@pytest.mark.slow
+def test_cli_jacobian_both_paths_and_its_snippet(cli: Cli) -> None:
+    run = cli("scenario=jacobian")
+    results = run.ok()
+    assert results["scenario"] == "jacobian"
+    assert list(results["gradients"]) == ["dF/dx", "dF/dy", "dF/dz"]
+    np.testing.assert_allclose(_columns(results["gradients"]), AT_DEFAULT, rtol=1e-6, atol=1e-7)
+    assert results["gradients"]["dF/dx"][1] == pytest.approx(math.cos(1.0), rel=1e-6)
+    np.testing.assert_allclose(results["values"]["F"], F_AT_DEFAULT, rtol=1e-6)
+    for source in SOURCES:  # the tf.while_loop's Jacobian is pfor's
+        assert results["values"][f"dF/d{source} (while_loop)"] == results["gradients"][f"dF/d{source}"]
+    names = {c["name"] for c in results["checks"]}
+    assert {"dF/dx vs SymPy", "dF/dy vs float64 central differences (every element)",
+            "dF/dz: pfor = while_loop"} <= names
+    assert results["analytic"]["dF/dz"] == "dF/dz = [x*y, -exp(z)]"
+    assert {"tape", "jacobian_while_loop"} <= set(results["timings"])
+    assert_snippets_reproduce(run.run_dirs())
 
 
 @pytest.mark.parametrize("compile_mode", ["function", "xla"])
 def test_jacobian_compiled_in_float64(load: Callable[..., Any], compile_mode: str) -> None:
     outcome = assert_passed(run_routine(load("scenario=jacobian", "dtype=float64",
                                              f"compile={compile_mode}")))
-    np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=1e-14)
-    assert {"jacobian_pfor_repeat", "jacobian_while_loop_repeat", "batch_jacobian_repeat"} <= set(
-        outcome.timings)
-
-
-def test_jacobian_without_a_batch(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=jacobian", "scenario.batch=0")))
-    assert set(outcome.gradients) == {"dF/dX"}
-    assert "batch_jacobian" not in outcome.timings and "X (batch)" not in outcome.inputs
+    np.testing.assert_allclose(_columns(outcome.gradients), AT_DEFAULT, rtol=1e-14)
+    assert {"tape_repeat", "jacobian_while_loop_repeat"} <= set(outcome.timings)
 
 
 def test_jacobian_in_float16_under_xla(load: Callable[..., Any]) -> None:
     outcome = assert_passed(run_routine(load("scenario=jacobian", "dtype=float16", "compile=xla")))
-    assert outcome.gradients["dF/dX"].dtype == np.float16
-    np.testing.assert_allclose(outcome.gradients["dF/dX"], AT_DEFAULT, rtol=2e-3)
+    assert outcome.gradients["dF/dx"].dtype == np.float16
+    np.testing.assert_allclose(_columns(outcome.gradients), AT_DEFAULT, rtol=2e-3)
 
 
-def test_an_output_that_reads_no_input_has_a_zero_row(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=jacobian", "+scenario.outputs.h=x**2",
-                                             "scenario.outputs.f=3",
-                                             "dtype=float64")))
-    want = np.array([[0, 0, 0], AT_DEFAULT[1], [2, 0, 0]])
-    np.testing.assert_allclose(outcome.gradients["dF/dX"], want, rtol=1e-14)
-    np.testing.assert_array_equal(outcome.gradients["dF/dX (batch)"][:, 0], 0)
+def test_a_third_output_is_a_third_row(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load(
+        "scenario=jacobian", "dtype=float64",
+        "scenario.targets.F='stack([x*y*z, sin(x) + y**2 - exp(z), x**2 - z])'")))
+    want = np.vstack([AT_DEFAULT, [2 * 1.0, 0, -1]])  # d(x**2 - z) = (2x, 0, -1)
+    np.testing.assert_allclose(_columns(outcome.gradients), want, rtol=1e-14)
+
+
+def test_a_source_f_does_not_read_has_a_zero_column_when_asked(load: Callable[..., Any]) -> None:
+    none = assert_passed(run_routine(load("scenario=jacobian", "scenario.targets.F='stack([3, x**2])'")))
+    assert none.gradients["dF/dy"] is None and "F does not depend on y" in none.notes["dF/dy"]
+    np.testing.assert_allclose(none.gradients["dF/dx"], [0.0, 2.0])
+    zero = assert_passed(run_routine(load("scenario=jacobian", "scenario.targets.F='stack([3, x**2])'",
+                                          "scenario.unconnected_gradients=zero")))
+    assert zero.gradients["dF/dz"].tolist() == [0.0, 0.0]
 
 
 # ---------------------------------------------------------------- forward_mode
 
-def test_forward_and_reverse_mode_build_the_same_jacobian(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=forward_mode")))
-    for label in ("dF/dX (forward)", "dF/dX (reverse)"):
-        np.testing.assert_allclose(outcome.gradients[label], AT_DEFAULT, rtol=1e-6, atol=1e-7)
-    names = {c.name for c in outcome.checks}
-    assert {"dF/dX (forward) vs SymPy", "dF/dX (reverse) vs finite differences",
-            "dF/dX: forward = reverse"} <= names
+@pytest.mark.slow
+def test_cli_forward_mode_columns_dot_product_test_and_snippet(cli: Cli) -> None:
+    run = cli("scenario=forward_mode", "dtype=float64", "checks.projections=5")
+    results = run.ok()
+    assert list(results["gradients"]) == ["dF/dx", "dF/dy", "dF/dz"]
+    np.testing.assert_allclose(_columns(results["gradients"]), AT_DEFAULT, rtol=1e-14)
+    np.testing.assert_allclose(results["values"]["F"], F_AT_DEFAULT, rtol=1e-15)
+    assert all(results["values"][f"dF/d{s} tangent"] == 1.0 for s in SOURCES)
+    checks = {c["name"]: c for c in results["checks"]}
+    for source in SOURCES:
+        assert f"dF/d{source} vs SymPy" in checks
+        assert f"dF/d{source} vs float64 directional central difference (every element)" in checks
+        dot = checks[f"dF/d{source}: dot-product test v.(J u) = u.(J^T v) with the tape's VJP"]
+        assert dot["max_abs_err"] < 1e-12  # in float64 the two modes agree to rounding
+        assert dot["detail"].endswith("(the worst of 5 seeded cotangents v)")
+    assert_snippets_reproduce(run.run_dirs())
 
 
-def test_the_dot_product_test(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=forward_mode", "scenario.probes=7", "dtype=float64")))
-    values = outcome.values
-    u, v = values["probe u"], values["probe v"]
-    assert u.shape == (7, 3) and v.shape == (7, 2)
-    np.testing.assert_allclose(values["J u"], u @ AT_DEFAULT.T, rtol=1e-13)
-    np.testing.assert_allclose(values["J^T v"], v @ AT_DEFAULT, rtol=1e-13)
-    exact = np.einsum("ki,ij,kj->k", v, AT_DEFAULT, u)  # v^T J u
-    np.testing.assert_allclose(values["<u, J^T v>"], exact, rtol=1e-13)
-    np.testing.assert_allclose(values["<J u, v>"], exact, rtol=1e-13)
-    assert values["|<u, J^T v> - <J u, v>|"].max() < 1e-13
-    probes = [c for c in outcome.checks if c.name.startswith("dot-product test")]
-    assert len(probes) == 7 and all(c.max_abs_err <= c.tol < 1e-8 for c in probes)
+def test_tangents_scale_the_columns(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load("scenario=forward_mode", "dtype=float64",
+                                             "scenario.tangents.x=0.5", "scenario.tangents.y=-1")))
+    np.testing.assert_allclose(_columns(outcome.gradients), AT_DEFAULT * [0.5, -1, 1], rtol=1e-14)
+
+
+def test_the_dot_product_test_takes_the_worst_of_its_cotangents_and_catches_a_wrong_vjp() -> None:
+    u = np.array([0.3, -1.2, 0.7])
+    got = AT_DEFAULT @ u  # J u
+    tol = Tolerance(rtol=1e-12, atol=0.0)
+    right = dot_product_check("dF/dX", got, lambda v: v @ AT_DEFAULT, u, 0, tol, count=3)
+    assert right.passed and right.detail.endswith("(the worst of 3 seeded cotangents v)")
+    wrong = dot_product_check("dF/dX", got, lambda v: 1.01 * (v @ AT_DEFAULT), u, 0, tol, count=3)
+    rng = np.random.default_rng([0, *b"cotangent"])
+    gaps = [abs(0.01 * float(v @ got)) for v in (rng.standard_normal(2) for _ in range(3))]
+    assert not wrong.passed and wrong.max_abs_err == pytest.approx(max(gaps), rel=1e-9)
 
 
 @pytest.mark.parametrize("compile_mode", ["function", "xla"])
 def test_forward_mode_compiled_in_float64(load: Callable[..., Any], compile_mode: str) -> None:
     outcome = assert_passed(run_routine(load("scenario=forward_mode", "dtype=float64",
                                              f"compile={compile_mode}")))
-    np.testing.assert_allclose(outcome.gradients["dF/dX (forward)"], AT_DEFAULT, rtol=1e-14)
-    np.testing.assert_allclose(outcome.gradients["dF/dX (reverse)"], AT_DEFAULT, rtol=1e-14)
+    np.testing.assert_allclose(_columns(outcome.gradients), AT_DEFAULT, rtol=1e-14)
 
 
 def test_forward_mode_in_float16(load: Callable[..., Any]) -> None:
     outcome = assert_passed(run_routine(load("scenario=forward_mode", "dtype=float16", "compile=function")))
-    np.testing.assert_allclose(outcome.gradients["dF/dX (forward)"], AT_DEFAULT, rtol=2e-3)
+    assert outcome.gradients["dF/dx"].dtype == np.float16
+    np.testing.assert_allclose(_columns(outcome.gradients), AT_DEFAULT, rtol=2e-3)
 
 
 def test_an_infinite_partial_fails_every_check_that_sees_it(load: Callable[..., Any]) -> None:
-    # d sqrt(x - 1)/dx is infinite at x = 1; forward mode multiplies it by the zero
-    # x-component of e_y and e_z, and inf * 0 is NaN. Neither may pass.
-    outcome = run_routine(load("scenario=forward_mode", "scenario.outputs.f='sqrt(x - 1)'"))
+    # d sqrt(x - 1)/dx is infinite at x = 1; the dot-product test multiplies it by v.
+    outcome = run_routine(load("scenario=forward_mode", "scenario.targets.F='stack([sqrt(x - 1), y])'"))
     assert not outcome.passed
-    forward = outcome.gradients["dF/dX (forward)"]
-    assert forward[0, 0] == np.inf and np.isnan(forward[0, 1:]).all()
-    assert outcome.gradients["dF/dX (reverse)"][0, 0] == np.inf
+    assert outcome.gradients["dF/dx"][0] == np.inf and outcome.gradients["dF/dy"].tolist() == [0.0, 1.0]
     failed = {c.name for c in outcome.checks if not c.passed}
-    assert {"dF/dX (forward) finite", "dF/dX (reverse) finite", "dot-product test 0: <u, J^T v> = <J u, v>"
-            } <= failed
+    assert {"dF/dx finite", "dF/dx: dot-product test v.(J u) = u.(J^T v) with the tape's VJP"} <= failed
+    assert not {n for n in failed if n.startswith("dF/dy")}
+
+
+# ---------------------------------------------------------------- configs the former routines saved
+
+#: scenario=jacobian and scenario=forward_mode as a run saved them (.hydra/config.yaml) while each was a
+#: routine of its own, word for word but for the descriptions.
+OLD_JACOBIAN = {"name": "jacobian", "routine": "jacobian", "description": "The Jacobian of F.",
+                "inputs": {"x": {"value": 1.0}, "y": {"value": 2.0}, "z": {"value": 0.5}},
+                "outputs": {"f": "x*y*z", "g": "sin(x) + y**2 - exp(z)"}, "batch": 8}
+OLD_FORWARD_MODE = {**OLD_JACOBIAN, "name": "forward_mode", "routine": "forward_mode",
+                    "description": "JVPs against VJPs.", "probes": 4}
+OLD_SCENARIOS = {"jacobian": OLD_JACOBIAN, "forward_mode": OLD_FORWARD_MODE}
+
+
+@pytest.mark.parametrize("routine", OLD_SCENARIOS)
+def test_a_config_saved_by_the_former_routine_runs_as_its_program(
+        compose_config: Callable[..., Any], routine: str) -> None:
+    saved = OmegaConf.to_container(compose_config(), enum_to_str=True)
+    saved["scenario"] = OLD_SCENARIOS[routine]
+    saved["dtype"] = "float64"
+    run = load_run(saved)
+    scenario = run.scenario
+    assert scenario.routine == "program" and scenario.name == routine
+    assert scenario.targets == {"f": "x*y*z", "g": "sin(x) + y**2 - exp(z)", "F": "stack([f, g])"}
+    assert scenario.plan() == {"F": ["x", "y", "z"]}
+    assert scenario.derivative == {"jacobian": "jacobian", "forward_mode": "jvp"}[routine]
+    outcome = assert_passed(run_routine(run))
+    np.testing.assert_allclose(_columns(outcome.gradients), AT_DEFAULT, rtol=1e-14)
+    assert outcome.values["f"] == 1.0 and outcome.values["g"] == pytest.approx(F_AT_DEFAULT[1], rel=1e-15)
+    if routine == "jacobian":  # both paths, as the routine timed them
+        assert "jacobian_while_loop" in outcome.timings
+
+
+def test_a_former_routines_input_called_f_keeps_its_name(compose_config: Callable[..., Any]) -> None:
+    saved = OmegaConf.to_container(compose_config(), enum_to_str=True)
+    saved["scenario"] = {**OLD_JACOBIAN, "inputs": {"F": {"value": 2.0}}, "outputs": {"f": "F**2", "c": "3"}}
+    scenario = load_run(saved).scenario
+    assert scenario.targets == {"f": "F**2", "c": "3", "F1": "stack([f, c])"}
+    assert scenario.plan() == {"F1": ["F"]}
+    outcome = assert_passed(run_routine(load_run(saved)))
+    np.testing.assert_allclose(outcome.gradients["dF1/dF"], [4.0, 0.0])
 
 
 # ---------------------------------------------------------------- mlp
@@ -244,29 +297,6 @@ def test_mlp_large_layers_check_a_sample_by_finite_differences(load: Callable[..
 
 
 # ---------------------------------------------------------------- the CLI and the snippets
-
-@pytest.mark.slow
-def test_cli_jacobian_and_its_snippet(cli: Cli) -> None:
-    run = cli("scenario=jacobian")
-    results = run.ok()
-    np.testing.assert_allclose(results["gradients"]["dF/dX"], AT_DEFAULT, rtol=1e-6, atol=1e-7)
-    points = np.array(results["inputs"]["X (batch)"])
-    assert points.shape == (8, 3)
-    np.testing.assert_allclose(results["gradients"]["dF/dX (batch)"], _jacobian(*points.T), rtol=1e-5)
-    assert {"jacobian_pfor", "jacobian_while_loop"} <= set(results["timings"])
-    assert_snippets_reproduce(run.run_dirs())
-
-
-@pytest.mark.slow
-def test_cli_forward_mode_and_its_snippet(cli: Cli) -> None:
-    run = cli("scenario=forward_mode", "dtype=float64")
-    results = run.ok()
-    for label in ("dF/dX (forward)", "dF/dX (reverse)"):
-        np.testing.assert_allclose(results["gradients"][label], AT_DEFAULT, rtol=1e-14)
-    assert len(results["values"]["<u, J^T v>"]) == 4
-    np.testing.assert_allclose(results["values"]["<u, J^T v>"], results["values"]["<J u, v>"], rtol=1e-13)
-    assert_snippets_reproduce(run.run_dirs())
-
 
 @pytest.mark.slow
 def test_cli_mlp_and_its_snippet(cli: Cli) -> None:
