@@ -529,8 +529,8 @@ def _from_jacobian(scenario: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_forward_mode(scenario: dict[str, Any]) -> dict[str, Any]:
-    """``forward_mode``: a JVP with tangent 1 along each input, a column of the Jacobian; its probes are
-    the dot-product test's cotangents, as many as checks.projections."""
+    """``forward_mode``: a JVP with tangent 1 along each input, a column of the Jacobian. Its probes are
+    not kept: the dot-product test takes checks.projections cotangents."""
     program = _vector(scenario)
     return {**program, "derivative": "jvp", "tangents": dict.fromkeys(program["inputs"], 1.0)}
 

@@ -28,15 +28,9 @@ Cli = Callable[..., CliRun]
 SOURCES = ("x", "y", "z")
 
 
-def _jacobian(x: Any, y: Any, z: Any) -> np.ndarray:
-    """dF/dX of the default F, at one point or at arrays of points: shape (..., 2, 3)."""
-    x, y, z = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (x, y, z)))
-    rows = [[y * z, x * z, x * y], [np.cos(x), 2 * y, -np.exp(z)]]
-    return np.moveaxis(np.array(rows), (0, 1), (-2, -1))
-
-
-AT_DEFAULT = _jacobian(1.0, 2.0, 0.5)  # [[1, 0.5, 2], [cos 1, 4, -exp 0.5]]
-F_AT_DEFAULT = [1.0 * 2.0 * 0.5, math.sin(1.0) + 2.0**2 - math.exp(0.5)]
+X, Y, Z = 1.0, 2.0, 0.5
+AT_DEFAULT = np.array([[Y * Z, X * Z, X * Y], [math.cos(X), 2 * Y, -math.exp(Z)]])  # dF/dX
+F_AT_DEFAULT = [X * Y * Z, math.sin(X) + Y**2 - math.exp(Z)]
 
 
 def _columns(gradients: dict[str, Any]) -> np.ndarray:
@@ -83,7 +77,7 @@ def test_a_third_output_is_a_third_row(load: Callable[..., Any]) -> None:
     outcome = assert_passed(run_routine(load(
         "scenario=jacobian", "dtype=float64",
         "scenario.targets.F='stack([x*y*z, sin(x) + y**2 - exp(z), x**2 - z])'")))
-    want = np.vstack([AT_DEFAULT, [2 * 1.0, 0, -1]])  # d(x**2 - z) = (2x, 0, -1)
+    want = np.vstack([AT_DEFAULT, [2 * X, 0, -1]])  # d(x**2 - z) = (2x, 0, -1)
     np.testing.assert_allclose(_columns(outcome.gradients), want, rtol=1e-14)
 
 
