@@ -330,14 +330,15 @@ class Step:
         if self._pre is None:
             self._pre = False
             if self.spec.layer == "Dense" and not getattr(self.twin, "lora_enabled", True):
-                kernel, bias = self.held[f"{self.name}.kernel"], self.held.get(f"{self.name}.bias", 0.0)
+                bias = self.held.get(f"{self.name}.bias", 0.0)
                 x = np.asarray(values[self.spec.input], dtype=np.float64)
                 twin = np.asarray(values[self.name], dtype=np.float64)
                 first, out = x.reshape(-1, x.shape[-1])[:1], twin.reshape(-1, twin.shape[-1])[:1]
                 scale = float(np.max(np.abs(out), initial=1.0))
-                if np.allclose(self._activation(_matmul(first, kernel) + bias), out, rtol=0.0,
+                held = self._held_tensors[f"{self.name}.kernel"]  # the twin's, not converted again
+                if np.allclose(self._activation(_matmul(first, held) + bias), out, rtol=0.0,
                                atol=AFFINE_AGREEMENT * scale):
-                    self._pre = twin if self._linear() else _matmul(x, kernel).reshape(twin.shape) + bias
+                    self._pre = twin if self._linear() else _matmul(x, held).reshape(twin.shape) + bias
         return None if self._pre is False else self._pre
 
     def _linear(self) -> bool:
@@ -389,7 +390,8 @@ def _matmul(a: Any, b: Any) -> Any:
     from runner.tfenv import tf
 
     a = np.asarray(a, dtype=np.float64)
-    return tf.linalg.matmul(tf.constant(a.reshape(-1, a.shape[-1])), tf.constant(b, tf.float64)).numpy()
+    rows = tf.constant(a.reshape(-1, a.shape[-1]))
+    return tf.linalg.matmul(rows, tf.convert_to_tensor(b, tf.float64)).numpy()
 
 
 def build(targets: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], seed: int, dtype: str,
