@@ -40,8 +40,9 @@ KEYS = ("layer", "input", "args", "training")
 NAMED = {"initializer": "initializers", "activation": "activations", "regularizer": "regularizers",
          "constraint": "constraints"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-#: How closely (relative to the output's largest value) a Dense layer's ``activation(x @ K + b)``, by
-#: NumPy, must agree with its float64 twin's output before nudges share it (float64 rounding is ~1e-16).
+#: How closely (relative to the output's largest value) a Dense layer's ``activation(x @ K + b)`` on its
+#: first example must agree with its float64 twin's output before nudges share x @ K + b (float64
+#: rounding is ~1e-16).
 AFFINE_AGREEMENT = 1e-10
 
 
@@ -383,8 +384,9 @@ class Step:
 
 
 def _matmul(a: Any, b: Any) -> Any:
-    """``a @ b`` over a's last axis, in float64: TensorFlow's product, as the twin's (a million-weight
-    kernel times a batch: NumPy's threaded BLAS stalls when TensorFlow's threads still hold the cores)."""
+    """``a @ b`` over a's last axis, in float64: TensorFlow's product, as the twin's. (NumPy's threaded
+    BLAS, faster alone, made the million-weight check's median 1.5x slower when other threads held
+    the cores.)"""
     import numpy as np
 
     from runner.tfenv import tf
