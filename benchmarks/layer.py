@@ -2,10 +2,12 @@
 
 Dense(1024) on a (64, 1024) batch holds 1024 x 1024 + 1024 weights; the kernel's and
 the bias's gradients are each checked by random projections v.(J u) (above
-``checks.fd_max_elements``), through a float64 copy of the layer holding the same
-weights. This measures the runner's own ``timings.checks`` (every check of the run)
-against ``timings.tape_repeat`` (the compiled tape step alone, forward and backward,
-tracing excluded) of the same job, run in process, as benchmarks/program.py does.
+``checks.fd_max_elements``) against float64 central differences: the layer's
+pre-activation at the held weights (its float64 twin's output) moved by +-x @ s for a
+kernel nudge s, or by +-s for a bias nudge, one float64 product per kernel projection.
+This measures the runner's own ``timings.checks`` (every check of the run) against
+``timings.tape_repeat`` (the compiled tape step alone, forward and backward, tracing
+excluded) of the same job, run in process, as benchmarks/program.py does.
 Prints one JSON object for benchmarks/run.py.
 
 Usage: python benchmarks/layer.py REPS [PROJECTIONS]

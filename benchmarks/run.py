@@ -368,7 +368,8 @@ def bench_layer(reps: int, work: Path) -> list[Row]:
                         f"{'s' if count > 1 else ''} per source, vs the tape step alone",
                         found["checks"], found["tape"], target=10.0 if count == 1 else None,
                         note="dloss/dy.kernel and dloss/dy.bias, loss = reduce_mean(y**2), each checked by "
-                             f"checks.projections={count} v.(J u) through the layer's float64 twin; "
+                             f"checks.projections={count} v.(J u), float64 central differences sharing "
+                             "one x @ s product per kernel projection; "
                              "timings.checks against the compiled tape step's median (timings.tape_repeat, "
                              "forward and backward)"))
     return rows
@@ -376,15 +377,15 @@ def bench_layer(reps: int, work: Path) -> list[Row]:
 
 #: make bench runs these, in about fifteen minutes here (the launchers item alone takes three to five:
 #: eight sweeps, one Ray start-up each for two of them). More run on request, outside that budget:
-#: --only joblib (five pairs of 100-job sweeps, ~4 minutes), --only layer (a million-weight Dense layer).
+#: --only joblib (five pairs of 100-job sweeps, ~4 minutes), --only program_jacobian_256 (2^30 elements).
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
     "inprocess": bench_inprocess, "jacobian": bench_jacobian, "program": bench_program,
     "notebook": bench_notebook, "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
-    "program_jacobian": bench_program_jacobian,
+    "program_jacobian": bench_program_jacobian, "layer": bench_layer,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
-    "joblib": bench_joblib, "layer": bench_layer, "program_jacobian_256": bench_program_jacobian_256,
+    "joblib": bench_joblib, "program_jacobian_256": bench_program_jacobian_256,
 }
 
 

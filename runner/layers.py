@@ -40,6 +40,10 @@ KEYS = ("layer", "input", "args", "training")
 NAMED = {"initializer": "initializers", "activation": "activations", "regularizer": "regularizers",
          "constraint": "constraints"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: How closely (relative to the output's largest value) a Dense layer's ``activation(x @ K + b)`` on its
+#: first example must agree with its float64 twin's output before nudges share x @ K + b (float64
+#: rounding is ~1e-16).
+AFFINE_AGREEMENT = 1e-10
 
 
 def is_step(entry: Any) -> bool:
@@ -247,6 +251,7 @@ class Step:
         self._twin_order = tuple([f"{name}.{w.name}" for w in ws] for ws in states)
         self.watch_accessed = watch_accessed
         self.integer_input = step.layer == "Embedding"
+        self._pre: Any = None  # Dense's float64 x @ K + b at the held weights (False: not used), once
 
     def _copy(self, layer: Any, dtype: str, name: str) -> Any:
         """The same layer in ``dtype``, holding ``layer``'s weights cast to it."""
@@ -275,8 +280,6 @@ class Step:
         return ""
 
     def __call__(self, values: Mapping[str, Any], backend: Any) -> Any:
-        import numpy as np
-
         from runner import expr
         from runner.tfenv import tf
 
@@ -284,13 +287,73 @@ class Step:
         if isinstance(backend, expr.TensorFlowBackend):
             x = tf.cast(x, tf.int32) if self.integer_input else x
             return self.layer(x, **self._training())
+        return self._twin_call(values)
+
+    def _twin_call(self, values: Mapping[str, Any]) -> Any:
+        """The float64 twin's output on ``values[input]``, a variable given in ``values`` in place of
+        the held one."""
+        import numpy as np
+
+        from runner.tfenv import tf
+
         trainable, non_trainable = ([tf.constant(values[k], tf.float64) if k in self.held
                                      and values.get(k, self.held[k]) is not self.held[k]
                                      else self._held_tensors[k] for k in keys]
                                     for keys in self._twin_order)  # a nudged variable, else the held one
-        x = tf.constant(np.asarray(x), tf.int32 if self.integer_input else tf.float64)
+        x = tf.constant(np.asarray(values[self.spec.input]), tf.int32 if self.integer_input else tf.float64)
         out, _ = self.twin.stateless_call(trainable, non_trainable, x, **self._training())
         return np.asarray(out.numpy(), dtype=np.float64)
+
+    def nudged(self, source: str, step: Any, values: Mapping[str, Any]) -> tuple[Any, Any]:
+        """This step's float64 output with its variable ``source`` nudged by ``+step`` and by ``-step``;
+        ``values`` holds the float64 forward pass (this step's input and its own output, unnudged).
+
+        A Dense layer is affine in its kernel and its bias before the activation: ``x @ (K + s) + b``
+        is ``x @ K + b + x @ s``, so both signs share one product ``x @ s`` (the bias: ``s`` itself)
+        and the unnudged ``x @ K + b`` (the twin's own output when the activation is linear), found
+        once for both sources. Any other layer or variable calls the twin once per sign.
+        """
+        variable = source.partition(".")[2]
+        z = self._pre_activation(values) if variable in ("kernel", "bias") else None
+        if z is None:
+            held = self.held[source]
+            plus, minus = (self._twin_call({**values, source: held + s}) for s in (step, -step))
+            return plus, minus
+        shift = _matmul(values[self.spec.input], step).reshape(z.shape) if variable == "kernel" else step
+        return self._activation(z + shift), self._activation(z - shift)
+
+    def _pre_activation(self, values: Mapping[str, Any]) -> Any:
+        """A Dense layer's ``x @ K + b`` in float64 at the held weights, or None where :meth:`nudged`
+        calls the twin instead: another layer, LoRA, or a twin whose output on the first example is not
+        ``activation(x @ K + b)`` (checked here, at 1/batch of a product's cost)."""
+        import numpy as np
+
+        if self._pre is None:
+            self._pre = False
+            if self.spec.layer == "Dense" and not getattr(self.twin, "lora_enabled", True):
+                bias = self.held.get(f"{self.name}.bias", 0.0)
+                x = np.asarray(values[self.spec.input], dtype=np.float64)
+                twin = np.asarray(values[self.name], dtype=np.float64)
+                first, out = x.reshape(-1, x.shape[-1])[:1], twin.reshape(-1, twin.shape[-1])[:1]
+                scale = float(np.max(np.abs(out), initial=1.0))
+                held = self._held_tensors[f"{self.name}.kernel"]  # the twin's, not converted again
+                if np.allclose(self._activation(_matmul(first, held) + bias), out, rtol=0.0,
+                               atol=AFFINE_AGREEMENT * scale):
+                    self._pre = twin if self._linear() else _matmul(x, held).reshape(twin.shape) + bias
+        return None if self._pre is False else self._pre
+
+    def _linear(self) -> bool:
+        return self.twin.activation in (None, _keras().activations.linear)
+
+    def _activation(self, z: Any) -> Any:
+        """The twin's activation (Keras's own function) on a float64 pre-activation."""
+        import numpy as np
+
+        from runner.tfenv import tf
+
+        if self._linear():
+            return z
+        return np.asarray(self.twin.activation(tf.constant(z, tf.float64)).numpy(), dtype=np.float64)
 
     def _training(self) -> dict[str, bool]:
         return {} if self.spec.training is None else {"training": self.spec.training}
@@ -318,6 +381,19 @@ class Step:
         x = f"tf.cast({self.spec.input}, tf.int32)" if self.integer_input else self.spec.input
         training = "" if self.spec.training is None else f", training={self.spec.training}"
         return f"_layers[{self.name!r}]({x}{training})"
+
+
+def _matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` over a's last axis, in float64: TensorFlow's product, as the twin's. (NumPy's threaded
+    BLAS, faster alone, made the million-weight check's median 1.5x slower when other threads held
+    the cores.)"""
+    import numpy as np
+
+    from runner.tfenv import tf
+
+    a = np.asarray(a, dtype=np.float64)
+    rows = tf.constant(a.reshape(-1, a.shape[-1]))
+    return tf.linalg.matmul(rows, tf.convert_to_tensor(b, tf.float64)).numpy()
 
 
 def build(targets: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], seed: int, dtype: str,

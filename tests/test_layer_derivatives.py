@@ -35,6 +35,24 @@ def test_jacobian_of_a_dense_layer_with_respect_to_its_kernel_is_x_times_the_ide
     assert "print(json.dumps" in outcome.snippet and "_weights['y.kernel']" in outcome.snippet
 
 
+def test_jacobian_of_a_tanh_dense_layer_by_projections_through_its_shared_nudges() -> None:
+    """y = tanh(x @ K + b) above fd_max_elements: dy[i, j] / dK[k, l] = x[i, k] (1 - y[i, j]^2) when
+    j = l, dy/db likewise without x; both checked by projections, the layer nudged once per sign."""
+    outcome = assert_passed(run_program(
+        {"y": {"layer": "Dense", "input": "x", "args": {"units": 4, "activation": "tanh"}}},
+        {"y": ["y.kernel", "y.bias"]}, persistent=True, derivative="jacobian",
+        inputs={"x": {"value": X.tolist(), "kind": "constant"}},
+        overrides=["checks.fd_max_elements=2", "checks.projections=3"]))
+    slope = 1 - outcome.values["y"] ** 2  # (2, 4)
+    np.testing.assert_allclose(outcome.gradients["dy/dy.kernel"],
+                               np.einsum("ik,ij,jl->ijkl", X, slope, np.eye(4)), rtol=1e-12)
+    np.testing.assert_allclose(outcome.gradients["dy/dy.bias"], np.einsum("ij,jl->ijl", slope, np.eye(4)),
+                               rtol=1e-12)
+    for source in ("y.kernel", "y.bias"):
+        name = f"dy/d{source} vs float64 central differences (3 random projections v.(J u))"
+        assert name in _names(outcome)
+
+
 def test_hessian_of_a_squared_dense_output_with_respect_to_its_kernel_and_a_newton_step() -> None:
     """loss = sum((x @ K + b)**2): H[k, l, m, n] = 2 (x^T x)[k, m] [l = n]; the gradient is
     2 x^T (x K + b), so the damped Newton step is -solve(H + d I, g)."""

@@ -106,21 +106,114 @@ def test_a_million_weight_dense_is_checked_by_projections(program_run: Callable[
     np.testing.assert_allclose(outcome.gradients["dloss/dy.bias"], (2 * y / y.size).sum(axis=0), atol=1e-7)
 
 
-def test_a_wrong_layer_gradient_fails_the_projection_check(program_run: Callable[..., RunConfig]) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["twin calls", "shared product"])
+@pytest.mark.parametrize("source", ["y.kernel", "y.bias"])
+def test_a_wrong_layer_gradient_fails_the_projection_check(program_run: Callable[..., RunConfig], source: str,
+                                                           shared: bool) -> None:
     """The oracle tells a gradient 1% off from the true one at a million weights (as a custom_gradient
-    scaling it by 1.01 would make it), and passes the true one."""
+    scaling it by 1.01 would make it), and passes the true one: through two calls of the float64 twin
+    per projection, and through the Dense layer's shared product that the run uses."""
     run = program_run(MILLION)
     prog = program.Program(run.scenario, run)
-    fn, vjp = prog.forward_fn("loss", "y.kernel"), prog.vjp("loss", "y.kernel")
+    fn, vjp = prog.forward_fn("loss", source), prog.vjp("loss", source)
     true = vjp(prog.weights["loss"])
     tol = run.tolerances().float64_differences
-    point = prog.held["y.kernel"]
+    point = prog.held[source]
+    across = prog.across("loss", source) if shared else None
 
     def check(scale: float) -> bool:
-        return projection_check("dloss/dy.kernel", scale * true, fn, lambda v: scale * vjp(v), point,
-                                prog.weights["loss"], tol, 1e-6, 4, run.seed).passed
+        return projection_check(f"dloss/d{source}", scale * true, fn, lambda v: scale * vjp(v), point,
+                                prog.weights["loss"], tol, 1e-6, 4, run.seed, across).passed
 
     assert check(1.0) and not check(1.01)
+
+
+#: Dense layers whose nudges share one product, and a Conv1D whose twin is called per sign.
+NUDGED = {
+    "linear": ([5, 7], {"units": 3}),
+    "tanh, rank 3": ([2, 5, 7], {"units": 3, "activation": "tanh"}),
+    "relu, no bias": ([5, 7], {"units": 3, "activation": "relu", "use_bias": False}),
+}
+
+
+def _by_hand(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | float, activation: str) -> float:
+    """loss = reduce_sum(sin(h) * h), h = activation(x @ K + b), in NumPy."""
+    z = x @ kernel + bias
+    h = {"linear": z, "tanh": np.tanh(z), "relu": np.maximum(z, 0.0)}[activation]
+    return float(np.sum(np.sin(h) * h))
+
+
+@pytest.mark.parametrize("case", list(NUDGED))
+def test_a_dense_layers_nudged_losses_match_numpy_by_hand(case: str, program_run: Callable[..., RunConfig]
+                                                          ) -> None:
+    """Program.across (the loss at K + s minus the loss at K - s, the layer nudging itself through
+    x @ s) against the same two losses written in NumPy, for the kernel and the bias."""
+    shape, args = NUDGED[case]
+    run = program_run({"inputs": {"x": {"init": "normal", "shape": shape}},
+                       "targets": {"h": {"layer": "Dense", "input": "x", "args": args},
+                                   "loss": "reduce_sum(sin(h) * h)"}, "gradients": {}}, "dtype=float64")
+    prog = program.Program(run.scenario, run)
+    activation = args.get("activation", "linear")
+    x, kernel = prog.held["x"], prog.held["h.kernel"]
+    bias = prog.held.get("h.bias", 0.0)
+    rng = np.random.default_rng(3)
+    sources = ["h.kernel", "h.bias"] if args.get("use_bias", True) else ["h.kernel"]
+    for source in sources:
+        step = 1e-3 * rng.uniform(-1.0, 1.0, np.shape(prog.held[source]))
+        got = float(prog.across("loss", source)(step))
+        nudged = [(kernel + s, bias) if source == "h.kernel" else (kernel, bias + s) for s in (step, -step)]
+        want = _by_hand(x, *nudged[0], activation) - _by_hand(x, *nudged[1], activation)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), source
+
+
+def test_a_conv_layers_nudges_call_its_twin(program_run: Callable[..., RunConfig]) -> None:
+    """Another layer's variable is nudged by calling its float64 twin once per sign: Program.across
+    gives what two forward passes through the whole program give."""
+    shape, step, _ = LAYERS["Conv1D"]
+    run = program_run({"inputs": {"x": {"init": "normal", "shape": shape}},
+                       "targets": {"h": step, "loss": "reduce_sum(sin(h) * h)"}, "gradients": {}},
+                      "dtype=float64")
+    prog = program.Program(run.scenario, run)
+    for source in ("h.kernel", "h.bias"):
+        point = prog.held[source]
+        s = 1e-3 * np.random.default_rng(4).uniform(-1.0, 1.0, point.shape)
+        fn = prog.forward_fn("loss", source)
+        assert float(prog.across("loss", source)(s)) == pytest.approx(float(fn(point + s) - fn(point - s)),
+                                                                       rel=1e-12)
+
+
+def test_a_dense_twin_that_is_not_affine_is_called_per_sign(program_run: Callable[..., RunConfig]) -> None:
+    """The shared product is used only where the twin's own output is activation(x @ K + b): given an
+    output that is not (here shifted by 0.5), the layer calls its twin for each sign instead."""
+    run = program_run({"inputs": {"x": {"init": "normal", "shape": [4, 6]}},
+                       "targets": {"h": {"layer": "Dense", "input": "x", "args": {"units": 3}},
+                                   "loss": "reduce_sum(h)"}, "gradients": {}}, "dtype=float64")
+    prog = program.Program(run.scenario, run)
+    x, kernel, bias = prog.held["x"], prog.held["h.kernel"], prog.held["h.bias"]
+    s = 1e-3 * np.ones_like(kernel)
+    values = {**prog.held, **prog.forward, "h": prog.forward["h"] + 0.5}
+    plus, minus = prog.layers["h"].nudged("h.kernel", s, values)
+    np.testing.assert_allclose(plus, x @ (kernel + s) + bias, rtol=1e-12)
+    np.testing.assert_allclose(minus, x @ (kernel - s) + bias, rtol=1e-12)
+
+
+def test_dense_layers_checked_by_projections_pass_and_say_so(program_run: Callable[..., RunConfig]) -> None:
+    """Through the run: a tanh Dense layer's kernel and bias above fd_max_elements, by projections."""
+    run = program_run({"inputs": {"x": {"init": "normal", "shape": [6, 10]}},
+                       "targets": {"h": {"layer": "Dense", "input": "x",
+                                         "args": {"units": 4, "activation": "tanh"}},
+                                   "loss": "reduce_mean(square(h))"},
+                       "gradients": {"loss": ["h.kernel", "h.bias"]}},
+                      "dtype=float64", "checks.fd_max_elements=2", "checks.projections=3")
+    outcome = assert_passed(program.run(run.scenario, run))
+    names = [c.name for c in outcome.checks]
+    for source in ("h.kernel", "h.bias"):
+        assert f"dloss/d{source} vs float64 central differences (3 random projections v.(J u))" in names
+    # By hand: dloss/dK = x^T (2 h (1 - h^2) / h.size), dloss/db its column sums.
+    x, h = outcome.inputs["x"], outcome.values["h"]
+    dz = 2 * h * (1 - h**2) / h.size
+    np.testing.assert_allclose(outcome.gradients["dloss/dh.kernel"], x.T @ dz, rtol=1e-10)
+    np.testing.assert_allclose(outcome.gradients["dloss/dh.bias"], dz.sum(axis=0), rtol=1e-10)
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

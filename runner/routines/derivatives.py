@@ -186,12 +186,14 @@ def check(program: Any, outcome: Outcome, label: str, target: str, source: str,
     checks: list[Check] = []
     if kind == "jacobian":
         if differences:
-            checks.append(jacobian_check(label, got, fn, point, tol, delta, limit, count, seed))
+            checks.append(jacobian_check(label, got, fn, point, tol, delta, limit, count, seed,
+                                         program.across(target, source)))
         loop = outcome.values.get(f"{label} (while_loop)")
         if loop is not None:
             checks.append(compare(f"{label}: pfor = while_loop", got, loop, run.tolerances().analytic))
     elif kind == "batch_jacobian" and differences:
-        checks.append(batch_jacobian_check(label, got, fn, point, tol, delta, limit, count, seed))
+        checks.append(batch_jacobian_check(label, got, fn, point, tol, delta, limit, count, seed,
+                                           program.across(target, source)))
     elif kind == "jvp":
         u = tangents(program)[source]
         outcome.values[f"{label} tangent"] = u
@@ -269,9 +271,10 @@ def numerical_jacobian(fn: Fn, point: np.ndarray, delta: float) -> np.ndarray:
 
 
 def jacobian_check(label: str, got: Any, fn: Fn, point: np.ndarray, tol: Tolerance, delta: float,
-                   max_elements: int, count: int, seed: int) -> Check:
+                   max_elements: int, count: int, seed: int, across: Fn | None = None) -> Check:
     """The whole Jacobian against the numerical one, or above ``max_elements`` source elements
-    random projections ``v . (J u)``: the tape's J applied to u against the difference along u."""
+    random projections ``v . (J u)``: the tape's J applied to u against the difference along u
+    (``across``: a cheaper route to it, :func:`runner.checks.projection_check`)."""
     point = np.asarray(point, dtype=np.float64)
     if point.size <= max_elements:
         return compare(f"{label} vs float64 central differences (every element)", got,
@@ -282,11 +285,11 @@ def jacobian_check(label: str, got: Any, fn: Fn, point: np.ndarray, tol: Toleran
         return np.tensordot(v, np.asarray(got), axes=axes)
 
     ones = np.ones(np.shape(got)[:axes])
-    return projection_check(label, vjp(ones), fn, vjp, point, ones, tol, delta, count, seed)
+    return projection_check(label, vjp(ones), fn, vjp, point, ones, tol, delta, count, seed, across)
 
 
 def batch_jacobian_check(label: str, got: Any, fn: Fn, point: np.ndarray, tol: Tolerance, delta: float,
-                         max_elements: int, count: int, seed: int) -> Check:
+                         max_elements: int, count: int, seed: int, across: Fn | None = None) -> Check:
     """Example b's Jacobian against the numerical Jacobian's block (b, b), and every other block
     against zero (batch_jacobian assumes the examples independent); above ``max_elements``,
     projections ``v . (J u)`` with J the block-diagonal map the batch Jacobian stands for."""
@@ -307,7 +310,7 @@ def batch_jacobian_check(label: str, got: Any, fn: Fn, point: np.ndarray, tol: T
         return np.einsum("bt,bts->bs", v.reshape(batch, -1), per).reshape(point.shape)
 
     ones = np.ones(got.shape[: 1 + target_rest])
-    return projection_check(label, vjp(ones), fn, vjp, point, ones, tol, delta, count, seed)
+    return projection_check(label, vjp(ones), fn, vjp, point, ones, tol, delta, count, seed, across)
 
 
 def _second(f: Callable[[np.ndarray], float], point: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:

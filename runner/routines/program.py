@@ -178,6 +178,23 @@ class Program:
             return evaluate_steps(self.trees, env, backend, override, target)[target]
         return fn
 
+    def across(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """For a layer's variable: a step s -> target(source + s) - target(source - s) in float64, the
+        layer nudging itself (:meth:`layers.Step.nudged`) and every step before it taken from the
+        forward pass, which a nudge of that variable cannot change. None for any other source."""
+        if "." not in source:
+            return None
+        name = source.partition(".")[0]
+        before = {n: self.forward[n] for n in list(self.trees)[:list(self.trees).index(name)]}
+        values = {**self.held, **self.forward}
+
+        def difference(step: np.ndarray) -> np.ndarray:
+            plus, minus = (evaluate_steps(self.trees, self.held, NumPyBackend(self.branches, self.frozen),
+                                          {**before, name: out}, target)[target]
+                           for out in self.layers[name].nudged(source, step, values))
+            return plus - minus
+        return difference
+
     def vjp(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
         """The tape's vector-Jacobian product v -> v . d target / d source, on a fresh tape."""
         backend = expr.TensorFlowBackend(self.dtype, self.branches)
@@ -289,7 +306,7 @@ def _difference_check(program: Program, label: str, target: str, source: str, go
     if pointwise.elementwise(program.trees):
         return pointwise.difference_check(label, got, fn, point, weight, program.shapes[target], tol, delta)
     return projection_check(label, got, fn, program.vjp(target, source), point, weight, tol, delta,
-                            run.checks.projections, run.seed)
+                            run.checks.projections, run.seed, program.across(target, source))
 
 
 def _skipped(outcome: Outcome, reason: str) -> Callable[..., None]:
