@@ -523,7 +523,8 @@ def _hessian_as_program(scenario: dict[str, Any]) -> dict[str, Any]:
     """``hessian`` stacked its scalar inputs, in order, into one vector (X; X_ when a name was taken)
     and took its function's Hessian with respect to it (the target y; f when an input was called y),
     then one Newton step. The program makes that vector its one input and each old input a step
-    reading an element of it, so the labels (d2f/dX2) and numbers are the routine's."""
+    reading an element of it, so the Hessian's label (d2f/dX2) and numbers are the routine's; its
+    gradient (df/dX) is now the Newton step's g, among the values."""
     names = list(scenario.get("inputs") or {})
     target = "y" if "y" not in names else "f"
     while target in names:

@@ -220,9 +220,11 @@ HEATMAP_MAX = 16
 def curvature(outcome: Outcome, label: str, target: str, source: str, got: np.ndarray) -> None:
     """A small Hessian's eigenvalues, as an (n, n) matrix over the flattened source, in the values, and in
     the note what they say of the target around the source: a bowl, a ridge or a saddle."""
-    n = math.isqrt(np.size(got))
+    n = math.isqrt(np.size(got))  # a Hessian is shaped like its source twice
+    if n > CURVATURE_MAX:
+        return
     matrix = np.asarray(got, dtype=np.float64).reshape(n, n)
-    if n > CURVATURE_MAX or not np.isfinite(matrix).all():
+    if not np.isfinite(matrix).all():
         return
     eigenvalues = np.linalg.eigvalsh((matrix + matrix.T) / 2)
     outcome.values[f"{label} eigenvalues"] = eigenvalues
@@ -454,9 +456,9 @@ def newton(program: Any, outcome: Outcome, label: str, target: str, source: str,
     g_label = derivatives.label("gradient", target, source)
     outcome.values[g_label] = gradient.reshape(point.shape)
     checks: list[Check] = []
+    tol = run.tolerances().float64_differences
     if oracle is not None:
         grad64 = float64_differences(program.forward_fn(target, source), point, weight, delta)
-        tol = run.tolerances().float64_differences
         checks.append(compare(f"{g_label} (the Newton step's g) vs float64 central differences "
                               "(every element)", gradient.reshape(point.shape), grad64, tol))
     dtype = check_dtype(run)  # tf.linalg.solve has no 16-bit kernels
