@@ -102,7 +102,8 @@ def _step(text: Any) -> str:
 def _function(scenario: dict[str, Any], labels: list[str]) -> str:
     """What was differentiated, in one line, whichever routine ran."""
     if scenario.get("function") is not None:  # a program's short form names no targets
-        target = labels[0][1:].split("/")[0] if labels and "/" in labels[0] else "y"
+        # d<target>/..., or a Hessian's d2<target>/...: a name never starts with a digit
+        target = labels[0][1:].split("/")[0].lstrip("0123456789") if labels and "/" in labels[0] else "y"
         if "hidden" in scenario:  # stop_gradient: z = f(x) + g(x, y)
             return (f"{target} = {scenario['function']} + {scenario['hidden']}"
                     f"  # {scenario['hidden']}: hidden from the tape, except in (without)")

@@ -169,7 +169,6 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
 SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {}
 CASES: dict[str, tuple[str, ...]] = {}
 RETIRED: dict[str, dict[str, str]] = {}  # routine -> case -> the scenario that replaces it
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "softplus", "linear")
 MAX_ORDER = 8
 _Schema = TypeVar("_Schema", bound=type)
 
@@ -239,24 +238,6 @@ class HigherOrderScenario(Scenario):
         _parse(self.function, self.inputs, "scenario.function")
 
 
-@routine()
-@dataclass
-class HessianScenario(Scenario):
-    """The Hessian as the Jacobian of the gradient; its symmetry, eigenvalues, one Newton step."""
-
-    routine: str = "hessian"
-    function: str = MISSING
-    inputs: dict[str, Any] = field(default_factory=dict)  # name -> InputSpec, each a value
-    damping: float = 1e-6  # the Newton step solves (H + damping I) step = -g
-
-    def check(self) -> None:
-        _check_inputs(self)
-        _require_values(self.inputs)
-        if not (_finite(self.damping) and self.damping >= 0):
-            raise ConfigError(f"scenario.damping must be a finite number >= 0, got {self.damping}")
-        _parse(self.function, self.inputs, "scenario.function")
-
-
 @routine(cases=("stop_recording", "reset"), retired={"stop_gradient": "guide/stop_gradient"})
 @dataclass
 class StopGradientScenario(Scenario):
@@ -315,25 +296,6 @@ class ControlFlowScenario(Scenario):
     def check(self) -> None:
         if not 0 <= self.steps <= 1000:
             raise ConfigError(f"scenario.steps must be between 0 and 1000, got {self.steps}")
-
-
-@routine()
-@dataclass
-class MLPScenario(Scenario):
-    """A multilayer perceptron: gradients for every weight and bias, checked in float64."""
-
-    routine: str = "mlp"
-    layers: list[int] = field(default_factory=lambda: [4, 16, 16, 1])
-    activation: str = "tanh"
-    batch: int = 8
-
-    def check(self) -> None:
-        if len(self.layers) < 2 or any(size <= 0 for size in self.layers) or self.batch <= 0:
-            raise ConfigError(f"scenario.layers needs two or more positive sizes and scenario.batch a "
-                              f"positive size, got layers={self.layers}, batch={self.batch}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"scenario.activation: unknown {self.activation!r} "
-                              f"(known: {', '.join(ACTIVATIONS)})")
 
 
 @routine()
@@ -517,8 +479,8 @@ def _vector(scenario: dict[str, Any]) -> dict[str, Any]:
     inputs = {name: {"value": spec.get("value")} for name, spec in (scenario.get("inputs") or {}).items()}
     outputs = dict(scenario.get("outputs") or {})
     target = _fresh("F", [*inputs, *outputs])
-    return {"name": scenario.get("name"), "description": scenario.get("description", ""), "inputs": inputs,
-            "targets": {**outputs, target: f"stack([{', '.join(outputs)}])"},
+    stacked = f"stack([{', '.join(outputs)}])"
+    return {**_renamed(scenario), "inputs": inputs, "targets": {**outputs, target: stacked},
             "gradients": {target: list(inputs)}, "unconnected_gradients": "zero"}
 
 
@@ -535,11 +497,65 @@ def _from_forward_mode(scenario: dict[str, Any]) -> dict[str, Any]:
     return {**program, "derivative": "jvp", "tangents": dict.fromkeys(program["inputs"], 1.0)}
 
 
+
+
+def _from_hessian(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``hessian`` stacked its scalar inputs, in order, into one vector (X; X_ when a name was taken)
+    and took its function's Hessian with respect to it (the target y; f when an input was called y),
+    then one Newton step. The program makes that vector its one input and each old input a step
+    reading an element of it, so the Hessian's label (d2f/dX2) and numbers are the routine's; its
+    gradient (df/dX) is now the Newton step's g, among the values."""
+    names = list(scenario.get("inputs") or {})
+    target = "y" if "y" not in names else "f"
+    while target in names:
+        target += "_"
+    vector = "X"
+    while vector in (*names, target):
+        vector += "_"
+    values = [(spec or {}).get("value") for spec in (scenario.get("inputs") or {}).values()]
+    steps = {n: f"{vector}[{i}]" for i, n in enumerate(names)}
+    return {**_renamed(scenario), "inputs": {vector: {"value": values}},
+            "targets": {**steps, target: scenario.get("function")}, "gradients": {target: [vector]},
+            "derivative": "hessian", "newton_step": True, "damping": scenario.get("damping", 1e-6)}
+
+
+def _from_mlp(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``mlp``'s layer sizes, activation and batch as the steps it ran: h_i = act(h_{i-1} @ Wi + bi),
+    no activation on the last layer (y), loss = reduce_mean((y - t)**2), gradients for every Wi, bi.
+
+    Its numbers are not the routine's: it drew x, the targets, Glorot-normal weights and
+    0.1 N(0, 1) biases from one NumPy generator; the program draws each input from its own
+    seeded initialiser (x and t N(0, 1), glorot_uniform weights, zero biases).
+    """
+    sizes = list(scenario.get("layers") or [])
+    activation, batch = scenario.get("activation", "tanh"), scenario.get("batch", 8)
+    inputs: dict[str, Any] = {
+        "x": {"init": "normal", "shape": [batch, *sizes[:1]], "kind": "constant"},
+        "t": {"init": "normal", "shape": [batch, *sizes[-1:]], "kind": "constant"}}
+    targets, before, depth = {}, "x", len(sizes) - 1
+    for i in range(1, depth + 1):
+        inputs[f"W{i}"] = {"init": "glorot_uniform", "shape": sizes[i - 1:i + 1]}
+        inputs[f"b{i}"] = {"init": "zeros", "shape": [sizes[i]]}
+        step = "y" if i == depth else f"h{i}"
+        affine = f"{before} @ W{i} + b{i}"
+        targets[step] = affine if step == "y" or activation == "linear" else f"{activation}({affine})"
+        before = step
+    targets["loss"] = "reduce_mean((y - t)**2)"
+    return {**_renamed(scenario), "inputs": inputs, "targets": targets,
+            "gradients": {"loss": [f"{kind}{i}" for i in range(1, depth + 1) for kind in "Wb"]}}
+
+
+def _renamed(scenario: dict[str, Any]) -> dict[str, Any]:
+    """A former routine's name and description, on a program."""
+    return {"name": scenario.get("name"), "description": scenario.get("description", "")}
+
+
 #: Routines that programs replaced -> how a config they saved reads as the program (``gradient`` was
 #: already the short form).
 _FORMER_ROUTINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "gradient": dict, "persistent": _from_persistent, "unconnected": _from_unconnected,
-    "jacobian": _from_jacobian, "forward_mode": _from_forward_mode,
+    "jacobian": _from_jacobian, "forward_mode": _from_forward_mode, "hessian": _from_hessian,
+    "mlp": _from_mlp,
 }
 
 
@@ -845,18 +861,12 @@ def memory_estimate(run: RunConfig) -> dict[str, int]:
         b, i, o = scenario.batch, scenario.in_features, scenario.out_features
         parts["tape"] = 2 * item * (3 * b * i + i * o + 4 * b * o + o)
         fd = 2 * 8 * min(i * o + o, limit)
-    elif isinstance(scenario, MLPScenario):
-        params = sum(a * b + b for a, b in itertools.pairwise(scenario.layers))
-        parts["tape"] = 2 * item * (params + 3 * scenario.batch * sum(scenario.layers))
-        fd = 2 * 8 * min(params, limit)
     elif (texts := _expressions(scenario)) and hasattr(scenario, "inputs"):
         nodes = sum(expr.size(expr.parse(text, scenario.inputs)) for text in texts)
         n = max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())
-        depth = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
+        depth = getattr(scenario, "order", 1)
         parts["tape"] = 2 * item * n * (nodes + len(scenario.inputs)) * depth
         parts["oracle"] = 8 * n * nodes * depth
-        if isinstance(scenario, HessianScenario):
-            parts["jacobians"] = 8 * n * len(scenario.inputs) * max(len(texts), len(scenario.inputs))
         # A full numerical Jacobian up to the limit. Above it every element is nudged at once:
         # the two nudged inputs, the two evaluations, their difference and two float64 copies.
         fd = (2 * 8 * n * n if n <= limit else 7 * 8 * n) * len(scenario.inputs) * len(texts)
@@ -877,7 +887,7 @@ def _check_oracle(run: RunConfig) -> None:
     if not texts or not hasattr(scenario, "inputs") or isinstance(scenario, ProgramScenario):
         return
     trees = {f"#{i}": expr.parse(text, scenario.inputs) for i, text in enumerate(texts)}
-    order = getattr(scenario, "order", 1) + isinstance(scenario, HessianScenario)
+    order = getattr(scenario, "order", 1)
     work.check_oracle(trees, len(scenario.inputs), order, "scenario.function")
 
 

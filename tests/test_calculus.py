@@ -1,4 +1,4 @@
-"""Nested tapes: higher-order derivatives and the Hessian, against calculus done by hand."""
+"""Nested tapes: higher-order derivatives and the Hessian (a program), against calculus done by hand."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import runpy
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from runner.outputs import jsonable
 from runner.routines import run_routine
+from runner.schema import ProgramScenario, load_run
 from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 
 Load = Callable[..., Any]
@@ -137,105 +140,170 @@ def test_float16_overflow_fails_its_checks_and_says_why(load: Load) -> None:
     assert "largest magnitude 1.63e+05" in failed["y finite"]  # e**12
 
 
-# ---------------------------------------------------------------- hessian
+# ---------------------------------------------------------------- hessian (a program over one vector X)
+
+def _rosenbrock(x: Any, y: Any) -> Any:
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+def _rosenbrock_g(x: float, y: float) -> np.ndarray:
+    """(df/dx, df/dy), by hand."""
+    return np.array([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)])
+
+
+def _rosenbrock_h(x: float, y: float) -> np.ndarray:
+    """d2f/dx2 = 2 - 400 (y - x**2) + 800 x**2, d2f/dxdy = -400 x, d2f/dy2 = 200."""
+    return np.array([[2 - 400 * (y - x**2) + 800 * x**2, -400 * x], [-400 * x, 200.0]])
+
 
 ROSENBROCK_G = np.array([-215.6, -88.0])
 ROSENBROCK_H = np.array([[1330.0, 480.0], [480.0, 200.0]])
+H, G, STEP = "d2f/dX2", "df/dX", "d2f/dX2 Newton step"
 
 
-def _rosenbrock(x: float, y: float) -> float:
-    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+def test_the_hand_derivatives_are_the_numbers_in_the_scenario() -> None:
+    np.testing.assert_allclose(_rosenbrock_g(-1.2, 1.0), ROSENBROCK_G, rtol=1e-14)
+    np.testing.assert_allclose(_rosenbrock_h(-1.2, 1.0), ROSENBROCK_H, rtol=1e-14)
+    assert _rosenbrock(-1.2, 1.0) == pytest.approx(24.2, rel=1e-14)
 
 
 def test_rosenbrock_at_its_classic_start(load: Load) -> None:
     outcome = assert_passed(run_routine(load("scenario=hessian")))
-    np.testing.assert_allclose(outcome.gradients["df/dX"], ROSENBROCK_G, rtol=1e-6)
-    np.testing.assert_allclose(outcome.gradients["d2f/dX2"], ROSENBROCK_H, rtol=1e-6)
+    assert list(outcome.gradients) == [H]  # the cross term included: one (2, 2) Hessian
+    np.testing.assert_allclose(outcome.gradients[H], ROSENBROCK_H, rtol=1e-6)
+    np.testing.assert_allclose(outcome.values[G], ROSENBROCK_G, rtol=1e-6)
     assert outcome.values["f"] == pytest.approx(24.2, rel=1e-6)
-    low, high = outcome.values["eigenvalues"]
+    low, high = outcome.values[f"{H} eigenvalues"]
     assert low + high == pytest.approx(1530.0, rel=1e-6)  # the trace
     assert low * high == pytest.approx(35600.0, rel=1e-5)  # the determinant
-    assert 0 < low < high and "positive definite" in outcome.notes["d2f/dX2"]
-    step = np.linalg.solve(ROSENBROCK_H + 1e-6 * np.eye(2), -ROSENBROCK_G)
-    np.testing.assert_allclose(outcome.values["newton_step"], step, rtol=1e-5)
+    assert 0 < low < high and "positive definite" in outcome.notes[H]
+    step = outcome.values[STEP]
     # H^-1 (-g) by Cramer's rule, det H = 35600; the damping moves it by about 1e-6 / 23.6.
-    assert step == pytest.approx([880 / 35600, 13552 / 35600], rel=1e-6)
-    assert outcome.values["f_after_step"] == pytest.approx(_rosenbrock(-1.2 + step[0], 1.0 + step[1]),
-                                                            rel=1e-5)
-    assert outcome.values["f_after_step"] == pytest.approx(4.7319, abs=1e-4)
-    assert {"d2f/dX2 symmetric: H against H^T", "d2f/dX2 vs SymPy (sp.hessian)",
-            "d2f/dX2 vs finite differences of the tape's df/dX", "df/dX vs finite differences",
-            "Newton step vs NumPy float64 solve from SymPy's H and g"} <= _names(outcome)
+    np.testing.assert_allclose(step, [880 / 35600, 13552 / 35600], rtol=1e-5)
+    x, y = np.array([-1.2, 1.0]) + step
+    assert (x, y) == (pytest.approx(-1.1753, abs=1e-4), pytest.approx(1.3807, abs=1e-4))
+    assert _rosenbrock(x, y) == pytest.approx(4.7319, abs=1e-3)
+    took = re.search(r"takes sum\(f\) from (\S+) to (\S+)$", outcome.notes[H])
+    assert took and float(took[1]) == pytest.approx(24.2, rel=1e-5)
+    assert float(took[2]) == pytest.approx(_rosenbrock(x, y), rel=1e-4)
+    assert {f"{H} vs SymPy", f"{H} vs float64 central second differences (every element)",
+            f"{G} (the Newton step's g) vs float64 central differences (every element)",
+            f"{STEP} vs float64 solve from second and first differences"} <= _names(outcome)
     (heatmap,) = outcome.figures
-    assert heatmap.labels == ["x", "y"] and heatmap.filename == "hessian.png"
-    assert outcome.analytic["d2f/dX2"] == "[[1200*x**2 - 400*y + 2, -400*x], [-400*x, 200]]"
+    assert heatmap.labels == ["X[0]", "X[1]"] and heatmap.filename == "hessian.png"
+    np.testing.assert_allclose(heatmap.values, ROSENBROCK_H, rtol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 def test_rosenbrock_in_float64(load: Load, mode: str) -> None:
     outcome = assert_passed(run_routine(load("scenario=hessian", "dtype=float64", f"compile={mode}")))
-    np.testing.assert_allclose(outcome.gradients["df/dX"], ROSENBROCK_G, rtol=1e-13)
-    np.testing.assert_allclose(outcome.gradients["d2f/dX2"], ROSENBROCK_H, rtol=1e-13)
-    np.testing.assert_allclose(outcome.values["newton_step"],
+    np.testing.assert_allclose(outcome.gradients[H], ROSENBROCK_H, rtol=1e-13)
+    np.testing.assert_allclose(outcome.values[G], ROSENBROCK_G, rtol=1e-13)
+    np.testing.assert_allclose(outcome.values[STEP],
                                np.linalg.solve(ROSENBROCK_H + 1e-6 * np.eye(2), -ROSENBROCK_G), rtol=1e-12)
 
 
 @pytest.mark.parametrize(("dtype", "rtol"), [("float16", 2e-3), ("bfloat16", 2e-2)])
 def test_rosenbrock_in_16_bits_solves_the_step_in_float32(load: Load, dtype: str, rtol: float) -> None:
     outcome = assert_passed(run_routine(load("scenario=hessian", f"dtype={dtype}")))
-    np.testing.assert_allclose(outcome.gradients["d2f/dX2"], ROSENBROCK_H, rtol=rtol)
-    assert outcome.values["newton_step"].dtype == np.float32
-    assert f"solved in float32: tf.linalg.solve has no {dtype} kernel" in outcome.notes["df/dX"]
+    x, y = np.asarray(outcome.inputs["X"], dtype=np.float64)  # -1.2 as the dtype holds it
+    np.testing.assert_allclose(outcome.gradients[H], _rosenbrock_h(x, y), rtol=rtol)
+    assert outcome.values[STEP].dtype == np.float32
+    assert f"solved in float32: tf.linalg.solve has no {dtype} kernel" in outcome.notes[H]
 
 
 def test_float16_overflow_is_a_failed_check_not_a_crash(load: Load) -> None:
     # At x = -12, 100*(y - x**2)**2 is about 2e6, far past float16's largest number, 65504.
-    outcome = run_routine(load("scenario=hessian", "dtype=float16", "scenario.inputs.x.value=-12"))
+    outcome = run_routine(load("scenario=hessian", "dtype=float16", "scenario.inputs.X.value=[-12,1]"))
     assert not outcome.passed
-    failed = {c.name: c.detail for c in outcome.checks if not c.passed}
-    assert "float16 overflows beyond 65504" in failed["f finite"]
-    assert "eigenvalues" not in outcome.values
+    failed = {c.name for c in outcome.checks if not c.passed}
+    assert {"f finite", f"{H} finite"} <= failed
+    assert f"{H} eigenvalues" not in outcome.values
 
 
 def test_a_saddle_has_eigenvalues_of_both_signs(load: Load) -> None:
-    outcome = assert_passed(run_routine(load("scenario=hessian", "scenario.function='x**2 - y**2'",
+    outcome = assert_passed(run_routine(load("scenario=hessian", "scenario.function='X[0]**2 - X[1]**2'",
                                              "dtype=float64")))
-    np.testing.assert_array_equal(outcome.gradients["d2f/dX2"], [[2.0, 0.0], [0.0, -2.0]])
-    np.testing.assert_array_equal(outcome.values["eigenvalues"], [-2.0, 2.0])
-    assert "saddle" in outcome.notes["d2f/dX2"]
+    np.testing.assert_array_equal(outcome.gradients[H], [[2.0, 0.0], [0.0, -2.0]])
+    np.testing.assert_array_equal(outcome.values[f"{H} eigenvalues"], [-2.0, 2.0])
+    assert "saddle" in outcome.notes[H]
     # A quadratic's Newton step lands on its stationary point, the origin.
-    np.testing.assert_allclose(outcome.values["newton_step"], [1.2, -1.0], rtol=1e-5)
+    np.testing.assert_allclose(outcome.values[STEP], [1.2, -1.0], rtol=1e-5)
 
 
-def test_three_inputs_by_hand(load: Load) -> None:
-    outcome = assert_passed(run_routine(load("scenario=hessian", "scenario.function='x*y*z + sin(x*z)'",
-                                             "+scenario.inputs.z.value=0.5", "dtype=float64")))
+def test_three_elements_by_hand(load: Load) -> None:
+    outcome = assert_passed(run_routine(load(
+        "scenario=hessian", "scenario.function='X[0]*X[1]*X[2] + sin(X[0]*X[2])'",
+        "scenario.inputs.X.value=[-1.2,1,0.5]", "dtype=float64")))
     x, y, z = -1.2, 1.0, 0.5
     s, c = np.sin(x * z), np.cos(x * z)
     want = [[-z * z * s, z, y + c - x * z * s],
             [z, 0.0, x],
             [y + c - x * z * s, x, -x * x * s]]
-    np.testing.assert_allclose(outcome.gradients["d2f/dX2"], want, rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(outcome.gradients["df/dX"], [y * z + z * c, x * z, x * y + x * c], rtol=1e-13)
+    np.testing.assert_allclose(outcome.gradients[H], want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(outcome.values[G], [y * z + z * c, x * z, x * y + x * c], rtol=1e-13)
+    (heatmap,) = outcome.figures
+    assert heatmap.labels == ["X[0]", "X[1]", "X[2]"]
+
+
+def test_each_small_hessian_has_its_eigenvalues_newton_step_and_heatmap(load: Load) -> None:
+    # f = X0 X1 z**2 at X = (-1.2, 1), z = 0.5: the short form takes f's Hessian w.r.t. each input.
+    outcome = assert_passed(run_routine(load("scenario=hessian", "scenario.function='X[0]*X[1]*z**2'",
+                                             "+scenario.inputs.z.value=0.5", "dtype=float64")))
+    assert list(outcome.gradients) == [H, "d2f/dz2"]
+    np.testing.assert_allclose(outcome.gradients[H], [[0.0, 0.25], [0.25, 0.0]], rtol=1e-14)
+    assert outcome.gradients["d2f/dz2"] == pytest.approx(2 * -1.2 * 1.0, rel=1e-14)
+    np.testing.assert_allclose(outcome.values[f"{H} eigenvalues"], [-0.25, 0.25], rtol=1e-14)
+    assert "negative definite" in outcome.notes["d2f/dz2"] and "saddle" in outcome.notes[H]
+    np.testing.assert_allclose(outcome.values[G], [1.0 * 0.25, -1.2 * 0.25], rtol=1e-14)
+    assert outcome.values["df/dz"] == pytest.approx(2 * -1.2 * 1.0 * 0.5, rel=1e-14)
+    np.testing.assert_allclose(outcome.values[STEP], [1.2, -1.0], rtol=1e-5)  # to the stationary X = 0
+    assert outcome.values["d2f/dz2 Newton step"] == pytest.approx(-0.5, rel=1e-5)  # to z = 0
+    assert [(h.filename, h.labels) for h in outcome.figures] == [
+        ("hessian.png", ["X[0]", "X[1]"]), ("hessian_2.png", ["z"])]
 
 
 def test_a_linear_function_needs_damping(load: Load) -> None:
-    singular = run_routine(load("scenario=hessian", "scenario.function='x + y'", "scenario.damping=0"))
+    singular = run_routine(load("scenario=hessian", "scenario.function='X[0] + X[1]'", "scenario.damping=0"))
     (failed,) = [c for c in singular.checks if not c.passed]
-    assert failed.name.startswith("Newton step") and "singular" in failed.detail
-    np.testing.assert_array_equal(singular.gradients["d2f/dX2"], np.zeros((2, 2)))
-    damped = assert_passed(run_routine(load("scenario=hessian", "scenario.function='x + y'",
+    assert failed.name == f"{STEP} vs float64 solve from second and first differences"
+    assert "singular" in failed.detail
+    np.testing.assert_array_equal(singular.gradients[H], np.zeros((2, 2)))
+    damped = assert_passed(run_routine(load("scenario=hessian", "scenario.function='X[0] + X[1]'",
                                             "dtype=float64")))
-    np.testing.assert_allclose(damped.values["newton_step"], [-1e6, -1e6], rtol=1e-12)
+    np.testing.assert_allclose(damped.values[STEP], [-1e6, -1e6], rtol=1e-12)
+
+
+#: A run's scenario saved while ``hessian`` was a routine of its own (.hydra/config.yaml), word for word.
+OLD_HESSIAN = {"name": "hessian", "routine": "hessian", "description": "Rosenbrock's Hessian.",
+               "function": "(1 - x)**2 + 100*(y - x**2)**2",
+               "inputs": {"x": {"value": -1.2, "linspace": None, "kind": "variable", "watch": False},
+                          "y": {"value": 1.0, "linspace": None, "kind": "variable", "watch": False}},
+               "damping": 1e-6}
+
+
+def test_a_config_saved_by_the_hessian_routine_runs_as_its_program(compose_config: Load) -> None:
+    saved = OmegaConf.to_container(compose_config("dtype=float64"))
+    saved["scenario"] = OLD_HESSIAN
+    run = load_run(saved)
+    assert isinstance(run.scenario, ProgramScenario)
+    # The routine stacked x, y into X and called its target f, because an input was called y.
+    assert run.scenario.targets == {"x": "X[0]", "y": "X[1]", "f": "(1 - x)**2 + 100*(y - x**2)**2"}
+    assert run.scenario.plan() == {"f": ["X"]} and run.scenario.derivative == "hessian"
+    outcome = assert_passed(run_routine(run))
+    np.testing.assert_allclose(outcome.gradients[H], ROSENBROCK_H, rtol=1e-13)
+    np.testing.assert_allclose(outcome.values[G], ROSENBROCK_G, rtol=1e-13)
+    # Inputs named as the routine's own names were: the target y, the vector X_ when X was taken.
+    saved["scenario"] = {**OLD_HESSIAN, "function": "a*X**2",
+                         "inputs": {"a": {"value": 3.0}, "X": {"value": 2.0}}}
+    scenario = load_run(saved).scenario
+    assert scenario.targets == {"a": "X_[0]", "X": "X_[1]", "y": "a*X**2"}
+    assert scenario.plan() == {"y": ["X_"]}
+    outcome = assert_passed(run_routine(load_run(saved)))
+    np.testing.assert_allclose(outcome.gradients["d2y/dX_2"], [[0.0, 4.0], [4.0, 6.0]], rtol=1e-13)
 
 
 # ---------------------------------------------------------------- snippets, in this process
-
-#: Hessian inputs named like the snippet's own variables.
-SNIPPET_NAMES = ("~scenario.inputs.x", "~scenario.inputs.y", "+scenario.inputs.g.value=1.0",
-                 "+scenario.inputs.H.value=2.0", "+scenario.inputs.X.value=3.0",
-                 "+scenario.inputs.step.value=0.5")
-
 
 @pytest.mark.parametrize(
     "overrides",
@@ -249,19 +317,11 @@ SNIPPET_NAMES = ("~scenario.inputs.x", "~scenario.inputs.y", "+scenario.inputs.g
          "~scenario.inputs.x", "+scenario.inputs.order.value=0.3"),
         ("scenario=hessian", "compile=xla"),
         ("scenario=hessian", "dtype=bfloat16"),
-        ("scenario=hessian", "scenario.function='g*H + X**2*step'", "dtype=float64", *SNIPPET_NAMES),
     ],
 )
 def test_snippets_print_the_same_numbers(load: Load, overrides: tuple[str, ...]) -> None:
     outcome = run_routine(load(*overrides, "checks.finite_differences=false", "plots=false"))
     assert _snippet_output(outcome.snippet) == jsonable(outcome.gradients)
-
-
-def test_a_snippet_names_itself_around_the_inputs(load: Load) -> None:
-    outcome = run_routine(load("scenario=hessian", "scenario.function='g*H + X**2*step'", *SNIPPET_NAMES,
-                               "checks.finite_differences=false", "plots=false"))
-    assert set(outcome.gradients) == {"dy/dX_", "d2y/dX_2"}
-    assert "def step_(X_):" in outcome.snippet and "g, H, X, step = tf.unstack(X_)" in outcome.snippet
 
 
 # ---------------------------------------------------------------- the command line
@@ -284,9 +344,27 @@ def test_an_unseen_function_to_the_fourth_order_from_the_command_line(cli: Cli) 
 def test_rosenbrock_hessian_from_the_command_line(cli: Cli) -> None:
     run = cli("scenario=hessian")
     results = run.ok()
-    np.testing.assert_allclose(results["gradients"]["df/dX"], ROSENBROCK_G, rtol=1e-6)
-    np.testing.assert_allclose(results["gradients"]["d2f/dX2"], ROSENBROCK_H, rtol=1e-6)
-    assert results["inputs"] == {"x": pytest.approx(-1.2), "y": 1.0}
+    x, y = results["inputs"]["X"]
+    assert (x, y) == (pytest.approx(-1.2), 1.0)
+    np.testing.assert_allclose(results["gradients"][H], _rosenbrock_h(x, y), rtol=1e-6)
+    np.testing.assert_allclose(results["values"][G], _rosenbrock_g(x, y), rtol=1e-6)
+    step = results["values"][STEP]
+    np.testing.assert_allclose(step, np.linalg.solve(ROSENBROCK_H, -ROSENBROCK_G), rtol=1e-5)
+    assert _rosenbrock(x + step[0], y + step[1]) == pytest.approx(4.7319, abs=1e-3)
+    assert np.prod(results["values"][f"{H} eigenvalues"]) == pytest.approx(35600.0, rel=1e-5)
     assert results["plots"] == ["hessian.png"]
-    assert "eigenvalues" in results["values"] and "newton_step" in results["values"]
+    assert (run.run_dirs()[0] / "hessian.png").read_bytes()[:4] == b"\x89PNG"
+    report = (run.run_dirs()[0] / "report.md").read_text()
+    assert "\nf = (1 - X[0])**2 + 100*(X[1] - X[0]**2)**2\n" in report  # the target, not "2f"
     assert_snippets_reproduce(run.run_dirs())
+
+
+@pytest.mark.slow
+def test_the_hessian_examples_from_the_command_line(cli: Cli) -> None:
+    """The scenario's commented commands: the minimum, where g = 0, and a saddle."""
+    minimum = cli("scenario=hessian", "scenario.inputs.X.value=[1,1]", "dtype=float64").ok()
+    np.testing.assert_array_equal(minimum["values"][G], [0.0, 0.0])
+    np.testing.assert_allclose(minimum["gradients"][H], _rosenbrock_h(1.0, 1.0), rtol=1e-14)
+    saddle = cli("scenario=hessian", "scenario.function=X[0]**2 - X[1]**2").ok()
+    assert saddle["values"][f"{H} eigenvalues"] == [-2.0, 2.0]
+    assert "a saddle" in saddle["notes"][H]

@@ -221,8 +221,8 @@ def test_each_routine_is_declared_once_by_its_schema() -> None:
     from runner.schema import CASES, SCENARIO_SCHEMAS
 
     assert list(SCENARIO_SCHEMAS) == [
-        "linear", "higher_order", "hessian",
-        "stop_gradient", "custom_gradient", "pitfalls", "control_flow", "mlp", "program"]
+        "linear", "higher_order",
+        "stop_gradient", "custom_gradient", "pitfalls", "control_flow", "program"]
     for name, schema in SCENARIO_SCHEMAS.items():
         fields = {f.name: f for f in dataclasses.fields(schema)}
         assert fields["routine"].default == name

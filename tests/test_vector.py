@@ -1,18 +1,14 @@
-"""Vector-valued scenarios: tape.jacobian and forward mode as programs, and an MLP's gradients.
+"""Vector-valued scenarios: tape.jacobian and forward mode as programs.
 
 jacobian and forward_mode differentiate F(x, y, z) = (x*y*z, sin(x) + y**2 - exp(z)),
 whose Jacobian [[y*z, x*z, x*y], [cos(x), 2y, -exp(z)]] the tests evaluate themselves:
 tape.jacobian(F, [x, y, z]) and one JVP per input with tangent 1 both give its columns.
-The MLP's gradients are checked against complex-step derivatives computed here:
-f'(p) = Im f(p + ih) / h has no subtractive cancellation, so it is exact to
-rounding for any h as small as 1e-30, and shares no code with the routine.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -190,116 +186,3 @@ def test_a_former_routines_input_called_f_keeps_its_name(compose_config: Callabl
     assert scenario.plan() == {"F1": ["F"]}
     outcome = assert_passed(run_routine(load_run(saved)))
     np.testing.assert_allclose(outcome.gradients["dF1/dF"], [4.0, 0.0])
-
-
-# ---------------------------------------------------------------- mlp
-
-_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "tanh": np.tanh,
-    "relu": lambda z: np.where(z.real > 0, z, 0),
-    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
-    "softplus": lambda z: np.log(1 + np.exp(z)),
-    "linear": lambda z: z,
-}
-
-
-def _complex_step(inputs: dict[str, np.ndarray], activation: str) -> dict[str, np.ndarray]:
-    """Every dloss/dparam of the MLP by the complex step, from the values the run used."""
-    act = _ACTIVATIONS[activation]
-    params = [k for k in inputs if k[0] in "Wb"]
-
-    def loss(values: dict[str, np.ndarray]) -> complex:
-        h = values["x"]
-        for k in range(0, len(params), 2):
-            h = h @ values[params[k]] + values[params[k + 1]]
-            if k < len(params) - 2:
-                h = act(h)
-        return np.mean((h - values["targets"]) ** 2)
-
-    step = 1e-30
-    grads = {}
-    for name in params:
-        flat = np.zeros(inputs[name].size)
-        for i in range(flat.size):
-            bumped = inputs[name].astype(np.complex128).reshape(-1)
-            bumped[i] += 1j * step
-            flat[i] = loss({**inputs, name: bumped.reshape(inputs[name].shape)}).imag / step
-        grads[f"dloss/d{name}"] = flat.reshape(inputs[name].shape)
-    return grads
-
-
-def _inputs64(outcome: Any) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v, dtype=np.float64) for k, v in outcome.inputs.items()}
-
-
-def test_mlp_shapes_labels_and_seeded_data(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=mlp")))
-    assert list(outcome.gradients) == ["dloss/dW1", "dloss/db1", "dloss/dW2", "dloss/db2",
-                                       "dloss/dW3", "dloss/db3"]
-    shapes = {"W1": (4, 16), "b1": (16,), "W2": (16, 16), "b2": (16,), "W3": (16, 1), "b3": (1,)}
-    for name, shape in shapes.items():
-        assert outcome.inputs[name].shape == outcome.gradients[f"dloss/d{name}"].shape == shape
-    assert outcome.inputs["x"].shape == (8, 4) and outcome.inputs["targets"].shape == (8, 1)
-    # Glorot normal: standard deviation sqrt(2 / (fan_in + fan_out)) = sqrt(1/16) for W2.
-    assert np.std(outcome.inputs["W2"]) == pytest.approx(0.25, rel=0.2)
-    assert np.abs(outcome.inputs["b1"]).max() < 0.5
-    names = {c.name for c in outcome.checks}
-    assert {"dloss/dW1 vs backprop", "dloss/db3 vs finite differences"} <= names
-    (curve,) = outcome.figures
-    assert curve.filename == "mlp.png" and list(curve.x) == [1, 2, 3]
-    again = run_routine(load("scenario=mlp"))
-    np.testing.assert_array_equal(again.gradients["dloss/dW1"], outcome.gradients["dloss/dW1"])
-
-
-@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "softplus", "linear"])
-def test_mlp_gradients_equal_the_complex_step_in_float64(load: Callable[..., Any], activation: str) -> None:
-    outcome = assert_passed(run_routine(load("scenario=mlp", f"scenario.activation={activation}",
-                                             "dtype=float64",
-                                             "scenario.layers=[3,5,4,2]", "scenario.batch=6")))
-    want = _complex_step(_inputs64(outcome), activation)
-    for label, grad in want.items():
-        np.testing.assert_allclose(outcome.gradients[label], grad, rtol=1e-12, atol=1e-14, err_msg=label)
-    loss = outcome.values["loss"]
-    assert loss > 0 and np.isfinite(loss)
-
-
-def test_mlp_linear_single_layer_is_the_linear_model(load: Callable[..., Any]) -> None:
-    outcome = assert_passed(run_routine(load("scenario=mlp", "scenario.layers=[3,2]", "dtype=float64")))
-    data = _inputs64(outcome)
-    residual = data["x"] @ data["W1"] + data["b1"] - data["targets"]
-    dy = 2 * residual / residual.size
-    np.testing.assert_allclose(outcome.gradients["dloss/dW1"], data["x"].T @ dy, rtol=1e-13)
-    np.testing.assert_allclose(outcome.gradients["dloss/db1"], dy.sum(axis=0), rtol=1e-13)
-
-
-@pytest.mark.parametrize(("dtype", "compile_mode", "rtol"),
-                         [("float32", "function", 1e-4), ("float32", "xla", 1e-4), ("float16", "xla", 5e-2)])
-def test_mlp_compiled(load: Callable[..., Any], dtype: str, compile_mode: str, rtol: float) -> None:
-    outcome = assert_passed(run_routine(load("scenario=mlp", f"dtype={dtype}", f"compile={compile_mode}")))
-    want = _complex_step(_inputs64(outcome), "tanh")
-    for label, grad in want.items():
-        assert outcome.gradients[label].dtype == np.dtype(dtype)
-        np.testing.assert_allclose(outcome.gradients[label], grad, rtol=rtol,
-                                   atol=rtol * np.abs(grad).max(), err_msg=label)
-
-
-def test_mlp_large_layers_check_a_sample_by_finite_differences(load: Callable[..., Any]) -> None:
-    run = load("scenario=mlp", "scenario.layers=[4,32,32,1]", "dtype=float64")
-    outcome = assert_passed(run_routine(run))
-    limit = run.checks.fd_max_elements
-    assert f"dloss/dW2 vs finite differences ({limit} of 1024 elements)" in {c.name for c in outcome.checks}
-
-
-# ---------------------------------------------------------------- the CLI and the snippets
-
-@pytest.mark.slow
-def test_cli_mlp_and_its_snippet(cli: Cli) -> None:
-    run = cli("scenario=mlp")
-    results = run.ok()
-    inputs = {k: np.array(v, dtype=np.float64) for k, v in results["inputs"].items()}
-    for label, grad in _complex_step(inputs, "tanh").items():
-        np.testing.assert_allclose(results["gradients"][label], grad, rtol=1e-4,
-                                   atol=1e-4 * np.abs(grad).max(), err_msg=label)
-    assert results["plots"] == ["mlp.png"]
-    assert (Path(run.run_dirs()[0]) / "mlp.png").read_bytes()[:4] == b"\x89PNG"
-    assert_snippets_reproduce(run.run_dirs())

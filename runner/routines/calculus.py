@@ -1,8 +1,9 @@
-"""What ``higher_order`` and ``hessian`` share: names, the SymPy oracle, the compiled snippet.
+"""Calculus for ``higher_order``'s nested tapes: names, the SymPy oracle, the compiled snippet.
 
-Both routines nest tapes, label second and higher derivatives the way calculus
-writes them (``d2y/dx2``) and print standalone snippets whose own variable names
-must never collide with an input's.
+The routine labels second and higher derivatives the way calculus writes them
+(``d2y/dx2``) and prints a standalone snippet whose own variable names must never
+collide with an input's; the oracle benchmark evaluates SymPy's derivatives with
+:func:`at_inputs` too.
 """
 
 from __future__ import annotations

@@ -245,6 +245,7 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     curve = _curve(program, outcome)
     if curve is not None:
         outcome.figures.append(curve)
+    outcome.figures += kinds.heatmaps(program, outcome, len(outcome.figures))  # small Hessians
     return outcome
 
 
