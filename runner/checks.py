@@ -7,14 +7,38 @@ are finite; NaN or Inf never passes. Tolerances come from the config, per dtype.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 
 from runner.result import Check
 from runner.schema import Tolerance
 from runner.tfenv import tf
+
+T = TypeVar("T")
+
+#: Elements a block of work holds: its temporaries stay in the CPU's cache.
+BLOCK_ELEMENTS = 1 << 15
+#: From this many elements on, large elementwise work goes block by block in threads.
+THREADED_ELEMENTS = 1 << 20
+
+
+def in_blocks(fn: Callable[[int, int], T], count: int, per_block: int) -> list[T]:
+    """``fn(start, stop)`` over ``range(count)`` cut into blocks of ``per_block``, in order.
+
+    One thread per CPU: NumPy releases the GIL inside its loops, so blocks of float64
+    work run in parallel, and each block's temporaries stay in cache where a whole-array
+    expression would allocate (and fault in) an array per operation. ``fn`` runs in a
+    worker thread, where NumPy's error state is the default: it sets its own.
+    """
+    starts = range(0, count, max(1, per_block))
+    if len(starts) <= 1:
+        return [fn(0, count)]
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        return list(pool.map(lambda start: fn(start, min(start + per_block, count)), starts))
 
 
 def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
@@ -31,14 +55,27 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
         return Check(name, False, None, None, f"shape {got.shape} != expected {want.shape}")
     if not got.size:
         return Check(name, tol.atol >= 0.0, 0.0, tol.atol)
-    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported below
-        err = float(np.max(np.abs(np.subtract(got, want, dtype=np.float64))))
+    err, top = _error_and_scale(got.reshape(-1), want.reshape(-1))
     if not math.isfinite(err):
         bad = [side for side, a in (("got", got), ("expected", want))
                if not np.isfinite(np.asarray(a, dtype=np.float64)).all()]
         return Check(name, False, None, None, f"NaN or Inf in the {' and '.join(bad)} values")
-    bound = tol.atol + tol.rtol * max(float(np.max(want)), -float(np.min(want)))
+    bound = tol.atol + tol.rtol * top
     return Check(name, err <= bound, err, bound)
+
+
+def _error_and_scale(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    """max|got - want| and max|want| over flat arrays, in one pass of blocks (threaded when large)."""
+    def block(start: int, stop: int) -> tuple[float, float, float]:
+        part = want[start:stop]
+        with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported by the caller
+            diff = np.subtract(got[start:stop], part, dtype=np.float64)
+            np.abs(diff, out=diff)
+        return float(np.max(diff)), float(np.max(part)), -float(np.min(part))
+
+    per_block = BLOCK_ELEMENTS if got.size >= THREADED_ELEMENTS else got.size
+    found = np.array(in_blocks(block, got.size, per_block))  # NaN anywhere stays NaN in np.max
+    return float(np.max(found[:, 0])), float(np.max(found[:, 1:]))
 
 
 def recorded(label: str, got: Any, reason: str) -> Check:
@@ -138,19 +175,67 @@ def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weig
     return grad
 
 
-def nudged_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weight: Any, delta: float,
-                       out_shape: tuple[int, ...]) -> np.ndarray:
+def nudged_differences(fn: Callable[..., np.ndarray], point: Any, weight: Any, delta: float,
+                       out_shape: tuple[int, ...], others: Sequence[np.ndarray] = (),
+                       split: bool = True) -> np.ndarray:
     """What :func:`float64_differences` gives, for an elementwise ``fn``, in two evaluations.
 
     Each output element then depends on exactly one element of ``point`` (broadcasting
     allowed): nudging every element at once changes each output by its own input's
     nudge alone, and summing each output's weighted difference back onto the element
     it came from gives that element's derivative, the number nudging it alone gives.
+    ``fn(point, *others)``: the other arrays it reads are cut into blocks with the point
+    (:func:`blockwise`; ``split=False`` evaluates whole arrays).
     """
     point = np.asarray(point, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        change = (fn(point + delta) - fn(point - delta)) / (2 * delta)
-    return unbroadcast(np.broadcast_to(change, out_shape) * weight, point.shape)
+
+    def change(at: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+        return (fn(at + delta, *rest) - fn(at - delta, *rest)) / (2 * delta) * w
+
+    return blockwise(change, [point, np.asarray(weight, dtype=np.float64), *others], out_shape, point.shape,
+                     split)
+
+
+def blockwise(fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: tuple[int, ...],
+              into: tuple[int, ...], split: bool = True) -> np.ndarray:
+    """``fn(*arrays)``, broadcast to ``out_shape`` and summed down to ``into`` (:func:`unbroadcast`),
+    for an elementwise ``fn``: each element of its result reads only the arrays' elements at
+    its position (broadcasting allowed).
+
+    So from :data:`THREADED_ELEMENTS` on, ``out_shape``'s leading axis is cut into blocks
+    evaluated apart, in threads (:func:`in_blocks`): an array spanning that axis is cut
+    with it, any other (broadcast along it) goes whole to every block. Where an array
+    does not broadcast to ``out_shape``, or ``split`` is false (``fn`` computes something
+    that does not), it is one evaluation over whole arrays. The same numbers either way,
+    but for the order of the sums where ``into`` is broadcast along the leading axis.
+    """
+    size = math.prod(out_shape)
+    if not (split and size >= THREADED_ELEMENTS and out_shape[0] > 1
+            and all(fits(np.shape(a), out_shape) for a in arrays)):
+        with np.errstate(all="ignore"):
+            return unbroadcast(np.broadcast_to(fn(*arrays), out_shape), into)
+    cut = [np.ndim(a) == len(out_shape) and np.shape(a)[0] == out_shape[0] for a in arrays]
+    along = len(into) == len(out_shape) and into[0] == out_shape[0]  # else: summed over the blocks
+    result = np.empty(into) if along else None
+
+    def block(start: int, stop: int) -> np.ndarray | None:
+        part = [a[start:stop] if c else a for a, c in zip(arrays, cut, strict=True)]
+        with np.errstate(all="ignore"):
+            value = np.broadcast_to(fn(*part), (stop - start, *out_shape[1:]))
+        value = unbroadcast(value, (stop - start, *into[1:]) if along else into)
+        if result is None:
+            return value
+        result[start:stop] = value
+        return None
+
+    found = in_blocks(block, out_shape[0], max(1, BLOCK_ELEMENTS // math.prod(out_shape[1:])))
+    return result if result is not None else np.asarray(np.sum(found, axis=0)).reshape(into)
+
+
+def fits(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``out_shape`` (without growing it)."""
+    return len(shape) <= len(out_shape) and all(
+        s in (1, o) for s, o in zip(reversed(shape), reversed(out_shape), strict=False))
 
 
 def projections(count: int, of: str = "v.(J u)") -> str:
