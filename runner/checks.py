@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -66,16 +67,23 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
 
 def _error_and_scale(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
     """max|got - want| and max|want| over flat arrays, in one pass of blocks (threaded when large)."""
-    def block(start: int, stop: int) -> tuple[float, float, float]:
-        part = want[start:stop]
-        with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported by the caller
-            diff = np.subtract(got[start:stop], part, dtype=np.float64)
-            np.abs(diff, out=diff)
-        return float(np.max(diff)), float(np.max(part)), -float(np.min(part))
-
     per_block = BLOCK_ELEMENTS if got.size >= THREADED_ELEMENTS else got.size
-    found = np.array(in_blocks(block, got.size, per_block))  # NaN anywhere stays NaN in np.max
-    return float(np.max(found[:, 0])), float(np.max(found[:, 1:]))
+    return _worst(in_blocks(lambda start, stop: _block_error(got[start:stop], want[start:stop]), got.size,
+                            per_block))
+
+
+def _block_error(got: np.ndarray, want: np.ndarray) -> tuple[float, float, float]:
+    """One block's max|got - want|, max(want) and -min(want)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported by compare
+        diff = np.subtract(got, want, dtype=np.float64)
+        np.abs(diff, out=diff)
+    return float(np.max(diff)), float(np.max(want)), -float(np.min(want))
+
+
+def _worst(found: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """The blocks' largest error and largest |want|; NaN in any block stays NaN (np.max, not max)."""
+    table = np.array(found)
+    return float(np.max(table[:, 0])), float(np.max(table[:, 1:]))
 
 
 def recorded(label: str, got: Any, reason: str) -> Check:
@@ -175,25 +183,20 @@ def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weig
     return grad
 
 
-def nudged_differences(fn: Callable[..., np.ndarray], point: Any, weight: Any, delta: float,
-                       out_shape: tuple[int, ...], others: Sequence[np.ndarray] = (),
-                       split: bool = True) -> np.ndarray:
-    """What :func:`float64_differences` gives, for an elementwise ``fn``, in two evaluations.
+def nudged(fn: Callable[..., np.ndarray], delta: float) -> Callable[..., np.ndarray]:
+    """What :func:`float64_differences` gives, for an elementwise ``fn(point, *others)``, in two
+    evaluations: a function of ``(point, weight, *others)`` for :func:`blockwise`, with ``point``'s
+    shape as its ``into``.
 
     Each output element then depends on exactly one element of ``point`` (broadcasting
     allowed): nudging every element at once changes each output by its own input's
     nudge alone, and summing each output's weighted difference back onto the element
     it came from gives that element's derivative, the number nudging it alone gives.
-    ``fn(point, *others)``: the other arrays it reads are cut into blocks with the point
-    (:func:`blockwise`; ``split=False`` evaluates whole arrays).
     """
-    point = np.asarray(point, dtype=np.float64)
+    def change(point: np.ndarray, weight: np.ndarray, *others: np.ndarray) -> np.ndarray:
+        return (fn(point + delta, *others) - fn(point - delta, *others)) / (2 * delta) * weight
 
-    def change(at: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> np.ndarray:
-        return (fn(at + delta, *rest) - fn(at - delta, *rest)) / (2 * delta) * w
-
-    return blockwise(change, [point, np.asarray(weight, dtype=np.float64), *others], out_shape, point.shape,
-                     split)
+    return change
 
 
 def blockwise(fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: tuple[int, ...],
@@ -209,27 +212,68 @@ def blockwise(fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: t
     that does not), it is one evaluation over whole arrays. The same numbers either way,
     but for the order of the sums where ``into`` is broadcast along the leading axis.
     """
-    size = math.prod(out_shape)
-    if not (split and size >= THREADED_ELEMENTS and out_shape[0] > 1
-            and all(fits(np.shape(a), out_shape) for a in arrays)):
+    blocks = _Blocks.plan(fn, arrays, out_shape, into, split)
+    if blocks is None:
         with np.errstate(all="ignore"):
             return unbroadcast(np.broadcast_to(fn(*arrays), out_shape), into)
-    cut = [np.ndim(a) == len(out_shape) and np.shape(a)[0] == out_shape[0] for a in arrays]
-    along = len(into) == len(out_shape) and into[0] == out_shape[0]  # else: summed over the blocks
-    result = np.empty(into) if along else None
+    if not blocks.along:
+        return np.asarray(np.sum(blocks.run(blocks.part), axis=0)).reshape(into)
+    result = np.empty(into)
 
-    def block(start: int, stop: int) -> np.ndarray | None:
-        part = [a[start:stop] if c else a for a, c in zip(arrays, cut, strict=True)]
+    def store(start: int, stop: int) -> None:
+        result[start:stop] = blocks.part(start, stop)
+
+    blocks.run(store)
+    return result
+
+
+def compare_blockwise(name: str, got: Any, fn: Callable[..., Any], arrays: Sequence[np.ndarray],
+                      out_shape: tuple[int, ...], into: tuple[int, ...], tol: Tolerance,
+                      split: bool = True) -> Check:
+    """``compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)``, with each block of the
+    expected values compared as soon as it is made, where the blocks are ``into``'s own: the expected
+    array never exists whole, and nothing is read twice."""
+    got = np.asarray(got)
+    blocks = _Blocks.plan(fn, arrays, out_shape, into, split)
+    if blocks is None or not blocks.along or got.shape != into or got.dtype.kind != "f":
+        return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
+    err, top = _worst(blocks.run(lambda start, stop: _block_error(got[start:stop], blocks.part(start, stop))))
+    if not math.isfinite(err):  # which side holds the NaN or Inf: compare says, from whole arrays
+        return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
+    bound = tol.atol + tol.rtol * top
+    return Check(name, err <= bound, err, bound)
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """How :func:`blockwise` cuts its work: ``part(start, stop)`` is rows start:stop of the result."""
+
+    fn: Callable[..., Any]
+    arrays: Sequence[np.ndarray]
+    cut: tuple[bool, ...]  # which arrays span the leading axis (cut with it) and which go whole
+    out_shape: tuple[int, ...]
+    into: tuple[int, ...]
+    along: bool  # into spans the leading axis: each block is its own rows of the result, else summed
+
+    @classmethod
+    def plan(cls, fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: tuple[int, ...],
+             into: tuple[int, ...], split: bool) -> _Blocks | None:
+        """The blocks, or None where the work is one evaluation over whole arrays."""
+        if not (split and math.prod(out_shape) >= THREADED_ELEMENTS and out_shape[0] > 1
+                and all(fits(np.shape(a), out_shape) for a in arrays)):
+            return None
+        cut = tuple(np.ndim(a) == len(out_shape) and np.shape(a)[0] == out_shape[0] for a in arrays)
+        along = len(into) == len(out_shape) and into[0] == out_shape[0]
+        return cls(fn, arrays, cut, out_shape, into, along)
+
+    def part(self, start: int, stop: int) -> np.ndarray:
+        values = [a[start:stop] if c else a for a, c in zip(self.arrays, self.cut, strict=True)]
         with np.errstate(all="ignore"):
-            value = np.broadcast_to(fn(*part), (stop - start, *out_shape[1:]))
-        value = unbroadcast(value, (stop - start, *into[1:]) if along else into)
-        if result is None:
-            return value
-        result[start:stop] = value
-        return None
+            value = np.broadcast_to(self.fn(*values), (stop - start, *self.out_shape[1:]))
+        return unbroadcast(value, (stop - start, *self.into[1:]) if self.along else self.into)
 
-    found = in_blocks(block, out_shape[0], max(1, BLOCK_ELEMENTS // math.prod(out_shape[1:])))
-    return result if result is not None else np.asarray(np.sum(found, axis=0)).reshape(into)
+    def run(self, work: Callable[[int, int], T]) -> list[T]:
+        return in_blocks(work, self.out_shape[0], max(1, BLOCK_ELEMENTS // math.prod(self.out_shape[1:])))
 
 
 def fits(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:

@@ -169,7 +169,7 @@ def test_unseen_functions_in_float64(
 
 def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
     """What lets an elementwise check cover every element of a large input in two evaluations."""
-    from runner.checks import float64_differences, nudged_differences
+    from runner.checks import blockwise, float64_differences, nudged
 
     y = np.array([[0.5, -1.0, 2.0, 3.0]])  # broadcast: each x[i] feeds a row of outputs
 
@@ -178,7 +178,7 @@ def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
 
     x = np.array([[0.1], [-0.7], [1.3]])
     weight = np.array([[1.0, 2.0, 0.5, -1.0]])
-    together = nudged_differences(fn, x, weight, 1e-6, (3, 4))
+    together = blockwise(nudged(fn, 1e-6), [x, weight], (3, 4), x.shape)
     alone = float64_differences(fn, x, weight, 1e-6)
     assert together.shape == (3, 1)
     np.testing.assert_allclose(together, alone, rtol=1e-8)

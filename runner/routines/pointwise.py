@@ -13,13 +13,15 @@ before: what the seed's scenarios (``function:``) need to stay fast. For the sam
 reason central differences nudge every element of a large source at once.
 
 Each of these oracles is elementwise in the inputs, so over a large target it is
-evaluated block by block of the target's leading axis, in threads
-(:func:`runner.checks.blockwise`): a block's temporaries stay in cache instead of
-one 80 MB array per operation over 10^7 points, and both CPUs of a small machine work.
+evaluated block by block of the target's leading axis, in threads, and each block
+compared as it is made (:func:`runner.checks.compare_blockwise`): a block's
+temporaries stay in cache where whole arrays would allocate 80 MB per operation
+over 10^7 points, and every CPU works.
 
 A closed form (``closed_form: {x: sigmoid(x)*(1 - sigmoid(x))}``) is a derivative
 of the same kind written by hand, evaluated in float64 at the inputs (through
-SymPy's NumPy printer, so a subterm it repeats is computed once). It belongs to the function it was written for (``closed_form_for``): once
+SymPy's NumPy printer, so a subterm it repeats is computed once). It belongs to
+the function it was written for (``closed_form_for``): once
 ``scenario.function`` is another, it is dropped with a note.
 """
 
@@ -32,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runner import expr, work
-from runner.checks import blockwise, compare, fits, nudged_differences
+from runner.checks import compare_blockwise, fits, nudged
 from runner.result import Check, Outcome
 from runner.routines.tape import lambdified
+from runner.schema import Tolerance
 
 if TYPE_CHECKING:
     from runner.routines.program import Program
@@ -64,9 +67,9 @@ def symbolic_check(program: Program, outcome: Outcome) -> Checker:
     def check(label: str, target: str, source: str, got: np.ndarray) -> None:
         derivative, symbols = _derivative(trees, names, target, source)
         at = [program.held[n] if n in program.held else program.forward[n] for n in symbols]
-        want = _weighted(program, lambdified(derivative, symbols), at, target, source)
         outcome.analytic[label] = str(derivative)
-        outcome.checks.append(compare(f"{label} vs SymPy", got, want, tolerance))
+        outcome.checks.append(_weighted_check(program, f"{label} vs SymPy", got,
+                                              lambdified(derivative, symbols), at, target, source, tolerance))
 
     return check
 
@@ -88,12 +91,13 @@ def _derivative(trees: tuple[tuple[str, expr.Expr], ...], names: tuple[str, ...]
     return sp.diff(values[target], symbols[source]), symbols
 
 
-def _weighted(program: Program, fn: Callable[..., Any], at: list[np.ndarray], target: str,
-              source: str) -> np.ndarray:
-    """A derivative ``fn`` (elementwise in the values ``at``) weighted by the target's cotangent and summed
-    down to the source's shape: what the tape's gradient is, block by block."""
-    return blockwise(lambda weight, *values: fn(*values) * weight, [program.weights[target], *at],
-                     program.shapes[target], program.shapes[source], splits(program, target))
+def _weighted_check(program: Program, name: str, got: np.ndarray, fn: Callable[..., Any],
+                    at: list[np.ndarray], target: str, source: str, tol: Tolerance) -> Check:
+    """``got`` against a derivative ``fn`` (elementwise in the values ``at``) weighted by the target's
+    cotangent and summed down to the source's shape, as the tape's gradient is: block by block."""
+    return compare_blockwise(name, got, lambda weight, *values: fn(*values) * weight,
+                             [program.weights[target], *at], program.shapes[target], program.shapes[source],
+                             tol, splits(program, target))
 
 
 def splits(program: Program, target: str) -> bool:
@@ -112,10 +116,11 @@ def difference_check(program: Program, label: str, target: str, source: str, got
         return program.evaluate({**dict(zip(others, values, strict=True)), source: point}, target)
 
     point = program.point(source)
-    want = nudged_differences(fn, point, program.weights[target], program.delta, program.shapes[target],
-                              [program.held[n] for n in others], splits(program, target))
-    return compare(f"{label} vs float64 central differences (all {np.size(point)} elements, nudged together)",
-                   got, want, program.run.tolerances().float64_differences)
+    return compare_blockwise(
+        f"{label} vs float64 central differences (all {np.size(point)} elements, nudged together)", got,
+        nudged(fn, program.delta), [point, program.weights[target], *(program.held[n] for n in others)],
+        program.shapes[target], np.shape(point), program.run.tolerances().float64_differences,
+        splits(program, target))
 
 
 def check_closed_forms(program: Program, outcome: Outcome) -> None:
@@ -138,8 +143,9 @@ def check_closed_forms(program: Program, outcome: Outcome) -> None:
         if got is None:
             continue
         form, symbols = _closed_form(text, names)
-        want = _weighted(program, lambdified(form, symbols), [program.held[n] for n in names], target, name)
-        outcome.checks.append(compare(f"{label} vs closed form {text}", got, want, run.tolerances().analytic))
+        outcome.checks.append(_weighted_check(program, f"{label} vs closed form {text}", got,
+                                              lambdified(form, symbols), [program.held[n] for n in names],
+                                              target, name, run.tolerances().analytic))
 
 
 @functools.lru_cache(maxsize=256)
