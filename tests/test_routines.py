@@ -302,16 +302,18 @@ def test_analytic_checks_off_means_the_closed_form_too(load: Callable[..., Any])
 
 
 def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None:
-    from runner.routines.pointwise import difference_check
+    from runner.checks import THREADED_ELEMENTS, compare_blockwise, nudged
     from runner.schema import Tolerance
 
-    x = np.linspace(-3.0, 3.0, 1_000_000)
+    x = np.linspace(-3.0, 3.0, 1_100_000)  # past THREADED_ELEMENTS: blocks, in threads
+    assert x.size > THREADED_ELEMENTS
     right = np.cos(x)
     wrong = right.copy()
-    wrong[123_457] += 1e-3  # a sample of a few dozen elements would almost surely miss it
+    wrong[1_023_457] += 1e-3  # a sample of a few dozen elements would almost surely miss it
     tol = Tolerance(rtol=1e-6, atol=1e-8)
-    passed = difference_check("dy/dx", right, np.sin, x, np.ones(x.shape), x.shape, tol, 1e-6)
-    failed = difference_check("dy/dx", wrong, np.sin, x, np.ones(x.shape), x.shape, tol, 1e-6)
+    arrays = [x, np.ones(x.shape)]
+    passed = compare_blockwise("dy/dx", right, nudged(np.sin, 1e-6), arrays, x.shape, x.shape, tol)
+    failed = compare_blockwise("dy/dx", wrong, nudged(np.sin, 1e-6), arrays, x.shape, x.shape, tol)
     assert passed.passed and not failed.passed
     assert failed.max_abs_err == pytest.approx(1e-3, rel=1e-3)
 
