@@ -38,8 +38,16 @@ def in_blocks(fn: Callable[[int, int], T], count: int, per_block: int) -> list[T
     starts = range(0, count, max(1, per_block))
     if len(starts) <= 1:
         return [fn(0, count)]
-    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    pool = ThreadPoolExecutor(_cpus())
+    try:
         return list(pool.map(lambda start: fn(start, min(start + per_block, count)), starts))
+    finally:  # a job's time limit raising here: the blocks not started never start
+        pool.shutdown(cancel_futures=True)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on: its affinity where the system has one (Linux), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
