@@ -22,7 +22,7 @@ from runner.tfenv import tf
 T = TypeVar("T")
 
 #: Elements a block of work holds: its temporaries stay in the CPU's cache.
-BLOCK_ELEMENTS = 1 << 15
+BLOCK_ELEMENTS = 1 << 16
 #: From this many elements on, large elementwise work goes block by block in threads.
 THREADED_ELEMENTS = 1 << 20
 
