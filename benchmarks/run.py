@@ -8,6 +8,10 @@ import included as a user pays it, and peak memory is that process's maximum
 resident set size. Heavy tape work and curves share one process and one
 TensorFlow start-up (benchmarks/inprocess.py), runner job against hand-written
 code. Baselines import TensorFlow as the runner does (benchmarks/plain_tf.py).
+The runner's modules are compiled to bytecode first, as installing a package
+does: with PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise
+compile its every module again in every process, which no installed copy does
+(the baselines' libraries are compiled at install).
 The default set at five or more repetitions rewrites the table in
 benchmarks/results.md, keeping its hand-written sections; other runs only print.
 
@@ -17,6 +21,7 @@ Usage: python benchmarks/run.py [--reps N] [--only NAME ...]
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -427,6 +432,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--only", nargs="*", choices=[*BENCHMARKS, *OPTIONAL], default=list(BENCHMARKS))
     args = parser.parse_args()
+    for package in ("runner", "hydra_plugins"):  # bytecode, as an install has it (see above)
+        compileall.compile_dir(HERE.parent / package, quiet=1)
     work = Path(tempfile.mkdtemp(prefix="tape-runner-bench-"))
     started = time.perf_counter()
     rows: list[Row] = []

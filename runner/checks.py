@@ -7,14 +7,47 @@ are finite; NaN or Inf never passes. Tolerances come from the config, per dtype.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from runner.result import Check
 from runner.schema import Tolerance
 from runner.tfenv import tf
+
+T = TypeVar("T")
+
+#: Elements a block of work holds: its temporaries stay in the CPU's cache.
+BLOCK_ELEMENTS = 1 << 16
+#: From this many elements on, large elementwise work goes block by block in threads.
+THREADED_ELEMENTS = 1 << 20
+
+
+def in_blocks(fn: Callable[[int, int], T], count: int, per_block: int) -> list[T]:
+    """``fn(start, stop)`` over ``range(count)`` cut into blocks of ``per_block``, in order.
+
+    One thread per CPU: NumPy releases the GIL inside its loops, so blocks of float64
+    work run in parallel, and each block's temporaries stay in cache where a whole-array
+    expression would allocate (and fault in) an array per operation. ``fn`` runs in a
+    worker thread, where NumPy's error state is the default: it sets its own.
+    """
+    starts = range(0, count, max(1, per_block))
+    if len(starts) <= 1:
+        return [fn(0, count)]
+    pool = ThreadPoolExecutor(_cpus())
+    try:
+        return list(pool.map(lambda start: fn(start, min(start + per_block, count)), starts))
+    finally:  # a job's time limit raising here: the blocks not started never start
+        pool.shutdown(cancel_futures=True)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on: its affinity where the system has one (Linux), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
@@ -31,14 +64,34 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
         return Check(name, False, None, None, f"shape {got.shape} != expected {want.shape}")
     if not got.size:
         return Check(name, tol.atol >= 0.0, 0.0, tol.atol)
-    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported below
-        err = float(np.max(np.abs(np.subtract(got, want, dtype=np.float64))))
+    err, top = _error_and_scale(got.reshape(-1), want.reshape(-1))
     if not math.isfinite(err):
         bad = [side for side, a in (("got", got), ("expected", want))
                if not np.isfinite(np.asarray(a, dtype=np.float64)).all()]
         return Check(name, False, None, None, f"NaN or Inf in the {' and '.join(bad)} values")
-    bound = tol.atol + tol.rtol * max(float(np.max(want)), -float(np.min(want)))
+    bound = tol.atol + tol.rtol * top
     return Check(name, err <= bound, err, bound)
+
+
+def _error_and_scale(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    """max|got - want| and max|want| over flat arrays, in one pass of blocks (threaded when large)."""
+    per_block = BLOCK_ELEMENTS if got.size >= THREADED_ELEMENTS else got.size
+    return _worst(in_blocks(lambda start, stop: _block_error(got[start:stop], want[start:stop]), got.size,
+                            per_block))
+
+
+def _block_error(got: np.ndarray, want: np.ndarray) -> tuple[float, float, float]:
+    """One block's max|got - want|, max(want) and -min(want)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported by compare
+        diff = np.subtract(got, want, dtype=np.float64)
+        np.abs(diff, out=diff)
+    return float(np.max(diff)), float(np.max(want)), -float(np.min(want))
+
+
+def _worst(found: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """The blocks' largest error and largest |want|; NaN in any block stays NaN (np.max, not max)."""
+    table = np.array(found)
+    return float(np.max(table[:, 0])), float(np.max(table[:, 1:]))
 
 
 def recorded(label: str, got: Any, reason: str) -> Check:
@@ -138,19 +191,103 @@ def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weig
     return grad
 
 
-def nudged_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weight: Any, delta: float,
-                       out_shape: tuple[int, ...]) -> np.ndarray:
-    """What :func:`float64_differences` gives, for an elementwise ``fn``, in two evaluations.
+def nudged(fn: Callable[..., np.ndarray], delta: float) -> Callable[..., np.ndarray]:
+    """What :func:`float64_differences` gives, for an elementwise ``fn(point, *others)``, in two
+    evaluations: a function of ``(point, weight, *others)`` for :func:`blockwise`, with ``point``'s
+    shape as its ``into``.
 
     Each output element then depends on exactly one element of ``point`` (broadcasting
     allowed): nudging every element at once changes each output by its own input's
     nudge alone, and summing each output's weighted difference back onto the element
     it came from gives that element's derivative, the number nudging it alone gives.
     """
-    point = np.asarray(point, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        change = (fn(point + delta) - fn(point - delta)) / (2 * delta)
-    return unbroadcast(np.broadcast_to(change, out_shape) * weight, point.shape)
+    def change(point: np.ndarray, weight: np.ndarray, *others: np.ndarray) -> np.ndarray:
+        return (fn(point + delta, *others) - fn(point - delta, *others)) / (2 * delta) * weight
+
+    return change
+
+
+def blockwise(fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: tuple[int, ...],
+              into: tuple[int, ...], split: bool = True) -> np.ndarray:
+    """``fn(*arrays)``, broadcast to ``out_shape`` and summed down to ``into`` (:func:`unbroadcast`),
+    for an elementwise ``fn``: each element of its result reads only the arrays' elements at
+    its position (broadcasting allowed).
+
+    So from :data:`THREADED_ELEMENTS` on, ``out_shape``'s leading axis is cut into blocks
+    evaluated apart, in threads (:func:`in_blocks`): an array spanning that axis is cut
+    with it, any other (broadcast along it) goes whole to every block. Where an array
+    does not broadcast to ``out_shape``, or ``split`` is false (``fn`` computes something
+    that does not), it is one evaluation over whole arrays. The same numbers either way,
+    but for the order of the sums where ``into`` is broadcast along the leading axis.
+    """
+    blocks = _Blocks.plan(fn, arrays, out_shape, into, split)
+    if blocks is None:
+        with np.errstate(all="ignore"):
+            return unbroadcast(np.broadcast_to(fn(*arrays), out_shape), into)
+    if not blocks.along:
+        return np.asarray(np.sum(blocks.run(blocks.part), axis=0)).reshape(into)
+    result = np.empty(into)
+
+    def store(start: int, stop: int) -> None:
+        result[start:stop] = blocks.part(start, stop)
+
+    blocks.run(store)
+    return result
+
+
+def compare_blockwise(name: str, got: Any, fn: Callable[..., Any], arrays: Sequence[np.ndarray],
+                      out_shape: tuple[int, ...], into: tuple[int, ...], tol: Tolerance,
+                      split: bool = True) -> Check:
+    """``compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)``, with each block of the
+    expected values compared as soon as it is made, where the blocks are ``into``'s own: the expected
+    array never exists whole, and nothing is read twice."""
+    got = np.asarray(got)
+    blocks = _Blocks.plan(fn, arrays, out_shape, into, split)
+    if blocks is None or not blocks.along or got.shape != into or got.dtype.kind != "f":
+        return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
+    err, top = _worst(blocks.run(lambda start, stop: _block_error(got[start:stop], blocks.part(start, stop))))
+    if not math.isfinite(err):  # which side holds the NaN or Inf: compare says, from whole arrays
+        return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
+    bound = tol.atol + tol.rtol * top
+    return Check(name, err <= bound, err, bound)
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """How :func:`blockwise` cuts its work: ``part(start, stop)`` is rows start:stop of the result."""
+
+    fn: Callable[..., Any]
+    arrays: Sequence[np.ndarray]
+    cut: tuple[bool, ...]  # which arrays span the leading axis (cut with it) and which go whole
+    out_shape: tuple[int, ...]
+    into: tuple[int, ...]
+    along: bool  # into spans the leading axis: each block is its own rows of the result, else summed
+
+    @classmethod
+    def plan(cls, fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: tuple[int, ...],
+             into: tuple[int, ...], split: bool) -> _Blocks | None:
+        """The blocks, or None where the work is one evaluation over whole arrays."""
+        if not (split and math.prod(out_shape) >= THREADED_ELEMENTS and out_shape[0] > 1
+                and all(fits(np.shape(a), out_shape) for a in arrays)):
+            return None
+        cut = tuple(np.ndim(a) == len(out_shape) and np.shape(a)[0] == out_shape[0] for a in arrays)
+        along = len(into) == len(out_shape) and into[0] == out_shape[0]
+        return cls(fn, arrays, cut, out_shape, into, along)
+
+    def part(self, start: int, stop: int) -> np.ndarray:
+        values = [a[start:stop] if c else a for a, c in zip(self.arrays, self.cut, strict=True)]
+        with np.errstate(all="ignore"):
+            value = np.broadcast_to(self.fn(*values), (stop - start, *self.out_shape[1:]))
+        return unbroadcast(value, (stop - start, *self.into[1:]) if self.along else self.into)
+
+    def run(self, work: Callable[[int, int], T]) -> list[T]:
+        return in_blocks(work, self.out_shape[0], max(1, BLOCK_ELEMENTS // math.prod(self.out_shape[1:])))
+
+
+def fits(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``out_shape`` (without growing it)."""
+    return len(shape) <= len(out_shape) and all(
+        s in (1, o) for s, o in zip(reversed(shape), reversed(out_shape), strict=False))
 
 
 def projections(count: int, of: str = "v.(J u)") -> str:

@@ -66,6 +66,26 @@ def test_sigmoid_linspace_override(cli: Cli) -> None:
     assert len(results["gradients"]["dy/dx"]) == 501 and results["plots"] == []
 
 
+def test_a_curve_of_a_million_points_is_checked_in_blocks_and_a_wrong_closed_form_fails(cli: Cli) -> None:
+    """Past checks.THREADED_ELEMENTS (2^20) the elementwise oracles go block by block, in threads."""
+    num = 1_100_001  # odd: x = 0 is a point, where the derivative peaks at 0.25
+    args = ("scenario=sigmoid", f"scenario.inputs.x.linspace.num={num}", "plots=false", "report=false")
+    results = cli(*args).ok()
+    summary = results["gradients"]["dy/dx"]
+    s10 = 1 / (1 + np.exp(-10.0))
+    assert summary["shape"] == [num] and summary["max"] == 0.25
+    assert summary["min"] == pytest.approx(s10 * (1 - s10), rel=1e-5)
+    assert summary["mean"] == pytest.approx((2 * s10 - 1) / 20, rel=1e-4)  # (s(10) - s(-10)) / 20
+    checks = {c["name"]: c for c in results["checks"]}
+    for name in ("dy/dx vs SymPy", "dy/dx vs closed form sigmoid(x)*(1 - sigmoid(x))",
+                 f"dy/dx vs float64 central differences (all {num} elements, nudged together)"):
+        assert 0 < checks[name]["max_abs_err"] < 1e-6  # float32's rounding, at a million points
+    run = cli(*args, "scenario.closed_form.x=1.001*sigmoid(x)*(1 - sigmoid(x))")
+    assert run.returncode == 2
+    (wrong,) = [c for c in run.results["checks"] if c["name"].startswith("dy/dx vs closed form 1.001*")]
+    assert not wrong["passed"] and wrong["max_abs_err"] == pytest.approx(0.25e-3, rel=1e-3)
+
+
 def test_linear_equals_the_gradient_of_its_loss(cli: Cli) -> None:
     results = cli("scenario=linear", "scenario.loss=mse", "scenario.batch=6").ok()
     data = {k: np.array(v, dtype=np.float64) for k, v in results["inputs"].items()}

@@ -169,7 +169,7 @@ def test_unseen_functions_in_float64(
 
 def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
     """What lets an elementwise check cover every element of a large input in two evaluations."""
-    from runner.checks import float64_differences, nudged_differences
+    from runner.checks import blockwise, float64_differences, nudged
 
     y = np.array([[0.5, -1.0, 2.0, 3.0]])  # broadcast: each x[i] feeds a row of outputs
 
@@ -178,11 +178,111 @@ def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
 
     x = np.array([[0.1], [-0.7], [1.3]])
     weight = np.array([[1.0, 2.0, 0.5, -1.0]])
-    together = nudged_differences(fn, x, weight, 1e-6, (3, 4))
+    together = blockwise(nudged(fn, 1e-6), [x, weight], (3, 4), x.shape)
     alone = float64_differences(fn, x, weight, 1e-6)
     assert together.shape == (3, 1)
     np.testing.assert_allclose(together, alone, rtol=1e-8)
     np.testing.assert_allclose(together, -3.5 * np.cos(x) + 7.5 * x**2, rtol=1e-7)  # sum(w y), 3 sum(w)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Blocks of 16 elements from 64 elements on: the path a curve of millions of points takes, on
+    arrays small enough to check by hand. Returns the shapes the blocked functions were given."""
+    from runner import checks
+
+    monkeypatch.setattr(checks, "THREADED_ELEMENTS", 64)
+    monkeypatch.setattr(checks, "BLOCK_ELEMENTS", 16)
+    seen: list[tuple[int, ...]] = []
+    part = checks._Blocks.part
+    monkeypatch.setattr(checks._Blocks, "part", lambda self, start, stop: (
+        seen.append((start, stop)), part(self, start, stop))[1])
+    return seen
+
+
+def test_blocks_cut_what_spans_the_leading_axis_and_sum_what_is_broadcast(
+        small_blocks: list[tuple[int, ...]]) -> None:
+    from runner.checks import blockwise
+
+    x = np.linspace(-2.0, 2.0, 80).reshape(40, 2)  # 8 rows a block: cut
+    b = np.array([0.5, -1.5])  # broadcast along the rows: whole to every block
+    c = np.full((1, 2), 3.0)
+
+    def fn(x: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.sin(x) * b + c
+
+    want = np.sin(x) * b + c
+    np.testing.assert_array_equal(blockwise(fn, [x, b, c], (40, 2), (40, 2)), want)
+    assert sorted(small_blocks) == [(0, 8), (8, 16), (16, 24), (24, 32), (32, 40)]
+    np.testing.assert_allclose(blockwise(fn, [x, b, c], (40, 2), (2,)), want.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(blockwise(fn, [x, b, c], (40, 2), (1, 2)), want.sum(axis=0, keepdims=True),
+                               rtol=1e-12)
+    np.testing.assert_allclose(blockwise(fn, [x, b, c], (40, 2), ()), want.sum(), rtol=1e-12)
+    assert len(small_blocks) == 20
+    big = np.ones((3, 40, 2))  # does not broadcast to (40, 2): one evaluation over whole arrays
+    np.testing.assert_array_equal(blockwise(lambda t: t.sum(axis=0), [big], (40, 2), (40, 2)), 3 * big[0])
+    np.testing.assert_array_equal(blockwise(fn, [x, b, c], (40, 2), (40, 2), split=False), want)
+    assert len(small_blocks) == 20
+
+
+def test_a_wrong_element_in_any_block_fails(small_blocks: list[tuple[int, ...]]) -> None:
+    from runner.checks import compare_blockwise
+    from runner.schema import Tolerance
+
+    x = np.linspace(-3.0, 3.0, 1000)
+    right, tol = -np.sin(x), Tolerance(rtol=1e-6, atol=1e-9)
+    assert compare_blockwise("cos'", right, np.cos, [x], (1000,), (1000,), tol).passed is False
+    check = compare_blockwise("cos", np.cos(x), np.cos, [x], (1000,), (1000,), tol)
+    assert check.passed and check.max_abs_err == 0.0 and len(small_blocks) == 2 * 63
+    for index in (0, 517, 999):
+        wrong = np.cos(x)
+        wrong[index] += 1e-3
+        check = compare_blockwise("cos", wrong, np.cos, [x], (1000,), (1000,), tol)
+        assert not check.passed and check.max_abs_err == pytest.approx(1e-3, rel=1e-9)
+    wrong[600] = np.nan
+    check = compare_blockwise("cos", wrong, np.cos, [x], (1000,), (1000,), tol)
+    assert not check.passed and check.detail == "NaN or Inf in the got values"
+
+
+def test_a_wrong_derivative_fails_every_elementwise_oracle_through_the_blocks(
+        load: Callable[..., Any], small_blocks: list[tuple[int, ...]]) -> None:
+    """SymPy, the closed form and the nudged differences, each over blocks of 16 points, on 1000."""
+    from runner.result import Outcome
+    from runner.routines import pointwise
+    from runner.routines.program import Program
+
+    program = Program((run := load("scenario=sigmoid", "scenario.inputs.x.linspace.num=1000")).scenario, run)
+    s = 1 / (1 + np.exp(-program.held["x"]))
+    for wrong_at in (None, 0, 517, 999):
+        got = (s * (1 - s)).astype(np.float32)
+        if wrong_at is not None:
+            got[wrong_at] += 1e-3
+        outcome = Outcome(gradients={"dy/dx": got})
+        pointwise.symbolic_check(program, outcome)("dy/dx", "y", "x", got)
+        pointwise.check_closed_forms(program, outcome)
+        outcome.checks.append(pointwise.difference_check(program, "dy/dx", "y", "x", got))
+        assert [c.name for c in outcome.checks] == [
+            "dy/dx vs SymPy", "dy/dx vs closed form sigmoid(x)*(1 - sigmoid(x))",
+            "dy/dx vs float64 central differences (all 1000 elements, nudged together)"]
+        assert [c.passed for c in outcome.checks] == [wrong_at is None] * 3
+    assert len(small_blocks) == 4 * 3 * 63
+
+
+def test_a_broadcast_source_is_summed_over_the_blocks(
+        load: Callable[..., Any], small_blocks: list[tuple[int, ...]]) -> None:
+    """dy/dk for a scalar k read at every point: each block's share, summed."""
+    outcome = assert_passed(run_routine(load(
+        "scenario=sigmoid", "scenario.function='sigmoid(k*x)'", "scenario.inputs.x.linspace.num=1000",
+        "scenario.inputs.x.linspace.start=-2", "+scenario.inputs.k.value=1.5", "dtype=float64",
+        "checks.fd_max_elements=0")))  # k too: nudged, each block its share of dy/dk
+    x = np.linspace(-2.0, 10.0, 1000)
+    s = 1 / (1 + np.exp(-1.5 * x))
+    np.testing.assert_allclose(outcome.gradients["dy/dk"], np.sum(x * s * (1 - s)), rtol=1e-12)
+    np.testing.assert_allclose(outcome.gradients["dy/dx"], 1.5 * s * (1 - s), rtol=1e-9, atol=1e-15)
+    names = [c.name for c in outcome.checks]
+    assert "dy/dk vs SymPy" in names
+    assert "dy/dk vs float64 central differences (all 1 elements, nudged together)" in names
+    assert small_blocks
 
 
 def test_large_curves_are_checked_at_every_element(load: Callable[..., Any]) -> None:
@@ -202,16 +302,18 @@ def test_analytic_checks_off_means_the_closed_form_too(load: Callable[..., Any])
 
 
 def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None:
-    from runner.routines.pointwise import difference_check
+    from runner.checks import THREADED_ELEMENTS, compare_blockwise, nudged
     from runner.schema import Tolerance
 
-    x = np.linspace(-3.0, 3.0, 1_000_000)
+    x = np.linspace(-3.0, 3.0, 1_100_000)  # past THREADED_ELEMENTS: blocks, in threads
+    assert x.size > THREADED_ELEMENTS
     right = np.cos(x)
     wrong = right.copy()
-    wrong[123_457] += 1e-3  # a sample of a few dozen elements would almost surely miss it
+    wrong[1_023_457] += 1e-3  # a sample of a few dozen elements would almost surely miss it
     tol = Tolerance(rtol=1e-6, atol=1e-8)
-    passed = difference_check("dy/dx", right, np.sin, x, np.ones(x.shape), x.shape, tol, 1e-6)
-    failed = difference_check("dy/dx", wrong, np.sin, x, np.ones(x.shape), x.shape, tol, 1e-6)
+    arrays = [x, np.ones(x.shape)]
+    passed = compare_blockwise("dy/dx", right, nudged(np.sin, 1e-6), arrays, x.shape, x.shape, tol)
+    failed = compare_blockwise("dy/dx", wrong, nudged(np.sin, 1e-6), arrays, x.shape, x.shape, tol)
     assert passed.passed and not failed.passed
     assert failed.max_abs_err == pytest.approx(1e-3, rel=1e-3)
 

@@ -25,6 +25,7 @@ instead: :mod:`runner.routines.derivatives` asks for them and checks them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -100,10 +101,10 @@ class Program:
         self.held = {n: np.asarray(v.numpy(), dtype=np.float64) for n, v in self.values.items()}  # exact
         for step in self.layers.values():  # each layer's variables, as the oracles nudge them
             self.held.update(step.held)
-        numpy = NumPyBackend()
-        self.forward = evaluate_steps(self.trees, self.held, numpy)  # decides every conditional
-        self.branches = numpy.branches
-        self.frozen = numpy.frozen  # each stop_gradient's value: a constant for the oracles
+        self.branches: dict[expr.IfExp, bool] = {}  # each conditional's branch, decided before the tape
+        self.frozen: dict[expr.Func, Any] = {}  # each stop_gradient's value: a constant for the oracles
+        if not pointwise.elementwise(self.trees):  # an elementwise program has neither: its forward waits
+            self.forward  # noqa: B018  (evaluating it decides every conditional and stop_gradient)
         self.plan = scenario.plan()
         self._reaches: dict[tuple[str, bool], set[str]] = {}
         self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
@@ -111,6 +112,17 @@ class Program:
                                self.shapes[t]) for t in self.plan}
         tolerances = run.checks.tolerances  # the float64 differences' step, whatever the run's dtype
         self.delta = tolerances["float64"].delta if "float64" in tolerances else 1e-6
+
+    @functools.cached_property
+    def forward(self) -> dict[str, Any]:
+        """Every step's value in float64 NumPy at the held values. Evaluated first (before the tape, as
+        __init__ does unless the program is elementwise) it decides each conditional's branch and each
+        stop_gradient's value, which every later evaluation keeps."""
+        numpy = NumPyBackend(self.branches, self.frozen)
+        values = evaluate_steps(self.trees, self.held, numpy)
+        self.branches.update(numpy.branches)
+        self.frozen.update(numpy.frozen)
+        return values
 
     def point(self, source: str) -> np.ndarray:
         """Where the oracles differentiate: a source's value in float64 (an input's or a layer
@@ -171,12 +183,15 @@ class Program:
 
     def forward_fn(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
         """The target as a float64 NumPy function of the source, everything else held, branches fixed."""
-        def fn(point: np.ndarray) -> np.ndarray:
-            env, override = dict(self.held), {}
-            (env if source in env else override)[source] = point
-            backend = NumPyBackend(self.branches, self.frozen)
-            return evaluate_steps(self.trees, env, backend, override, target)[target]
-        return fn
+        return lambda point: self.evaluate({**self.held, source: point}, target)
+
+    def evaluate(self, values: Mapping[str, np.ndarray], target: str) -> np.ndarray:
+        """The target in float64 NumPy from ``values``: the inputs (and layer variables), and any step
+        given in place of its own value; branches and stop_gradient values as the forward pass fixed them."""
+        env = {n: v for n, v in values.items() if n not in self.trees}
+        override = {n: v for n, v in values.items() if n in self.trees}
+        backend = NumPyBackend(self.branches, self.frozen)
+        return evaluate_steps(self.trees, env, backend, override, target)[target]
 
     def across(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray] | None:
         """For a layer's variable: a step s -> target(source + s) - target(source - s) in float64, the
@@ -305,7 +320,7 @@ def _difference_check(program: Program, label: str, target: str, source: str, go
         want = float64_differences(fn, point, weight, delta)
         return compare(f"{label} vs float64 central differences (every element)", got, want, tol)
     if pointwise.elementwise(program.trees):
-        return pointwise.difference_check(label, got, fn, point, weight, program.shapes[target], tol, delta)
+        return pointwise.difference_check(program, label, target, source, got)
     return projection_check(label, got, fn, program.vjp(target, source), point, weight, tol, delta,
                             run.checks.projections, run.seed, program.across(target, source))
 

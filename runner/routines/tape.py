@@ -46,13 +46,19 @@ def oracle(
     output_gradients), so the pointwise derivative is broadcast to the target's shape,
     weighted and then summed down to the input's.
     """
-    try:
-        fn = _lambdified(tuple(symbols.values()), symbolic)
-    except TypeError:  # a mutable SymPy matrix (the Jacobian routines') cannot be a cache key
-        fn = numeric(list(symbols.values()), symbolic)
+    fn = lambdified(symbolic, symbols)
     with np.errstate(all="ignore"):
         pointwise = fn(*(np.asarray(inputs[n], dtype=np.float64) for n in symbols))
     return unbroadcast(np.broadcast_to(pointwise, out_shape) * weight, in_shape)
+
+
+def lambdified(symbolic: Any, symbols: Mapping[str, Any]) -> Callable[..., Any]:
+    """SymPy's expression as a NumPy function of ``symbols``' values, in their order; built once per
+    expression."""
+    try:
+        return _lambdified(tuple(symbols.values()), symbolic)
+    except TypeError:  # a mutable SymPy matrix (the Jacobian routines') cannot be a cache key
+        return numeric(list(symbols.values()), symbolic)
 
 
 @functools.lru_cache(maxsize=1024)
