@@ -96,19 +96,30 @@ def time_limit(seconds: float) -> Iterator[None]:
 
     Signals reach only the main thread, where every launcher here runs its jobs;
     elsewhere (or with ``seconds <= 0``) the job runs unbounded. An op running in
-    TensorFlow's C++ is interrupted when it returns to Python.
+    TensorFlow's C++ is interrupted when it returns to Python. Where the alarm lands
+    inside a C call that calls back into Python (NumPy asking a tensor for its array),
+    the C code may turn it into another exception (a SystemError): whatever is raised
+    once the alarm has fired is reported as the timeout it is.
     """
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
+    message = f"the job ran past limits.time_s={seconds:g} s"
+    expired = False
 
     def expire(signum: int, frame: Any) -> None:
-        raise JobTimeout(f"the job ran past limits.time_s={seconds:g} s")
+        nonlocal expired
+        expired = True
+        raise JobTimeout(message)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except Exception as err:
+        if expired and not isinstance(err, JobTimeout):
+            raise JobTimeout(message) from err
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

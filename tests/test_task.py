@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from omegaconf import open_dict
 import runner.routines
 from runner import task
 from runner.app import CONFIG_DIR
-from runner.errors import ConfigError
+from runner.errors import ConfigError, JobTimeout
+from runner.task import time_limit
 
 
 @pytest.fixture
@@ -111,3 +113,22 @@ def test_the_pending_sweep_is_the_invocations_and_stays_out_of_launcher_workers(
     with task.invocation() as later:
         finish_pending()
         assert later.exit_status() == 0
+
+
+# ---------------------------------------------------------------- the time limit
+
+def test_an_exception_the_alarm_was_turned_into_is_reported_as_the_timeout() -> None:
+    # As C code does when the alarm lands inside it while it calls back into Python (NumPy asking a
+    # tensor for its array): the JobTimeout comes back out as a SystemError.
+    with pytest.raises(JobTimeout, match=r"limits\.time_s=0\.01 s") as caught, time_limit(0.01):
+        try:
+            while True:
+                time.sleep(0.001)
+        except JobTimeout as err:
+            raise SystemError("<built-in method __array__> returned a result with an exception set") from err
+    assert isinstance(caught.value.__cause__, SystemError)
+
+
+def test_an_exception_before_the_alarm_is_itself() -> None:
+    with pytest.raises(ValueError, match="raised first"), time_limit(60):
+        raise ValueError("raised first")
