@@ -202,8 +202,9 @@ def validate(record: Any) -> dict[str, Any]:
     return record
 
 
-def read_inside(path: Path) -> bytes:
-    """A file of a results folder, read without following a symbolic link at it or at its folder."""
+def read_inside(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """A file of a results folder, read without following a symbolic link at it or at its folder, and
+    refused above ``limit`` bytes."""
     if path.parent.is_symlink():
         raise Rejected(f"{path.parent.name} is a symbolic link; it is not followed")
     try:
@@ -215,9 +216,12 @@ def read_inside(path: Path) -> bytes:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise Rejected(f"{path.name} is not a regular file")
-        if info.st_size > MAX_BYTES:
-            raise Rejected(f"{path.name} is {info.st_size:,} bytes, above the limit of {MAX_BYTES:,}")
-        return handle.read(MAX_BYTES + 1)
+        if info.st_size > limit:
+            raise Rejected(f"{path.name} is {info.st_size:,} bytes, above the limit of {limit:,}")
+        raw = handle.read(limit + 1)
+        if len(raw) > limit:  # it grew while being read
+            raise Rejected(f"{path.name} is above the limit of {limit:,} bytes")
+        return raw
 
 
 def read(run_dir: Path) -> dict[str, Any]:

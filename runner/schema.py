@@ -561,6 +561,17 @@ _FORMER_ROUTINES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Validate a composed (or saved) config and return it as typed dataclasses."""
+    run = typed_run(cfg)
+    _check_dtype(run)
+    _check_scenario(run.scenario)
+    _check_memory(run)
+    _check_oracle(run)
+    return run
+
+
+def typed_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """A composed (or saved) config as typed dataclasses: every key and type as the schemas say, nothing
+    built (its names, expressions and shapes are :func:`load_run`'s to check)."""
     node = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     try:
         values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
@@ -577,10 +588,6 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         )
     run: RunConfig = _typed(RunConfig, {**values, "scenario": None}, "")
     run.scenario = _typed_apart(SCENARIO_SCHEMAS[routine], scenario, "scenario", "inputs")
-    _check_dtype(run)
-    _check_scenario(run.scenario)
-    _check_memory(run)
-    _check_oracle(run)
     return run
 
 

@@ -5,10 +5,9 @@ reads a relative ``--config-path`` against the package that holds the app
 (``runner/``), not the working directory; and a saved ``config.yaml`` has no
 ``hydra:`` section, so the rerun would lose the project's run-directory naming,
 ``tape-runner.log`` and callbacks. :func:`rerun_arguments` therefore makes the
-path absolute and, when it is a run's snapshot (Hydra's three files), puts the
-project's config directory on Hydra's search path and adds the project's Hydra
-settings to the defaults (``+hydra=default``). A snapshot is data someone may have
-sent: one that could change Hydra's settings is refused before Hydra reads it.
+path absolute, puts the project's config directory on Hydra's search path and adds
+the project's Hydra settings to the defaults (``+hydra=default``). A snapshot is
+data someone may have sent: it passes :mod:`runner.received` before Hydra reads it.
 
 A snapshot's ``overrides.yaml`` lists the overrides that composed its config from
 the project's. :func:`record_overrides` gives a rerun those followed by its own and
@@ -22,13 +21,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runner import received
 from runner.errors import ConfigError
 from runner.outputs import write_atomic
 
 #: Added to a rerun's overrides to compose the project's Hydra settings; never part of its computation.
 PROJECT_HYDRA = "+hydra=default"
 _PATH_FLAGS = ("--config-path", "-cp")
-_SNAPSHOT_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
 def _hydra_quoted(text: str) -> str:
@@ -42,7 +41,9 @@ def _hydra_quoted(text: str) -> str:
 def rerun_arguments(args: list[str], config_dir: str) -> list[str]:
     """``args`` with ``--config-path`` absolute and, for a snapshot, the project's Hydra settings added.
 
-    ``config_dir`` is the project's config directory, a path or a ``pkg://`` search path.
+    ``config_dir`` is the project's config directory. A folder given to ``--config-path``
+    is a run's snapshot, possibly received from someone else: it passes
+    :func:`runner.received.check_snapshot` (the user's own overrides in ``args`` are theirs).
 
     Raises :class:`ConfigError` for a snapshot that holds more than a run's saved config.
     """
@@ -59,33 +60,28 @@ def rerun_arguments(args: list[str], config_dir: str) -> list[str]:
             return out
         path = os.path.abspath(os.path.expanduser(value))
         out[index] = path if not eq else f"{flag}={path}"
-        if (Path(path) / "overrides.yaml").is_file():
-            _check_snapshot(Path(path))
-            source = config_dir if "://" in config_dir else f"file://{Path(config_dir).resolve()}"
-            out += [f"hydra.searchpath=[{_hydra_quoted(source)}]", PROJECT_HYDRA]
-        return out
+        received.check_snapshot(Path(path), received.installed_limits(config_dir),
+                                received.SearchPath((Path(config_dir), *_config_dirs(args))),
+                                own=_own_keys(args))
+        source = f"file://{Path(config_dir).resolve()}"
+        return [*out, f"hydra.searchpath=[{_hydra_quoted(source)}]", PROJECT_HYDRA]
     return out
 
 
-def _check_snapshot(path: Path) -> None:
-    """Refuse a snapshot that could change Hydra's settings (and so name Python to run): it is data.
+def _config_dirs(args: list[str]) -> list[Path]:
+    """The directories ``--config-dir`` (``-cd``) adds to the search path."""
+    found = []
+    for index, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            value = value if eq else (args[index + 1] if index + 1 < len(args) else "")
+            found.append(Path(os.path.abspath(os.path.expanduser(value))))
+    return found
 
-    Hydra writes exactly config.yaml, hydra.yaml and overrides.yaml, and no ``hydra``
-    or ``defaults`` key into config.yaml; a folder someone sent may hold anything.
-    """
-    import yaml
 
-    extra = sorted(p.name for p in path.iterdir() if p.name not in _SNAPSHOT_FILES)
-    if extra:
-        raise ConfigError(f"{path} is not a run's snapshot: it holds {', '.join(extra)} "
-                          f"(a snapshot holds only {', '.join(_SNAPSHOT_FILES)})")
-    try:
-        saved = yaml.safe_load((path / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read {path / 'config.yaml'}: {err}") from None
-    if not isinstance(saved, dict) or {"hydra", "defaults"} & set(saved):
-        raise ConfigError(f"{path / 'config.yaml'} is not a run's saved config: it must be a mapping "
-                          "without 'hydra' or 'defaults' keys")
+def _own_keys(args: list[str]) -> list[str]:
+    """The keys the command line itself overrides (``limits.time_s=30`` -> ``limits.time_s``)."""
+    return [arg.lstrip("+~").split("=", 1)[0] for arg in args if "=" in arg and not arg.startswith("-")]
 
 
 def _snapshot_overrides(hydra: Any) -> list[str]:

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from runner.app import CONFIG_DIR
 from runner.schema import RunConfig, load_run
@@ -28,6 +30,16 @@ def compose_config() -> Iterator[Callable[..., Any]]:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         yield lambda *overrides: compose(config_name="config", overrides=list(overrides))
     GlobalHydra.instance().clear()
+
+
+def saved_config(*overrides: str) -> dict[str, Any]:
+    """A run's ``.hydra/config.yaml`` as Hydra writes it (the task's config, no ``hydra`` key), composed
+    in-process."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    return yaml.safe_load(OmegaConf.to_yaml(cfg))
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ import pytest
 import yaml
 
 from runner import rerun
+from runner.app import CONFIG_DIR
 from runner.errors import ConfigError
 from runner.snapshot import PROJECT_HYDRA, rerun_arguments
+from tests.conftest import saved_config
 
 BIN = Path(sys.executable).parent
 ENV = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
@@ -155,24 +157,26 @@ def test_rerun_arguments_make_the_path_absolute_and_add_the_project_settings(
 ) -> None:
     snapshot = tmp_path / "run" / ".hydra"
     snapshot.mkdir(parents=True)
-    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-        (snapshot / name).write_text("{}\n" if name == "config.yaml" else "[]\n")
+    (snapshot / "config.yaml").write_text(yaml.safe_dump(saved_config()))
+    (snapshot / "hydra.yaml").write_text("hydra: {}\n")
+    (snapshot / "overrides.yaml").write_text("[]\n")
     monkeypatch.chdir(tmp_path)
-    args = rerun_arguments(["--config-path", "run/.hydra", "--config-name", "config", "seed=1"], "/conf")
+    args = rerun_arguments(["--config-path", "run/.hydra", "--config-name", "config", "seed=1"], CONFIG_DIR)
     assert args == ["--config-path", str(snapshot), "--config-name", "config", "seed=1",
-                    "hydra.searchpath=['file:///conf']", PROJECT_HYDRA]
-    assert rerun_arguments([f"--config-path={snapshot}"], "/conf")[0] == f"--config-path={snapshot}"
-    # A directory of configs that is not a snapshot is only made absolute.
+                    f"hydra.searchpath=['file://{Path(CONFIG_DIR).resolve()}']", PROJECT_HYDRA]
+    assert rerun_arguments([f"--config-path={snapshot}"], CONFIG_DIR)[0] == f"--config-path={snapshot}"
+    # Whatever --config-path names is a run's snapshot, and is refused when it is not one.
     (tmp_path / "mine").mkdir()
-    assert rerun_arguments(["-cp", "mine"], "/conf") == ["-cp", str(tmp_path / "mine")]
+    with pytest.raises(ConfigError, match="holds no config.yaml"):
+        rerun_arguments(["-cp", "mine"], CONFIG_DIR)
     # A snapshot is data: Hydra settings or extra config groups in it are refused.
     (snapshot / "config.yaml").write_text("hydra:\n  callbacks:\n    x: {_target_: os.system}\n")
-    with pytest.raises(ConfigError, match="without 'hydra' or 'defaults' keys"):
-        rerun_arguments(["--config-path", str(snapshot)], "/conf")
-    (snapshot / "config.yaml").write_text("{}\n")
+    with pytest.raises(ConfigError, match="a 'hydra' key sets Hydra's own settings"):
+        rerun_arguments(["--config-path", str(snapshot)], CONFIG_DIR)
+    (snapshot / "config.yaml").write_text(yaml.safe_dump(saved_config()))
     (snapshot / "hydra").mkdir()
     with pytest.raises(ConfigError, match="it holds hydra"):
-        rerun_arguments(["--config-path", str(snapshot)], "/conf")
+        rerun_arguments(["--config-path", str(snapshot)], CONFIG_DIR)
 
 
 def test_a_resumed_sweep_keeps_only_its_launcher_and_runner_overrides(tmp_path: Path) -> None:
@@ -191,7 +195,7 @@ def test_a_resumed_sweep_keeps_only_its_launcher_and_runner_overrides(tmp_path: 
                        "hydra.sweeper.params.hydra.job.env_set.X=1"]
     (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {
         "task": ["hydra.callbacks.x._target_=os.system"], "hydra": []}}}))
-    with pytest.raises(rerun.RerunError, match="not a runner override"):
+    with pytest.raises(rerun.RerunError, match="a _target_ key names Python to call"):
         rerun.sweep_command(tmp_path, [0])
 
 
