@@ -216,7 +216,10 @@ class SymPyArrays(_Arrays, expr.SymPyBackend):
         return expr.SymPyBackend.call(self, fn, self.asarray(arg))
 
     def binary(self, op: str, left: Any, right: Any) -> Any:
-        """Through NumPy, never SymPy's own operators (which would turn the array into a SymPy array)."""
+        """Through NumPy, never SymPy's own operators (which would turn the array into a SymPy array);
+        a power element by element, through the oracle's bound on what SymPy folds."""
+        if op == "**":
+            return np.frompyfunc(self.power, 2, 1)(self.asarray(left), self.asarray(right))
         return expr._APPLY[op](self.asarray(left), self.asarray(right))
 
     def compare(self, op: str, left: Any, right: Any) -> np.ndarray:

@@ -26,6 +26,7 @@ import functools
 import math
 import operator
 import re
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +38,7 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 200  # a chain of n binary operators nests n deep
 MAX_EXPONENT = 1_000  # |constant exponent|; x**1e6 or 9**9**9 would stall SymPy or overflow
 MAX_DIGITS = 30  # digits in one number literal: far past what any float dtype holds
+MAX_FOLDED_DIGITS = 309  # an exact number SymPy folds a constant into: float64 holds no more digits
 _DIGIT_RUN = re.compile(r"[0-9][0-9_]*")
 _CONTROL_NAMES = {"\n": "a line break", "\r": "a line break", "\x0b": "a line break", "\x0c": "a form feed"}
 
@@ -269,7 +271,7 @@ def _parse(text: str, allowed: frozenset[str]) -> Expr:
     except (RecursionError, MemoryError, ValueError):
         raise ConfigError(f"expression {_short(text)!r} is nested too deeply to parse") from None
     converted = _convert(tree.body, allowed, depth=0)[0]
-    _power(converted)
+    _power(converted, {})
     return converted
 
 
@@ -568,37 +570,158 @@ def _vetted(tree: Neg | BinOp | Call, constant_parts: Any) -> tuple[Expr, float 
     return tree, float(value)
 
 
-def _power(tree: Expr) -> float:
+#: Each node's values at the probe points (by the node's id: a tree is probed while it is alive).
+Probes = dict[int, tuple[float, ...] | None]
+
+
+def _power(tree: Expr, probes: Probes) -> float:
     """The highest power of the inputs SymPy may build from ``tree``; refused above :data:`MAX_EXPONENT`.
 
     SymPy folds ``(x**a)**b`` into ``x**(a*b)`` and ``x**a * x**b`` into ``x**(a+b)``, so
     the bound on a literal exponent alone is bypassed by nesting: ``(x**1000)**1000``
     is ``x**1000000``. Powers multiply through nested exponents and add through
     products; a function call is a new atom (its argument is bounded on its own).
+
+    SymPy also folds what only looks like it reads an input: ``x - x + 9`` is 9, so
+    ``x**((x-x+9)**(x-x+9))`` is ``x**387420489`` and ``9**that`` an exact integer of
+    370 million digits. So an exponent is judged by its value at a few points
+    (:func:`_probe`): one that is the same number at all of them is that constant
+    to SymPy too, and is bounded as a literal would be.
     """
+    parts = [_power(part, probes) for part in children(tree)]  # every part is bounded, always
     match tree:
         case Num():
             power = 0.0
         case Name(id=ident):
             power = 0.0 if ident in CONSTANTS else 1.0
-        case Neg(arg=arg):
-            power = _power(arg)
-        case Call(arg=arg):
-            power = min(_power(arg), 1.0)
-        case BinOp(op="+" | "-", left=left, right=right):
-            power = max(_power(left), _power(right))
-        case BinOp(op="*" | "/", left=left, right=right):
-            power = _power(left) + _power(right)
-        case BinOp(op="**", left=left, right=right) if not names(right):
-            power = _power(left) * abs(evaluate(right, {}, FloatBackend))
+        case Neg():
+            power = parts[0]
+        case Call():
+            power = min(parts[0], 1.0)
+        case BinOp(op="+" | "-"):
+            power = max(parts)
+        case BinOp(op="*" | "/"):
+            power = sum(parts)
         case BinOp(op="**", left=left, right=right):
-            power = min(_power(left) + _power(right), 1.0)
+            exponent = _folded_exponent(tree, left, right, probes)
+            power = min(parts[0] + parts[1], 1.0) if exponent is None else parts[0] * abs(exponent)
         case _:  # any other node: as high as the highest of its parts
-            power = max((_power(part) for part in children(tree)), default=0.0)
+            power = max(parts, default=0.0)
+    if _constant(_probe(tree, probes)) is not None:
+        power = 0.0  # SymPy folds it to a number
     if power > MAX_EXPONENT:
         raise ConfigError(f"{_short(str(tree))} raises the inputs to the power {power:g} once SymPy folds "
                           f"nested powers and products; the limit is {MAX_EXPONENT}")
     return power
+
+
+def _folded_exponent(tree: BinOp, left: Expr, right: Expr, probes: Probes) -> float | None:
+    """The exponent of ``left ** right`` as SymPy folds it (None where it stays a variable, a new atom);
+    refused when the folded exponent or its base is beyond what SymPy can build at once."""
+    values = _probe(right, probes)
+    if values is not None and not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"exponent {_short(str(right))} in {_short(str(tree))} overflows a float")
+    exponent = _constant(values)
+    if exponent is None:
+        return None
+    if abs(exponent) > MAX_EXPONENT:
+        raise ConfigError(f"exponent {_short(str(right))} in {_short(str(tree))} is {exponent:g} once SymPy "
+                          f"folds it, beyond the limit of {MAX_EXPONENT}")
+    base = _probe(left, probes)
+    if abs(exponent) > 1 and base is not None and not any(math.isfinite(v) for v in base):
+        raise ConfigError(f"base {_short(str(left))} in {_short(str(tree))} overflows a float before it is "
+                          f"raised to the power {exponent:g}")
+    return exponent
+
+
+#: How many points :func:`_probe` evaluates a tree at.
+PROBES = 3
+
+
+def _probe_point(name: str, k: int) -> float:
+    """Input ``name``'s value at probe ``k``: in [0.5, 1.7], irrational steps, different for each name and
+    point so that no difference of two inputs is the same at every point."""
+    i = zlib.crc32(name.encode()) % 97 + 1
+    return 0.5 + (i * 0.7548776662 + (k + 1) * 0.5698402910 + i * (k + 1) * 0.1234567891) % 1.2
+
+
+def _probe(tree: Expr, memo: Probes) -> tuple[float, ...] | None:
+    """``tree``'s value at :data:`PROBES` points in plain floats (``inf`` where a float overflows), or None
+    where a point leaves its domain or it is not an elementwise function of scalars the probe knows."""
+    if id(tree) in memo:
+        return memo[id(tree)]
+    values: tuple[Any, ...] | None = None
+    match tree:
+        case Num(value=v):
+            values = (float(v),) * PROBES
+        case Name(id=ident):
+            values = ((CONSTANTS[ident],) * PROBES if ident in CONSTANTS
+                      else tuple(_probe_point(ident, k) for k in range(PROBES)))
+        case Neg() | Call() | BinOp(op="+" | "-" | "*" | "/" | "**") | Compare() | IfExp():
+            values = _pointwise(tree, [_probe(part, memo) for part in children(tree)])
+        case Func(fn=fn, args=args) if fn in ELEMENTWISE:
+            values = _pointwise(tree, [_probe(part, memo) for part in args])
+    if values is not None and any(isinstance(v, complex) or v != v for v in values):
+        values = None  # NaN or complex: nothing SymPy folds to a real number
+    memo[id(tree)] = values
+    return values
+
+
+def _pointwise(tree: Expr, parts: list[tuple[float, ...] | None]) -> tuple[Any, ...] | None:
+    """One node's value at each probe point, from its parts' values there."""
+    if any(part is None for part in parts):
+        return None
+    found = []
+    for point in zip(*parts, strict=True):  # type: ignore[call-overload]
+        try:
+            value = _at_point(tree, point)
+        except OverflowError:
+            value = math.inf
+        except (ValueError, ZeroDivisionError, TypeError):
+            return None
+        underflows = (isinstance(tree, BinOp) and tree.op in ("*", "/", "**")) or (
+            isinstance(tree, Call) and tree.fn in _NEVER_ZERO)
+        if value == 0 and underflows and all(arg != 0 for arg in point):
+            return None  # a float underflowed: x**-1503 is not the constant 0 it rounds to
+        found.append(value)
+    return tuple(found)
+
+
+#: Functions that are never exactly 0 at a non-zero argument: a 0 from them is a float's underflow.
+_NEVER_ZERO = frozenset({"exp", "sigmoid", "softplus", "cosh"})
+
+
+def _at_point(tree: Expr, args: tuple[Any, ...]) -> Any:
+    match tree:
+        case Neg():
+            return -args[0]
+        case BinOp(op=op):
+            return _APPLY[op](*args)
+        case Call(fn=fn):
+            return FloatBackend.call(fn, args[0])
+        case Compare(op=op):
+            return _COMPARE_OPS[op](*args)
+        case IfExp():
+            return args[1] if args[0] else args[2]
+        case Func(fn="where"):
+            return args[1] if args[0] else args[2]
+        case Func(fn="maximum"):
+            return max(args)
+        case Func(fn="minimum"):
+            return min(args)
+        case Func(fn="clip_by_value"):
+            return min(max(args[0], args[1]), args[2])
+        case Func(fn="square"):
+            return args[0] * args[0]
+    raise TypeError(tree)
+
+
+def _constant(values: tuple[float, ...] | None) -> float | None:
+    """The one finite number all probe values are (to rounding), or None."""
+    if values is None or not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        return None
+    first = float(values[0])
+    return first if all(abs(v - first) <= 1e-9 * max(abs(v), abs(first)) for v in values) else None
 
 
 def _describe(node: ast.AST) -> str:
@@ -897,6 +1020,25 @@ class SymPyBackend:
 
     def number(self, value: float) -> Any:
         return self._sp.Integer(value) if isinstance(value, int) else self._sp.Float(value)
+
+    def binary(self, op: str, left: Any, right: Any) -> Any:
+        return self.power(left, right) if op == "**" else _APPLY[op](left, right)
+
+    def power(self, base: Any, exponent: Any) -> Any:
+        """``base ** exponent``, refused where SymPy would fold it into a power or an exact number too
+        large to build: the oracle's own bound on what it builds, whatever the parser's probes missed
+        (an exponent folded from tensors, say)."""
+        sp = self._sp
+        if isinstance(exponent, sp.Number) and abs(exponent) > MAX_EXPONENT:
+            raise ConfigError(f"the oracle would raise {_short(str(base), 30)} to the power "
+                              f"{_short(str(exponent), 30)} once SymPy folds it; the limit is {MAX_EXPONENT}")
+        if isinstance(base, sp.Rational) and isinstance(exponent, sp.Number) and abs(base) != 1:
+            digits = float(abs(exponent)) * max(math.log10(abs(base.p)), math.log10(base.q))
+            if digits > MAX_FOLDED_DIGITS:
+                raise ConfigError(f"the oracle would build the exact number {_short(str(base), 30)} ** "
+                                  f"{_short(str(exponent), 30)}, about {digits:,.0f} digits, beyond any "
+                                  "float's range")
+        return base ** exponent
 
     def call(self, fn: str, arg: Any) -> Any:
         if hasattr(arg, "shape") and hasattr(arg, "dtype"):  # a NumPy array of SymPy expressions

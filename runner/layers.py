@@ -17,13 +17,15 @@ source is written ``<step>.<variable>`` (``h.kernel``, ``bn.gamma``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
 import math
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,13 +203,70 @@ def _describe(name: str, entry: str, shape: tuple[int, ...]) -> tuple[tuple[int,
     return tuple(int(d) for d in out), weights
 
 
+#: Bytes a layer's weights may take while it is described (built once, symbolically, in float32), set by
+#: :func:`weight_budget` from ``limits.memory_mb`` around a config's validation; no bound outside it.
+_BUDGET: ContextVar[float] = ContextVar("layer_weight_budget", default=math.inf)
+
+
+@contextlib.contextmanager
+def weight_budget(limit_bytes: float) -> Iterator[None]:
+    """Refuse, inside the block, a layer step whose weights (from its arguments) exceed ``limit_bytes``."""
+    token = _BUDGET.set(limit_bytes)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _size(value: Any) -> int | None:
+    """A positive whole number, or each of a list of them multiplied (a kernel size); None otherwise."""
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        return None
+    return math.prod(values)
+
+
+def weight_elements(layer: Any, args: Mapping[str, Any], shape: tuple[int, ...]) -> int:
+    """At least as many elements as the layer's weights will hold, from its arguments and input shape
+    alone (no Keras): Dense ``units * (in + 1)``, a convolution ``filters * (kernel * channels + 1)``,
+    Embedding ``input_dim * output_dim``, a normalisation or PReLU at most four per input element.
+    Arguments Keras would refuse count as nothing: Keras names them."""
+    channels = max(shape[1:], default=1)  # the last axis, or the first after the batch (channels_first)
+    match layer:
+        case "Dense":
+            units = _size(args.get("units"))
+            return units * ((shape[-1] if shape else 1) + 1) if units else 0
+        case "Conv1D" | "Conv2D":
+            filters, kernel = _size(args.get("filters")), _size(args.get("kernel_size"))
+            return filters * (kernel * channels + 1) if filters and kernel else 0
+        case "Embedding":
+            rows, width = _size(args.get("input_dim")), _size(args.get("output_dim"))
+            return rows * width if rows and width else 0
+        case "BatchNormalization" | "LayerNormalization" | "PReLU":
+            return 4 * math.prod(shape)
+    return 0
+
+
 def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
            ) -> dict[str, tuple[int, ...]]:
-    """The step's output shape (under ``name``) and each variable's (``name.variable``), from the config."""
+    """The step's output shape (under ``name``) and each variable's (``name.variable``), from the config.
+
+    The layer is built once, symbolically, to find them: a step whose weights would exceed the
+    :func:`weight_budget` is refused first, from its arguments, before TensorFlow is even imported.
+    """
+    source, args = entry.get("input"), entry.get("args") or {}
+    if source in shapes and isinstance(args, Mapping):
+        weights = weight_elements(entry.get("layer"), args, shapes[source])
+        if 8 * weights > _BUDGET.get():  # float32 weights, and their initialiser's draw as large
+            raise ConfigError(
+                f"scenario.targets.{name}: {entry.get('layer')} on {source} of shape {shapes[source]} "
+                f"holds about {weights:,} weights ({4 * weights / 2**20:,.0f} MiB in float32 alone, twice "
+                f"that while drawn), above limits.memory_mb={_BUDGET.get() / 2**20:g}; refused before it "
+                "is built")
     step = spec(name, entry, [n for n in shapes if "." not in n])
     key = json.dumps({"layer": step.layer, "input": step.input, "args": step.args, "training": step.training})
-    out, weights = _describe(name, key, shapes[step.input])
-    return {name: out, **{f"{name}.{w}": s for w, s, _ in weights}}
+    out, variables = _describe(name, key, shapes[step.input])
+    return {name: out, **{f"{name}.{w}": s for w, s, _ in variables}}
 
 
 def check_source(targets: Mapping[str, Any], target: str, source: str, shapes: Mapping[str, Any]) -> None:

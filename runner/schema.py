@@ -563,7 +563,8 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Validate a composed (or saved) config and return it as typed dataclasses."""
     run = typed_run(cfg)
     _check_dtype(run)
-    _check_scenario(run.scenario)
+    with layers.weight_budget(run.limits.memory_mb * 2**20):  # before any layer is built to learn its shape
+        _check_scenario(run.scenario)
     _check_memory(run)
     _check_oracle(run)
     return run

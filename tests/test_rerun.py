@@ -167,7 +167,7 @@ def test_rerun_arguments_make_the_path_absolute_and_add_the_project_settings(
     assert rerun_arguments([f"--config-path={snapshot}"], CONFIG_DIR)[0] == f"--config-path={snapshot}"
     # Whatever --config-path names is a run's snapshot, and is refused when it is not one.
     (tmp_path / "mine").mkdir()
-    with pytest.raises(ConfigError, match="holds no config.yaml"):
+    with pytest.raises(ConfigError, match=r"holds no config\.yaml"):
         rerun_arguments(["-cp", "mine"], CONFIG_DIR)
     # A snapshot is data: Hydra settings or extra config groups in it are refused.
     (snapshot / "config.yaml").write_text("hydra:\n  callbacks:\n    x: {_target_: os.system}\n")

@@ -467,5 +467,5 @@ def test_the_bounds_walk_node_kinds_they_do_not_name() -> None:
     power = expr.BinOp("**", x, expr.Num(600))
     assert expr.children(Pair(x, (power, expr.Num(1)))) == (x, power, expr.Num(1))
     with pytest.raises(ConfigError, match="to the power 1200"):
-        expr._power(expr.BinOp("*", Pair(power, ()), Pair(power, ())))
+        expr._power(expr.BinOp("*", Pair(power, ()), Pair(power, ())), {})
     assert work.derivative_sizes(Pair(x, (x,)), 2) == work.derivative_sizes(expr.BinOp("*", x, x), 2)
