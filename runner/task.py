@@ -92,37 +92,78 @@ def note_status(status: str) -> None:
 
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`JobTimeout` inside the job once ``seconds`` have passed.
+    """Raise :class:`JobTimeout` inside the job once ``seconds`` have passed (``<= 0``: no limit).
 
-    Signals reach only the main thread, where every launcher here runs its jobs;
-    elsewhere (or with ``seconds <= 0``) the job runs unbounded. An op running in
-    TensorFlow's C++ is interrupted when it returns to Python. Where the alarm lands
-    inside a C call that calls back into Python (NumPy asking a tensor for its array),
-    the C code may turn it into another exception (a SystemError): whatever is raised
-    once the alarm has fired is reported as the timeout it is.
+    In the main thread, where every launcher here runs its jobs, a SIGALRM raises it; in any
+    other thread (the Python API called from a thread, a notebook's worker), signals never
+    arrive, so a timer thread raises it asynchronously in the job's thread instead. Either way
+    it is raised between two Python bytecodes: an op running in TensorFlow's C++ is interrupted
+    when it returns to Python. Where it lands inside a C call that calls back into Python
+    (NumPy asking a tensor for its array), the C code may turn it into another exception (a
+    SystemError): whatever is raised once the limit has fired is reported as the timeout it is.
     """
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+    if seconds <= 0:
         yield
         return
     message = f"the job ran past limits.time_s={seconds:g} s"
-    expired = False
+    fired = threading.Event()
+    timer = _alarm(seconds, message, fired) if threading.current_thread() is threading.main_thread() \
+        else _async_timer(seconds, message, fired)
+    try:
+        with timer:
+            yield
+    except Exception as err:
+        if fired.is_set() and not (isinstance(err, JobTimeout) and str(err) == message):
+            raise JobTimeout(message) from err
+        raise
 
+
+@contextlib.contextmanager
+def _alarm(seconds: float, message: str, fired: threading.Event) -> Iterator[None]:
+    """SIGALRM after ``seconds``, raising :class:`JobTimeout` in the main thread."""
     def expire(signum: int, frame: Any) -> None:
-        nonlocal expired
-        expired = True
+        fired.set()
         raise JobTimeout(message)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
-    except Exception as err:
-        if expired and not isinstance(err, JobTimeout):
-            raise JobTimeout(message) from err
-        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _async_timer(seconds: float, message: str, fired: threading.Event) -> Iterator[None]:
+    """A timer thread that raises :class:`JobTimeout` in this thread after ``seconds``.
+
+    CPython's ``PyThreadState_SetAsyncExc`` raises a class, without a message: :func:`time_limit`
+    gives it one. A lock keeps the timer from firing once the block has ended, and an exception it
+    set that was not yet raised is withdrawn on the way out.
+    """
+    import ctypes
+
+    target = ctypes.c_ulong(threading.get_ident())
+    lock, active = threading.Lock(), [True]
+
+    def expire() -> None:
+        with lock:
+            if active[0]:
+                fired.set()
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(JobTimeout))
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            active[0] = False
+            timer.cancel()
+            if fired.is_set():  # set but maybe not yet raised: never let it escape the job
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, None)
 
 
 def _config_container(cfg: DictConfig) -> Any:

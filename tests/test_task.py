@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from omegaconf import open_dict
 import runner.routines
 from runner import task
 from runner.app import CONFIG_DIR
-from runner.errors import ConfigError, JobTimeout
+from runner.errors import ConfigError, JobError, JobTimeout
 from runner.task import time_limit
 
 
@@ -132,3 +133,60 @@ def test_an_exception_the_alarm_was_turned_into_is_reported_as_the_timeout() -> 
 def test_an_exception_before_the_alarm_is_itself() -> None:
     with pytest.raises(ValueError, match="raised first"), time_limit(60):
         raise ValueError("raised first")
+
+
+def test_the_time_limit_holds_in_a_thread_other_than_the_main_one() -> None:
+    """Signals reach only the main thread: elsewhere the limit is raised in the job's thread by a timer."""
+    caught: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            with time_limit(0.2):
+                while True:  # Python that never returns on its own
+                    sum(range(1000))
+        except JobTimeout as err:
+            caught.append(err)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and time.monotonic() - started < 10
+    assert [str(e) for e in caught] == ["the job ran past limits.time_s=0.2 s"]
+
+
+def test_a_limit_that_does_not_fire_leaves_the_thread_alone() -> None:
+    done: list[str] = []
+
+    def job() -> None:
+        with time_limit(0.05):
+            done.append("inside")
+        time.sleep(0.3)  # past the limit, outside the block: nothing may be raised here
+        done.append("after")
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join(timeout=30)
+    assert done == ["inside", "after"]
+
+
+def test_an_api_run_from_a_thread_is_stopped_at_its_limit() -> None:
+    from runner.api import run
+
+    outcome: list[BaseException | object] = []
+
+    def job() -> None:
+        try:  # ten million points through three oracles: far more than a second
+            outcome.append(run("sigmoid", overrides=["scenario.inputs.x.linspace.num=10000000",
+                                                     "limits.time_s=1"]))
+        except JobError as err:
+            outcome.append(err)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=job)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    (error,) = outcome
+    assert isinstance(error, JobError) and "JobTimeout: the job ran past limits.time_s=1 s" in str(error)
+    assert time.monotonic() - started < 60
