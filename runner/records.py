@@ -18,9 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner.outputs import RESULTS
+from runner.outputs import MAX_LISTED, RESULTS
 
-MAX_BYTES = 512 * 2**20  # far above what a job writes (arrays past 10,000 elements are summarised)
+MAX_BYTES = 64 * 2**20  # far above what a job writes (arrays past 10,000 elements are summarised)
+#: Separators (',') in one results.json, counted before it is parsed: what bounds the values it can hold
+#: (a job's record holds a few hundred arrays of at most MAX_LISTED elements, and its texts).
+MAX_VALUES = 2_000_000
 STATUSES = ("ok", "error", "check_failed")
 #: A plot is a PNG beside results.json, named by the run: a bare file name, nothing to resolve.
 PLOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.png\Z")
@@ -85,9 +88,12 @@ def _array(value: Any, where: str) -> None:
         import numpy as np
 
         try:
-            np.asarray(value, dtype=np.float64)
+            array = np.asarray(value, dtype=np.float64)
         except (ValueError, TypeError):
             _fail(where, "a rectangular array of numbers", value)
+        if array.size > MAX_LISTED:
+            raise Rejected(f"{where}: lists {array.size:,} elements; a run lists at most {MAX_LISTED:,} "
+                           "(larger arrays are summarised)")
         return
     _number(value, where)
 
@@ -227,6 +233,8 @@ def read_inside(path: Path, limit: int = MAX_BYTES) -> bytes:
 def read(run_dir: Path) -> dict[str, Any]:
     """The validated record in ``run_dir``; neither the folder nor the file may be a symbolic link."""
     raw = read_inside(run_dir / RESULTS)
+    if (separators := raw.count(b",")) > MAX_VALUES:
+        raise Rejected(f"{RESULTS} holds {separators:,} separated values, above the limit of {MAX_VALUES:,}")
     try:
         record = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -28,6 +28,9 @@ from runner.plots import draw
 from runner.result import Curve
 
 SUMMARY = "summary"  # summary.csv, .json, .md, .html
+MAX_JOBS = 100_000  # jobs one summary lists; a longer jobs.json is read up to here
+MAX_JOBS_BYTES = 64 * 2**20  # jobs.json: a few hundred bytes a job
+MAX_OVERRIDES_BYTES = 2**20  # a job's .hydra/overrides.yaml: its command line
 PLOT = "summary.png"
 CURVES = "summary_curves.png"
 FIXED_COLUMNS = ("job", "overrides", "status", "checks", "message", "report")
@@ -56,30 +59,34 @@ def _overrides_of(job_dir: Path) -> list[str]:
     import yaml
 
     try:
-        listed = yaml.safe_load(records.read_inside(path))
-    except (records.Rejected, yaml.YAMLError):
+        listed = yaml.safe_load(records.read_inside(path, MAX_OVERRIDES_BYTES))
+    except (records.Rejected, yaml.YAMLError, RecursionError):
         return []
-    return [str(o) for o in listed] if isinstance(listed, list) else []
+    return [o for o in listed if isinstance(o, str)] if isinstance(listed, list) else []
 
 
 def _job_list(sweep_dir: Path) -> list[list[str]]:
-    """The sweep's planned jobs from jobs.json; nothing when it is absent or is not a list of lists."""
+    """The sweep's planned jobs from jobs.json, at most :data:`MAX_JOBS`; nothing when it is absent or is
+    not a list of lists of overrides."""
     try:
-        listed = json.loads(records.read_inside(sweep_dir / JOBS))
+        listed = json.loads(records.read_inside(sweep_dir / JOBS, MAX_JOBS_BYTES))
     except (records.Rejected, ValueError, RecursionError):
         return []
-    if isinstance(listed, list) and all(isinstance(job, list) for job in listed):
-        return [[str(o) for o in job] for job in listed]
+    if isinstance(listed, list) and all(isinstance(job, list) for job in listed[:MAX_JOBS]):
+        return [[str(o) for o in job] for job in listed[:MAX_JOBS]]
     return []
 
 
 def _job_dirs(sweep_dir: Path) -> dict[int, Path]:
-    """Job number -> directory, for sub-directories named ``<num>_<scenario>``."""
+    """Job number -> directory, for sub-directories named ``<num>_<scenario>`` that hold a job's files (at
+    most :data:`MAX_JOBS` of them)."""
     found: dict[int, Path] = {}
     for child in sweep_dir.iterdir():
         head = child.name.split("_", 1)[0]
-        if child.is_dir() and head.isdigit() and ((child / RESULTS).exists() or (child / ".hydra").exists()):
+        if head.isdigit() and child.is_dir() and ((child / RESULTS).exists() or (child / ".hydra").exists()):
             found[int(head)] = child
+            if len(found) >= MAX_JOBS:
+                break
     return found
 
 
@@ -114,8 +121,9 @@ def collect(sweep_dir: Path) -> Sweep:
     sweep = Sweep(sweep_dir)
     expected = _job_list(sweep_dir)
     dirs = _job_dirs(sweep_dir)
-    count = max([len(expected), *(n + 1 for n in dirs)])
-    for num in range(count):
+    # The listed jobs and the jobs found, each a row; never a range up to the number a directory's
+    # name claims (`1000000_x` is one directory, not a million missing jobs).
+    for num in sorted(set(range(len(expected))) | set(dirs)):
         job_dir = dirs.get(num)
         overrides = expected[num] if num < len(expected) else []
         row: dict[str, Any] = {"job": num, "status": "missing", "checks": "", "message": "", "report": ""}

@@ -212,3 +212,38 @@ def test_the_summary_reads_no_job_list_or_overrides_through_a_link(tmp_path: Pat
     rows = json.loads((sweep / "summary.json").read_text())["rows"]
     assert [r["status"] for r in rows] == ["missing", "missing"]
     assert SECRET not in _everything_written(sweep)
+
+
+def test_a_directory_name_claiming_job_one_million_is_one_row_not_a_million(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = _sweep(tmp_path, [_record(), _record()])
+    (sweep / "1000000_x" / ".hydra").mkdir(parents=True)
+    assert rebuild.main([str(sweep)]) == 0
+    rows = json.loads((sweep / "summary.json").read_text())["rows"]
+    assert [(r["job"], r["status"]) for r in rows] == [(0, "ok"), (1, "ok"), (1000000, "missing")]
+    assert "3 jobs (2 ok, 1 missing)" in capsys.readouterr().out
+
+
+def test_a_job_list_is_read_up_to_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner import summary
+
+    monkeypatch.setattr(summary, "MAX_JOBS", 3)
+    sweep = _sweep(tmp_path, [_record()])
+    (sweep / "jobs.json").write_text(json.dumps([[f"seed={n}"] for n in range(10)]))
+    assert [r["job"] for r in summary.collect(sweep).rows] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    # one gradient of 2,100,000 zeros: refused before it is parsed (4 MB; at 100 MB it cost 42 s and 916 MiB)
+    ('{"gradients": {"a": [' + ",".join(["0"] * 2_100_000) + "]}}", "2,099,999 separated values"),
+    (_record(gradients={"a": [0.0] * 10_001}),
+     "gradients.a: lists 10,001 elements; a run lists at most 10,000"),
+    (_record(inputs={"x": [[1.0] * 101] * 100}), "inputs.x: lists 10,100 elements"),
+])
+def test_a_record_bounds_the_values_it_makes_the_reports_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], record: Any, reason: str) -> None:
+    run = _write_run(tmp_path / "run", record)
+    assert rebuild.main([str(run)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert reason in line
+    assert not (run / "report.md").exists()
