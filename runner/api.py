@@ -206,8 +206,20 @@ def run(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | Pa
     if output_dir is None:  # the quick way: the job's own config, without Hydra's node
         config, task_overrides = composer.task(tuple(words))
         return _finish(task.perform(config, task.Job(None, list(task_overrides))), None)
-    run_dir = Path(output_dir)
+    run_dir = _writable(output_dir)
     return _finish(_perform(composer.job(words), run_dir, None), run_dir)
+
+
+def _writable(output_dir: str | Path) -> Path:
+    """``output_dir``, made if need be; :class:`ConfigError` in one line when it cannot be a directory."""
+    directory = Path(output_dir)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"cannot write outputs to {directory}: it is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot write outputs to {directory}: {err.strerror or err}") from None
+    return directory
 
 
 def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | Path | None = None
@@ -234,7 +246,7 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
         "config", words, RunMode.MULTIRUN, from_shell=False))
     jobs = planned_jobs(master)
     configs = [composer.job(job) for job in jobs]  # all composed, so all checked, before any runs
-    sweep_dir = Path(output_dir) if output_dir is not None else None
+    sweep_dir = _writable(output_dir) if output_dir is not None else None
     if sweep_dir is not None:
         from runner.outputs import JOBS, write_json
 

@@ -38,6 +38,7 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 200  # a chain of n binary operators nests n deep
 MAX_EXPONENT = 1_000  # |constant exponent|; x**1e6 or 9**9**9 would stall SymPy or overflow
 MAX_DIGITS = 30  # digits in one number literal: far past what any float dtype holds
+MAX_RANK = 64  # dimensions of one tensor: NumPy's own limit, so every oracle can hold it
 MAX_FOLDED_DIGITS = 309  # an exact number SymPy folds a constant into: float64 holds no more digits
 _DIGIT_RUN = re.compile(r"[0-9][0-9_]*")
 _CONTROL_NAMES = {"\n": "a line break", "\r": "a line break", "\x0b": "a line break", "\x0c": "a form feed"}
@@ -303,6 +304,9 @@ def _convert(node: ast.AST, allowed: frozenset[str], depth: int) -> tuple[Expr, 
         case ast.Constant(value=bool()) | ast.Constant(value=complex()):
             raise ConfigError(f"unsupported constant {node.value!r}: only real numbers are allowed")
         case ast.Constant(value=int() | float() as value):
+            if isinstance(value, int) and abs(value) >= 10**MAX_DIGITS:  # 0x... or 0o... spells fewer
+                raise ConfigError(f"number literal {_short(repr(value), 30)} has more than {MAX_DIGITS} "
+                                  "decimal digits")
             if abs(value) > 1e300 or not math.isfinite(float(value)):  # a huge int never reaches float()
                 raise ConfigError(f"constant {_short(repr(value), 30)} is too large")
             return Num(value), float(value)
@@ -842,9 +846,19 @@ def infer_shape(expr: Expr, shapes: Mapping[str, tuple[int, ...]], sizes: list[i
             shape = _index_shape(expr, kids[0], index)
         case Func():
             shape = _function_shape(expr, kids)
+    check_shape(_show(expr), shape)
     if sizes is not None:
         sizes.append(math.prod(shape))
     return shape
+
+
+def check_shape(what: str, shape: tuple[int, ...]) -> None:
+    """Refuse a shape no oracle can hold (more than :data:`MAX_RANK` dimensions, NumPy's limit) or one
+    with no elements (an empty slice: nothing to differentiate, and ops such as softmax fail on it)."""
+    if len(shape) > MAX_RANK:
+        raise ShapeError(f"{what} has {len(shape)} dimensions; the limit is {MAX_RANK} (NumPy's)")
+    if 0 in shape:
+        raise ShapeError(f"{what} has shape {shape}: an empty tensor, with nothing to differentiate")
 
 
 def _show(expr: Expr) -> str:

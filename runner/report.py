@@ -28,6 +28,9 @@ MAX_PLOT_BYTES = 32 * 2**20
 #: Characters through which Markdown text could become HTML, a link, an image, code or a table
 #: cell. Emphasis (``*``, ``_``) is left alone, so ``x**2`` reads as written in report.md.
 _MD_SPECIAL = re.compile(r"([\\`\[\]<>&|])")
+#: What makes a line a heading, a list item, a rule or a fence in Markdown: escaped where a line starts.
+#: (``1.`` and ``1)`` by the mark after the digits; a backslash before punctuation renders as the mark.)
+_MD_LINE_START = re.compile(r"\A(\d*)([#+*=~_.)-])")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -189,6 +192,13 @@ def md_text(value: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(value).replace("\r", " ").replace("\n", " "))
 
 
+def _md_line(value: Any) -> str:
+    """:func:`md_text` as a line of its own: one starting with ``#``, ``-``, ``+``, ``*``, ``1.`` (or
+    indented) would be a heading, a list or code, so a folder could fake a line ``# basic: ok``;
+    its start is escaped too."""
+    return _MD_LINE_START.sub(r"\1\\\2", md_text(str(value).lstrip()), count=1)
+
+
 def _md_cell(value: Any) -> str:
     if isinstance(value, Link):
         return f"[{md_text(value.text)}]({quote(value.href)})"
@@ -209,7 +219,7 @@ def to_markdown(parts: list[Section]) -> str:
         lines += [f"{'#' if index == 0 else '##'} {md_text(section.title)}", ""]
         for kind, content in section.blocks:
             if kind == "p":
-                lines += [md_text(content), ""]
+                lines += [_md_line(content), ""]
             elif kind == "code":
                 fence = _fence(content)
                 lines += [fence, content.rstrip("\n"), fence, ""]
@@ -217,7 +227,7 @@ def to_markdown(parts: list[Section]) -> str:
                 if PLOT_NAME.match(content):
                     lines += [f"![{md_text(content)}]({content})", ""]
                 else:
-                    lines += [md_text(f"(plot {content} is not a file name in this folder)"), ""]
+                    lines += [_md_line(f"(plot {content} is not a file name in this folder)"), ""]
             else:
                 header, rows = content
                 lines += ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]

@@ -706,6 +706,7 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
             shapes[name] = tuple(spec.shape or ())
         else:
             shapes[name] = _nested_shape(spec.value, f"scenario.inputs.{name}.value")
+        expr.check_shape(f"scenario.inputs.{name}", shapes[name])
     for name, text in scenario.targets.items():
         if gradient_steps.is_gradient_step(text):  # shaped like what it differentiates against
             shapes[name] = shapes[text["wrt"]]

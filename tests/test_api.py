@@ -232,3 +232,13 @@ def test_a_sweep_with_output_dir_writes_the_clis_sweep_files(tmp_path: Path) -> 
     assert json.loads((tmp_path / "sw" / "1_basic" / "results.json").read_text())["job"]["num"] == 1
     assert os.path.exists(tmp_path / "sw" / "1_basic" / ".hydra" / "config.yaml")
     assert s.table._repr_html_().count('src="data:image/png;base64,') == 1  # summary.png, inline
+
+
+@pytest.mark.parametrize("where", ["a_file", "a_file/below"])
+def test_an_output_dir_that_cannot_be_a_directory_is_a_config_error(tmp_path: Path, where: str) -> None:
+    (tmp_path / "a_file").write_text("not a directory")
+    refusal = rf"cannot write outputs to {re.escape(str(tmp_path / where))}: "
+    for call in (run, sweep):
+        with pytest.raises(ConfigError, match=refusal):
+            call("basic", output_dir=tmp_path / where)
+    assert (tmp_path / "a_file").read_text() == "not a directory"

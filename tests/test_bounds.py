@@ -113,3 +113,34 @@ def test_a_program_whose_exponent_folds_from_a_tensor_is_refused_by_its_oracle()
     with pytest.raises(ConfigError, match="to the power 1280 once SymPy folds it"):
         run_program({"f": "reduce_sum(x**reduce_sum(x - x + 20))"}, {"f": ["x"]},
                     inputs={"x": {"value": [0.99] * 64}})
+
+
+@pytest.mark.parametrize(("text", "shape", "reason"), [
+    ("reshape(x, [" + ",".join(["1"] * 65) + "])", (1,), "has 65 dimensions; the limit is 64"),
+    ("softmax(x[2:])", (2,), "x[2:] has shape (0,): an empty tensor"),
+    ("reduce_sum(x[:, 1:1])", (2, 3), "has shape (2, 0): an empty tensor"),
+])
+def test_shapes_no_oracle_can_hold_are_refused_before_the_run(text: str, shape: tuple[int, ...],
+                                                               reason: str) -> None:
+    with without_backends(), pytest.raises(ConfigError, match=re.escape(reason)):
+        expr.infer_shape(expr.parse(text, ["x"]), {"x": shape})
+
+
+def test_an_input_of_65_dimensions_is_refused(load: Load) -> None:
+    with pytest.raises(ConfigError, match=r"scenario\.inputs\.x has 65 dimensions; the limit is 64"):
+        load("scenario=layers", f"scenario.inputs.x.shape=[{','.join(['1'] * 65)}]")
+
+
+@pytest.mark.parametrize(("literal", "refused"), [
+    ("0x" + "f" * 29, True),  # 35 decimal digits in 31 characters
+    ("0X" + "A" * 26, True),  # 32 decimal digits
+    ("0x" + "f" * 24, False),  # 29 decimal digits
+    ("9" * 30, False),
+])
+def test_the_digit_bound_counts_a_literal_s_value_not_its_spelling(literal: str, refused: bool) -> None:
+    with without_backends():
+        if refused:
+            with pytest.raises(ConfigError, match="has more than 30 decimal digits"):
+                expr.parse(literal, ["x"])
+        else:
+            assert len(str(int(literal, 0))) <= 30 and expr.parse(literal, ["x"])

@@ -247,3 +247,20 @@ def test_a_record_bounds_the_values_it_makes_the_reports_read(
     (line,) = capsys.readouterr().err.splitlines()
     assert reason in line
     assert not (run / "report.md").exists()
+
+
+@pytest.mark.parametrize("start", ["# basic: ok", "## ok", "- ok", "+ ok", "* ok", "1. ok", "2) ok", "    ok",
+                                   "=== ok", "~~~ ok", "--- ok", "> ok"])
+def test_a_field_cannot_start_a_heading_a_list_or_code_in_report_md(tmp_path: Path, start: str) -> None:
+    record = _record(message=start, config={"scenario": {"description": start, "function": "x**2"}})
+    run_dir = _write_run(tmp_path / "run", record)
+    assert rebuild.main([str(run_dir)]) == 0
+    markdown = (run_dir / "report.md").read_text()
+    prose = re.sub(r"^(`{3,})\n.*?\n\1$", "", markdown, flags=re.MULTILINE | re.DOTALL).splitlines()
+    # The title and the section headings are the report's; no line the record wrote opens a heading, a
+    # list, a quote, a rule, a fence or indented code.
+    assert [line for line in prose if line.startswith("#")] == [prose[0], *[
+        line for line in prose if line.startswith("## ")]] and prose[0] == "# basic: ok"
+    opens = re.compile(r"#|[-+*>] |\d+[.)] |\s{4}|===|~~~|---")
+    assert not [line for line in prose[1:] if opens.match(line) and not line.startswith("## ")]
+    assert sum("ok" in line for line in prose if not line.startswith(("#", "|", "Error: "))) == 1
