@@ -31,6 +31,7 @@ import functools
 import math
 import os
 import re
+import reprlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,10 @@ def _registered(group: str) -> frozenset[str]:
 
 
 def _short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    """``value`` shown in a line: a string as it is, anything else by a repr bounded in depth and items
+    (a YAML alias bomb's plain repr would be gigabytes)."""
+    text = value if isinstance(value, str) else reprlib.repr(value)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: width * 4])  # one line
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -244,7 +248,11 @@ def values(override: Any, search: SearchPath) -> Iterator[Any]:
     elif isinstance(value, IntervalSweep):
         yield from (value.start, value.end)
     elif isinstance(value, Glob):  # choices among the names listed: nothing else can match
-        yield from value.filter(sorted(search.options(override.key_or_group)))
+        matched = value.filter(sorted(search.options(override.key_or_group)))
+        if not matched:
+            raise Refused(f"{_short(override.input_line)!r}: the glob matches no {override.key_or_group} "
+                          "config the search path lists")
+        yield from matched
     else:
         yield value
 

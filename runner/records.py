@@ -214,14 +214,15 @@ def read_inside(path: Path, limit: int = MAX_BYTES) -> bytes:
     if path.parent.is_symlink():
         raise Rejected(f"{path.parent.name} is a symbolic link; it is not followed")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block the open
     except OSError as err:
         linked = " (a symbolic link is not followed)" if path.is_symlink() else ""
         raise Rejected(f"cannot open {path.name}: {err.strerror or err}{linked}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise Rejected(f"{path.name} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise Rejected(f"{path.name} is not a regular file")
         if info.st_size > limit:
             raise Rejected(f"{path.name} is {info.st_size:,} bytes, above the limit of {limit:,}")
         raw = handle.read(limit + 1)
