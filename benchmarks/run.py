@@ -383,11 +383,36 @@ def bench_layer(reps: int, work: Path) -> list[Row]:
 #: make bench runs these, in about fifteen minutes here (the launchers item alone takes three to five:
 #: eight sweeps, one Ray start-up each for two of them). More run on request, outside that budget:
 #: --only joblib (five pairs of 100-job sweeps, ~4 minutes), --only program_jacobian_256 (2^30 elements).
+def bench_bounds(reps: int, work: Path) -> list[Row]:
+    """Hostile input refused before its work (benchmarks/bounds.py): budgets from SECURITY.md."""
+    sys.path.insert(0, str(HERE))
+    import bounds
+
+    m = bounds.main(reps)
+    cases = ("layer", "embedding", "tower")
+    worst = [max(parts) for parts in zip(*(m[f"{c}_after"] for c in cases), strict=True)]
+    peaks = [max(parts) for parts in zip(*(m[f"{c}_peak"] for c in cases), strict=True)]
+    return [
+        Row("hostile config refused (Dense 20000x20000, Embedding 5e6x40, 9**9**9 folded): s after start-up",
+            worst, [2.0] * reps, target=1.0,
+            note="the worst of the three per repetition, minus the same command's --cfg job; baseline is "
+                 "the 2 s budget"),
+        Row("hostile config refused: peak memory", peaks, [p + 100 for p in m["tf_peak"]], unit="MiB",
+            target=1.0, note="baseline is TensorFlow's own import plus 100 MiB (none of them imports it)"),
+        Row("a sweep folder naming job 1,000,000: tape-runner-report, s after start-up",
+            m["job_1000000_after"], [2.0] * reps, target=1.0, note="minus tape-runner-report --help; "
+                                                                   "baseline is the 2 s budget"),
+        Row("a received snapshot setting hydra.run.dir: --rerun refused, s after start-up",
+            m["snapshot_after"], [1.0] * reps, target=1.0, note="minus tape-runner-report --help; "
+                                                                "baseline is the 1 s budget"),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "one_run": bench_one_run, "sweeps": bench_sweeps, "summary": bench_summary, "cli": bench_cli,
     "inprocess": bench_inprocess, "jacobian": bench_jacobian, "program": bench_program,
     "notebook": bench_notebook, "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
-    "program_jacobian": bench_program_jacobian, "layer": bench_layer,
+    "program_jacobian": bench_program_jacobian, "layer": bench_layer, "bounds": bench_bounds,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
     "joblib": bench_joblib, "program_jacobian_256": bench_program_jacobian_256,
