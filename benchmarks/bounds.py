@@ -1,4 +1,5 @@
-"""Hostile input, refused before the work it asks for: what each refusal costs after start-up.
+"""Hostile input, refused before the work it asks for: what each refusal costs after start-up; what a
+tracking server that is down costs a sweep.
 
 Each case is a fresh process, as a user (or a folder someone sent) would start it, timed against the
 same command's start-up without the hostile part: ``tape-runner --cfg job`` composes the config and
@@ -45,6 +46,26 @@ def measure(cmd: list[str], cwd: Path, expect: int) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
+def mlflow_down(reps: int, work: Path) -> tuple[list[float], list[float]]:
+    """A two-job sweep with tracking=mlflow against a closed port on 127.0.0.1, and with tracking=none."""
+    import socket
+
+    with socket.socket() as probe:  # bound and closed again: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sweep = [*RUNNER, "-m", "scenario=basic", "scenario.inputs.x.value=1,2", "plots=false"]
+    down, none = [], []
+    for _ in range(reps):
+        os.environ["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
+        try:
+            down.append(measure([*sweep, "tracking=mlflow"], work, 0)[0])
+        finally:
+            del os.environ["MLFLOW_TRACKING_URI"]
+        none.append(measure([*sweep, "tracking=none"], work, 0)[0])
+        shutil.rmtree(work / "outputs", ignore_errors=True)
+    return down, none
+
+
 def folders(work: Path) -> dict[str, Path]:
     """A sweep folder with a directory claiming job 1,000,000, and a run whose snapshot sets hydra.run."""
     sweep = work / "sweep"
@@ -77,6 +98,7 @@ def main(reps: int) -> dict[str, list[float]]:
                 found[f"{name}_peak"].append(peak)
                 shutil.rmtree(work / "outputs", ignore_errors=True)
             found["tf_peak"].append(measure([PYTHON, "-c", "import tensorflow"], work, 0)[1])
+        found["mlflow_down"], found["mlflow_none"] = mlflow_down(reps, work)
         return found
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -405,6 +405,10 @@ def bench_bounds(reps: int, work: Path) -> list[Row]:
         Row("a received snapshot setting hydra.run.dir: --rerun refused, s after start-up",
             m["snapshot_after"], [1.0] * reps, target=1.0, note="minus tape-runner-report --help; "
                                                                 "baseline is the 1 s budget"),
+        Row("a 2-job sweep with tracking=mlflow, its server down: extra s over tracking=none",
+            [d - n for d, n in zip(m["mlflow_down"], m["mlflow_none"], strict=True)], [10.0] * reps,
+            target=1.0, note="MLFLOW_TRACKING_URI at a closed port on 127.0.0.1; baseline is the 10 s "
+                             "budget"),
     ]
 
 

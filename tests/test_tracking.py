@@ -5,23 +5,31 @@ server, whose HParams data and images are read over HTTP and whose dashboard is
 opened in headless Chromium, and MLflow's own client on the default store. A second
 sweep logs to a real ``mlflow server`` given as MLFLOW_TRACKING_URI. Every number a
 tool reads back is compared with the sweep's summary.json (or, for the worst check
-error, the largest check error in the job's results.json).
+error, the largest check error in the job's results.json). A tracking server that is
+down (a closed port) must cost a run or a whole sweep no MLflow retries (seconds, which
+`make bench` measures against the same command with tracking=none) and one line per job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner.tracking.mlflow import UNREACHABLE, _probe
 from tests.servers import answers, chromium, free_port, serve
 
 pytestmark = pytest.mark.slow
@@ -31,10 +39,14 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 SCREENSHOT = "tensorboard_hparams.png"
 
 
-def _sweep(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Path:
+def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI")}
-    done = subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env={**full_env, **(env or {})})
+
+
+def _sweep(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Path:
+    done = _run(cwd, *args, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tensorboard:" not in done.stdout and "mlflow:" not in done.stdout, done.stdout  # tracked fine
     (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
@@ -201,3 +213,116 @@ def test_mlflow_server_as_tracking_uri(tmp_path: Path) -> None:
         _assert_runs_match(runs, sweep)
         assert sorted(run.data.metrics["dy/dx"] for run, _ in runs.values()) == [6.75, 12.0]  # 3x² at -1.5, 2
     assert not (cwd / "outputs" / "mlruns").exists()  # nothing went to the default store
+
+
+#: A guard against the minutes MLflow's retries cost, not the target: `make bench` measures that (10 s for a
+#: whole sweep, benchmarks/bounds.py); a busy CI machine's noise stays well inside this.
+MAX_DOWN_COST = 60.0
+
+
+def _timed(cwd: Path, *args: str, env: dict[str, str] | None = None
+           ) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The CLI run in ``cwd`` (created here), which must succeed, and its wall time in seconds."""
+    cwd.mkdir()
+    started = time.monotonic()
+    done = _run(cwd, *args, env=env)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, seconds
+
+
+def _against_a_closed_port(tmp_path: Path, *args: str
+                           ) -> tuple[Path, subprocess.CompletedProcess[str], str, float]:
+    """``args`` with tracking=mlflow and MLFLOW_TRACKING_URI a closed port on 127.0.0.1.
+
+    Returns the working directory, the process, the URI and the wall time in seconds.
+    """
+    uri = f"http://127.0.0.1:{free_port()}"  # bound and closed again: nothing listens there
+    done, seconds = _timed(tmp_path / "down", *args, "tracking=mlflow", env={"MLFLOW_TRACKING_URI": uri})
+    return tmp_path / "down", done, uri, seconds
+
+
+def _mlflow_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in (done.stdout + done.stderr).splitlines() if "mlflow:" in line]
+
+
+def test_a_down_tracking_server_costs_a_run_seconds_and_one_line(tmp_path: Path) -> None:
+    _, untracked = _timed(tmp_path / "none", "scenario=basic", "tracking=none")
+    cwd, done, uri, tracked = _against_a_closed_port(tmp_path, "scenario=basic")
+    (results,) = cwd.glob("outputs/*/*/results.json")
+    assert json.loads(results.read_text())["status"] == "ok"
+    (line,) = _mlflow_lines(done)
+    assert "ERROR" in line and f"{uri} is unreachable" in line and str(results.parent) in line, line
+    assert "Retrying" not in done.stdout + done.stderr  # MLflow's client never tried
+    extra = tracked - untracked
+    assert extra < MAX_DOWN_COST, f"a down server added {extra:.1f} s to one run"
+    assert not (cwd / "outputs" / "mlruns").exists()
+
+
+def test_a_down_tracking_server_costs_a_sweep_seconds_in_all(tmp_path: Path) -> None:
+    sweep = ("-m", "scenario=basic", "scenario.inputs.x.value=1,2")
+    _, untracked = _timed(tmp_path / "none", *sweep, "tracking=none")
+    cwd, done, uri, tracked = _against_a_closed_port(tmp_path, *sweep)
+    _assert_each_job_says_so_once(cwd, done, uri)
+    extra = tracked - untracked
+    assert extra < MAX_DOWN_COST, f"a down server added {extra:.1f} s to a sweep of two jobs"
+
+
+def test_a_sweeps_verdict_reaches_jobs_in_worker_processes(tmp_path: Path) -> None:
+    """Under joblib the jobs run in other processes: the sweep's verdict reaches them, none asks MLflow.
+
+    No time limit here: two workers importing TensorFlow make the wall time vary by more than the limit.
+    """
+    cwd, done, uri, _ = _against_a_closed_port(
+        tmp_path, "-m", "scenario=basic", "scenario.inputs.x.value=1,2", "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2")
+    _assert_each_job_says_so_once(cwd, done, uri)
+
+
+def _assert_each_job_says_so_once(cwd: Path, done: subprocess.CompletedProcess[str], uri: str) -> None:
+    """Both jobs ok and summarised, one line each naming the server and the job's directory."""
+    (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
+    rows = json.loads(summary.read_text())["rows"]
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    lines = _mlflow_lines(done)
+    assert len(lines) == 2, lines  # one per job, none for the sweep
+    for job in ("0_basic", "1_basic"):
+        (line,) = [line for line in lines if f"{job} not logged" in line]
+        assert f"{uri} is unreachable" in line and str(summary.parent / job) in line, line
+    assert "Retrying" not in done.stdout + done.stderr  # no process tried MLflow's client
+    marker = json.loads((summary.parent / UNREACHABLE).read_text())  # the sweep's verdict, for its workers
+    assert marker["uri"] == uri
+
+
+@contextlib.contextmanager
+def _answering(status: int) -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every GET with ``status``; yields its URI."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_the_probe_counts_any_answer_but_a_gateways_as_a_server() -> None:
+    for status in (200, 401, 404):  # /health, an auth proxy, a server without /health
+        with _answering(status) as uri:
+            assert _probe(uri) is None, status
+    with _answering(200) as uri:
+        assert _probe(uri.replace("//", "//user:secret@") + "/prefix/") is None
+    with _answering(503) as uri:
+        assert _probe(uri) == "HTTP 503 Service Unavailable"
+    assert "refused" in str(_probe(f"http://127.0.0.1:{free_port()}")).lower()
