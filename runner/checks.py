@@ -6,6 +6,7 @@ are finite; NaN or Inf never passes. Tolerances come from the config, per dtype.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -51,10 +52,13 @@ def _cpus() -> int:
 
 
 def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
-    """Compare two arrays of the same shape under ``tol``.
+    """Compare two arrays of the same shape under ``tol``, element by element.
 
-    One pass for the error: the largest |got - want| is finite exactly when both
-    sides are, so which side holds a NaN or Inf is only looked up when it is not.
+    An element passes when ``|got - want| <= atol + rtol * |want|`` for that element (NumPy's
+    ``isclose``), so a small element is held to its own scale, not to the largest's; both
+    sides must be finite. The check reports the largest error and the worst element (the
+    one furthest past its own bound, or nearest to it): where it is, and both values. A
+    check whose elements are all exactly 0 on both sides is ``vacuous``: it verified nothing.
     """
     got = np.asarray(got)
     if got.dtype.kind != "f":  # bfloat16 and the like
@@ -63,35 +67,62 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
     if got.shape != want.shape:
         return Check(name, False, None, None, f"shape {got.shape} != expected {want.shape}")
     if not got.size:
-        return Check(name, tol.atol >= 0.0, 0.0, tol.atol)
-    err, top = _error_and_scale(got.reshape(-1), want.reshape(-1))
-    if not math.isfinite(err):
-        bad = [side for side, a in (("got", got), ("expected", want))
-               if not np.isfinite(np.asarray(a, dtype=np.float64)).all()]
-        return Check(name, False, None, None, f"NaN or Inf in the {' and '.join(bad)} values")
-    bound = tol.atol + tol.rtol * top
-    return Check(name, err <= bound, err, bound)
-
-
-def _error_and_scale(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
-    """max|got - want| and max|want| over flat arrays, in one pass of blocks (threaded when large)."""
+        return Check(name, True, 0.0, tol.atol, "nothing to compare", vacuous=True)
+    flat_got, flat_want = got.reshape(-1), want.reshape(-1)
     per_block = BLOCK_ELEMENTS if got.size >= THREADED_ELEMENTS else got.size
-    return _worst(in_blocks(lambda start, stop: _block_error(got[start:stop], want[start:stop]), got.size,
-                            per_block))
+    worst = _Worst.of(in_blocks(lambda start, stop: _Worst.block(flat_got[start:stop], flat_want[start:stop],
+                                                                 tol, start), got.size, per_block))
+    return worst.check(name, got, want)
 
 
-def _block_error(got: np.ndarray, want: np.ndarray) -> tuple[float, float, float]:
-    """One block's max|got - want|, max(want) and -min(want)."""
-    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported by compare
-        diff = np.subtract(got, want, dtype=np.float64)
-        np.abs(diff, out=diff)
-    return float(np.max(diff)), float(np.max(want)), -float(np.min(want))
+@dataclass(frozen=True)
+class _Worst:
+    """The worst element of a comparison (furthest past its own bound), and the largest error."""
 
+    largest: float  # max |got - want|; NaN when either side holds a NaN or Inf
+    excess: float  # the worst element's |got - want| - bound
+    index: int  # its flat index
+    error: float
+    bound: float
+    got: float
+    want: float
 
-def _worst(found: list[tuple[float, float, float]]) -> tuple[float, float]:
-    """The blocks' largest error and largest |want|; NaN in any block stays NaN (np.max, not max)."""
-    table = np.array(found)
-    return float(np.max(table[:, 0])), float(np.max(table[:, 1:]))
+    @staticmethod
+    def block(got: np.ndarray, want: np.ndarray, tol: Tolerance, start: int) -> _Worst:
+        """One block's worst element; ``start`` is the block's first flat index."""
+        with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported by check()
+            diff = np.subtract(got, want, dtype=np.float64)
+            np.abs(diff, out=diff)
+            largest = float(np.max(diff))
+            bound = np.abs(want)
+            bound *= tol.rtol
+            bound += tol.atol
+            excess = diff - bound
+        i = int(np.argmax(excess))  # a NaN, where there is one
+        return _Worst(largest, float(excess[i]), start + i, float(diff[i]), float(bound[i]), float(got[i]),
+                      float(want[i]))
+
+    @staticmethod
+    def of(blocks: list[_Worst]) -> _Worst:
+        """The worst over blocks; a NaN anywhere stays NaN (np.max, not max)."""
+        largest = float(np.max([b.largest for b in blocks]))
+        worst = blocks[int(np.argmax([b.excess for b in blocks]))]
+        return dataclasses.replace(worst, largest=largest)
+
+    def check(self, name: str, got: np.ndarray, want: np.ndarray) -> Check:
+        if not math.isfinite(self.largest):
+            bad = [side for side, a in (("got", got), ("expected", want))
+                   if not np.isfinite(np.asarray(a, dtype=np.float64)).all()]
+            return Check(name, False, None, None, f"NaN or Inf in the {' and '.join(bad)} values")
+        where = list(np.unravel_index(self.index, got.shape)) if got.ndim else []
+        at = f"[{', '.join(map(str, where))}]" if where else ""
+        passed = self.excess <= 0
+        detail = (f"worst element{' ' + at if at else ''}: got {self.got:.8g}, want {self.want:.8g} "
+                  f"(error {self.error:.2g} {'<=' if passed else '>'} {self.bound:.2g})")
+        vacuous = self.largest == 0 and not np.any(want)  # equal everywhere, and zero everywhere
+        if vacuous:
+            detail = "vacuous: every compared element is 0 on both sides"
+        return Check(name, passed, self.largest, self.bound, detail, vacuous=vacuous)
 
 
 def recorded(label: str, got: Any, reason: str) -> Check:
@@ -245,11 +276,13 @@ def compare_blockwise(name: str, got: Any, fn: Callable[..., Any], arrays: Seque
     blocks = _Blocks.plan(fn, arrays, out_shape, into, split)
     if blocks is None or not blocks.along or got.shape != into or got.dtype.kind != "f":
         return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
-    err, top = _worst(blocks.run(lambda start, stop: _block_error(got[start:stop], blocks.part(start, stop))))
-    if not math.isfinite(err):  # which side holds the NaN or Inf: compare says, from whole arrays
+    row = math.prod(into[1:])
+    flat = got.reshape(got.shape[0], -1)
+    worst = _Worst.of(blocks.run(lambda start, stop: _Worst.block(
+        flat[start:stop].reshape(-1), blocks.part(start, stop).reshape(-1), tol, start * row)))
+    if not math.isfinite(worst.largest):  # which side holds the NaN or Inf: compare says, from whole arrays
         return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
-    bound = tol.atol + tol.rtol * top
-    return Check(name, err <= bound, err, bound)
+    return worst.check(name, got, got)  # finite: want is got where it matters (all equal, or not vacuous)
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,22 @@ if TYPE_CHECKING:  # annotations only: NumPy loads with the routines, not at sta
 
 @dataclass
 class Check:
-    """One verification of one gradient: passed iff max_abs_err <= tol, both finite."""
+    """One verification of one derivative (or value): passed iff every compared element is within its own
+    tolerance and both sides are finite."""
 
     name: str
     passed: bool
-    max_abs_err: float | None
-    tol: float | None
-    detail: str = ""
+    max_abs_err: float | None  # the largest |got - want| over the elements compared
+    tol: float | None  # the tolerance of the worst element (the one furthest past its bound, or nearest)
+    detail: str = ""  # the worst element (where, got, want), or why there is no number
+    vacuous: bool = False  # every compared element is exactly 0 on both sides: it verified nothing
 
     def failure(self) -> str:
-        """Why it failed, by how much: ``dy/dx vs SymPy: max error 2.3e-06 > tolerance 0``."""
+        """Why it failed: ``dy/dx vs SymPy: worst element [3]: got 1.0101, want 1 (error 0.0101 > 0.001)``."""
+        if self.detail:
+            return f"{self.name}: {self.detail}"
         if self.max_abs_err is None or self.tol is None:
-            return f"{self.name}: {self.detail}" if self.detail else self.name
+            return self.name
         return f"{self.name}: max error {self.max_abs_err:.2g} > tolerance {self.tol:.2g}"
 
 

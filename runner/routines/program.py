@@ -112,6 +112,8 @@ class Program:
                                self.shapes[t]) for t in self.plan}
         tolerances = run.checks.tolerances  # the float64 differences' step, whatever the run's dtype
         self.delta = tolerances["float64"].delta if "float64" in tolerances else 1e-6
+        if self.gradient_steps:  # differences of nested differences: the inner ones' rounding (eps / their
+            self.delta = max(self.delta, gradient_steps.INNER_DELTA)  # step) is divided by this step too
 
     @functools.cached_property
     def forward(self) -> dict[str, Any]:
