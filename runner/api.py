@@ -79,7 +79,8 @@ class Result:
 
     @property
     def status(self) -> str:
-        """``ok`` or ``check_failed`` (an error is raised instead)."""
+        """``ok``, ``unverified`` (no oracle compared some derivative) or ``check_failed`` (an error is
+        raised instead)."""
         return str(self.record["status"])
 
     @property
@@ -161,7 +162,8 @@ class SweepResult:
 
     @property
     def status(self) -> str:
-        """The worst job's status: ``ok``, ``check_failed`` or ``error`` (a job that left no results)."""
+        """The worst job's status: ``ok``, ``unverified``, ``check_failed`` or ``error`` (a job that left no
+        results)."""
         statuses = ["error" if row["status"] == "missing" else str(row["status"]) for row in self.table]
         return functools.reduce(task.worse, statuses, "ok")
 

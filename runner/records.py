@@ -24,7 +24,7 @@ MAX_BYTES = 64 * 2**20  # far above what a job writes (arrays past 10,000 elemen
 #: Separators (',') in one results.json, counted before it is parsed: what bounds the values it can hold
 #: (a job's record holds a few hundred arrays of at most MAX_LISTED elements, and its texts).
 MAX_VALUES = 2_000_000
-STATUSES = ("ok", "error", "check_failed")
+STATUSES = ("ok", "error", "check_failed", "unverified")
 #: A plot is a PNG beside results.json, named by the run: a bare file name, nothing to resolve.
 PLOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.png\Z")
 _NON_FINITE = ("NaN", "Infinity", "-Infinity")

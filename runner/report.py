@@ -127,8 +127,9 @@ def sections(results: dict[str, Any]) -> list[Section]:
     notes = results.get("notes") or {}
     out = [Section(f"{results.get('scenario')}: {results.get('status')}")]
     if results.get("message"):
-        failed = results.get("status") == "check_failed"
-        out[0].blocks.append(("p", f"{'Check failed' if failed else 'Error'}: {results['message']}"))
+        what = {"check_failed": "Check failed", "unverified": "Unverified"}.get(str(results.get("status")),
+                                                                               "Error")
+        out[0].blocks.append(("p", f"{what}: {results['message']}"))
     if scenario.get("description"):
         out[0].blocks.append(("p", scenario["description"]))
 
@@ -299,7 +300,7 @@ def _html_cell(value: Any) -> str:
     if isinstance(value, Hover):
         return f'<td title="{html.escape(value.title)}">{html.escape(value.text)}</td>'
     text = str(value)
-    css = {"yes": "ok", "ok": "ok", "NO": "bad", "error": "bad", "check_failed": "bad",
+    css = {"yes": "ok", "ok": "ok", "NO": "bad", "error": "bad", "check_failed": "bad", "unverified": "bad",
            "missing": "bad"}.get(text)
     return f'<td class="{css}">{html.escape(text)}</td>' if css else f"<td>{html.escape(text)}</td>"
 

@@ -6,6 +6,7 @@ turn it into files without knowing which routine made it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,21 @@ class Check:
         if self.max_abs_err is None or self.tol is None:
             return self.name
         return f"{self.name}: max error {self.max_abs_err:.2g} > tolerance {self.tol:.2g}"
+
+
+def unchecked(labels: Iterable[str], check_names: Iterable[str]) -> list[str]:
+    """The derivatives no oracle compared: a check named ``<label> vs <oracle>`` verifies ``<label>``
+    (SymPy, a closed form, float64 differences: never TensorFlow's own autodiff)."""
+    names = list(check_names)
+    return [label for label in labels if not any(name.startswith(f"{label} vs ") for name in names)]
+
+
+def judge(passed: Iterable[bool], labels: Iterable[str], check_names: Iterable[str]) -> str:
+    """A job's status from its checks: ``check_failed`` if any failed, else ``unverified`` if some reported
+    derivative (``labels``: those with a value) was compared with no oracle, else ``ok``."""
+    if not all(passed):
+        return "check_failed"
+    return "unverified" if unchecked(labels, check_names) else "ok"
 
 
 @dataclass
@@ -75,3 +91,18 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    @property
+    def reported(self) -> list[str]:
+        """The labels of the derivatives that have a value (not None)."""
+        return [label for label, value in self.gradients.items() if value is not None]
+
+    @property
+    def unchecked(self) -> list[str]:
+        """Derivatives with a value that no oracle compared (see :func:`unchecked`)."""
+        return unchecked(self.reported, [c.name for c in self.checks])
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``unverified`` or ``check_failed`` (see :func:`judge`)."""
+        return judge([c.passed for c in self.checks], self.reported, [c.name for c in self.checks])

@@ -25,7 +25,7 @@ import numpy as np
 from runner import glance, records, report
 from runner.outputs import JOBS, RESULTS, write_atomic, write_json
 from runner.plots import draw
-from runner.result import Curve
+from runner.result import Curve, judge
 
 SUMMARY = "summary"  # summary.csv, .json, .md, .html
 MAX_JOBS = 100_000  # jobs one summary lists; a longer jobs.json is read up to here
@@ -158,9 +158,13 @@ def record_row(
     """Job ``num``'s row from its record (what results.json holds); its gradient labels join the sweep's."""
     sweep.records[num] = results
     sweep.parameters[num] = _parameters(overrides)
+    status, message = status_of(results), results.get("message") or ""
+    if status != results.get("status"):
+        message = f"its record says {results.get('status')}, its checks say {status}" + (
+            f"; {message}" if message else "")
     row: dict[str, Any] = {
-        "job": num, "status": results.get("status"),
-        "checks": _checks_text(results.get("checks") or []), "message": results.get("message") or "",
+        "job": num, "status": status,
+        "checks": _checks_text(results.get("checks") or []), "message": message,
         "report": report_link, "overrides": " ".join(overrides)}
     if (error := _float64_error(results.get("checks") or [])) is not None:
         row[FLOAT64] = error
@@ -170,6 +174,15 @@ def record_row(
             if label not in sweep.labels:
                 sweep.labels.append(label)
     return row
+
+
+def status_of(results: dict[str, Any]) -> str:
+    """A record's status, recomputed from its own checks (an error stays an error: its record says why)."""
+    if results.get("status") == "error":
+        return "error"
+    checks = results.get("checks") or []
+    labels = [k for k, v in (results.get("gradients") or {}).items() if v is not None]
+    return judge([c["passed"] for c in checks], labels, [c["name"] for c in checks])
 
 
 def _parameters(overrides: list[str]) -> dict[str, str]:

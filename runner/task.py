@@ -42,12 +42,12 @@ from runner.schema import load_run
 
 log = logging.getLogger(__name__)
 
-EXIT_CODES = {"ok": 0, "error": 1, "check_failed": 2}
-_SEVERITY = ("ok", "check_failed", "error")
+EXIT_CODES = {"ok": 0, "error": 1, "check_failed": 2, "unverified": 3}
+_SEVERITY = ("ok", "unverified", "check_failed", "error")
 
 
 def worse(first: str, second: str) -> str:
-    """The more severe of two statuses (ok < check_failed < error)."""
+    """The more severe of two statuses (ok < unverified < check_failed < error)."""
     return max(first, second, key=_SEVERITY.index)
 
 
@@ -238,9 +238,13 @@ def perform(cfg: DictConfig, job: Job) -> Done:
         timings["setup"] = time.perf_counter() - started
         with time_limit(run.limits.time_s):
             outcome = routines.run_routine(run)
-        status = "ok" if outcome.passed else "check_failed"
-        if not outcome.passed:
+        status = outcome.status
+        if status == "check_failed":
             message = "; ".join(c.failure() for c in outcome.checks if not c.passed)
+        elif status == "unverified":
+            message = (f"no oracle checked {', '.join(outcome.unchecked)}: every check independent of "
+                       "TensorFlow's autodiff was off or skipped (checks.analytic, "
+                       "checks.finite_differences; the notes say why)")
     except ConfigError as err:
         failure, status, message = err, "error", str(err)
     except Exception as err:
@@ -258,8 +262,8 @@ def perform(cfg: DictConfig, job: Job) -> Done:
         note_status("error")
         return Done("error", record, outcome, err)
 
-    if status == "check_failed":
-        log.warning("check failed: %s", message)
+    if status in ("check_failed", "unverified"):
+        log.warning("%s: %s", "check failed" if status == "check_failed" else "unverified", message)
     log.info("%s: %s; outputs in %s", name, status, run_dir or "not saved")
     note_status(status)
     return Done(status, record, outcome, failure)

@@ -13,7 +13,9 @@ WHY = "x is a tf.constant and tape.watch(x) was not called"
 def _job(sweep: Path, num: int, kind: str, watch: str, gradients: dict, notes: dict | None = None) -> None:
     job_dir = sweep / f"{num}_watch"
     job_dir.mkdir(parents=True)
-    record = {"scenario": "watch", "status": "ok", "message": None, "checks": [],
+    checks = [{"name": f"{label} vs SymPy", "passed": True, "max_abs_err": 0.0, "tol": 1e-6}
+              for label, value in gradients.items() if value is not None]  # each reported one verified
+    record = {"scenario": "watch", "status": "ok", "message": None, "checks": checks,
               "job": {"num": num, "overrides": [
                   f"scenario.inputs.x.kind={kind}", f"scenario.inputs.x.watch={watch}",
                   "scenario.watch_accessed_variables=true", "experiment=watch_matrix"]},
@@ -37,10 +39,10 @@ def test_the_table_reads_at_a_glance(tmp_path: Path) -> None:
     assert md.count("experiment=watch_matrix") == 1 and md.count("watch_accessed_variables") == 1
     assert "| job | x.kind | x.watch | status | checks | message | report | dy/dx | dloss/dW |" in md
     assert "| 0 | constant | false | ok |  |  |  | None |  |" in md
-    assert "| 1 | variable | false | ok |  |  |  | 6.0 |  |" in md
+    assert "| 1 | variable | false | ok | 1 passed |  |  | 6.0 |  |" in md
     # report.md escapes brackets (no text becomes a link): Markdown shows them as typed
-    assert "| 2 | variable | true | ok |  |  |  |  | (2, 2) in \\[-2, 4.5\\] |" in md
-    assert "| 3 | constant | true | ok |  |  |  | (20000,) in \\[0, 0.25\\] |  |" in md
+    assert "| 2 | variable | true | ok | 1 passed |  |  |  | (2, 2) in \\[-2, 4.5\\] |" in md
+    assert "| 3 | constant | true | ok | 1 passed |  |  | (20000,) in \\[0, 0.25\\] |  |" in md
     assert "null" not in md
     assert f'<td title="{WHY}">None</td>' in html
 
@@ -62,7 +64,8 @@ def test_swept_values_are_marked_in_summary_png(tmp_path: Path) -> None:
         job_dir = tmp_path / f"{num}_basic"
         job_dir.mkdir()
         (job_dir / "results.json").write_text(json.dumps({
-            "status": "ok", "checks": [], "gradients": {"dy/dx": 2 * x},
+            "status": "ok", "gradients": {"dy/dx": 2 * x}, "checks": [
+                {"name": "dy/dx vs SymPy", "passed": True, "max_abs_err": 0.0, "tol": 1e-6}],
             "job": {"overrides": [f"scenario.inputs.x.value={x}"]}}))
     curve = summary._parameter_curve(summary.collect(tmp_path))
     assert curve is not None and curve.markers

@@ -65,7 +65,8 @@ def test_without_a_job_list_rows_follow_completion(tmp_path: Path) -> None:
         job = tmp_path / f"{num}_basic"
         job.mkdir()
         (job / "results.json").write_text(json.dumps({
-            "status": "ok", "checks": [], "gradients": {"dy/dx": float(num)},
+            "status": "ok", "gradients": {"dy/dx": float(num)}, "checks": [
+                    {"name": "dy/dx vs SymPy", "passed": True, "max_abs_err": 0.0, "tol": 1e-6}],
             "job": {"overrides": [f"scenario.inputs.x.value={num}"]}}))
         os.utime(job / "results.json", (finished, finished))
     (tmp_path / "3_basic" / ".hydra").mkdir(parents=True)  # started, never finished

@@ -37,14 +37,17 @@ def run_routine(run: RunConfig) -> Outcome:
     seed(run.seed)
     outcome = routine(run.scenario, run)
     if run.dtype in run.checks.float64_reference and run.dtype != "float64":
-        outcome.reference = _reference_errors(routine, run, outcome)
+        outcome.reference = _against_float64(routine, run, outcome)
     return outcome
 
 
-def _reference_errors(routine: Routine, run: RunConfig, outcome: Outcome) -> dict[str, float]:
-    """The same job in float64, unchecked: how far the run's dtype moved each gradient."""
+def _against_float64(routine: Routine, run: RunConfig, outcome: Outcome) -> dict[str, float]:
+    """The same job in float64, unchecked: how far the run's dtype moved each gradient (returned), and a
+    check per gradient that it moved no further than the dtype's precision allows (its
+    ``float64_differences`` tolerance, element by element). Not an oracle: both runs are TensorFlow's."""
     import numpy as np
 
+    from runner.checks import compare
     from runner.tfenv import seed
 
     checks = dataclasses.replace(run.checks, analytic=False, finite_differences=False)
@@ -56,4 +59,6 @@ def _reference_errors(routine: Routine, run: RunConfig, outcome: Outcome) -> dic
         if got is not None and want is not None:
             diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))
             errors[label] = float(diff.max()) if diff.size else 0.0
+            name = f"{label} within {run.dtype}'s precision of the same job in float64"
+            outcome.checks.append(compare(name, got, want, run.tolerances().float64_differences))
     return errors

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from runner import expr, snippets
-from runner.checks import compare, finite, finite_differences
+from runner.arrays import NumPyBackend
+from runner.checks import compare, finite
 from runner.result import Curve, Outcome
 from runner.routines.calculus import at_inputs, compile_lines, explain_range, fresh_names, label, target_name
-from runner.routines.support import check_dtype, tf_dtype, timed_step
+from runner.routines.support import tf_dtype, timed_step
 from runner.schema import HigherOrderScenario, RunConfig
 from runner.tfenv import tf
 
@@ -101,27 +102,32 @@ def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
 
 def _check(outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any], symbolic: list[Any],
            names: list[str], x: tf.Tensor, run: RunConfig) -> None:
-    """Order k against SymPy's k-th derivative, and against finite differences of the tape's (k-1)-th."""
+    """Order k against SymPy's k-th derivative, and against float64 central differences of SymPy's
+    (k-1)-th: never of the tape's own lower order, which a wrong first derivative would make wrong on
+    both sides of the comparison."""
     tolerances = run.tolerances()
     (name,) = symbols
-    wide_fn = _function(tree, name, check_dtype(run))
-    wide_x = tf.cast(x, check_dtype(run))
+    point = np.asarray(outcome.inputs[name], dtype=np.float64)  # x as the run holds it
+    step = run.checks.tolerances["float64"].delta if "float64" in run.checks.tolerances else 1e-6
     found = [outcome.values[names[0]], *(outcome.gradients[label] for label in names[1:])]
     for k, (got, exact) in enumerate(zip(found, symbolic, strict=True)):
         want = at_inputs(exact, symbols, outcome.inputs, got.shape)
         outcome.checks.append(explain_range(finite(f"{names[k]} finite", got), want, run.dtype))
+        if not k:  # the function's own value, computed in float64 NumPy: a wrong forward op is caught
+            with np.errstate(all="ignore"):
+                forward = expr.evaluate(tree, {name: point}, NumPyBackend())
+            outcome.checks.append(compare(f"{names[0]} vs float64 forward pass", got,
+                                          np.broadcast_to(forward, np.shape(got)), tolerances.analytic))
         if k and run.checks.analytic:
             outcome.checks.append(compare(f"{names[k]} vs SymPy", got, want, tolerances.analytic))
         if k and run.checks.finite_differences:
-            def below(t: tf.Tensor, k: int = k) -> tf.Tensor:
-                return derivatives(t, wide_fn, k - 1)[0][-1]
-
-            # Two evaluations and one backward pass per point: for a linspace, trace the nest once and
-            # run it as a graph, rather than rebuild it eagerly each time (for one point, eager is faster).
-            fd_fn = tf.function(below, autograph=False) if wide_x.shape.num_elements() > 1 else below
-            (fd,) = finite_differences(fd_fn, [wide_x], tolerances.delta)
-            outcome.checks.append(compare(f"{names[k]} vs finite differences of the tape's {names[k - 1]}",
-                                          got, fd, tolerances.finite_differences))
+            plus, minus = (at_inputs(symbolic[k - 1], symbols, {name: point + s}, got.shape)
+                           for s in (step, -step))
+            with np.errstate(all="ignore"):
+                fd = (plus - minus) / (2 * step)
+            outcome.checks.append(compare(
+                f"{names[k]} vs float64 central differences of SymPy's {names[k - 1] if k > 1 else names[0]}",
+                got, fd, tolerances.float64_differences))
 
 
 def _curve(scenario: HigherOrderScenario, outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any],

@@ -1,8 +1,8 @@
 """``linear``: y = xW + b, a loss, and its gradients for W and b.
 
 The data and weights come from NumPy's seeded generator, so a config and a seed
-name them exactly. The closed form is derived by hand and computed in float64,
-independently of TensorFlow:
+name them exactly. Both oracles are float64 NumPy, independent of TensorFlow: central
+differences of the loss, and the closed form, derived by hand:
 
     r = y (mean_square) or y - targets (mse),  n = batch * out_features
     dloss/dy = 2 r / n,   dloss/dW = x^T dloss/dy,   dloss/db = sum over the batch of dloss/dy
@@ -16,9 +16,9 @@ from collections.abc import Callable
 import numpy as np
 
 from runner import snippets
-from runner.checks import compare, difference_check, finite
-from runner.result import Outcome
-from runner.routines.support import check_dtype, tf_dtype, timed_step
+from runner.checks import compare, finite, float64_differences, projection_check
+from runner.result import Check, Outcome
+from runner.routines.support import tf_dtype, timed_step
 from runner.schema import LinearScenario, Loss, RunConfig
 from runner.tfenv import tf
 
@@ -83,13 +83,42 @@ def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
         if run.checks.analytic:
             outcome.checks.append(compare(f"{label} vs closed form", outcome.gradients[label],
                                           want, tolerances.analytic))
+    outcome.checks.append(compare("loss vs float64 forward pass", outcome.values["loss"],
+                                  _loss(used)(used["W"], used["b"]), tolerances.analytic))
     if run.checks.finite_differences:
-        wide = {k: tf.cast(v, check_dtype(run)) for k, v in tensors.items()}
-        wide_loss = loss_function(wide["x"], wide.get("targets"))
-        for label, fn, arg in (("dloss/dW", lambda w: wide_loss(w, wide["b"]), wide["W"]),
-                               ("dloss/db", lambda b: wide_loss(wide["W"], b), wide["b"])):
-            outcome.checks.append(difference_check(
-                label, outcome.gradients[label], fn, arg, tolerances.finite_differences,
-                tolerances.delta, run.checks.fd_max_elements, run.seed))
+        outcome.checks += _difference_checks(outcome, used, run)
     outcome.timings["checks"] = time.perf_counter() - started
     return outcome
+
+
+def _difference_checks(outcome: Outcome, data: dict[str, np.ndarray], run: RunConfig) -> list[Check]:
+    """Each gradient against central differences of the loss computed in float64 NumPy (never
+    TensorFlow), at the values the run held: every element up to ``checks.fd_max_elements``, above it
+    random projections. The loss is quadratic in W and b, so a difference is exact up to rounding."""
+    loss = _loss(data)
+    tol = run.tolerances().float64_differences
+    delta = run.checks.tolerances["float64"].delta if "float64" in run.checks.tolerances else 1e-6
+    found = []
+    for label, fn, point in (("dloss/dW", lambda w: loss(w, data["b"]), data["W"]),
+                             ("dloss/db", lambda b: loss(data["W"], b), data["b"])):
+        got = outcome.gradients[label]
+        if np.size(point) <= run.checks.fd_max_elements:
+            want = float64_differences(fn, point, 1.0, delta)
+            found.append(compare(f"{label} vs float64 central differences (every element)", got, want, tol))
+        else:  # a scalar loss: every projection checks the reported gradient, no further VJP is needed
+            found.append(projection_check(label, got, fn, _no_vjp, point, 1.0, tol, delta,
+                                          run.checks.projections, run.seed))
+    return found
+
+
+def _loss(data: dict[str, np.ndarray]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The loss as a float64 NumPy function of W and b, the data held."""
+    def loss(w: np.ndarray, b: np.ndarray) -> float:
+        y = data["x"] @ w + b
+        return float(np.mean((y - data["targets"] if "targets" in data else y) ** 2))
+
+    return loss
+
+
+def _no_vjp(v: np.ndarray) -> np.ndarray:
+    raise AssertionError("a scalar loss's projections use the reported gradient")

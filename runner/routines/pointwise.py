@@ -123,6 +123,18 @@ def difference_check(program: Program, label: str, target: str, source: str, got
         splits(program, target))
 
 
+def value_check(program: Program, target: str, got: np.ndarray, tol: Tolerance) -> Check:
+    """A target's value against the program evaluated in float64 NumPy, block by block."""
+    names = list(program.held)
+
+    def fn(*values: np.ndarray) -> np.ndarray:
+        return program.evaluate(dict(zip(names, values, strict=True)), target)
+
+    shape = program.shapes[target]
+    return compare_blockwise(f"{target} vs float64 forward pass", got, fn, [program.held[n] for n in names],
+                             shape, shape, tol, splits(program, target))
+
+
 def check_closed_forms(program: Program, outcome: Outcome) -> None:
     """Compare with the derivatives the config states by hand; an analytic check, off with SymPy's."""
     scenario, run = program.scenario, program.run

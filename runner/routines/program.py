@@ -281,6 +281,7 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
             other is None and sorted(refused) == sorted(expected_refusals), None, None, detail))
     for target in program.trees:
         outcome.checks.append(finite(f"{target} finite", outcome.values[target]))
+        outcome.checks.append(_value_check(program, target, outcome.values[target]))
     symbolic = _symbolic_oracle(program, outcome)
     for target, sources in program.plan.items():
         for source in sources:
@@ -293,7 +294,7 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
             if reason and scenario.unconnected_gradients is Unconnected.zero:
                 outcome.notes[label] = (f"{reason}; unconnected_gradients=zero turns TensorFlow's None into "
                                         f"zeros shaped like {source}")
-                name = f"{label} is zeros (unconnected_gradients=zero)"
+                name = f"{label} vs zeros (unconnected_gradients=zero: no path)"
                 outcome.checks.append(
                     Check(name, False, None, None, "TensorFlow returned None") if got is None
                     else compare(name, got, kinds.zeros(program, target, source), tolerances.analytic))
@@ -311,6 +312,19 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
             if run.checks.finite_differences:
                 outcome.checks.append(_difference_check(program, label, target, source, got))
     pointwise.check_closed_forms(program, outcome)
+
+
+def _value_check(program: Program, target: str, got: np.ndarray) -> Check:
+    """A step's value against the float64 forward pass (NumPy, never TensorFlow's ops): a wrong forward op
+    is caught even where a derivative check happens to agree. A gradient step's value (and any step's
+    computed from one) is a derivative by float64 differences there, held to their tolerance; any other
+    step's to the analytic one."""
+    tolerances = program.run.tolerances()
+    if pointwise.elementwise(program.trees):  # block by block, as its other oracles: never whole at once
+        return pointwise.value_check(program, target, got, tolerances.analytic)
+    derived = {target, *program.reaches(target, conditions=True)} & set(program.gradient_steps)
+    tol = tolerances.float64_differences if derived else tolerances.analytic
+    return compare(f"{target} vs float64 forward pass", got, program.forward[target], tol)
 
 
 def _difference_check(program: Program, label: str, target: str, source: str, got: np.ndarray) -> Check:
