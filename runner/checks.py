@@ -114,10 +114,10 @@ class _Worst:
             bad = [side for side, a in (("got", got), ("expected", want))
                    if not np.isfinite(np.asarray(a, dtype=np.float64)).all()]
             return Check(name, False, None, None, f"NaN or Inf in the {' and '.join(bad)} values")
-        where = list(np.unravel_index(self.index, got.shape)) if got.ndim else []
+        where = [int(i) for i in np.unravel_index(self.index, got.shape)] if got.ndim else []
         at = f"[{', '.join(map(str, where))}]" if where else ""
         passed = self.excess <= 0
-        detail = (f"worst element{' ' + at if at else ''}: got {self.got:.8g}, want {self.want:.8g} "
+        detail = (f"worst element{' ' + at if at else ''}: got {self.got!r}, want {self.want!r} "
                   f"(error {self.error:.2g} {'<=' if passed else '>'} {self.bound:.2g})")
         vacuous = self.largest == 0 and not np.any(want)  # equal everywhere, and zero everywhere
         if vacuous:
@@ -186,21 +186,23 @@ def difference_check(
     label: str, got: Any, fn: Callable[[Any], Any], arg: Any, tol: Tolerance, delta: float,
     max_elements: int, seed: int,
 ) -> Check:
-    """``got`` = d sum(fn(arg)) / d arg, against central differences: every element, or a sample.
+    """``got`` = d sum(fn(arg)) / d arg, against central differences of ``fn`` (TensorFlow's forward
+    ops, never its autodiff) evaluated in float64: every element, or a sample.
 
     Up to ``max_elements`` each element is perturbed alone (``tf.test.compute_gradient``);
     above it, a seeded sample of elements.
     """
+    arg = tf.cast(tf.convert_to_tensor(arg), tf.float64)
     size = int(np.size(got))
     if size <= max_elements:
         (fd,) = finite_differences(fn, [arg], delta)
-        return compare(f"{label} vs finite differences", got, fd, tol)
+        return compare(f"{label} vs float64 central differences (every element)", got, fd, tol)
     # Each sampled element costs two evaluations over the whole input: past a few million
     # elements, take fewer samples (never under 16) so the check stays proportionate.
     count = min(max_elements, max(16, SAMPLED_ELEMENT_BUDGET // size))
     picks, fd = sampled_differences(fn, arg, delta, count, seed)
     sampled = np.asarray(got, dtype=np.float64).reshape(-1)[picks]
-    return compare(f"{label} vs finite differences ({count} of {size} elements)", sampled, fd, tol)
+    return compare(f"{label} vs float64 central differences ({count} of {size} elements)", sampled, fd, tol)
 
 
 def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weight: Any,
@@ -220,6 +222,61 @@ def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weig
         step = step.reshape(point.shape)
         flat[i] = float(np.sum(weight * (fn(point + step) - fn(point - step)))) / (2 * delta)
     return grad
+
+
+def one_sided_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weight: Any, delta: float,
+                          elements: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The left and right derivatives of sum(weight * fn(point)) at the given flat ``elements``, by
+    second-order one-sided differences in float64 (``(-3 f(x) + 4 f(x + h) - f(x + 2h)) / 2h`` and its
+    mirror): where a function has a kink, the two differ and the central difference is neither."""
+    point = np.asarray(point, dtype=np.float64)
+    here = float(np.sum(weight * fn(point)))
+    left, right = np.empty(len(elements)), np.empty(len(elements))
+    for k, i in enumerate(elements):
+        def at(steps: float, i: int = i) -> float:
+            moved = point.copy()
+            moved.reshape(-1)[i] += steps * delta
+            return float(np.sum(weight * fn(moved)))
+
+        right[k] = (-3 * here + 4 * at(1) - at(2)) / (2 * delta)
+        left[k] = (3 * here - 4 * at(-1) + at(-2)) / (2 * delta)
+    return left, right
+
+
+KINK_MARK = "a kink"  # how a check's detail begins where it compared a subgradient at a kink
+
+
+def compare_differences(name: str, got: Any, central: np.ndarray, tol: Tolerance,
+                        sides: Callable[[Sequence[int]], tuple[np.ndarray, np.ndarray]]) -> Check:
+    """``got`` against central differences, where a function is differentiable; at a kink (where the
+    one-sided derivatives ``sides(elements)`` differ: relu or abs at 0, maximum at a tie), against
+    the interval between them, where TensorFlow's subgradient must lie (relu'(0) = 0, |x|'(0) = 0).
+
+    The central difference at a kink is the mean of the sides (0.5 for relu at 0), which no
+    subgradient convention gives: only the elements that fail against it are looked at again.
+    """
+    check = compare(name, got, central, tol)
+    if check.passed or check.max_abs_err is None:
+        return check
+    values = np.asarray(got, dtype=np.float64).reshape(-1)
+    want = np.asarray(central, dtype=np.float64).reshape(-1).copy()
+    with np.errstate(invalid="ignore"):
+        failing = np.flatnonzero(~(np.abs(values - want) <= tol.atol + tol.rtol * np.abs(want)))
+    left, right = sides(failing.tolist())
+    kinks = ~np.isclose(left, right, rtol=tol.rtol, atol=tol.atol)
+    if not kinks.any():
+        return check
+    at = failing[kinks]
+    low, high = np.minimum(left, right)[kinks], np.maximum(left, right)[kinks]
+    want[at] = np.clip(values[at], low, high)  # inside the interval: exactly right; outside: its nearest end
+    found = compare(name, got, want.reshape(np.shape(got)), tol)
+    where = [int(i) for i in np.unravel_index(at[0], np.shape(got))] if np.ndim(got) else None
+    kink = (f"{KINK_MARK}{'s' if len(at) > 1 else ''}{f' at {len(at)} elements' if len(at) > 1 else ''}: "
+            f"the one-sided derivatives differ{f', first at element {where}' if where is not None else ''} "
+            f"({low[0]:.6g} and {high[0]:.6g}); TensorFlow's subgradient {values[at[0]]:.6g} is checked "
+            "to lie between them")
+    worst = "" if found.vacuous else f"; {found.detail}"  # a kink's interval is not nothing checked
+    return dataclasses.replace(found, detail=kink + worst, vacuous=False)
 
 
 def nudged(fn: Callable[..., np.ndarray], delta: float) -> Callable[..., np.ndarray]:

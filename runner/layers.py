@@ -18,6 +18,7 @@ source is written ``<step>.<variable>`` (``h.kernel``, ``bn.gamma``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import json
@@ -37,7 +38,7 @@ ALLOWED = ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalizatio
 #: Constructor arguments a config may not give: the run's dtype, the step's name and seeds from ``seed``
 #: are the runner's; a quantization config is an object.
 RUNNER_ARGS = frozenset({"dtype", "name", "seed", "quantization_config"})
-KEYS = ("layer", "input", "args", "training")
+KEYS = ("layer", "input", "args", "training", "seed")
 #: Arguments whose strings name a Keras object, and the module that knows the names.
 NAMED = {"initializer": "initializers", "activation": "activations", "regularizer": "regularizers",
          "constraint": "constraints"}
@@ -68,6 +69,7 @@ class StepSpec:
     input: str
     args: tuple[tuple[str, Any], ...]
     training: bool | None
+    seed: int | None = None  # draws this layer's initialisers; None: the run's seed
 
     def kwargs(self) -> dict[str, Any]:
         return dict(self.args)
@@ -144,7 +146,11 @@ def spec(name: str, entry: Mapping[str, Any], known: list[str]) -> StepSpec:
         if layer == "Dropout" and training:
             raise ConfigError(f"{where}.training: Dropout with training=true draws a new random mask on "
                               "every call, so no oracle can repeat the tape's; use training=false")
-    return StepSpec(layer, source, tuple((k, _plain(v, "")) for k, v in args.items()), training)
+    seed = entry.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"{where}.seed: a whole number >= 0 (the seed of this layer's weights), "
+                          f"got {seed!r}")
+    return StepSpec(layer, source, tuple((k, _plain(v, "")) for k, v in args.items()), training, seed)
 
 
 def _seed(seed: int, step: str, arg: str) -> int:
@@ -264,7 +270,7 @@ def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, 
                 f"that while drawn), above limits.memory_mb={_BUDGET.get() / 2**20:g}; refused before it "
                 "is built")
     step = spec(name, entry, [n for n in shapes if "." not in n])
-    key = json.dumps({"layer": step.layer, "input": step.input, "args": step.args, "training": step.training})
+    key = json.dumps(dataclasses.asdict(step))
     out, variables = _describe(name, key, shapes[step.input])
     return {name: out, **{f"{name}.{w}": s for w, s, _ in variables}}
 
@@ -457,12 +463,13 @@ def _matmul(a: Any, b: Any) -> Any:
 
 def build(targets: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]], seed: int, dtype: str,
           watch_accessed: bool) -> dict[str, Step]:
-    """Every layer step of a program, built with weights drawn from the run's seed."""
+    """Every layer step of a program, built with weights drawn from the run's seed (or the step's own)."""
     steps: dict[str, Step] = {}
     for name, entry in targets.items():
         if is_step(entry):
             step = spec(name, entry, [n for n in shapes if "." not in n])
-            steps[name] = Step(name, step, shapes[step.input], seed, dtype, watch_accessed)
+            drawn = seed if step.seed is None else step.seed
+            steps[name] = Step(name, step, shapes[step.input], drawn, dtype, watch_accessed)
     return steps
 
 

@@ -345,7 +345,7 @@ class ProgramScenario(Scenario):
 
 @dataclass
 class Tolerance:
-    """A check passes when max|got - want| <= atol + rtol * max|want|."""
+    """An element passes when |got - want| <= atol + rtol * |want| (for that element); a check when all do."""
 
     rtol: float = MISSING
     atol: float = MISSING
@@ -358,6 +358,8 @@ class DtypeTolerances:
     delta: float = MISSING  # the finite-difference step
     # programs: the gradient against central differences computed in float64 (each element, or projections)
     float64_differences: Tolerance = field(default_factory=lambda: Tolerance(rtol=1e-3, atol=1e-5))
+    # each step's value against the float64 forward pass (NumPy): the run's own rounding of a value
+    forward: Tolerance = field(default_factory=lambda: Tolerance(rtol=1e-5, atol=1e-6))
 
 
 @dataclass

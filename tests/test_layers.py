@@ -225,16 +225,22 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 @pytest.mark.slow
 def test_the_guides_keras_layer_through_the_cli(cli: Callable[..., CliRun]) -> None:
-    first, again = cli("scenario=guide/keras_layer", "seed=7"), cli("scenario=guide/keras_layer", "seed=7")
+    first, again = cli("scenario=guide/keras_layer"), cli("scenario=guide/keras_layer")
     results = first.ok()
     kernel, bias = (np.array(results["gradients"][k]) for k in ("dloss/dy.kernel", "dloss/dy.bias"))
     assert kernel.shape == (3, 2) and bias.shape == (2,)
+    # The layer's own seed (3) keeps both ReLU units alive: every element of both gradients is checked
+    # against a number that is not 0 (at the run's seed 0 both units were dead and every check vacuous).
+    assert np.count_nonzero(kernel) == 6 and np.count_nonzero(bias) == 2
+    assert not any(c.get("vacuous") for c in results["checks"])
     # By hand: y = relu(x K + b), loss = mean(y**2): dloss/dK = x^T (2 y / 2 * [y > 0]), dloss/db its sum.
     x, y = np.array(results["inputs"]["x"]), np.array(results["values"]["y"])
     upstream = 2 * y / y.size * (y > 0)
     np.testing.assert_allclose(kernel, x.T @ upstream, rtol=1e-6)
     np.testing.assert_allclose(bias, upstream.sum(axis=0), rtol=1e-6)
     assert again.ok()["gradients"] == results["gradients"]  # same seed, same weights, same numbers
+    other = cli("scenario=guide/keras_layer", "scenario.targets.y.seed=7").ok()
+    assert other["inputs"]["y.kernel"] != results["inputs"]["y.kernel"]  # the step's seed draws its weights
     names = [c["name"] for c in results["checks"]]
     assert "dloss/dy.kernel vs float64 central differences (every element)" in names
     assert "SymPy check skipped: the program has Keras layers" in results["notes"]["dloss/dy.kernel"]

@@ -28,7 +28,7 @@ import numpy as np
 from runner import expr, snippets
 from runner.checks import compare, difference_check, finite
 from runner.result import Check, Outcome
-from runner.routines.support import check_dtype, timed_step
+from runner.routines.support import float64_delta, timed_step
 from runner.routines.tape import oracle
 from runner.schema import CASES, RunConfig
 from runner.tfenv import tf
@@ -108,8 +108,8 @@ def verify(outcome: Outcome, label: str, got: np.ndarray | None, want: Any, run:
     """A gradient TensorFlow should get right: finite, equal to ``want``, and to finite differences.
 
     ``fd`` is ``(function, point)``: the forward function whose central differences
-    should equal ``got``, run in the check dtype; None where differencing the forward
-    pass would not give this gradient (a custom backward pass, say).
+    should equal ``got``, run in float64; None where differencing the forward pass would
+    not give this gradient (a custom backward pass, say).
     """
     outcome.gradients[label] = got
     if got is None:
@@ -122,8 +122,8 @@ def verify(outcome: Outcome, label: str, got: np.ndarray | None, want: Any, run:
     if fd is not None and run.checks.finite_differences:
         fn, point = fd
         outcome.checks.append(difference_check(
-            label, got, fn, tf.constant(point, check_dtype(run)), tolerances.finite_differences,
-            tolerances.delta, run.checks.fd_max_elements, run.seed))
+            label, got, fn, tf.constant(point, tf.float64), tolerances.float64_differences,
+            float64_delta(run), run.checks.fd_max_elements, run.seed))
 
 
 def verify_expression(outcome: Outcome, label: str, got: np.ndarray | None, run: RunConfig, text: str,
@@ -137,7 +137,7 @@ def verify_expression(outcome: Outcome, label: str, got: np.ndarray | None, run:
     derivative = sp.diff(expr.evaluate(tree, symbols, sympy), symbols[wrt])
     outcome.analytic[label] = f"d({text})/d{wrt} = {derivative}"
     want = oracle(derivative, symbols, at, out_shape, np.shape(got))
-    backend = expr.TensorFlowBackend(check_dtype(run))
+    backend = expr.TensorFlowBackend(tf.float64)  # the differences' forward pass, in float64
     fixed = {n: tf.constant(v, backend.dtype) for n, v in at.items() if n != wrt}
     verify(outcome, label, got, want, run,
            fd=(lambda t: expr.evaluate(tree, {**fixed, wrt: t}, backend), at[wrt]))

@@ -27,7 +27,7 @@ from runner.arrays import NumPyBackend
 from runner.checks import compare, finite
 from runner.result import Curve, Outcome
 from runner.routines.calculus import at_inputs, compile_lines, explain_range, fresh_names, label, target_name
-from runner.routines.support import tf_dtype, timed_step
+from runner.routines.support import float64_delta, tf_dtype, timed_step
 from runner.schema import HigherOrderScenario, RunConfig
 from runner.tfenv import tf
 
@@ -108,7 +108,7 @@ def _check(outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any], symbolic:
     tolerances = run.tolerances()
     (name,) = symbols
     point = np.asarray(outcome.inputs[name], dtype=np.float64)  # x as the run holds it
-    step = run.checks.tolerances["float64"].delta if "float64" in run.checks.tolerances else 1e-6
+    step = float64_delta(run)
     found = [outcome.values[names[0]], *(outcome.gradients[label] for label in names[1:])]
     for k, (got, exact) in enumerate(zip(found, symbolic, strict=True)):
         want = at_inputs(exact, symbols, outcome.inputs, got.shape)
@@ -117,7 +117,7 @@ def _check(outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any], symbolic:
             with np.errstate(all="ignore"):
                 forward = expr.evaluate(tree, {name: point}, NumPyBackend())
             outcome.checks.append(compare(f"{names[0]} vs float64 forward pass", got,
-                                          np.broadcast_to(forward, np.shape(got)), tolerances.analytic))
+                                          np.broadcast_to(forward, np.shape(got)), tolerances.forward))
         if k and run.checks.analytic:
             outcome.checks.append(compare(f"{names[k]} vs SymPy", got, want, tolerances.analytic))
         if k and run.checks.finite_differences:

@@ -18,7 +18,7 @@ import numpy as np
 from runner import snippets
 from runner.checks import compare, finite, float64_differences, projection_check
 from runner.result import Check, Outcome
-from runner.routines.support import tf_dtype, timed_step
+from runner.routines.support import float64_delta, tf_dtype, timed_step
 from runner.schema import LinearScenario, Loss, RunConfig
 from runner.tfenv import tf
 
@@ -84,7 +84,7 @@ def run(scenario: LinearScenario, run: RunConfig) -> Outcome:
             outcome.checks.append(compare(f"{label} vs closed form", outcome.gradients[label],
                                           want, tolerances.analytic))
     outcome.checks.append(compare("loss vs float64 forward pass", outcome.values["loss"],
-                                  _loss(used)(used["W"], used["b"]), tolerances.analytic))
+                                  _loss(used)(used["W"], used["b"]), tolerances.forward))
     if run.checks.finite_differences:
         outcome.checks += _difference_checks(outcome, used, run)
     outcome.timings["checks"] = time.perf_counter() - started
@@ -97,7 +97,7 @@ def _difference_checks(outcome: Outcome, data: dict[str, np.ndarray], run: RunCo
     random projections. The loss is quadratic in W and b, so a difference is exact up to rounding."""
     loss = _loss(data)
     tol = run.tolerances().float64_differences
-    delta = run.checks.tolerances["float64"].delta if "float64" in run.checks.tolerances else 1e-6
+    delta = float64_delta(run)
     found = []
     for label, fn, point in (("dloss/dW", lambda w: loss(w, data["b"]), data["W"]),
                              ("dloss/db", lambda b: loss(data["W"], b), data["b"])):

@@ -35,11 +35,20 @@ import numpy as np
 
 from runner import expr, gradient_steps, layers, snippets
 from runner.arrays import NumPyBackend, SymPyArrays
-from runner.checks import compare, finite, float64_differences, projection_check, recorded
+from runner.checks import (
+    KINK_MARK,
+    compare,
+    compare_differences,
+    finite,
+    float64_differences,
+    one_sided_differences,
+    projection_check,
+    recorded,
+)
 from runner.result import Check, Curve, Outcome
 from runner.routines import derivatives as kinds
 from runner.routines import pointwise
-from runner.routines.support import tf_dtype
+from runner.routines.support import float64_delta, tf_dtype
 from runner.schema import ProgramInput, ProgramKind, ProgramScenario, RunConfig, Unconnected, program_shapes
 from runner.tfenv import tf
 
@@ -110,8 +119,7 @@ class Program:
         self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
             t: np.broadcast_to(np.asarray(scenario.output_gradients.get(t, 1.0), dtype=np.float64),
                                self.shapes[t]) for t in self.plan}
-        tolerances = run.checks.tolerances  # the float64 differences' step, whatever the run's dtype
-        self.delta = tolerances["float64"].delta if "float64" in tolerances else 1e-6
+        self.delta = float64_delta(run)
         if self.gradient_steps:  # differences of nested differences: the inner ones' rounding (eps / their
             self.delta = max(self.delta, gradient_steps.INNER_DELTA)  # step) is divided by this step too
 
@@ -310,7 +318,10 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
                 outcome.checks += kinds.check(program, outcome, label, target, source, got)
                 continue
             if run.checks.finite_differences:
-                outcome.checks.append(_difference_check(program, label, target, source, got))
+                check = _difference_check(program, label, target, source, got)
+                outcome.checks.append(check)
+                if check.detail.startswith(KINK_MARK):  # say it where the gradient is shown, too
+                    outcome.notes[label] = "; ".join(filter(None, [outcome.notes.get(label), check.detail]))
     pointwise.check_closed_forms(program, outcome)
 
 
@@ -318,12 +329,12 @@ def _value_check(program: Program, target: str, got: np.ndarray) -> Check:
     """A step's value against the float64 forward pass (NumPy, never TensorFlow's ops): a wrong forward op
     is caught even where a derivative check happens to agree. A gradient step's value (and any step's
     computed from one) is a derivative by float64 differences there, held to their tolerance; any other
-    step's to the analytic one."""
+    step's to the ``forward`` one."""
     tolerances = program.run.tolerances()
     if pointwise.elementwise(program.trees):  # block by block, as its other oracles: never whole at once
-        return pointwise.value_check(program, target, got, tolerances.analytic)
+        return pointwise.value_check(program, target, got, tolerances.forward)
     derived = {target, *program.reaches(target, conditions=True)} & set(program.gradient_steps)
-    tol = tolerances.float64_differences if derived else tolerances.analytic
+    tol = tolerances.float64_differences if derived else tolerances.forward
     return compare(f"{target} vs float64 forward pass", got, program.forward[target], tol)
 
 
@@ -334,7 +345,8 @@ def _difference_check(program: Program, label: str, target: str, source: str, go
     fn, weight = program.forward_fn(target, source), program.weights[target]
     if np.size(point) <= run.checks.fd_max_elements:
         want = float64_differences(fn, point, weight, delta)
-        return compare(f"{label} vs float64 central differences (every element)", got, want, tol)
+        return compare_differences(f"{label} vs float64 central differences (every element)", got, want, tol,
+                                   lambda elements: one_sided_differences(fn, point, weight, delta, elements))
     if pointwise.elementwise(program.trees):
         return pointwise.difference_check(program, label, target, source, got)
     return projection_check(label, got, fn, program.vjp(target, source), point, weight, tol, delta,

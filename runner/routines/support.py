@@ -26,6 +26,12 @@ def check_dtype(run: RunConfig) -> tf.DType:
     return tf.float64 if run.dtype == "float64" else tf.float32
 
 
+def float64_delta(run: RunConfig) -> float:
+    """The step of every float64 central difference, whatever the run's dtype: float64's own."""
+    tolerances = run.checks.tolerances
+    return tolerances["float64"].delta if "float64" in tolerances else 1e-6
+
+
 def compiled(step: Callable[..., Any], run: RunConfig) -> Callable[..., Any]:
     if run.compile == "eager":
         return step
