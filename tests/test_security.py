@@ -340,35 +340,6 @@ def test_tensorflows_own_second_call_refusal_passes(load: Callable[..., Any]) ->
                             "set of gradients (or jacobians)")
 
 
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-
-@pytest.mark.slow
-def test_a_long_sweep_in_one_process_does_not_grow_per_job(tmp_path: Path) -> None:
-    """250 jobs under the basic launcher: RSS sampled from outside as jobs finish, after warm-up."""
-    jobs, first, last = 250, 140, 245  # past two launch chunks of 64, so what a chunk holds is counted
-    command = [sys.executable, "-m", "runner", "-m", "scenario=basic", f"seed=range(0,{jobs})", "plots=false"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    samples: dict[int, float] = {}
-    try:
-        while proc.poll() is None and len(samples) < 2:
-            done = len(list(tmp_path.glob("outputs/multirun/*/*/*/results.json")))
-            for mark in (first, last):
-                if done >= mark and mark not in samples:
-                    samples[mark] = _rss_mib(proc.pid)
-            time.sleep(0.05)
-        assert proc.wait(timeout=600) == 0
-    finally:
-        proc.kill()
-    per_job = (samples[last] - samples[first]) / (last - first)
-    # Before the launcher dropped each return's configs this was about 0.2 MiB a job (2 GiB per 10,000).
-    assert per_job < 0.03, f"{per_job:.3f} MiB a job ({samples})"
-    statuses = json.loads(next(tmp_path.glob("outputs/multirun/*/*/summary.json")).read_text())["statuses"]
-    assert statuses == {"ok": jobs}
-
-
 def test_lambdify_runs_only_source_it_printed_from_renamed_symbols(load: Callable[..., Any]) -> None:
     """What reaches exec: SymPy's printed source over Dummy names, never a name or text from the config."""
     import sympy.utilities.lambdify  # noqa: F401  (the module: its name is shadowed by the function)
