@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr
+from runner import expr, ops
 
 
 def _axes(ndim: int, axis: int | tuple[int, ...] | None) -> tuple[int, ...]:
@@ -142,13 +142,6 @@ class _Arrays(abc.ABC):
         return self.call("sqrt", self.asarray(self._reduce_sum(self._square(x), axis, keepdims)))
 
 
-_NUMPY_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "log": np.log, "log1p": np.log1p,
-    "sqrt": np.sqrt, "abs": np.abs, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "atan": np.arctan,
-    "sigmoid": lambda a: 1.0 / (1.0 + np.exp(-a)),
-    "softplus": lambda a: np.logaddexp(0.0, a),
-    "relu": lambda a: np.maximum(a, 0.0),
-}
 
 
 class NumPyBackend(_Arrays):
@@ -168,16 +161,16 @@ class NumPyBackend(_Arrays):
 
     def call(self, fn: str, arg: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return np.asarray(_NUMPY_FUNCTIONS[fn](self.asarray(arg)))
+            return np.asarray(ops.FUNCTIONS[fn].numpy(np, self.asarray(arg)))
 
     @staticmethod
     def binary(op: str, left: Any, right: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return np.asarray(expr._APPLY[op](np.asarray(left), np.asarray(right)))
+            return np.asarray(ops.OPERATORS[op].numpy(np, np.asarray(left), np.asarray(right)))
 
     @staticmethod
     def compare(op: str, left: Any, right: Any) -> np.ndarray:
-        return np.asarray(expr._COMPARE_OPS[op](np.asarray(left), np.asarray(right)))
+        return np.asarray(getattr(np, ops.COMPARISONS[op][1])(np.asarray(left), np.asarray(right)))
 
     def _where(self, cond: Any, a: Any, b: Any) -> np.ndarray:
         return np.where(cond, self.asarray(a), self.asarray(b))
@@ -220,7 +213,7 @@ class SymPyArrays(_Arrays, expr.SymPyBackend):
         a power element by element, through the oracle's bound on what SymPy folds."""
         if op == "**":
             return np.frompyfunc(self.power, 2, 1)(self.asarray(left), self.asarray(right))
-        return expr._APPLY[op](self.asarray(left), self.asarray(right))
+        return ops.OPERATORS[op].sympy(self.asarray(left), self.asarray(right))
 
     def compare(self, op: str, left: Any, right: Any) -> np.ndarray:
         relation = functools.partial(expr.SymPyBackend.compare, self, op)

@@ -24,7 +24,6 @@ import ast
 import dataclasses
 import functools
 import math
-import operator
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from runner import ops
 from runner.errors import ConfigError
 
 MAX_LENGTH = 10_000
@@ -39,27 +39,18 @@ MAX_DEPTH = 200  # a chain of n binary operators nests n deep
 MAX_EXPONENT = 1_000  # |constant exponent|; x**1e6 or 9**9**9 would stall SymPy or overflow
 MAX_DIGITS = 30  # digits in one number literal: far past what any float dtype holds
 MAX_RANK = 64  # dimensions of one tensor: NumPy's own limit, so every oracle can hold it
-MAX_FOLDED_DIGITS = 309  # an exact number SymPy folds a constant into: float64 holds no more digits
+MAX_FOLDED_DIGITS = 309  # the magnitude (digits) of a number SymPy folds a constant into: float64's range
+MAX_EXACT_DIGITS = 10_000  # the digits of its exact numerator or denominator: milliseconds to build
 _DIGIT_RUN = re.compile(r"[0-9][0-9_]*")
 _CONTROL_NAMES = {"\n": "a line break", "\r": "a line break", "\x0b": "a line break", "\x0c": "a form feed"}
 
-#: Each function's TensorFlow op, as a path under the ``tf`` module.
-TF_OPS = {
-    "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "math.log",
-    "log1p": "math.log1p", "sqrt": "sqrt", "abs": "abs", "tanh": "tanh", "sigmoid": "sigmoid",
-    "softplus": "math.softplus", "relu": "nn.relu", "sinh": "sinh", "cosh": "cosh", "atan": "atan",
-}
-#: The functions an expression may call, each of one argument.
-FUNCTIONS = tuple(TF_OPS)
+#: The functions an expression may call, each of one argument (runner/ops.py: each backend's).
+FUNCTIONS = tuple(ops.FUNCTIONS)
 CONSTANTS = {"pi": math.pi, "e": math.e}
-RESERVED = frozenset(TF_OPS) | frozenset(CONSTANTS)
+RESERVED = frozenset(FUNCTIONS) | frozenset(CONSTANTS)
 
 _BINOPS: dict[type[ast.operator], str] = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
-}
-_APPLY: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul,
-    "/": operator.truediv, "**": operator.pow, "@": operator.matmul,
 }
 
 
@@ -400,11 +391,6 @@ MAX_LIST_ITEMS = 10_000  # numbers in one list literal
 _COMPARE: dict[type[ast.cmpop], str] = {
     ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
 }
-_SYMPY_RELATIONS = {"<": "Lt", "<=": "Le", ">": "Gt", ">=": "Ge", "==": "Eq", "!=": "Ne"}
-_COMPARE_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne,
-}
 
 
 def _convert_func(fn: str, args: list[ast.expr], keywords: list[ast.keyword],
@@ -565,6 +551,13 @@ def _vetted(tree: Neg | BinOp | Call, constant_parts: Any) -> tuple[Expr, float 
     """Evaluate ``tree`` in floats when all its parts are constant; refuse what overflows."""
     if constant_parts is None:
         return tree, None
+    if isinstance(tree, BinOp) and tree.op == "**" and constant_parts[0] not in (0.0, 1.0, -1.0):
+        base, exponent = constant_parts  # SymPy builds an integer base's power exactly: bound its digits
+        digits = abs(exponent * math.log10(abs(base)))
+        if digits > MAX_EXACT_DIGITS:
+            raise ConfigError(f"constant sub-expression {_short(str(tree))} is about 10^"
+                              f"{math.copysign(digits, exponent * math.log10(abs(base))):,.0f}: beyond any "
+                              "float's range, and too large for SymPy to build exactly")
     try:
         value = FloatBackend.apply(tree, constant_parts)
     except (OverflowError, ZeroDivisionError, ValueError) as err:
@@ -700,11 +693,11 @@ def _at_point(tree: Expr, args: tuple[Any, ...]) -> Any:
         case Neg():
             return -args[0]
         case BinOp(op=op):
-            return _APPLY[op](*args)
+            return ops.OPERATORS[op].floats(*args)
         case Call(fn=fn):
-            return FloatBackend.call(fn, args[0])
+            return ops.FUNCTIONS[fn].floats(args[0])
         case Compare(op=op):
-            return _COMPARE_OPS[op](*args)
+            return FloatBackend.compare(op, *args)
         case IfExp():
             return args[1] if args[0] else args[2]
         case Func(fn="where"):
@@ -749,7 +742,7 @@ def _describe(node: ast.AST) -> str:
 
 
 class FloatBackend:
-    """Plain-Python floats: used only to vet constant sub-expressions."""
+    """Plain-Python floats: used only to vet constant sub-expressions (runner/ops.py's ``floats``)."""
 
     number = staticmethod(float)
 
@@ -757,28 +750,31 @@ class FloatBackend:
     def apply(tree: Neg | BinOp | Call, parts: Any) -> float:
         """One node, given its children's values (a float, or a pair for BinOp)."""
         if isinstance(tree, BinOp):
-            return _APPLY[tree.op](*parts)
+            return FloatBackend.binary(tree.op, *parts)
         if isinstance(tree, Neg):
             return -parts
         return FloatBackend.call(tree.fn, parts)
 
     @staticmethod
+    def binary(op: str, left: float, right: float) -> float:
+        return ops.OPERATORS[op].floats(left, right)
+
+    @staticmethod
     def call(fn: str, arg: float) -> float:
-        # Written so that no intermediate overflows: sigmoid(-1000) is 0, softplus(1000) is 1000.
-        if fn == "sigmoid":
-            return 1.0 / (1.0 + math.exp(-arg)) if arg >= 0 else math.exp(arg) / (1.0 + math.exp(arg))
-        if fn == "softplus":
-            return max(arg, 0.0) + math.log1p(math.exp(-abs(arg)))
-        if fn == "relu":
-            return max(arg, 0.0)
-        return getattr(math, {"abs": "fabs"}.get(fn, fn))(arg)
+        return ops.FUNCTIONS[fn].floats(arg)
+
+    @staticmethod
+    def compare(op: str, left: float, right: float) -> bool:
+        return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right,
+                "==": left == right, "!=": left != right}[op]
 
 
 def evaluate(expr: Expr, env: Mapping[str, Any], backend: Any) -> Any:
     """Walk the tree once, combining values with ``backend.number`` and ``backend.call``.
 
-    The arithmetic itself is Python's operators, which TensorFlow tensors, SymPy
-    expressions and floats all implement; only numbers and named functions differ.
+    Each backend does its own arithmetic (``backend.binary``), functions and numbers, from
+    its own implementations in :mod:`runner.ops`: no table is shared between TensorFlow and
+    the oracles, so none can hide a mistake by making it on both sides.
     """
     match expr:
         case Num(value=v):
@@ -788,9 +784,7 @@ def evaluate(expr: Expr, env: Mapping[str, Any], backend: Any) -> Any:
         case Neg(arg=a):
             return -evaluate(a, env, backend)
         case BinOp(op=op, left=left, right=right):
-            lhs, rhs = evaluate(left, env, backend), evaluate(right, env, backend)
-            binary = getattr(backend, "binary", None)
-            return binary(op, lhs, rhs) if binary else _APPLY[op](lhs, rhs)
+            return backend.binary(op, evaluate(left, env, backend), evaluate(right, env, backend))
         case Call(fn=fn, arg=a):
             return backend.call(fn, evaluate(a, env, backend))
         case Array(values=values):
@@ -978,7 +972,7 @@ class TensorFlowBackend:
         self.dtype = dtype
         self._tf = tf
         self._functions: dict[str, Callable[[Any], Any]] = {
-            fn: functools.reduce(getattr, path.split("."), tf) for fn, path in TF_OPS.items()
+            fn: functools.reduce(getattr, f.tensorflow.split("."), tf) for fn, f in ops.FUNCTIONS.items()
         }
         self._ops = {fn: functools.reduce(getattr, TF_PATHS.get(fn, fn).split("."), tf) for fn in SIGNATURES}
         self.branches = dict(branches or {})  # conditional -> branch taken, decided before the tape
@@ -989,6 +983,9 @@ class TensorFlowBackend:
     def call(self, fn: str, arg: Any) -> Any:
         return self._functions[fn](arg)
 
+    def binary(self, op: str, left: Any, right: Any) -> Any:
+        return ops.OPERATORS[op].tensorflow(self._tf, left, right)
+
     def array(self, values: list[Any]) -> Any:
         return self._tf.constant(values, self.dtype)
 
@@ -997,9 +994,8 @@ class TensorFlowBackend:
             return self._ops[fn](args, **options)
         return self._ops[fn](*args, **options)
 
-    @staticmethod
-    def compare(op: str, left: Any, right: Any) -> Any:
-        return _COMPARE_OPS[op](left, right)
+    def compare(self, op: str, left: Any, right: Any) -> Any:
+        return getattr(self._tf.math, ops.COMPARISONS[op][0])(left, right)
 
     def choose(self, node: IfExp, test: Callable[[], Any], body: Callable[[], Any],
                orelse: Callable[[], Any]) -> Any:
@@ -1023,20 +1019,13 @@ class SymPyBackend:
 
         self._sp = sp
         self._functions: dict[str, Callable[[Any], Any]] = {
-            "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "exp": sp.exp,
-            "log": sp.log, "log1p": lambda a: sp.log(1 + a), "sqrt": sp.sqrt,
-            "abs": sp.Abs, "tanh": sp.tanh, "sigmoid": lambda a: 1 / (1 + sp.exp(-a)),
-            "softplus": lambda a: sp.log(1 + sp.exp(a)),
-            # relu'(0) is 0 in TensorFlow; this Piecewise agrees, Heaviside(0) would not.
-            "relu": lambda a: sp.Piecewise((a, a > 0), (0, True)),
-            "sinh": sp.sinh, "cosh": sp.cosh, "atan": sp.atan,
-        }
+            fn: functools.partial(f.sympy, sp) for fn, f in ops.FUNCTIONS.items()}
 
     def number(self, value: float) -> Any:
         return self._sp.Integer(value) if isinstance(value, int) else self._sp.Float(value)
 
     def binary(self, op: str, left: Any, right: Any) -> Any:
-        return self.power(left, right) if op == "**" else _APPLY[op](left, right)
+        return self.power(left, right) if op == "**" else ops.OPERATORS[op].sympy(left, right)
 
     def power(self, base: Any, exponent: Any) -> Any:
         """``base ** exponent``, refused where SymPy would fold it into a power or an exact number too
@@ -1046,13 +1035,16 @@ class SymPyBackend:
         if isinstance(exponent, sp.Number) and abs(exponent) > MAX_EXPONENT:
             raise ConfigError(f"the oracle would raise {_short(str(base), 30)} to the power "
                               f"{_short(str(exponent), 30)} once SymPy folds it; the limit is {MAX_EXPONENT}")
-        if isinstance(base, sp.Rational) and isinstance(exponent, sp.Number) and abs(base) != 1:
-            digits = float(abs(exponent)) * max(math.log10(abs(base.p)), math.log10(base.q))
-            if digits > MAX_FOLDED_DIGITS:
+        if isinstance(base, sp.Rational) and isinstance(exponent, sp.Number) and base != 0 and abs(base) != 1:
+            power = float(exponent)
+            magnitude = power * (math.log10(abs(base.p)) - math.log10(base.q))  # log10 of the result
+            digits = abs(power) * max(math.log10(abs(base.p)), math.log10(base.q))  # the exact fraction
+            if magnitude > MAX_FOLDED_DIGITS or digits > MAX_EXACT_DIGITS:
                 raise ConfigError(f"the oracle would build the exact number {_short(str(base), 30)} ** "
-                                  f"{_short(str(exponent), 30)}, about {digits:,.0f} digits, beyond any "
-                                  "float's range")
-        return base ** exponent
+                                  f"{_short(str(exponent), 30)}, about 10^{magnitude:,.0f}"
+                                  + (" (beyond any float's range)" if magnitude > MAX_FOLDED_DIGITS
+                                     else f", {digits:,.0f} digits"))
+        return ops.OPERATORS["**"].sympy(base, exponent)
 
     def call(self, fn: str, arg: Any) -> Any:
         if hasattr(arg, "shape") and hasattr(arg, "dtype"):  # a NumPy array of SymPy expressions
@@ -1062,7 +1054,7 @@ class SymPyBackend:
         return self._functions[fn](arg)
 
     def compare(self, op: str, left: Any, right: Any) -> Any:
-        return getattr(self._sp, _SYMPY_RELATIONS[op])(left, right)
+        return getattr(self._sp, ops.COMPARISONS[op][2])(left, right)
 
     def apply(self, fn: str, args: list[Any], options: dict[str, Any]) -> Any:
         """The elementwise functions of several arguments, on one expression each, with TensorFlow's
@@ -1086,28 +1078,7 @@ class SymPyBackend:
 
 
 class Code(str):
-    """Python source for a TensorFlow expression; operators build bigger source."""
-
-    def _binary(self, op: str, other: str) -> Code:
-        return Code(f"({self} {op} {other})")
-
-    def __add__(self, other: str) -> Code:  # type: ignore[override]
-        return self._binary("+", other)
-
-    def __sub__(self, other: str) -> Code:
-        return self._binary("-", other)
-
-    def __mul__(self, other: str) -> Code:  # type: ignore[override]
-        return self._binary("*", other)
-
-    def __truediv__(self, other: str) -> Code:
-        return self._binary("/", other)
-
-    def __pow__(self, other: str) -> Code:
-        return self._binary("**", other)
-
-    def __matmul__(self, other: str) -> Code:
-        return self._binary("@", other)
+    """Python source for a TensorFlow expression: :class:`CodeBackend` builds bigger source from it."""
 
     def __neg__(self) -> Code:
         return Code(f"(-{self})")
@@ -1123,10 +1094,14 @@ class CodeBackend:
         return Code(f"tf.constant({value!r}, tf.{self.dtype})")
 
     def call(self, fn: str, arg: Code) -> Code:
-        return Code(f"tf.{TF_OPS[fn]}({arg})")
+        return Code(f"tf.{ops.FUNCTIONS[fn].tensorflow}({arg})")
 
     def array(self, values: list[Any]) -> Code:
         return Code(f"tf.constant({values!r}, tf.{self.dtype})")
+
+    @staticmethod
+    def binary(op: str, left: Code, right: Code) -> Code:
+        return Code(f"({left} {op} {right})")
 
     @staticmethod
     def apply(fn: str, args: list[Code], options: dict[str, Any]) -> Code:

@@ -73,6 +73,7 @@ def test_the_estimate_covers_what_keras_builds(layer: str, args: dict[str, Any],
     ("2**((x-x+10)**(x-x+400))", "overflows a float"),
     ("((x-x+10**30)**(x-x+1000))**(x-x+1000)", "overflows a float before it is raised"),
     ("(x**(x-x+100))**(x-x+20)", "to the power 2000 once SymPy folds"),
+    ("((2)**100)**(-501)", "is about 10^-15,082"),  # a tiny float (0.0), but 15,082 exact digits to SymPy
 ])
 def test_constants_sympy_would_fold_are_bounded_as_constants(text: str, reason: str) -> None:
     with without_backends(), pytest.raises(ConfigError, match=re.escape(reason)):
@@ -101,9 +102,12 @@ def test_the_oracle_refuses_what_the_parser_cannot_see_fold() -> None:
     assert backend.power(x, sp.Integer(3)) == x**3
     with pytest.raises(ConfigError, match="to the power 1280 once SymPy folds it"):
         backend.power(x, sp.Integer(64) * 20)
-    with pytest.raises(ConfigError, match="about 600 digits"):
+    with pytest.raises(ConfigError, match=r"about 10\^600 \(beyond any float's range\)"):
         backend.power(sp.Integer(10**30), sp.Integer(20))
     assert backend.power(sp.Integer(10), sp.Integer(300)) == sp.Integer(10**300)
+    assert backend.power(sp.Integer(8), sp.Integer(-501)) == sp.Rational(1, 8**501)  # tiny, 453 digits: fine
+    with pytest.raises(ConfigError, match="452,448 digits"):  # (8**-501)**1000: tiny, but 1000 x 452.4 digits
+        backend.power(sp.Rational(1, 8**501), sp.Integer(1000))
 
 
 def test_a_program_whose_exponent_folds_from_a_tensor_is_refused_by_its_oracle() -> None:
