@@ -385,11 +385,32 @@ def projections(count: int, of: str = "v.(J u)") -> str:
     return f"{count} random projection{'' if count == 1 else 's'} {of}"
 
 
-def directions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+def directions(rng: np.random.Generator, shape: tuple[int, ...], scale: Any = None) -> np.ndarray:
     """A random direction: uniform on [-1, 1) in every element. Any continuous law serves the check
     (a wrong gradient is orthogonal to it with probability 0), and this one draws ~4x faster than
-    a normal, which matters at a million elements per source."""
-    return rng.uniform(-1.0, 1.0, shape)
+    a normal, which matters at a million elements per source.
+
+    With ``scale`` (the reported gradient), each element is divided by its own magnitude (floored
+    at :data:`SCALE_FLOOR` of the largest), then the whole rescaled so that ``sum |u * scale|`` is
+    what the plain direction's would be: every element then weighs alike in ``u . g``, so an error
+    in the small ones (a sign flipped where the gradient is 1e-3 of its largest) moves the
+    projection as much as one in the large ones would, and the projection keeps its size
+    against the tolerance's ``atol``.
+    """
+    u = rng.uniform(-1.0, 1.0, shape)
+    if scale is None:
+        return u
+    size = np.abs(np.asarray(scale, dtype=np.float64))
+    size = np.where(np.isfinite(size), size, 0.0)
+    top = float(np.max(size, initial=0.0))
+    if top <= 0:
+        return u
+    weighted = u / np.maximum(size, SCALE_FLOOR * top)
+    return weighted * (dot(np.abs(u), size) / dot(np.abs(weighted), size))
+
+
+#: How far below a gradient's largest element a projection still weighs each element by its own size.
+SCALE_FLOOR = 1e-3
 
 
 def dot(a: Any, b: Any) -> float:
@@ -416,6 +437,9 @@ def projection_check(
     a pair. Passes when every pair agrees within ``atol + rtol * |difference|``;
     reports the pair furthest from its bound. ``across``, when given, maps a step s
     to ``fn(point + s) - fn(point - s)`` by a cheaper route than two calls of ``fn``.
+    Each u weighs every element by the reported gradient's own size there
+    (:func:`directions`), so a sign flipped or elements swapped anywhere, small
+    elements included, move the projection.
     """
     point = np.asarray(point, dtype=np.float64)
     scalar = np.size(weight) == 1
@@ -423,7 +447,7 @@ def projection_check(
     rng = np.random.default_rng(seed)
     worst: tuple[float, float, float] | None = None  # (err / bound, err, bound)
     for k in range(count):
-        u = directions(rng, point.shape)
+        u = directions(rng, point.shape, got)
         first = k == 0 or scalar
         v = np.asarray(weight, dtype=np.float64) if first else rng.standard_normal(np.shape(weight))
         tape_side = dot(u, np.asarray(got if first else vjp(v), dtype=np.float64))
