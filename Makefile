@@ -2,12 +2,14 @@
 #   make run    set up .venv, run the five seed scenarios as one sweep
 #   make test   set up .venv, run the test suite
 #   make notebook   run notebooks/seed_tour.ipynb in a Jupyter kernel, into outputs/seed_tour.ipynb
+#   make bench      the benchmark, ratios against plain TensorFlow and bare Hydra (benchmarks/results.md)
+#   make mutation   mutants of the oracle and check modules against their tests (benchmarks/results.md)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench notebook clean
+.PHONY: install run test test-fast lint bench mutation notebook clean
 
 install: $(STAMP)
 
@@ -33,9 +35,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+mutation: $(STAMP)
+	$(BIN)/python benchmarks/mutation.py
+
 notebook: $(STAMP)
 	$(BIN)/jupyter-execute notebooks/seed_tour.ipynb --output=../outputs/seed_tour
 	@echo "Executed notebook: outputs/seed_tour.ipynb"
 
 clean:
-	rm -rf outputs/2* outputs/multirun .pytest_cache .ruff_cache
+	rm -rf outputs/2* outputs/multirun .pytest_cache .ruff_cache mutants
