@@ -6,6 +6,9 @@ must pass (so the case is fair), and with that op's registered gradient made wro
 off in float32 and float64, with the analytic oracle on and off; three percent in float16 and twenty
 in bfloat16; ten percent on the far tails of the sigmoid curve alone; every other element's sign
 flipped where only random projections check a gradient. Each runs in a fraction of a second.
+
+``custom_gradient`` is the one scenario kind absent: its gradients are the user's own functions
+(``tf.custom_gradient``), which never look in the registry, so no plant there can reach them.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ KINDS = [
     Case("sigmoid", (), "Sigmoid"), Case("persistent", (), "Pow"),
     Case("stop_gradient", ("scenario.function=sin(x)",), "Sin"),
     Case("control_flow", (), "Mul"),
+    Case("pitfalls", ("scenario.case=numpy_detour",), "Mean"),
 ]
 
 CASES = ELEMENTWISE + TENSOR + KINDS
