@@ -243,7 +243,8 @@ def one_sided_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, we
     return left, right
 
 
-KINK_MARK = "a kink"  # how a check's detail begins where it compared a subgradient at a kink
+#: How a check's detail begins where it compared subgradients at kinks.
+KINK_MARK = ("a kink", "kinks at ")
 
 
 def compare_differences(name: str, got: Any, central: np.ndarray, tol: Tolerance,
@@ -271,10 +272,10 @@ def compare_differences(name: str, got: Any, central: np.ndarray, tol: Tolerance
     want[at] = np.clip(values[at], low, high)  # inside the interval: exactly right; outside: its nearest end
     found = compare(name, got, want.reshape(np.shape(got)), tol)
     where = [int(i) for i in np.unravel_index(at[0], np.shape(got))] if np.ndim(got) else None
-    kink = (f"{KINK_MARK}{'s' if len(at) > 1 else ''}{f' at {len(at)} elements' if len(at) > 1 else ''}: "
-            f"the one-sided derivatives differ{f', first at element {where}' if where is not None else ''} "
-            f"({low[0]:.6g} and {high[0]:.6g}); TensorFlow's subgradient {values[at[0]]:.6g} is checked "
-            "to lie between them")
+    place = "" if where is None else f" at element {where}" if len(at) == 1 else f", first at element {where}"
+    many = f"kinks at {len(at)} elements" if len(at) > 1 else "a kink"
+    kink = (f"{many}: the one-sided derivatives differ{place} ({low[0]:.6g} and {high[0]:.6g}); "
+            f"TensorFlow's subgradient {values[at[0]]:.6g} is checked to lie between them")
     worst = "" if found.vacuous else f"; {found.detail}"  # a kink's interval is not nothing checked
     return dataclasses.replace(found, detail=kink + worst, vacuous=False)
 

@@ -7,6 +7,7 @@ the module, so each asserts a verdict, a number or a place that a small change t
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 from runner import checks
 from runner.checks import compare, compare_blockwise, compare_differences, projection_check
+from runner.result import Check
 from runner.schema import Tolerance
 
 TOL = Tolerance(rtol=1e-3, atol=1e-6)
@@ -125,8 +127,10 @@ def test_at_a_kink_a_subgradient_between_the_sides_passes() -> None:
     central = checks.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
     assert central[0] == pytest.approx(0.5)  # the mean of the sides, which no convention gives
     check = compare_differences("g", np.array([0.0, 1.0]), central, TOL, _relu_sides(point))
-    assert check.passed and check.detail.startswith("a kink: the one-sided derivatives differ")
-    assert "first at element [0]" in check.detail and not check.vacuous
+    assert check.passed and not check.vacuous
+    assert check.detail == ("a kink: the one-sided derivatives differ at element [0] (0 and 1); "
+                            "TensorFlow's subgradient 0 is checked to lie between them; worst element [0]: "
+                            "got 0.0, want 0.0 (error 0 <= 1e-06)")
 
 
 def test_at_a_kink_a_value_outside_the_sides_fails_and_a_smooth_error_still_fails() -> None:
@@ -217,3 +221,232 @@ def test_nudged_gives_each_elements_derivative_in_two_evaluations() -> None:
     change = checks.nudged(lambda p, k: np.sin(p) * k, 1e-6)
     np.testing.assert_allclose(change(point, np.ones(3), np.array(2.0)), 2 * np.cos(point), rtol=1e-8)
     assert math.isclose(float(checks.projections(1).split()[0]), 1.0)
+
+
+# ------------------------------------------------------------------ whole verdicts, field by field
+
+
+def test_whole_verdicts_of_compare() -> None:
+    assert compare("g", [], [], TOL) == Check("g", True, 0.0, 1e-6, "nothing to compare", vacuous=True)
+    assert compare("g", np.zeros((2, 3)), np.zeros((3, 2)), TOL) == Check(
+        "g", False, None, None, "shape (2, 3) != expected (3, 2)")
+    assert compare("g", [np.nan], [np.inf], TOL) == Check(
+        "g", False, None, None, "NaN or Inf in the got and expected values")
+    assert compare("g", 2.5, 2.0, TOL) == Check("g", False, 0.5, 1e-6 + 2e-3,
+                                                "worst element: got 2.5, want 2.0 (error 0.5 > 0.002)")
+    assert compare("g", [2.0, 3.0], [2.0, 3.0], TOL) == Check(
+        "g", True, 0.0, 1e-6 + 2e-3, "worst element [0]: got 2.0, want 2.0 (error 0 <= 0.002)")
+
+
+def test_compare_widens_16_bit_and_integer_values() -> None:
+    import ml_dtypes
+
+    half = np.asarray([1.0, 2.5, -3.0], dtype=ml_dtypes.bfloat16)
+    assert compare("g", half, [1.0, 2.5, -3.0], TOL).passed
+    assert compare("g", np.array([1, 2]), np.array([1, 3]), TOL).max_abs_err == 1.0
+    assert compare("g", [1.0, 2.0], np.array([1, 2]), TOL).passed  # an integer want, widened too
+
+
+def test_an_element_exactly_at_its_bound_passes() -> None:
+    tol = Tolerance(rtol=0.5, atol=0.25)  # powers of two: the bound is exact in floats
+    assert compare("g", [3.0], [2.0], Tolerance(rtol=0.5, atol=0.0)).passed  # |1| <= 0.5 * 2
+    assert not compare("g", [3.25], [2.0], Tolerance(rtol=0.5, atol=0.0)).passed
+    assert compare("g", [2.25], [2.0], Tolerance(rtol=0.0, atol=0.25)).passed
+    assert compare("g", [-1.0], [0.0], Tolerance(rtol=0.0, atol=1.0)).passed and tol.rtol == 0.5
+
+
+def test_whole_verdicts_of_recorded_and_finite() -> None:
+    assert checks.recorded("dy/dx", None, "why") == Check("dy/dx recorded", True, None, None,
+                                                          "expected None, got None")
+    assert checks.recorded("dy/dx", np.ones(1), "why") == Check("dy/dx recorded", False, None, None,
+                                                                "expected None, got a gradient")
+    assert checks.recorded("dy/dx", np.ones(1), "") == Check("dy/dx recorded", True, None, None,
+                                                             "expected a gradient, got a gradient")
+    assert checks.recorded("dy/dx", None, "") == Check("dy/dx recorded", False, None, None,
+                                                       "expected a gradient, got None")
+    assert checks.finite("y finite", [1.0, 2.0]) == Check("y finite", True, None, None, "")
+    assert checks.finite("y finite", [np.nan]) == Check("y finite", False, None, None,
+                                                        "1 of 1 values are NaN or Inf")
+    import ml_dtypes
+
+    assert not checks.finite("y", np.asarray([np.inf, 1.0], dtype=ml_dtypes.bfloat16)).passed
+
+
+def test_whole_verdicts_of_a_projection() -> None:
+    point = np.array([0.5, -0.25])
+    right = 2 * point  # d sum(x**2) / dx
+    calls: list[Any] = []
+
+    def vjp(v: np.ndarray) -> np.ndarray:
+        calls.append(v)
+        return v * 2 * point
+
+    def square(x: np.ndarray) -> np.ndarray:
+        return x**2
+
+    one = projection_check("g", right, square, vjp, point, 1.0, TOL, 1e-6, 3, 0)  # a scalar: no VJP needed
+    assert one.name == "g vs float64 central differences (3 random projections v.(J u))" and one.passed
+    assert calls == [] and one.max_abs_err is not None and one.max_abs_err < 1e-8 and one.detail == ""
+    weight = np.array([1.0, 1.0])  # a vector target: each pair after the first takes its own cotangent
+
+    def each(x: np.ndarray) -> np.ndarray:
+        return x**2
+
+    many = projection_check("g", right, each, vjp, point, weight, TOL, 1e-6, 3, 0)
+    assert many.passed and len(calls) == 2 and all(np.shape(v) == (2,) for v in calls)
+    assert not np.allclose(calls[0], weight)  # random cotangents, not the run's own
+    wrong = projection_check("g", 1.5 * right, square, vjp, point, 1.0, TOL, 1e-6, 1, 0)
+    assert not wrong.passed and wrong.max_abs_err is not None and wrong.tol is not None
+    assert wrong.max_abs_err > wrong.tol
+    numeric = wrong.max_abs_err / 0.5  # the tape's side is 1.5x the difference: the error is half of it
+    assert wrong.tol == pytest.approx(1e-6 + 1e-3 * numeric)
+    nan = projection_check("g", right, lambda x: x * np.nan, vjp, point, 1.0, TOL, 1e-6, 2, 0)
+    assert nan == Check("g vs float64 central differences (2 random projections v.(J u))", False, None, None,
+                        "NaN or Inf in a projection")
+    shortcut = projection_check("g", right, square, vjp, point, 1.0, TOL, 1e-6, 1, 0,
+                                across=lambda s: 4 * point * s)  # (x+s)**2 - (x-s)**2 = 4 x s
+    assert shortcut.passed
+    assert not projection_check("g", right, square, vjp, point, 1.0, TOL, 1e-6, 1, 0,
+                                across=lambda s: 5 * point * s).passed  # and it is the shortcut read
+
+
+def test_projections_are_named_by_their_count() -> None:
+    assert checks.projections(1) == "1 random projection v.(J u)"
+    assert checks.projections(4) == "4 random projections v.(J u)"
+    assert checks.projections(2, "<v, J u>") == "2 random projections <v, J u>"
+
+
+def test_directions_without_a_gradient_to_weigh_by() -> None:
+    plain = np.random.default_rng(3).uniform(-1.0, 1.0, (2, 2))
+    zero = checks.directions(np.random.default_rng(3), (2, 2), np.zeros((2, 2)))
+    np.testing.assert_array_equal(zero, plain)  # all zero: nothing to weigh by, the plain direction
+    nan = checks.directions(np.random.default_rng(3), (2, 2), np.array([[np.nan, 1.0], [1.0, 1.0]]))
+    assert np.isfinite(nan).all()
+
+
+def test_compare_differences_names_every_kink() -> None:
+    point = np.array([0.0, 1.0, 0.0])
+    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
+    check = compare_differences("g", np.array([0.25, 1.0, 1.0]), central, TOL, _relu_sides(point))
+    assert check == Check("g", True, check.max_abs_err, 1e-6 + 1e-3 * 0.25, check.detail)
+    assert check.max_abs_err is not None and check.max_abs_err < 1e-8  # rounding: the differences' own
+    assert check.detail == ("kinks at 2 elements: the one-sided derivatives differ, first at element [0] "
+                            "(0 and 1); TensorFlow's subgradient 0.25 is checked to lie between them; worst "
+                            "element [0]: got 0.25, want 0.25 (error 0 <= 0.00025)")
+    passing = compare("g", [1.0], [1.0], TOL)
+    assert compare_differences("g", [1.0], np.array([1.0]), TOL, lambda e: pytest.fail("no sides")) == passing
+    nan = compare_differences("g", [np.nan], np.array([1.0]), TOL, lambda e: pytest.fail("no sides"))
+    assert nan.detail == "NaN or Inf in the got values"
+
+
+def test_one_sided_differences_are_second_order() -> None:
+    # exp: the second-order one-sided differences are within h**2 of e^x; first-order ones are within h
+    left, right = checks.one_sided_differences(np.exp, np.array([0.0, 0.5]), 2.0, 1e-3, [1])
+    assert right[0] == pytest.approx(2 * np.exp(0.5), rel=1e-6)
+    assert left[0] == pytest.approx(2 * np.exp(0.5), rel=1e-6)
+
+
+# ------------------------------------------------------------------ blocks
+
+
+def test_in_blocks_cuts_the_range_in_order() -> None:
+    assert checks.in_blocks(lambda a, b: (a, b), 10, 3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert checks.in_blocks(lambda a, b: (a, b), 2, 5) == [(0, 2)]
+    assert checks.in_blocks(lambda a, b: (a, b), 0, 4) == [(0, 0)]
+    assert checks._cpus() == len(os.sched_getaffinity(0))
+
+
+def _recording(seen: list[int]) -> Any:
+    def fn(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        seen.append(np.shape(x)[0])
+        return np.sin(x) * w
+    return fn
+
+
+def test_blockwise_evaluates_block_by_block_and_sums_what_is_broadcast() -> None:
+    rows = checks.THREADED_ELEMENTS // 8 + 1
+    x = np.linspace(-2, 2, rows * 8).reshape(rows, 8)
+    w = np.linspace(1, 2, 8)  # broadcast along the rows
+    seen: list[int] = []
+    along = checks.blockwise(_recording(seen), [x, w], (rows, 8), (rows, 8))
+    np.testing.assert_allclose(along, np.sin(x) * w)
+    assert len(seen) > 1 and max(seen) <= checks.BLOCK_ELEMENTS // 8  # never the whole at once
+    seen.clear()
+    summed = checks.blockwise(_recording(seen), [x, w], (rows, 8), (8,))  # down to w's shape
+    np.testing.assert_allclose(summed, (np.sin(x) * w).sum(axis=0))
+    assert len(seen) > 1
+    seen.clear()
+    whole = checks.blockwise(_recording(seen), [x, w], (rows, 8), (rows, 8), split=False)
+    np.testing.assert_allclose(whole, np.sin(x) * w)
+    assert seen == [rows]  # asked not to split: one evaluation
+    seen.clear()
+    small = checks.blockwise(_recording(seen), [x[:4], w], (4, 8), (4, 8))
+    np.testing.assert_allclose(small, np.sin(x[:4]) * w)
+    assert seen == [4]
+
+
+def test_compare_blockwise_compares_each_block_as_it_is_made() -> None:
+    rows = checks.THREADED_ELEMENTS // 8 + 1
+    x = np.linspace(-2, 2, rows * 8).reshape(rows, 8)
+    w = np.ones(8)
+    seen: list[int] = []
+    right = np.sin(x)
+    check = compare_blockwise("g", right, _recording(seen), [x, w], (rows, 8), (rows, 8), TOL)
+    assert check.passed and len(seen) > 1 and max(seen) < rows
+    assert check == compare("g", right, np.sin(x), TOL)
+    wrong = right.copy()
+    wrong[0, 0] = np.nan
+    assert compare_blockwise("g", wrong, _recording([]), [x, w], (rows, 8), (rows, 8), TOL).detail == (
+        "NaN or Inf in the got values")
+    zeros = np.zeros((rows, 8))
+    vacuous = compare_blockwise("g", zeros, lambda a, b: a * 0.0, [x, w], (rows, 8), (rows, 8), TOL)
+    assert vacuous.vacuous and vacuous.passed
+
+
+def test_fits_unbroadcast_and_dot_by_hand() -> None:
+    assert checks.fits((8,), (3, 8)) and checks.fits((1, 8), (3, 8)) and not checks.fits((3, 8, 1), (3, 8))
+    assert not checks.fits((2,), (3,))
+    values = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(checks.unbroadcast(values, (1, 3)), [[3.0, 5.0, 7.0]])
+    np.testing.assert_array_equal(checks.unbroadcast(values, (2, 1)), [[3.0], [12.0]])
+    np.testing.assert_array_equal(checks.unbroadcast(values, (2, 3)), values)
+    assert checks.dot(np.array([1, 2], dtype=np.int8), np.array([3, 4])) == 11.0  # widened: no int overflow
+    assert checks.dot(np.full(3, 100, dtype=np.int8), np.full(3, 100, dtype=np.int8)) == 30000.0
+
+
+# ------------------------------------------------------------------ TensorFlow's forward ops, differenced
+
+
+def test_difference_check_every_element_and_a_sample() -> None:
+    from runner.tfenv import tf
+
+    x = np.linspace(-1, 1, 6)
+    check = checks.difference_check("g", np.cos(x), tf.sin, x, TOL, 1e-6, 8, 0)
+    assert check.name == "g vs float64 central differences (every element)" and check.passed
+    assert not checks.difference_check("g", 1.01 * np.cos(x), tf.sin, x, TOL, 1e-6, 8, 0).passed
+    big = np.linspace(-1, 1, 40)
+    sampled = checks.difference_check("g", np.cos(big), tf.sin, big, TOL, 1e-6, 8, 0)
+    assert sampled.name == "g vs float64 central differences (8 of 40 elements)" and sampled.passed
+    wrong = np.cos(big)
+    wrong[::2] *= -1  # half the elements: a sample of 8 holds some of them
+    assert not checks.difference_check("g", wrong, tf.sin, big, TOL, 1e-6, 8, 0).passed
+
+
+def test_sampled_differences_are_seeded_sorted_and_right() -> None:
+    from runner.tfenv import tf
+
+    x = np.linspace(-1, 1, 50)
+    picks, values = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 5, 7)
+    again, _ = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 5, 7)
+    np.testing.assert_array_equal(picks, again)
+    assert len(set(picks.tolist())) == 5 and list(picks) == sorted(picks)
+    np.testing.assert_allclose(values, np.cos(x[picks]), rtol=1e-8)
+
+
+def test_finite_differences_of_each_argument() -> None:
+    from runner.tfenv import tf
+
+    a, b = tf.constant([0.5, 1.0], tf.float64), tf.constant([[2.0], [3.0]], tf.float64)
+    da, db = checks.finite_differences(lambda u, v: u * v, [a, b], 1e-6)  # d sum(u v) (broadcast (2, 2))
+    np.testing.assert_allclose(da, [5.0, 5.0], rtol=1e-8)
+    np.testing.assert_allclose(db, [[1.5], [1.5]], rtol=1e-8)
