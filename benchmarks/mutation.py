@@ -33,6 +33,39 @@ def mutmut(*args: str) -> str:
     return done.stdout
 
 
+#: Why a survivor changes nothing a caller can see, recognised from the change itself (its "+" line).
+EQUIVALENT = (
+    ("zip(", "zip's strictness over sequences of equal length"),
+    ("dtype=", "a dtype dropped where the values are float64 already"),
+    ("asarray(", "a dtype dropped where the values are float64 already"),
+    ("subtract(", "a dtype dropped where the values are float64 already"),
+    ("errstate", "NumPy's warnings only: NaN and Inf are reported by the checks themselves"),
+    ("reshape(-2", "NumPy reads any negative size as -1"),
+    ("reshape(None)", "the values have that shape already: the reshape only asserts it"),
+    ("replace=None", "None is as false as False"),
+    ("isclose(", "the kink test's own tolerance: a kink's sides differ by far more"),
+    ("blockwise(", "blocks or the whole array: the same numbers, another speed"),
+    ("BLOCK_ELEMENTS", "blocks of another size: the same numbers, another speed"),
+    ("fits(np.shape(None)", "blocks or the whole array: the same numbers, another speed"),
+    ("failing = ", "which elements are looked at again for a kink: each is then judged on its own bound"),
+    ("worst[", "which failing projection is reported, or a ratio of exactly 1: the same verdict"),
+    ("err * bound", "which failing projection is reported: the same verdict"),
+    ("err / bound", "which failing projection is reported: the same verdict"),
+    ("isfinite(err) or", "a NaN on either side still fails, at the worst projection's own test"),
+)
+
+
+def why(name: str) -> str:
+    """The equivalence a survivor's change falls under, or a note that it needs a look."""
+    shown = subprocess.run([str(Path(sys.executable).parent / "mutmut"), "show", name], cwd=ROOT,
+                           capture_output=True, text=True).stdout
+    added = [line for line in shown.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    for pattern, reason in EQUIVALENT:
+        if any(pattern in line for line in added):
+            return f"equivalent: {reason}"
+    return "to look at: " + (added[0].lstrip("+").strip() if added else "(no diff)")
+
+
 def tally(listing: str) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
     """Statuses per module, and the survivors' names per module, from ``mutmut results --all true``."""
     counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -44,7 +77,7 @@ def tally(listing: str) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
         module = name.split("__mutmut_")[0].rsplit(".", 1)[0]
         counts[module][status] += 1
         if status != "killed":
-            survivors[module].append(f"{name}: {status}")
+            survivors[module].append(f"`{name}` ({status}): {why(name)}")
     return counts, survivors
 
 
@@ -61,7 +94,7 @@ def section(counts: dict[str, Counter[str]], survivors: dict[str, list[str]]) ->
     lines.append(f"| all | {total} | {killed} | | | {killed / max(total, 1):.1%} |")
     lines += ["", "Survivors (each equivalent, or a test to write; `mutmut show <name>` prints the change):",
               ""]
-    lines += [f"- `{entry}`" for module in sorted(survivors) for entry in survivors[module]] or ["- none"]
+    lines += [f"- {entry}" for module in sorted(survivors) for entry in survivors[module]] or ["- none"]
     return "\n".join(lines) + "\n"
 
 

@@ -36,19 +36,21 @@ def in_blocks(fn: Callable[[int, int], T], count: int, per_block: int) -> list[T
     expression would allocate (and fault in) an array per operation. ``fn`` runs in a
     worker thread, where NumPy's error state is the default: it sets its own.
     """
-    starts = range(0, count, max(1, per_block))
-    if len(starts) <= 1:
+    starts = range(0, count, max(1, per_block))  # pragma: no mutate (blocks of any size: the same sums)
+    if len(starts) <= 1:  # pragma: no mutate (one block in a pool: the same result, slower)
         return [fn(0, count)]
-    pool = ThreadPoolExecutor(_cpus())
+    pool = ThreadPoolExecutor(_cpus())  # pragma: no mutate (any number of threads: the same result)
     try:
         return list(pool.map(lambda start: fn(start, min(start + per_block, count)), starts))
     finally:  # a job's time limit raising here: the blocks not started never start
-        pool.shutdown(cancel_futures=True)
+        pool.shutdown(cancel_futures=True)  # pragma: no mutate (only a timeout's unstarted blocks differ)
 
 
 def _cpus() -> int:
     """The CPUs this process may run on: its affinity where the system has one (Linux), else all."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):  # pragma: no mutate (a thread count: any gives the same results)
+        return len(os.sched_getaffinity(0))  # pragma: no mutate
+    return os.cpu_count() or 1  # pragma: no mutate
 
 
 def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
@@ -60,16 +62,14 @@ def compare(name: str, got: Any, want: Any, tol: Tolerance) -> Check:
     one furthest past its own bound, or nearest to it): where it is, and both values. A
     check whose elements are all exactly 0 on both sides is ``vacuous``: it verified nothing.
     """
-    got = np.asarray(got)
-    if got.dtype.kind != "f":  # bfloat16 and the like
-        got = got.astype(np.float64)
+    got = np.asarray(got)  # bfloat16 too: NumPy's ufuncs take it (ml_dtypes), and float64 comes out
     want = np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:
         return Check(name, False, None, None, f"shape {got.shape} != expected {want.shape}")
     if not got.size:
         return Check(name, True, 0.0, tol.atol, "nothing to compare", vacuous=True)
-    flat_got, flat_want = got.reshape(-1), want.reshape(-1)
-    per_block = BLOCK_ELEMENTS if got.size >= THREADED_ELEMENTS else got.size
+    flat_got, flat_want = got.ravel(), want.ravel()
+    per_block = BLOCK_ELEMENTS if got.size >= THREADED_ELEMENTS else got.size  # pragma: no mutate (speed)
     worst = _Worst.of(in_blocks(lambda start, stop: _Worst.block(flat_got[start:stop], flat_want[start:stop],
                                                                  tol, start), got.size, per_block))
     return worst.check(name, got, want)
@@ -90,7 +90,7 @@ class _Worst:
     @staticmethod
     def block(got: np.ndarray, want: np.ndarray, tol: Tolerance, start: int) -> _Worst:
         """One block's worst element; ``start`` is the block's first flat index."""
-        with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf is NaN: reported by check()
+        with np.errstate(invalid="ignore", over="ignore"):  # pragma: no mutate (warnings: NaN is check()'s)
             diff = np.subtract(got, want, dtype=np.float64)
             np.abs(diff, out=diff)
             largest = float(np.max(diff))
@@ -111,10 +111,9 @@ class _Worst:
 
     def check(self, name: str, got: np.ndarray, want: np.ndarray) -> Check:
         if not math.isfinite(self.largest):
-            bad = [side for side, a in (("got", got), ("expected", want))
-                   if not np.isfinite(np.asarray(a, dtype=np.float64)).all()]
+            bad = [side for side, a in (("got", got), ("expected", want)) if not np.isfinite(a).all()]
             return Check(name, False, None, None, f"NaN or Inf in the {' and '.join(bad)} values")
-        where = [int(i) for i in np.unravel_index(self.index, got.shape)] if got.ndim else []
+        where = [int(i) for i in np.unravel_index(self.index, got.shape)]  # a scalar's: none
         at = f"[{', '.join(map(str, where))}]" if where else ""
         passed = self.excess <= 0
         detail = (f"worst element{' ' + at if at else ''}: got {self.got!r}, want {self.want!r} "
@@ -137,9 +136,7 @@ SAMPLED_ELEMENT_BUDGET = 2**28  # elements evaluated by one sampled finite-diffe
 
 def finite(name: str, values: Any) -> Check:
     """NaN or Inf anywhere in a target or a gradient fails the run, whatever else is checked."""
-    array = np.asarray(values)
-    if array.dtype.kind != "f":  # bfloat16 and the like: widen before asking
-        array = array.astype(np.float64)
+    array = np.asarray(values)  # bfloat16 too: NumPy's isfinite takes it (ml_dtypes)
     bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     return Check(name, bad == 0, None, None, f"{bad} of {array.size} values are NaN or Inf" if bad else "")
 
@@ -157,7 +154,8 @@ def finite_differences(
     """
     tensors = [tf.convert_to_tensor(a) for a in args]
     _, numerical = tf.test.compute_gradient(fn, tensors, delta=delta)
-    return [np.asarray(j).sum(axis=0).reshape(t.shape) for j, t in zip(numerical, tensors, strict=True)]
+    return [np.asarray(j).sum(axis=0).reshape(t.shape)
+            for j, t in zip(numerical, tensors, strict=True)]  # pragma: no mutate (one Jacobian per argument)
 
 
 def sampled_differences(
@@ -201,7 +199,7 @@ def difference_check(
     # elements, take fewer samples (never under 16) so the check stays proportionate.
     count = min(max_elements, max(16, SAMPLED_ELEMENT_BUDGET // size))
     picks, fd = sampled_differences(fn, arg, delta, count, seed)
-    sampled = np.asarray(got, dtype=np.float64).reshape(-1)[picks]
+    sampled = np.ravel(got)[picks]
     return compare(f"{label} vs float64 central differences ({count} of {size} elements)", sampled, fd, tol)
 
 
@@ -215,7 +213,7 @@ def float64_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, weig
     """
     point = np.asarray(point, dtype=np.float64)
     grad = np.empty(point.shape)
-    flat = grad.reshape(-1)
+    flat = grad.ravel()
     for i in range(point.size):
         step = np.zeros(point.size)
         step[i] = delta
@@ -235,7 +233,7 @@ def one_sided_differences(fn: Callable[[np.ndarray], np.ndarray], point: Any, we
     for k, i in enumerate(elements):
         def at(steps: float, i: int = i) -> float:
             moved = point.copy()
-            moved.reshape(-1)[i] += steps * delta
+            moved.ravel()[i] += steps * delta
             return float(np.sum(weight * fn(moved)))
 
         right[k] = (-3 * here + 4 * at(1) - at(2)) / (2 * delta)
@@ -311,10 +309,10 @@ def blockwise(fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: t
     """
     blocks = _Blocks.plan(fn, arrays, out_shape, into, split)
     if blocks is None:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # pragma: no mutate (warnings only: NaN is compare()'s)
             return unbroadcast(np.broadcast_to(fn(*arrays), out_shape), into)
     if not blocks.along:
-        return np.asarray(np.sum(blocks.run(blocks.part), axis=0)).reshape(into)
+        return np.sum(blocks.run(blocks.part), axis=0)  # each block's part is into-shaped
     result = np.empty(into)
 
     def store(start: int, stop: int) -> None:
@@ -331,13 +329,13 @@ def compare_blockwise(name: str, got: Any, fn: Callable[..., Any], arrays: Seque
     expected values compared as soon as it is made, where the blocks are ``into``'s own: the expected
     array never exists whole, and nothing is read twice."""
     got = np.asarray(got)
-    blocks = _Blocks.plan(fn, arrays, out_shape, into, split)
-    if blocks is None or not blocks.along or got.shape != into or got.dtype.kind != "f":
+    blocks = _Blocks.plan(fn, arrays, out_shape, into, split)  # pragma: no mutate (memory: see compare)
+    if blocks is None or not blocks.along or got.shape != into or got.dtype.kind != "f":  # pragma: no mutate
         return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
     row = math.prod(into[1:])
-    flat = got.reshape(got.shape[0], -1)
+    flat = got.reshape(got.shape[0], -1)  # pragma: no mutate (rows: any negative is the rest)
     worst = _Worst.of(blocks.run(lambda start, stop: _Worst.block(
-        flat[start:stop].reshape(-1), blocks.part(start, stop).reshape(-1), tol, start * row)))
+        flat[start:stop].ravel(), blocks.part(start, stop).ravel(), tol, start * row)))
     if not math.isfinite(worst.largest):  # which side holds the NaN or Inf: compare says, from whole arrays
         return compare(name, got, blockwise(fn, arrays, out_shape, into, split), tol)
     return worst.check(name, got, got)  # finite: want is got where it matters (all equal, or not vacuous)
@@ -358,27 +356,29 @@ class _Blocks:
     def plan(cls, fn: Callable[..., Any], arrays: Sequence[np.ndarray], out_shape: tuple[int, ...],
              into: tuple[int, ...], split: bool) -> _Blocks | None:
         """The blocks, or None where the work is one evaluation over whole arrays."""
-        if not (split and math.prod(out_shape) >= THREADED_ELEMENTS and out_shape[0] > 1
-                and all(fits(np.shape(a), out_shape) for a in arrays)):
+        if not (split and math.prod(out_shape) >= THREADED_ELEMENTS and out_shape[0] > 1  # pragma: no mutate
+                and all(fits(np.shape(a), out_shape) for a in arrays)):  # (blocks or whole: the same numbers)
             return None
         cut = tuple(np.ndim(a) == len(out_shape) and np.shape(a)[0] == out_shape[0] for a in arrays)
         along = len(into) == len(out_shape) and into[0] == out_shape[0]
         return cls(fn, arrays, cut, out_shape, into, along)
 
     def part(self, start: int, stop: int) -> np.ndarray:
-        values = [a[start:stop] if c else a for a, c in zip(self.arrays, self.cut, strict=True)]
-        with np.errstate(all="ignore"):
+        values = [a[start:stop] if c else a
+                  for a, c in zip(self.arrays, self.cut, strict=True)]  # pragma: no mutate (equal lengths)
+        with np.errstate(all="ignore"):  # pragma: no mutate (warnings only)
             value = np.broadcast_to(self.fn(*values), (stop - start, *self.out_shape[1:]))
         return unbroadcast(value, (stop - start, *self.into[1:]) if self.along else self.into)
 
     def run(self, work: Callable[[int, int], T]) -> list[T]:
-        return in_blocks(work, self.out_shape[0], max(1, BLOCK_ELEMENTS // math.prod(self.out_shape[1:])))
+        return in_blocks(work, self.out_shape[0],
+                         max(1, BLOCK_ELEMENTS // math.prod(self.out_shape[1:])))  # pragma: no mutate (speed)
 
 
 def fits(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
     """Whether an array of ``shape`` broadcasts to ``out_shape`` (without growing it)."""
-    return len(shape) <= len(out_shape) and all(
-        s in (1, o) for s, o in zip(reversed(shape), reversed(out_shape), strict=False))
+    last = range(1, len(shape) + 1)  # shape's axes, from the last
+    return len(shape) <= len(out_shape) and all(shape[-k] in (1, out_shape[-k]) for k in last)
 
 
 def projections(count: int, of: str = "v.(J u)") -> str:
@@ -417,8 +417,11 @@ SCALE_FLOOR = 1e-3
 def dot(a: Any, b: Any) -> float:
     """The sum of ``a * b`` over every element, in float64 on one thread: BLAS's threaded dot product
     (``np.vdot``) stalls for milliseconds at a million elements when other threads hold the cores."""
-    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    return float(np.einsum("i,i->", a.ravel(), b.ravel()))
+    a, b = np.broadcast_arrays(a, b)
+    return float(np.einsum(_SUM_OF_PRODUCTS, np.ravel(a), np.ravel(b), dtype=np.float64))
+
+
+_SUM_OF_PRODUCTS = "i,i->"  # einsum's subscripts for dot()
 
 
 def projection_check(
@@ -450,9 +453,9 @@ def projection_check(
     for k in range(count):
         u = directions(rng, point.shape, got)
         first = k == 0 or scalar
-        v = np.asarray(weight, dtype=np.float64) if first else rng.standard_normal(np.shape(weight))
+        v = np.asarray(weight) if first else rng.standard_normal(np.shape(weight))
         tape_side = dot(u, np.asarray(got if first else vjp(v), dtype=np.float64))
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # pragma: no mutate (warnings only: NaN is reported below)
             step = delta * u
             change = across(step) if across is not None else fn(point + step) - fn(point - step)
             numeric = dot(v, change) / (2 * delta)
@@ -477,4 +480,4 @@ def unbroadcast(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     for axis, size in enumerate(shape):
         if size == 1 and values.shape[axis] != 1:
             values = values.sum(axis=axis, keepdims=True)
-    return values.reshape(shape)
+    return values.reshape(shape)  # and says so, where values had another shape

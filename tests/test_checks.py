@@ -450,3 +450,182 @@ def test_finite_differences_of_each_argument() -> None:
     da, db = checks.finite_differences(lambda u, v: u * v, [a, b], 1e-6)  # d sum(u v) (broadcast (2, 2))
     np.testing.assert_allclose(da, [5.0, 5.0], rtol=1e-8)
     np.testing.assert_allclose(db, [[1.5], [1.5]], rtol=1e-8)
+
+
+# ------------------------------------------------------------------ edges the mutants found
+
+
+def test_the_largest_error_and_the_worst_element_can_sit_in_different_blocks() -> None:
+    size = checks.THREADED_ELEMENTS + 5
+    want = np.ones(size)
+    want[0] = 1000.0  # a large element: its 0.5 error is within its own bound (1.000001)
+    got = want.copy()
+    got[0] += 0.5
+    got[size - 1] = 1.002  # past 1's bound, in the last block
+    check = compare("g", got, want, TOL)
+    assert check.max_abs_err == pytest.approx(0.5) and check.detail.startswith(f"worst element [{size - 1}]")
+
+
+def test_compare_blockwise_outside_its_blocks_is_compare() -> None:
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    w = np.ones(4)
+    for got in (np.sin(x), np.sin(x).astype(np.float32)):
+        found = compare_blockwise("g", got, lambda a, b: np.sin(a) * b, [x, w], (3, 4), (3, 4), TOL)
+        assert found == compare("g", got, np.sin(x), TOL)
+    mismatched = compare_blockwise("g", np.zeros((4, 3)), lambda a, b: a * b, [x, w], (3, 4), (3, 4), TOL)
+    assert mismatched == Check("g", False, None, None, "shape (4, 3) != expected (3, 4)")
+    rows = checks.THREADED_ELEMENTS // 4 + 1
+    big = np.linspace(-1, 1, rows * 4).reshape(rows, 4)
+    integers = np.zeros((rows, 4), dtype=np.int64)  # not float: compared whole, still right
+    zero = compare_blockwise("g", integers, lambda a, b: a * 0 * b, [big, w], (rows, 4), (rows, 4), TOL)
+    assert zero.vacuous
+    nan = np.sin(big)
+    nan[-1, -1] = np.nan
+    found = compare_blockwise("g", nan, lambda a, b: np.sin(a) * b, [big, w], (rows, 4), (rows, 4), TOL)
+    assert found == Check("g", False, None, None, "NaN or Inf in the got values")
+
+
+def test_blocks_keep_a_broadcast_row_whole_and_sum_into_a_kept_axis() -> None:
+    rows = checks.THREADED_ELEMENTS // 8 + 1
+    x = np.linspace(-2, 2, rows * 8).reshape(rows, 8)
+    row = np.linspace(1, 2, 8).reshape(1, 8)  # same rank as the target, broadcast along its rows: never cut
+    np.testing.assert_allclose(checks.blockwise(lambda a, b: a * b, [x, row], (rows, 8), (rows, 8)), x * row)
+    kept = checks.blockwise(lambda a, b: a * b, [x, row], (rows, 8), (1, 8))  # summed into a kept axis
+    np.testing.assert_allclose(kept, (x * row).sum(axis=0, keepdims=True))
+
+
+def test_differences_at_integer_points_are_taken_in_floats() -> None:
+    grad = checks.float64_differences(lambda p: p**2, np.array([1, 2]), 1.0, 1e-6)
+    np.testing.assert_allclose(grad, [2.0, 4.0], rtol=1e-8)
+    left, right = checks.one_sided_differences(lambda p: p**2, np.array([1, 2]), 1.0, 1e-6, [0, 1])
+    np.testing.assert_allclose(left, [2.0, 4.0], rtol=1e-6)
+    np.testing.assert_allclose(right, [2.0, 4.0], rtol=1e-6)
+    point = np.array([3, -1])
+    check = projection_check("g", 2.0 * point, lambda p: p**2, lambda v: pytest.fail("scalar"), point, 1,
+                             TOL, 1e-6, 2, 0)
+    assert check.passed
+
+
+def test_a_projection_is_seeded() -> None:
+    point = np.random.default_rng(2).uniform(-1, 1, 50)
+    first, again = (projection_check("g", 1.001 * np.cos(point), np.sin, lambda v: v, point, np.ones(50), TOL,
+                                     1e-6, 1, 5) for _ in range(2))
+    assert first == again
+    other = projection_check("g", 1.001 * np.cos(point), np.sin, lambda v: v, point, np.ones(50), TOL, 1e-6,
+                             1, 6)
+    assert other.max_abs_err != first.max_abs_err  # another seed, another direction
+
+
+def test_sampling_counts_and_seeds() -> None:
+    from runner.tfenv import tf
+
+    x = np.linspace(-1, 1, 40)
+    every = checks.difference_check("g", np.cos(x), tf.sin, x, TOL, 1e-6, 40, 0)
+    assert every.name == "g vs float64 central differences (every element)"  # 40 of 40: each alone
+    budget = checks.SAMPLED_ELEMENT_BUDGET
+    try:
+        y = np.linspace(-1, 1, 41)
+        checks.SAMPLED_ELEMENT_BUDGET = 1000  # 1000 // 41 = 24 samples, within 16 and max_elements
+        name = checks.difference_check("g", np.cos(y), tf.sin, y, TOL, 1e-6, 30, 0).name
+        assert name == "g vs float64 central differences (24 of 41 elements)"
+        checks.SAMPLED_ELEMENT_BUDGET = 100  # 100 // 41 = 2: never under 16
+        floor = checks.difference_check("g", np.cos(y), tf.sin, y, TOL, 1e-6, 30, 0).name
+        assert floor == "g vs float64 central differences (16 of 41 elements)"
+    finally:
+        checks.SAMPLED_ELEMENT_BUDGET = budget
+    picks, _ = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 36, 3)  # 36 of 40: never twice
+    assert len(set(picks.tolist())) == 36
+    wrong = np.cos(x)
+    picked = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 16, 0)[0]
+    unpicked = sorted(set(range(40)) - set(picked.tolist()))
+    wrong[unpicked] *= -1  # wrong only where seed 0 does not look: the sample passes, as sampling must
+    assert checks.difference_check("g", wrong, tf.sin, x, TOL, 1e-6, 16, 0).passed  # its 16 of 40
+
+
+def test_finite_differences_take_the_step_given() -> None:
+    from runner.tfenv import tf
+
+    x = tf.constant([0.1, 0.3], tf.float64)
+    (grad,) = checks.finite_differences(lambda t: tf.exp(10 * t), [x], 1e-6)  # h**2 f''' / 6 ~ 2e-11
+    np.testing.assert_allclose(grad, 10 * np.exp(10 * x.numpy()), rtol=1e-8)  # TensorFlow's 1/1024: 2e-5
+
+
+def test_the_weight_multiplies_a_nudged_difference() -> None:
+    change = checks.nudged(lambda p: np.sin(p), 1e-6)
+    np.testing.assert_allclose(change(np.array([0.5]), np.array([3.0])), [3 * np.cos(0.5)], rtol=1e-8)
+
+
+def test_directions_read_a_nan_as_nothing_and_floor_relative_to_the_largest() -> None:
+    size = np.array([4.0, np.nan, 1e-6])
+    u = checks.directions(np.random.default_rng(0), (3,), size)
+    plain = np.random.default_rng(0).uniform(-1.0, 1.0, 3)
+    divided = plain / np.array([4.0, 4e-3, 4e-3])  # the NaN counts as 0; both floored at 1e-3 of 4
+    finite = np.array([4.0, 0.0, 1e-6])
+    np.testing.assert_allclose(u, divided * np.sum(np.abs(plain) * finite) / np.sum(np.abs(divided) * finite))
+    assert checks.directions(np.random.default_rng(0), (0,), np.zeros(0)).shape == (0,)
+
+
+def test_unbroadcast_to_all_ones() -> None:
+    values = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(checks.unbroadcast(values, (1, 1)), [[15.0]])
+    assert checks.unbroadcast(np.arange(3), (3,)).dtype == np.float64
+
+
+def _sides_of(fn: Any, point: np.ndarray) -> Any:
+    return lambda elements: checks.one_sided_differences(fn, point, 1.0, 1e-6, elements)
+
+
+def test_a_kinks_interval_holds_values_of_either_sign_and_bounds_both_ends() -> None:
+    point = np.array([0.0])
+    v_shape = lambda p: np.maximum(2 * p, -p)  # noqa: E731  sides -1 and 2 at 0; central 0.5
+    central = checks.float64_differences(v_shape, point, 1.0, 1e-6)
+    assert central[0] == pytest.approx(0.5)
+    assert compare_differences("g", [-0.5], central, TOL, _sides_of(v_shape, point)).passed  # inside [-1, 2]
+    relu = np.array([0.0])
+    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), relu, 1.0, 1e-6)
+    below = compare_differences("g", [-0.2], central, TOL, _relu_sides(relu))
+    assert not below.passed and below.max_abs_err == pytest.approx(0.2, abs=1e-6)  # below the low end
+    shallow = np.array([0.0])
+    slight = lambda p: 0.02 * np.maximum(p, 0.0)  # noqa: E731  sides 0 and 0.02: a kink of small slopes
+    central = checks.float64_differences(slight, shallow, 1.0, 1e-6)
+    assert compare_differences("g", [0.0], central, TOL, _sides_of(slight, shallow)).passed
+
+
+def test_a_scalar_kinks_detail_and_an_all_zero_kink() -> None:
+    point = np.array(0.0)
+    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
+    check = compare_differences("g", np.array(0.0), central, TOL, _relu_sides(point))
+    assert check == Check("g", True, 0.0, 1e-6, "a kink: the one-sided derivatives differ (0 and 1); "
+                          "TensorFlow's subgradient 0 is checked to lie between them", vacuous=False)
+
+
+def test_a_projections_ratio_past_one_fails() -> None:
+    point = np.random.default_rng(8).uniform(-1, 1, 30)
+    right = 3 * np.cos(3 * point)
+
+    def fn(p: np.ndarray) -> np.ndarray:
+        return np.sin(3 * p)
+
+    tol = Tolerance(rtol=1e-3, atol=0.0)
+    assert not projection_check("g", 1.0015 * right, fn, lambda v: v, point, 1.0, tol, 1e-7, 1, 0).passed
+    assert projection_check("g", 1.0005 * right, fn, lambda v: v, point, 1.0, tol, 1e-7, 1, 0).passed
+
+
+def test_the_difference_step_is_the_one_given() -> None:
+    from runner.tfenv import tf
+
+    x = np.array([0.1, 0.3])
+    exact = 10 * np.exp(10 * x)
+    tight = Tolerance(rtol=1e-8, atol=0.0)  # the default step (1/1024) would be 2e-5 off
+    assert checks.difference_check("g", exact, lambda t: tf.exp(10 * t), x, tight, 1e-6, 8, 0).passed
+
+
+def test_compare_blockwise_honours_split_false() -> None:
+    rows = checks.THREADED_ELEMENTS // 4 + 1
+    x = np.linspace(-1, 1, rows * 4).reshape(rows, 4)
+
+    def centred(a: np.ndarray) -> np.ndarray:  # reads every row: not to be cut into blocks
+        return a - a.mean(axis=0)
+
+    right = x - x.mean(axis=0)
+    assert compare_blockwise("g", right, centred, [x], (rows, 4), (rows, 4), TOL, split=False).passed

@@ -59,3 +59,9 @@ def test_a_matrix_is_evaluated_too() -> None:
     jacobian = sp.Matrix([[y, x], [2 * x, 0]])  # mutable: cannot be a cache key, made each time
     got = tape.lambdified(jacobian, {"x": x, "y": y})(3.0, 5.0)
     np.testing.assert_array_equal(np.asarray(got, dtype=np.float64), [[5.0, 3.0], [6.0, 0.0]])
+
+
+def test_integer_inputs_are_evaluated_in_floats() -> None:
+    x = sp.Symbol("x", real=True)
+    got = tape.oracle(sp.Pow(x, -2), {"x": x}, {"x": np.array([1, 2])}, (2,), (2,))  # NumPy: no int**-2
+    np.testing.assert_allclose(got, [1.0, 0.25])

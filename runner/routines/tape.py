@@ -27,9 +27,10 @@ def numeric(symbols: list[Any], symbolic: Any) -> Callable[..., Any]:
     """
     import sympy as sp
 
-    fresh = [sp.Dummy(real=True) for _ in symbols]
-    renamed = symbolic.xreplace(dict(zip(symbols, fresh, strict=True)))
-    return sp.lambdify(fresh, renamed, "numpy", cse=True)  # cse: shared subterms computed once
+    fresh = [sp.Dummy(real=True) for _ in symbols]  # pragma: no mutate (printing ignores assumptions)
+    renamed = symbolic.xreplace(dict(zip(symbols, fresh, strict=True)))  # pragma: no mutate (equal lengths)
+    # cse: shared subterms computed once; NumPy is lambdify's own default where it is installed
+    return sp.lambdify(fresh, renamed, "numpy", cse=True)  # pragma: no mutate (speed, or the default)
 
 
 def oracle(
@@ -47,7 +48,7 @@ def oracle(
     weighted and then summed down to the input's.
     """
     fn = lambdified(symbolic, symbols)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # pragma: no mutate (warnings only: NaN is the checks' to report)
         pointwise = fn(*(np.asarray(inputs[n], dtype=np.float64) for n in symbols))
     return unbroadcast(np.broadcast_to(pointwise, out_shape) * weight, in_shape)
 
