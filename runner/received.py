@@ -122,12 +122,12 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def read_yaml(path: Path, what: str) -> Any:
+def read_yaml(path: Path, what: str, limit: int = MAX_FILE) -> Any:
     """A received YAML file: a regular file reached without a link, bounded, parsed as plain data."""
     import yaml
 
     try:
-        raw = read_inside(path, MAX_FILE)
+        raw = read_inside(path, limit)
         return yaml.safe_load(raw)
     except Rejected as err:
         raise Refused(f"{what}: {err}") from None
@@ -376,16 +376,12 @@ def check_sweep(path: Path, installed: dict[str, float], search: SearchPath
                 ) -> tuple[list[str], list[str], list[str]]:
     """A sweep's ``multirun.yaml``: its task overrides, the Hydra overrides a resume keeps (each through
     the gate, choices listed by ``search``), and the Hydra overrides it leaves out."""
-    import yaml
-
     what = str(path)
+    saved = read_yaml(path, f"cannot read the sweep's command from {what}", MAX_MULTIRUN_YAML)
     try:
-        saved = yaml.safe_load(read_inside(path, MAX_MULTIRUN_YAML))
         overrides = saved["hydra"]["overrides"]
         task, hydra = list(overrides["task"]), list(overrides["hydra"])
-    except Rejected as err:
-        raise Refused(f"cannot read the sweep's command from {what}: {err}") from None
-    except (yaml.YAMLError, KeyError, TypeError, RecursionError) as err:
+    except (KeyError, TypeError) as err:
         raise Refused(f"cannot read the sweep's command from {what}: {type(err).__name__}: "
                       f"{_short(str(err))}") from None
     if not all(isinstance(o, str) for o in [*task, *hydra]):
