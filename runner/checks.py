@@ -94,13 +94,12 @@ class _Worst:
             diff = np.subtract(got, want, dtype=np.float64)
             np.abs(diff, out=diff)
             largest = float(np.max(diff))
-            bound = np.abs(want)
-            bound *= tol.rtol
-            bound += tol.atol
-            excess = diff - bound
-        i = int(np.argmax(excess))  # a NaN, where there is one
-        return _Worst(largest, float(excess[i]), start + i, float(diff[i]), float(bound[i]), float(got[i]),
-                      float(want[i]))
+            relative = np.abs(want)
+            relative *= tol.rtol
+            np.subtract(diff, relative, out=relative)  # each element's error past rtol * |want|: atol apart
+        i = int(np.argmax(relative))  # a NaN, where there is one
+        return _Worst(largest, float(relative[i]) - tol.atol, start + i, float(diff[i]),
+                      tol.atol + tol.rtol * abs(float(want[i])), float(got[i]), float(want[i]))
 
     @staticmethod
     def of(blocks: list[_Worst]) -> _Worst:
@@ -391,23 +390,27 @@ def directions(rng: np.random.Generator, shape: tuple[int, ...], scale: Any = No
     (a wrong gradient is orthogonal to it with probability 0), and this one draws ~4x faster than
     a normal, which matters at a million elements per source.
 
-    With ``scale`` (the reported gradient), each element is divided by its own magnitude (floored
-    at :data:`SCALE_FLOOR` of the largest), then the whole rescaled so that ``sum |u * scale|`` is
-    what the plain direction's would be: every element then weighs alike in ``u . g``, so an error
-    in the small ones (a sign flipped where the gradient is 1e-3 of its largest) moves the
-    projection as much as one in the large ones would, and the projection keeps its size
-    against the tolerance's ``atol``.
+    With ``scale`` (the reported gradient), each element is multiplied by the largest magnitude over
+    its own (floored at :data:`SCALE_FLOOR` of the largest): every element then weighs alike in
+    ``u . g``, so an error in the small ones (a sign flipped where the gradient is 1e-3 of its
+    largest) moves the projection as much as one in the large ones would, and no element weighs
+    less than in the plain direction, so the projection keeps its size against ``atol``. Four
+    passes over the elements, in place.
     """
     u = rng.uniform(-1.0, 1.0, shape)
     if scale is None:
         return u
-    size = np.abs(np.asarray(scale, dtype=np.float64))
-    size = np.where(np.isfinite(size), size, 0.0)
+    size = np.abs(scale, dtype=np.float64)
     top = float(np.max(size, initial=0.0))
+    if not math.isfinite(top):  # a NaN or Inf in the gradient: those elements weigh as nothing
+        size[~np.isfinite(size)] = 0.0
+        top = float(np.max(size, initial=0.0))
     if top <= 0:
         return u
-    weighted = u / np.maximum(size, SCALE_FLOOR * top)
-    return weighted * (dot(np.abs(u), size) / dot(np.abs(weighted), size))
+    np.maximum(size, SCALE_FLOOR * top, out=size)  # each element's own size, floored
+    np.divide(top, size, out=size)  # its weight: 1 at the largest, up to 1 / SCALE_FLOOR below
+    u *= size
+    return u
 
 
 #: How far below a gradient's largest element a projection still weighs each element by its own size.
@@ -443,7 +446,10 @@ def projection_check(
     to ``fn(point + s) - fn(point - s)`` by a cheaper route than two calls of ``fn``.
     Each u weighs every element by the reported gradient's own size there
     (:func:`directions`), so a sign flipped or elements swapped anywhere, small
-    elements included, move the projection.
+    elements included, move the projection; the difference along it steps
+    ``delta / max |u|`` so that no element moves further than ``delta``, as in the
+    per-element differences (a weight of 1000 would otherwise step an element
+    across a kink or out of a sigmoid's linear range).
     """
     point = np.asarray(point, dtype=np.float64)
     scalar = np.size(weight) == 1
@@ -455,10 +461,11 @@ def projection_check(
         first = k == 0 or scalar
         v = np.asarray(weight) if first else rng.standard_normal(np.shape(weight))
         tape_side = dot(u, np.asarray(got if first else vjp(v), dtype=np.float64))
+        reach = max(1.0, float(u.max(initial=0.0)), -float(u.min(initial=0.0)))
         with np.errstate(all="ignore"):  # pragma: no mutate (warnings only: NaN is reported below)
-            step = delta * u
+            step = (delta / reach) * u  # no element moves further than delta
             change = across(step) if across is not None else fn(point + step) - fn(point - step)
-            numeric = dot(v, change) / (2 * delta)
+            numeric = dot(v, change) * reach / (2 * delta)
         err, bound = abs(tape_side - numeric), tol.atol + tol.rtol * abs(numeric)
         if not (math.isfinite(err) and math.isfinite(numeric)):
             worst = (math.inf, math.nan, bound)

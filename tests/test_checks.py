@@ -181,10 +181,7 @@ def test_directions_weigh_each_element_by_the_gradients_size() -> None:
     size = np.array([1.0, 1e-2, 1e-6, 0.0])
     u = checks.directions(np.random.default_rng(0), (4,), size)
     plain = np.random.default_rng(0).uniform(-1.0, 1.0, 4)
-    divided = plain / np.array([1.0, 1e-2, 1e-3, 1e-3])  # floored at 1e-3 of the largest
-    mass = np.sum(np.abs(plain) * size) / np.sum(np.abs(divided) * size)  # the plain direction's sum |u g|
-    np.testing.assert_allclose(u, divided * mass)
-    assert np.sum(np.abs(u) * size) == pytest.approx(np.sum(np.abs(plain) * size))
+    np.testing.assert_allclose(u, plain * np.array([1.0, 100.0, 1000.0, 1000.0]))  # floored at 1e-3 of 1
     np.testing.assert_array_equal(checks.directions(np.random.default_rng(0), (4,)), plain)
 
 
@@ -556,13 +553,14 @@ def test_the_weight_multiplies_a_nudged_difference() -> None:
 
 
 def test_directions_read_a_nan_as_nothing_and_floor_relative_to_the_largest() -> None:
-    size = np.array([4.0, np.nan, 1e-6])
-    u = checks.directions(np.random.default_rng(0), (3,), size)
-    plain = np.random.default_rng(0).uniform(-1.0, 1.0, 3)
-    divided = plain / np.array([4.0, 4e-3, 4e-3])  # the NaN counts as 0; both floored at 1e-3 of 4
-    finite = np.array([4.0, 0.0, 1e-6])
-    np.testing.assert_allclose(u, divided * np.sum(np.abs(plain) * finite) / np.sum(np.abs(divided) * finite))
+    size = np.array([4.0, np.nan, 1e-6, -2.0])
+    u = checks.directions(np.random.default_rng(0), (4,), size)
+    plain = np.random.default_rng(0).uniform(-1.0, 1.0, 4)
+    np.testing.assert_allclose(u, plain * np.array([1.0, 1000.0, 1000.0, 2.0]))  # NaN: 0; floor 4e-3
     assert checks.directions(np.random.default_rng(0), (0,), np.zeros(0)).shape == (0,)
+    scale = np.array([3.0, 1.0])
+    checks.directions(np.random.default_rng(0), (2,), scale)
+    np.testing.assert_array_equal(scale, [3.0, 1.0])  # the gradient itself untouched
 
 
 def test_unbroadcast_to_all_ones() -> None:
@@ -629,3 +627,18 @@ def test_compare_blockwise_honours_split_false() -> None:
 
     right = x - x.mean(axis=0)
     assert compare_blockwise("g", right, centred, [x], (rows, 4), (rows, 4), TOL, split=False).passed
+
+
+def test_a_weighted_projection_steps_no_element_further_than_delta() -> None:
+    # f = x0 + 0.001 |x1| at (1, 0.01): the small gradient weighs x1 up to 1000 times, and a step of
+    # 1000 * delta (about 1) along it would straddle the kink at 0 and be 2% off; delta itself does not
+    point = np.array([1.0, 0.01])
+
+    def fn(p: np.ndarray) -> np.ndarray:
+        return p[0] + 1e-3 * np.abs(p[1])
+
+    tight = Tolerance(rtol=1e-9, atol=1e-12)
+    for seed in range(5):
+        check = projection_check("g", np.array([1.0, 1e-3]), fn, lambda v: v, point, 1.0, tight, 2**-10, 1,
+                                 seed)
+        assert check.passed, check.detail
