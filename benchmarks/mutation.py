@@ -52,6 +52,13 @@ EQUIVALENT = (
     ("err * bound", "which failing projection is reported: the same verdict"),
     ("err / bound", "which failing projection is reported: the same verdict"),
     ("isfinite(err) or", "a NaN on either side still fails, at the worst projection's own test"),
+    ("size = np.abs(scale, )", "the weights in the gradient's own float dtype: any positive weights serve"),
+    ("copy=None", "None is as false as False"),
+    ("nan_to_num(size, copy=False, posinf", "NaN becomes 0.0 by NumPy's own default"),
+    ("reach = max(float(u.max(", "a plain direction's step then reaches delta: differences as exact"),
+    ("reach = max(2.0,", "a step of at most delta / 2: differences as exact"),
+    ("u.max(initial=1.0)", "the reach is at least 1.0 already"),
+    ("u.min(initial=1.0)", "the reach is at least 1.0 already: -min(u, 1) never exceeds it"),
 )
 
 

@@ -403,8 +403,8 @@ def directions(rng: np.random.Generator, shape: tuple[int, ...], scale: Any = No
     size = np.abs(scale, dtype=np.float64)
     top = float(np.max(size, initial=0.0))
     if not math.isfinite(top):  # a NaN or Inf in the gradient: those elements weigh as nothing
-        size[~np.isfinite(size)] = 0.0
-        top = float(np.max(size, initial=0.0))
+        np.nan_to_num(size, copy=False, nan=0.0, posinf=0.0)
+        top = float(size.max())
     if top <= 0:
         return u
     np.maximum(size, SCALE_FLOOR * top, out=size)  # each element's own size, floored

@@ -558,6 +558,8 @@ def test_directions_read_a_nan_as_nothing_and_floor_relative_to_the_largest() ->
     plain = np.random.default_rng(0).uniform(-1.0, 1.0, 4)
     np.testing.assert_allclose(u, plain * np.array([1.0, 1000.0, 1000.0, 2.0]))  # NaN: 0; floor 4e-3
     assert checks.directions(np.random.default_rng(0), (0,), np.zeros(0)).shape == (0,)
+    below_one = checks.directions(np.random.default_rng(0), (4,), np.array([0.5, np.inf, 1e-6, -0.25]))
+    np.testing.assert_allclose(below_one, plain * np.array([1.0, 1000.0, 1000.0, 2.0]))  # Inf: 0; floor 5e-4
     scale = np.array([3.0, 1.0])
     checks.directions(np.random.default_rng(0), (2,), scale)
     np.testing.assert_array_equal(scale, [3.0, 1.0])  # the gradient itself untouched
@@ -642,3 +644,8 @@ def test_a_weighted_projection_steps_no_element_further_than_delta() -> None:
         check = projection_check("g", np.array([1.0, 1e-3]), fn, lambda v: v, point, 1.0, tight, 2**-10, 1,
                                  seed)
         assert check.passed, check.detail
+
+
+def test_a_projection_of_an_empty_source_compares_nothing_and_passes() -> None:
+    check = projection_check("g", np.zeros(0), np.sum, lambda v: v, np.zeros(0), 1.0, TOL, 1e-3, 1, 0)
+    assert check.passed and check.max_abs_err == 0.0
