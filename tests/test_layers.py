@@ -326,7 +326,11 @@ def test_layer_grid_summary_shows_each_combination_and_its_error_against_float64
     summary = json.loads(summary_path.read_text())
     assert summary["jobs"] == 24 and summary["statuses"] == {"ok": 24}
     assert "vs float64" in summary["columns"]
-    bound = {"float16": 0.05, "bfloat16": 0.05, "float32": 1e-5, "float64": 1e-8}  # the run's own rounding
+    # The run's own rounding, except in float64, where the oracle's own differencing error dominates: the
+    # activation gradient's random projection is one central difference along a weighted direction
+    # (rounding scaled by the direction's reach over delta; its check's tolerance is about 1e-6, while
+    # the element-wise differences of the variables stay near 1e-10).
+    bound = {"float16": 0.05, "bfloat16": 0.05, "float32": 1e-5, "float64": 1e-6}
     seen = set()
     for row in summary["rows"]:
         params = dict(item.split("=", 1) for item in row["overrides"].split())
