@@ -24,13 +24,15 @@ run: $(STAMP)
 	@echo "Sweep outputs: $$(ls -dt outputs/multirun/*/* | head -n 1)"
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check runner tests benchmarks
+	$(BIN)/ruff check runner tests benchmarks hydra_plugins
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

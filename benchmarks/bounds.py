@@ -24,7 +24,7 @@ from pathlib import Path
 
 PYTHON = sys.executable
 RUNNER = [PYTHON, "-m", "runner"]
-REPORT = [PYTHON, "-m", "runner.rebuild"]
+REPORT = [PYTHON, "-m", "runner.cli.rebuild"]
 LAYER = ["scenario=layers", "scenario.inputs.x.shape=[1,20000]", "scenario.targets.h.args.units=20000",
          "limits.memory_mb=100"]
 EMBEDDING = ["scenario=layers", "scenario.targets.h.layer=Embedding", "~scenario.targets.h.args.units",

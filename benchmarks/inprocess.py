@@ -1,7 +1,7 @@
 """The benchmarks that share one TensorFlow start-up: heavy tape work and curves.
 
 The runner's side is a real job: its config composed by Hydra's compose API and
-run by ``runner.task.execute`` into a directory of its own, as the CLI runs it,
+run by ``runner.jobs.task.execute`` into a directory of its own, as the CLI runs it,
 minus the process start-up that ``one run`` measures. The baseline is the same
 computation written by hand in plain TensorFlow, in this one process: curves
 alternate with it repetition by repetition; each linear size runs the runner's
@@ -30,8 +30,8 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import OmegaConf, open_dict  # noqa: E402
 
-from runner import task  # noqa: E402
-from runner.app import CONFIG_DIR  # noqa: E402  (registers the schemas)
+from runner.cli.main import CONFIG_DIR  # noqa: E402  (registers the schemas)
+from runner.jobs import task  # noqa: E402
 from runner.tfenv import tf  # noqa: E402
 
 CURVE_POINTS = 10_000_000

@@ -24,9 +24,9 @@ sys.path.insert(0, str(HERE.parent))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from runner.app import CONFIG_DIR  # noqa: E402  (registers the schemas)
+from runner.cli.main import CONFIG_DIR  # noqa: E402  (registers the schemas)
 from runner.routines import run_routine  # noqa: E402
-from runner.schema import load_run  # noqa: E402
+from runner.scenarios.loading import load_run  # noqa: E402
 
 
 def program(columns: int, use_pfor: bool) -> dict[str, object]:

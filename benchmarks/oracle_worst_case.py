@@ -1,6 +1,6 @@
 """How long the slowest accepted expression of at most 200 characters keeps the SymPy oracle busy.
 
-The oracle bound (runner/work.py) refuses expressions by the estimated size of their
+The oracle bound (runner/scenarios/sympy_cost.py) refuses expressions by the estimated size of their
 derivatives. This measures what it lets through: expressions of one input up to 200
 characters, structured families (products of calls, nested calls, products of nested
 calls, powers with variable exponents, abs/relu) and seeded random ones, each at the
@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr, work
 from runner.errors import ConfigError
+from runner.language import backends, expr, syntax
+from runner.scenarios import sympy_cost
 
-FUNCTIONS = expr.FUNCTIONS
+FUNCTIONS = syntax.FUNCTIONS
 MAX_CHARS = 200
 TIMEOUT_S = 300
 
@@ -64,8 +65,8 @@ def accepted_order(text: str) -> tuple[int, float] | None:
         return None
     best = None
     for order in range(1, 9):
-        nodes = work.oracle_nodes({"y": tree}, 1, order)
-        if nodes > work.MAX_ORACLE_NODES:
+        nodes = sympy_cost.oracle_nodes({"y": tree}, 1, order)
+        if nodes > sympy_cost.MAX_ORACLE_NODES:
             break
         best = (order, nodes)
     return best
@@ -79,12 +80,12 @@ def oracle_seconds(text: str, order: int) -> tuple[float, float]:
     """Every derivative up to ``order``, each lambdified and evaluated at 1,000 points, as routines do."""
     import sympy as sp
 
-    from runner.routines.calculus import at_inputs
+    from runner.routines.nested_tapes import at_inputs
 
-    backend = expr.SymPyBackend()
+    backend = backends.SymPyBackend()
     symbols = backend.symbols(["x"])
     started, cpu = time.perf_counter(), time.process_time()
-    derivatives = [expr.evaluate(expr.parse(text, ["x"]), symbols, backend)]
+    derivatives = [syntax.evaluate(expr.parse(text, ["x"]), symbols, backend)]
     for _ in range(order):
         derivatives.append(sp.diff(derivatives[-1], symbols["x"]))
     points = np.linspace(0.1, 2.0, 1000)

@@ -231,7 +231,7 @@ def bench_launchers(reps: int, work: Path) -> list[Row]:
 def bench_summary(reps: int, work: Path) -> list[Row]:
     """summary.write over 1,000 jobs' files, in this process."""
     sys.path.insert(0, str(HERE.parent))
-    from runner import summary
+    from runner.outputs import summary
 
     sweep = work / "sweep1000"
     source = {"scenario": "basic", "status": "ok", "message": None, "gradients": {"dy/dx": 6.0},

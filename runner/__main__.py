@@ -1,5 +1,5 @@
 """``python -m runner`` is the same Hydra app as the ``tape-runner`` console script."""
 
-from runner.app import main
+from runner.cli.main import main
 
 main()

@@ -48,11 +48,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from runner import report, summary, task
-from runner.app import CONFIG_DIR, quote_expressions
+from runner.cli.main import CONFIG_DIR, quote_expressions
 from runner.errors import ConfigError, JobError
+from runner.jobs import task
+from runner.outputs import report, summary
 from runner.result import Check, Outcome
-from runner.schema import path_safe, register_configs
+from runner.scenarios.schema import path_safe, register_configs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -110,13 +111,13 @@ class Result:
     @functools.cached_property
     def figures(self) -> list[Figure]:
         """The run's plots as Matplotlib figures, drawn but not saved."""
-        from runner.plots import render
+        from runner.outputs.plots import render
 
         return [render(f) for f in self._plotted]
 
     @functools.cached_property
     def _pngs(self) -> dict[str, bytes]:
-        from runner.plots import png
+        from runner.outputs.plots import png
 
         return {f.filename: png(fig) for f, fig in zip(self._plotted, self.figures, strict=True)}
 
@@ -240,7 +241,7 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
     exception. With ``output_dir`` the sweep writes what the CLI writes into a
     sweep directory: one sub-directory per job, jobs.json and the summary.
     """
-    from runner.callbacks import planned_jobs
+    from runner.jobs.callbacks import planned_jobs
 
     words = _overrides(name, overrides, sweeping=True)
     composer = _composer(_hydra_part(words))
@@ -250,7 +251,7 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
     configs = [composer.job(job) for job in jobs]  # all composed, so all checked, before any runs
     sweep_dir = _writable(output_dir) if output_dir is not None else None
     if sweep_dir is not None:
-        from runner.outputs import JOBS, write_json
+        from runner.outputs.files import JOBS, write_json
 
         write_json(sweep_dir / JOBS, jobs)
     job_dirs = [sweep_dir / f"{num}_{path_safe(config.scenario.name)}" if sweep_dir is not None else None

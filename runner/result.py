@@ -1,6 +1,6 @@
 """What a routine hands back: plain data, with no TensorFlow in it.
 
-Routines fill an :class:`Outcome`; ``runner.outputs`` and ``runner.report``
+Routines fill an :class:`Outcome`; ``runner.outputs.files`` and ``runner.outputs.report``
 turn it into files without knowing which routine made it.
 """
 

@@ -17,8 +17,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from runner.app import CONFIG_DIR
-from runner.schema import RunConfig, load_run
+from runner.cli.main import CONFIG_DIR
+from runner.scenarios.loading import load_run
+from runner.scenarios.schema import RunConfig
 
 SEED_SCENARIOS = ("basic", "watch", "sigmoid", "linear", "persistent")
 

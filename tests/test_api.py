@@ -84,7 +84,7 @@ def test_a_failed_check_is_a_status_not_an_exception_and_the_next_run_starts_cle
 def test_the_cli_in_process_twice_does_not_inherit_the_first_exit_status(
     empty_cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runner.app import main
+    from runner.cli.main import main
 
     codes = []
     for args in (["scenario.function=sqrt(x)", "scenario.inputs.x.value=0"], [],

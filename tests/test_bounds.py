@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from runner import expr
 from runner.errors import ConfigError
-from runner.schema import RunConfig
+from runner.language import backends, expr, shape_rules
+from runner.scenarios.schema import RunConfig
 from tests.test_security import without_backends
 
 Load = Callable[..., RunConfig]
@@ -54,7 +54,7 @@ def test_a_layer_within_the_limit_is_still_built(load: Load) -> None:
 ])
 def test_the_estimate_covers_what_keras_builds(layer: str, args: dict[str, Any], shape: tuple[int, ...],
                                                at_least: int) -> None:
-    from runner import layers
+    from runner.scenarios import layers
     from runner.tfenv import tf
 
     built = getattr(tf.keras.layers, layer)(**args)
@@ -97,7 +97,7 @@ def test_the_oracle_refuses_what_the_parser_cannot_see_fold() -> None:
     """An exponent folded from a tensor (a sum over 64 elements) reaches SymPy's backend, which bounds it."""
     import sympy as sp
 
-    backend = expr.SymPyBackend()
+    backend = backends.SymPyBackend()
     x = sp.Symbol("x")
     assert backend.power(x, sp.Integer(3)) == x**3
     with pytest.raises(ConfigError, match="to the power 1280 once SymPy folds it"):
@@ -127,7 +127,7 @@ def test_a_program_whose_exponent_folds_from_a_tensor_is_refused_by_its_oracle()
 def test_shapes_no_oracle_can_hold_are_refused_before_the_run(text: str, shape: tuple[int, ...],
                                                                reason: str) -> None:
     with without_backends(), pytest.raises(ConfigError, match=re.escape(reason)):
-        expr.infer_shape(expr.parse(text, ["x"]), {"x": shape})
+        shape_rules.infer_shape(expr.parse(text, ["x"]), {"x": shape})
 
 
 def test_an_input_of_65_dimensions_is_refused(load: Load) -> None:

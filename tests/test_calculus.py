@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from runner.outputs import jsonable
+from runner.outputs.files import jsonable
 from runner.routines import run_routine
-from runner.schema import ProgramScenario, load_run
+from runner.scenarios.loading import load_run
+from runner.scenarios.schema import ProgramScenario
 from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 
 Load = Callable[..., Any]

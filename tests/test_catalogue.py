@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from runner.routines import run_routine
-from runner.schema import CASES
+from runner.scenarios.schema import CASES
 from tests.conftest import assert_passed
 
 Load = Callable[..., Any]

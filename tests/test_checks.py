@@ -1,4 +1,5 @@
-"""The comparisons every oracle's verdict goes through (runner/checks.py), against numbers written by hand.
+"""The comparisons every oracle's verdict goes through (runner/oracles/checks.py), against numbers
+written by hand.
 
 Fast and without TensorFlow's autodiff: these are the tests ``make mutation`` runs against mutants of
 the module, so each asserts a verdict, a number or a place that a small change to the code would move.
@@ -13,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runner import checks
-from runner.checks import compare, compare_blockwise, compare_differences, projection_check
+from runner.oracles import checks
+from runner.oracles.checks import compare, compare_blockwise, compare_differences, projection_check
+from runner.oracles.tolerance import Tolerance
 from runner.result import Check
-from runner.schema import Tolerance
 
 TOL = Tolerance(rtol=1e-3, atol=1e-6)
 

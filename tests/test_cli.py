@@ -209,7 +209,7 @@ def test_full_error_shows_the_traceback(cli: Cli) -> None:
 
 
 def test_help_and_cfg_job_do_not_import_tensorflow(cli: Cli) -> None:
-    code = ("import sys, runner.app as app\n"
+    code = ("import sys, runner.cli.main as app\n"
             "sys.argv = ['tape-runner', *sys.argv[1:]]\n"
             "try:\n    app.main()\nexcept SystemExit:\n    pass\n"
             "print('TF-LOADED' if 'tensorflow' in sys.modules else 'TF-ABSENT')\n")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from runner.errors import ConfigError
-from runner.routines import derivatives as kinds
-from runner.schema import Tolerance, memory_estimate
+from runner.oracles.tolerance import Tolerance
+from runner.routines import derivative_kinds as kinds
+from runner.scenarios.loading import memory_estimate
 from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 from tests.test_language import program_run, run_program
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runner import expr
+from runner.cli.hints import unknown_scenario_key
 from runner.errors import ConfigError
-from runner.hints import unknown_scenario_key
+from runner.language import expr
 from tests.test_sweeps import _slurm_ready
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from unittest import mock
 
 import pytest
 
-from runner import expr
 from runner.errors import ConfigError
+from runner.language import backends, expr, syntax
 
 
 @pytest.mark.parametrize(
@@ -78,16 +78,16 @@ def test_hostile_input_is_refused_without_any_backend() -> None:
 
 
 def test_names_are_the_inputs_read() -> None:
-    assert expr.names(expr.parse("x*y + sin(x) + pi", ["x", "y", "z"])) == {"x", "y"}
+    assert syntax.names(expr.parse("x*y + sin(x) + pi", ["x", "y", "z"])) == {"x", "y"}
 
 
 def test_sympy_backend_gives_exact_derivatives() -> None:
     import sympy as sp
 
-    backend = expr.SymPyBackend()
+    backend = backends.SymPyBackend()
     symbols = backend.symbols(["x"])
-    f = expr.evaluate(expr.parse("x**3*cos(x)", ["x"]), symbols, backend)
+    f = syntax.evaluate(expr.parse("x**3*cos(x)", ["x"]), symbols, backend)
     x = symbols["x"]
     assert sp.simplify(sp.diff(f, x) - (3 * x**2 * sp.cos(x) - x**3 * sp.sin(x))) == 0
-    relu = expr.evaluate(expr.parse("relu(x)", ["x"]), symbols, backend)
+    relu = syntax.evaluate(expr.parse("relu(x)", ["x"]), symbols, backend)
     assert sp.diff(relu, x).subs(x, 0) == 0  # agrees with TensorFlow's relu'(0)

@@ -50,7 +50,7 @@ def test_an_unexpected_exception_keeps_its_traceback_on_file_only(cli: Cli) -> N
 
 
 def test_an_exception_is_summarised_in_one_line() -> None:
-    from runner.failures import one_line
+    from runner.jobs.failures import one_line
 
     assert one_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
     assert one_line(KeyError()) == "KeyError"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runner import glance, summary
+from runner.outputs import glance, summary
 
 WHY = "x is a tf.constant and tape.watch(x) was not called"
 

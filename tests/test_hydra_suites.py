@@ -14,7 +14,7 @@ the configs, overrides and return value of every job's ``JobReturn``, its files,
 
 ``test_each_way_composes_as_it_says`` checks that the two ways are the two paths. The jobs
 run with ``hydra.job.chdir=true``: the suites look for each job's files in its working
-directory, Hydra 1.1's default, which ``version_base="1.3"`` (set by ``runner.app``) turns off.
+directory, Hydra 1.1's default, which ``version_base="1.3"`` (set by ``runner.cli.main``) turns off.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from hydra.plugins.config_source import ConfigSource
 from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, LauncherTestSuite
 from omegaconf import DictConfig, OmegaConf
 
-from runner.app import CONFIG_DIR
+from runner.cli.main import CONFIG_DIR
 
 SWEEPER_YAML = Path(CONFIG_DIR) / "hydra" / "sweeper" / "template.yaml"
 SEARCH_PATH, CONFIG_STORE = "search path", "ConfigStore"

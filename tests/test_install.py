@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.app import CONFIG_DIR
+from runner.cli.main import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,8 +61,8 @@ def test_a_built_wheel_runs_installed_outside_the_checkout(tmp_path: Path) -> No
     work.mkdir()
     env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")},
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    where = subprocess.run([str(python), "-c", "import runner, runner.app; print(runner.__file__);"
-                            "print(runner.app.CONFIG_DIR)"], cwd=work, env=env, capture_output=True,
+    where = subprocess.run([str(python), "-c", "import runner, runner.cli.main; print(runner.__file__);"
+                            "print(runner.cli.main.CONFIG_DIR)"], cwd=work, env=env, capture_output=True,
                            text=True, check=True)
     package, config_dir = where.stdout.split()
     assert Path(package).is_relative_to(site) and Path(config_dir).is_relative_to(site)

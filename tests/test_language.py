@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from runner import expr
-from runner.arrays import NumPyBackend, SymPyArrays
 from runner.errors import ConfigError
-from runner.schema import RunConfig, load_run
+from runner.language import backends, expr, shape_rules, syntax
+from runner.language.arrays import NumPyBackend, SymPyArrays
+from runner.scenarios.loading import load_run
+from runner.scenarios.schema import RunConfig
 
 X = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
 W = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.6]])
@@ -106,7 +107,7 @@ def program_run(targets: dict[str, str], gradients: dict[str, list[str]] | None 
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from runner.app import CONFIG_DIR
+    from runner.cli.main import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -142,9 +143,9 @@ def test_step_value_and_gradient_match_numpy_and_both_oracles(
 def test_numpy_backend_and_shape_inference_agree_with_numpy(
         text: str, value: Callable[[], Any], grad: Callable[[], np.ndarray]) -> None:
     tree = expr.parse(text, ["x", "w"])
-    got = expr.evaluate(tree, {"x": X, "w": W}, NumPyBackend())
+    got = syntax.evaluate(tree, {"x": X, "w": W}, NumPyBackend())
     np.testing.assert_allclose(got, value(), rtol=1e-12)
-    assert expr.infer_shape(tree, {"x": X.shape, "w": W.shape}) == np.shape(value())
+    assert shape_rules.infer_shape(tree, {"x": X.shape, "w": W.shape}) == np.shape(value())
 
 
 def test_sympy_backend_builds_each_elements_expression() -> None:
@@ -153,7 +154,7 @@ def test_sympy_backend_builds_each_elements_expression() -> None:
     sym = SymPyArrays({})
     x = sym.input_symbols("x", (1, 2))
     w = sym.input_symbols("w", (2, 1))
-    out = expr.evaluate(expr.parse("reduce_sum(x @ w) + reduce_max(x)", ["x", "w"]), {"x": x, "w": w}, sym)
+    out = syntax.evaluate(expr.parse("reduce_sum(x @ w) + reduce_max(x)", ["x", "w"]), {"x": x, "w": w}, sym)
     a, b = x.flat
     c, d = w.flat
     biggest = sp.Piecewise((a, a >= b), (b, True))
@@ -250,7 +251,8 @@ def test_other_routines_keep_the_elementwise_language(load: Callable[..., Any]) 
 def test_snippet_text_builds_the_same_ops() -> None:
     tree = expr.parse("reduce_mean(where(x > 0, x @ w, 0)[0, ::2], axis=0, keepdims=True) if x[0, 0] > 0 "
                       "else stack([x], 1)", ["x", "w"])
-    code = expr.evaluate(tree, {"x": expr.Code("x"), "w": expr.Code("w")}, expr.CodeBackend("float32"))
+    known = {"x": backends.Code("x"), "w": backends.Code("w")}
+    code = syntax.evaluate(tree, known, backends.CodeBackend("float32"))
     assert code == ("(tf.reduce_mean(tf.where((x > tf.constant(0, tf.float32)), (x @ w), "
                     "tf.constant(0, tf.float32))[0, ::2], axis=0, keepdims=True) if "
                     "(x[0, 0] > tf.constant(0, tf.float32)) else tf.stack([x], axis=1))")
@@ -258,9 +260,9 @@ def test_snippet_text_builds_the_same_ops() -> None:
 
 def test_names_and_gradient_names_follow_the_branch_taken() -> None:
     tree = expr.parse("where(a > b, c, d) + (h if f > 0 else g)", list("abcdfgh"))
-    assert expr.names(tree) == set("abcdfgh")
-    assert expr.gradient_names(tree, lambda node: True) == {"c", "d", "h"}
-    assert expr.gradient_names(tree, lambda node: False, conditions=True) == {"a", "b", "c", "d", "f", "g"}
+    assert syntax.names(tree) == set("abcdfgh")
+    assert syntax.gradient_names(tree, lambda node: True) == {"c", "d", "h"}
+    assert syntax.gradient_names(tree, lambda node: False, conditions=True) == {"a", "b", "c", "d", "f", "g"}
 
 
 @pytest.mark.parametrize(
@@ -283,7 +285,7 @@ def test_elementwise_functions_work_in_every_routine(load: Callable[..., Any], f
 
 
 def test_quoting_lets_commas_spaces_and_matmul_through() -> None:
-    from runner.app import quote_expressions
+    from runner.cli.main import quote_expressions
 
     assert quote_expressions([
         "scenario.function=where(x > 0, x, 0)", "scenario.targets.y=x @ w + b",
@@ -303,6 +305,7 @@ def test_snippet_code_of_every_case_computes_the_same_value(
     from runner.tfenv import tf
 
     tree = expr.parse(text, ["x", "w"])
-    code = expr.evaluate(tree, {"x": expr.Code("x"), "w": expr.Code("w")}, expr.CodeBackend("float64"))
+    known = {"x": backends.Code("x"), "w": backends.Code("w")}
+    code = syntax.evaluate(tree, known, backends.CodeBackend("float64"))
     scope = {"tf": tf, "x": tf.constant(X), "w": tf.constant(W)}
     np.testing.assert_allclose(eval(code, scope).numpy(), value(), rtol=1e-12)

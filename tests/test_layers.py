@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from runner import layers
-from runner.checks import projection_check
+from runner.oracles.checks import projection_check
 from runner.routines import program
-from runner.schema import RunConfig, load_run
+from runner.scenarios import layers
+from runner.scenarios.loading import load_run
+from runner.scenarios.schema import RunConfig
 from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 
 SCENARIO = "defaults:\n  - /schema/scenario/program@_here_\n  - _self_\n"
@@ -375,7 +376,7 @@ def test_a_seed_draws_the_same_weights_in_every_dtype_and_another_seed_others() 
 
 
 def test_the_summary_shows_each_jobs_largest_error_against_float64(tmp_path: Path) -> None:
-    from runner import summary
+    from runner.outputs import summary
 
     def check(name: str, err: float | None) -> dict[str, Any]:
         return {"name": name, "passed": True, "max_abs_err": err, "tol": 1.0, "detail": ""}

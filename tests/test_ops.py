@@ -1,4 +1,4 @@
-"""Every entry of the op registry (runner/ops.py): its TensorFlow, NumPy, SymPy and plain-float
+"""Every entry of the op registry (runner/language/ops.py): its TensorFlow, NumPy, SymPy and plain-float
 implementations agree at random points, on non-square shapes; the language knows exactly these."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from runner import expr, ops
+from runner.language import ops, syntax
 from runner.tfenv import tf
 
 SHAPE = (3, 4)  # non-square: a transposed operand or a swapped axis would not go unnoticed
@@ -26,7 +26,7 @@ def _sympy_values(make: Any, *arrays: np.ndarray) -> np.ndarray:
 
 
 def test_the_language_calls_exactly_the_registered_functions() -> None:
-    assert tuple(ops.FUNCTIONS) == expr.FUNCTIONS
+    assert tuple(ops.FUNCTIONS) == syntax.FUNCTIONS
     assert set(ops.OPERATORS) == {"+", "-", "*", "/", "**", "@"}
     assert set(ops.COMPARISONS) == {"<", "<=", ">", ">=", "==", "!="}
 

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runner.checks import float64_differences, projection_check
 from runner.errors import ConfigError
+from runner.oracles.checks import float64_differences, projection_check
+from runner.oracles.tolerance import Tolerance
 from runner.routines import run_routine
-from runner.schema import Tolerance, memory_estimate
+from runner.scenarios.loading import memory_estimate
 from tests.conftest import assert_passed
 from tests.test_language import program_run, run_program
 
@@ -204,8 +205,8 @@ def test_bad_programs_are_refused_in_one_line(inputs: dict[str, Any], targets: d
 def test_help_lists_programs_and_the_guide_scenarios() -> None:
     from pathlib import Path
 
-    from runner.app import CONFIG_DIR
-    from runner.cli_help import help_text
+    from runner.cli.help import help_text
+    from runner.cli.main import CONFIG_DIR
 
     text = help_text(Path(CONFIG_DIR))
     guide = sorted(p.stem for p in (Path(CONFIG_DIR) / "scenario" / "guide").glob("*.yaml"))
@@ -218,7 +219,7 @@ def test_each_routine_is_declared_once_by_its_schema() -> None:
     import dataclasses
     import importlib.util
 
-    from runner.schema import CASES, SCENARIO_SCHEMAS
+    from runner.scenarios.schema import CASES, SCENARIO_SCHEMAS
 
     assert list(SCENARIO_SCHEMAS) == [
         "linear", "higher_order",

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from runner.routines import run_routine
-from runner.schema import load_run
+from runner.scenarios.loading import load_run
 
 # Functions defined and smooth on the whole real line, so any point is fair.
 SMOOTH = ("sin", "cos", "tanh", "sigmoid", "softplus", "atan")
@@ -45,7 +45,7 @@ points = st.floats(min_value=-2.0, max_value=2.0, allow_nan=False, allow_infinit
 def base_config() -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
-    from runner.app import CONFIG_DIR
+    from runner.cli.main import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=["+scenario.inputs.y.value=0", "dtype=float64",

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runner import rebuild, rerun
+from runner.cli import rebuild, rerun
 
 SECRET = "s3cr3t-token-of-the-user"
 TOUCHED = "PWNED"  # what a hostile folder tries to write or append outside itself

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.outputs import write_atomic
+from runner.outputs.files import write_atomic
 from tests.conftest import SEED_SCENARIOS, CliRun, assert_snippets_reproduce
 from tests.servers import chromium
 
@@ -53,11 +53,32 @@ def test_full_tour_runs_every_shipped_scenario_ok(tour: Path) -> None:
 def test_seed_tour_is_the_five_seed_scenarios(compose_config: Callable[..., Any]) -> None:
     from hydra import compose
 
-    from runner.callbacks import planned_jobs
+    from runner.jobs.callbacks import planned_jobs
 
     del compose_config  # initialises Hydra for this test
     cfg = compose(config_name="config", overrides=["experiment=seed_tour"], return_hydra_config=True)
     assert planned_jobs(cfg) == [[f"scenario={name}", "experiment=seed_tour"] for name in SEED_SCENARIOS]
+
+
+@pytest.mark.parametrize(("overrides", "jobs"), [
+    (["seed=0,1", "dtype=float64"], [["seed=0", "dtype=float64"], ["seed=1", "dtype=float64"]]),
+    (["seed=range(2)", "compile=eager,xla"],
+     [["seed=0", "compile=eager"], ["seed=0", "compile=xla"], ["seed=1", "compile=eager"],
+      ["seed=1", "compile=xla"]]),
+    (["seed=1,2", "seed=5"], [["seed=5"]]),  # the later override of a key wins, in the earlier's place
+    (["scenario.inputs.x.value=interval(0,1)"], None),  # drawn by a searching sweeper, not listed
+])
+def test_planned_jobs_expand_the_sweep_as_hydra_runs_it(compose_config: Callable[..., Any],
+                                                         overrides: list[str],
+                                                         jobs: list[list[str]] | None) -> None:
+    from hydra import compose
+
+    from runner.jobs.callbacks import planned_jobs
+
+    del compose_config  # initialises Hydra for this test
+    cfg = compose(config_name="config", overrides=["hydra.sweeper.params={}"], return_hydra_config=True)
+    cfg.hydra.overrides.task = overrides
+    assert planned_jobs(cfg) == jobs
 
 
 @pytest.mark.slow
@@ -88,7 +109,7 @@ def test_rebuilding_a_run_report_changes_nothing(tour: Path) -> None:
     job = _job_dirs(tour)[7]  # hessian: a heatmap and the most sections
     before = (job / "report.html").read_text()
     (job / "report.html").unlink()
-    done = subprocess.run([sys.executable, "-m", "runner.rebuild", str(job)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "runner.cli.rebuild", str(job)], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (job / "report.html").read_text() == before

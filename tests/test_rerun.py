@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from runner import rerun
-from runner.app import CONFIG_DIR
+from runner.cli import rerun
+from runner.cli.main import CONFIG_DIR
 from runner.errors import ConfigError
-from runner.snapshot import PROJECT_HYDRA, rerun_arguments
+from runner.jobs.snapshot import PROJECT_HYDRA, rerun_arguments
 from tests.conftest import saved_config
 
 BIN = Path(sys.executable).parent
@@ -73,7 +73,7 @@ def test_run_rerun_and_rerun_of_the_rerun_are_bit_identical(tmp_path: Path) -> N
         assert re.fullmatch(r"\d\d-\d\d-\d\d-\d{6}_basic", run_dir.name), run_dir
         assert (run_dir / "tape-runner.log").is_file()
         hydra = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]
-        assert hydra["callbacks"]["runner"]["_target_"] == "runner.callbacks.RunnerCallback"
+        assert hydra["callbacks"]["runner"]["_target_"] == "runner.jobs.callbacks.RunnerCallback"
         assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) == \
             records[0]["job"]["overrides"]
         report = (run_dir / "report.md").read_text()

@@ -169,7 +169,7 @@ def test_unseen_functions_in_float64(
 
 def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
     """What lets an elementwise check cover every element of a large input in two evaluations."""
-    from runner.checks import blockwise, float64_differences, nudged
+    from runner.oracles.checks import blockwise, float64_differences, nudged
 
     y = np.array([[0.5, -1.0, 2.0, 3.0]])  # broadcast: each x[i] feeds a row of outputs
 
@@ -189,7 +189,7 @@ def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     """Blocks of 16 elements from 64 elements on: the path a curve of millions of points takes, on
     arrays small enough to check by hand. Returns the shapes the blocked functions were given."""
-    from runner import checks
+    from runner.oracles import checks
 
     monkeypatch.setattr(checks, "THREADED_ELEMENTS", 64)
     monkeypatch.setattr(checks, "BLOCK_ELEMENTS", 16)
@@ -202,7 +202,7 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
 
 def test_blocks_cut_what_spans_the_leading_axis_and_sum_what_is_broadcast(
         small_blocks: list[tuple[int, ...]]) -> None:
-    from runner.checks import blockwise
+    from runner.oracles.checks import blockwise
 
     x = np.linspace(-2.0, 2.0, 80).reshape(40, 2)  # 8 rows a block: cut
     b = np.array([0.5, -1.5])  # broadcast along the rows: whole to every block
@@ -226,8 +226,8 @@ def test_blocks_cut_what_spans_the_leading_axis_and_sum_what_is_broadcast(
 
 
 def test_a_wrong_element_in_any_block_fails(small_blocks: list[tuple[int, ...]]) -> None:
-    from runner.checks import compare_blockwise
-    from runner.schema import Tolerance
+    from runner.oracles.checks import compare_blockwise
+    from runner.oracles.tolerance import Tolerance
 
     x = np.linspace(-3.0, 3.0, 1000)
     right, tol = -np.sin(x), Tolerance(rtol=1e-6, atol=1e-9)
@@ -302,8 +302,8 @@ def test_analytic_checks_off_means_the_closed_form_too(load: Callable[..., Any])
 
 
 def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None:
-    from runner.checks import THREADED_ELEMENTS, compare_blockwise, nudged
-    from runner.schema import Tolerance
+    from runner.oracles.checks import THREADED_ELEMENTS, compare_blockwise, nudged
+    from runner.oracles.tolerance import Tolerance
 
     x = np.linspace(-3.0, 3.0, 1_100_000)  # past THREADED_ELEMENTS: blocks, in threads
     assert x.size > THREADED_ELEMENTS
@@ -354,7 +354,7 @@ def test_the_short_form_speaks_the_whole_tensor_language(load: Callable[..., Any
 
 
 def test_sympy_is_skipped_with_a_note_where_its_derivative_is_too_large(load: Callable[..., Any]) -> None:
-    """59 factors: SymPy's derivative would pass runner/work.py's bound; the differences still check it."""
+    """59 factors: SymPy's derivative would pass sympy_cost's bound; the differences still check it."""
     function = "*".join(f"sin(cos({i}*x))" for i in range(1, 60))
     outcome = assert_passed(run_routine(load(f"scenario.function='{function}'",
                                              "scenario.inputs.x.value=0.01", "dtype=float64")))

@@ -11,7 +11,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from runner.errors import ConfigError
-from runner.schema import LinearScenario, ProgramKind, ProgramScenario, load_run
+from runner.scenarios.inputs import ProgramKind
+from runner.scenarios.loading import load_run
+from runner.scenarios.schema import LinearScenario, ProgramScenario
 from tests.conftest import SEED_SCENARIOS
 
 
@@ -185,13 +187,15 @@ def test_a_config_saved_by_a_former_routine_loads_as_its_program(
 def test_inputs_and_values_set_apart_type_as_the_whole_does(
         compose_config: Callable[..., Any], overrides: list[str]) -> None:
     """A slider's new value reuses the merged rest of its scenario: nothing inside those fields is typed."""
-    from runner.schema import SCENARIO_SCHEMAS, ProgramInput, _typed, _typed_apart
+    from runner.scenarios.inputs import ProgramInput
+    from runner.scenarios.schema import SCENARIO_SCHEMAS
+    from runner.scenarios.values import typed, typed_apart
 
     scenario = OmegaConf.to_container(compose_config(*overrides), enum_to_str=True)["scenario"]
     schema = SCENARIO_SCHEMAS[scenario["routine"]]
-    assert _typed_apart(schema, scenario, "scenario", "inputs") == _typed(schema, scenario, "scenario")
+    assert typed_apart(schema, scenario, "scenario", "inputs") == typed(schema, scenario, "scenario")
     for name, node in scenario.get("inputs", {}).items():
-        assert _typed_apart(ProgramInput, node, name, "value") == _typed(ProgramInput, node, name)
+        assert typed_apart(ProgramInput, node, name, "value") == typed(ProgramInput, node, name)
 
 
 def test_inputs_that_are_no_mapping_are_refused_in_one_line(compose_config: Callable[..., Any]) -> None:

@@ -59,7 +59,7 @@ def test_an_objective_that_is_not_there_fails_the_sweep(cli: Cli) -> None:
 def test_without_a_job_list_rows_follow_completion(tmp_path: Path) -> None:
     import os
 
-    from runner import summary
+    from runner.outputs import summary
 
     for num, finished in ((0, 2_000_000_000), (1, 1_000_000_000), (2, 1_500_000_000)):
         job = tmp_path / f"{num}_basic"

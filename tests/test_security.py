@@ -20,10 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner import expr
 from runner.errors import ConfigError
+from runner.language import backends, expr, syntax, vetting
 from runner.routines import run_routine
-from runner.schema import load_run
+from runner.scenarios.loading import load_run
 from tests.conftest import SEED_SCENARIOS, CliRun
 
 Cli = Callable[..., CliRun]
@@ -50,7 +50,7 @@ def without_backends() -> Iterator[None]:
         sys.modules.update(saved)
 
 
-def _parse_or_refuse(text: str) -> expr.Expr | None:
+def _parse_or_refuse(text: str) -> syntax.Expr | None:
     """An expression or a one-line refusal, decided without SymPy or TensorFlow."""
     try:
         with without_backends():
@@ -209,7 +209,7 @@ def test_a_killed_sweep_keeps_finished_jobs_and_reports_the_rest_missing(tmp_pat
     (sweep,) = tmp_path.glob("outputs/multirun/*/*")
     first = json.loads((sweep / "0_sigmoid" / "results.json").read_text())
     assert first["status"] == "ok" and len(first["gradients"]["dy/dx"]) == 1200
-    done = subprocess.run([sys.executable, "-m", "runner.rebuild", str(sweep)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "runner.cli.rebuild", str(sweep)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     statuses = [r["status"] for r in json.loads((sweep / "summary.json").read_text())["rows"]]
@@ -253,7 +253,7 @@ def test_blank_edges_and_the_largest_allowed_power_are_accepted() -> None:
                                              ("softplus(0)", 0.6931471805599453)])
 def test_finite_constants_are_accepted(text: str, value: float) -> None:
     expr.parse(f"x + {text}", ["x"])
-    assert expr.evaluate(expr.parse(text, []), {}, expr.FloatBackend) == value
+    assert syntax.evaluate(expr.parse(text, []), {}, vetting.FloatBackend) == value
 
 
 @pytest.mark.parametrize("name", ["sign", "greater", "select", "nan", "x0", "Dummy_1", "builtins"])
@@ -374,7 +374,7 @@ TRICKY = st.recursive(
         st.tuples(inner, st.sampled_from(["2", "3", "10", "100", "1000", "(-501)", "0.5", "1e3"])).map(
             lambda t: f"({t[0]})**{t[1]}"),  # nested powers
         st.tuples(inner, st.sampled_from(["*", "/", "+"]), inner).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
-        st.tuples(st.sampled_from(expr.FUNCTIONS), inner).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(st.sampled_from(syntax.FUNCTIONS), inner).map(lambda t: f"{t[0]}({t[1]})"),
         st.tuples(inner, st.sampled_from(["\n", "\r\n", "\\\n", " # note\n", "\u00a0", "\uff58", "\U0001d465",
                                           "\u2028", "\t", "\x0c", "  "]), inner).map(
             lambda t: f"({t[0]}{t[1]}+{t[2]})"),  # line breaks, comments, unicode look-alikes
@@ -394,10 +394,10 @@ def test_accepted_text_is_one_ascii_line_and_sympy_folds_no_power_past_the_bound
         assert tree is None, text
     if tree is None:
         return
-    backend = expr.SymPyBackend()
-    folded = expr.evaluate(tree, backend.symbols(["x", "y"]), backend)
+    backend = backends.SymPyBackend()
+    folded = syntax.evaluate(tree, backend.symbols(["x", "y"]), backend)
     exponents = [abs(p.exp) for p in folded.atoms(sp.Pow) if p.exp.is_Number and p.base.free_symbols]
-    assert all(e <= expr.MAX_EXPONENT for e in exponents), (text, folded)
+    assert all(e <= vetting.MAX_EXPONENT for e in exponents), (text, folded)
 
 
 SHADOWING = st.sampled_from(["sign", "greater", "select", "where", "nan", "inf", "x0", "x1", "Dummy_1",
@@ -408,16 +408,16 @@ SHADOWING = st.sampled_from(["sign", "greater", "select", "where", "nan", "inf",
 @given(SHADOWING, SHADOWING, st.floats(0.1, 5.0), st.floats(-5.0, -0.1))
 def test_the_oracle_is_right_whatever_the_input_names(a: str, b: str, u: float, v: float) -> None:
     """d/du (|u| + relu(u)*v) = sign(u) + [u > 0] v, evaluated through lambdify with NumPy-named inputs."""
-    from runner.routines.tape import oracle
+    from runner.oracles.symbolic import oracle
 
     if a == b:
         return
-    backend = expr.SymPyBackend()
+    backend = backends.SymPyBackend()
     symbols = backend.symbols([a, b])
     tree = expr.parse(f"abs({a}) + relu({a})*{b}", [a, b])
     import sympy as sp
 
-    derivative = sp.diff(expr.evaluate(tree, symbols, backend), symbols[a])
+    derivative = sp.diff(syntax.evaluate(tree, symbols, backend), symbols[a])
     got = oracle(derivative, symbols, {a: np.array(u), b: np.array(v)}, (), ())
     assert got == pytest.approx(1.0 + v) and oracle(
         derivative, symbols, {a: np.array(-u), b: np.array(v)}, (), ()) == pytest.approx(-1.0)
@@ -427,16 +427,17 @@ def test_the_bounds_walk_node_kinds_they_do_not_name() -> None:
     """A node the bounds have no rule for counts as the product of its parts (its sub-expressions)."""
     from dataclasses import dataclass
 
-    from runner import work
+    from runner.scenarios import sympy_cost
 
     @dataclass(frozen=True)
     class Pair:  # stands for any node added to the language later
-        first: expr.Expr
-        rest: tuple[expr.Expr, ...]
+        first: syntax.Expr
+        rest: tuple[syntax.Expr, ...]
 
-    x = expr.Name("x")
-    power = expr.BinOp("**", x, expr.Num(600))
-    assert expr.children(Pair(x, (power, expr.Num(1)))) == (x, power, expr.Num(1))
+    x = syntax.Name("x")
+    power = syntax.BinOp("**", x, syntax.Num(600))
+    assert syntax.children(Pair(x, (power, syntax.Num(1)))) == (x, power, syntax.Num(1))
     with pytest.raises(ConfigError, match="to the power 1200"):
-        expr._power(expr.BinOp("*", Pair(power, ()), Pair(power, ())), {})
-    assert work.derivative_sizes(Pair(x, (x,)), 2) == work.derivative_sizes(expr.BinOp("*", x, x), 2)
+        vetting.input_power(syntax.BinOp("*", Pair(power, ()), Pair(power, ())), {})
+    square = syntax.BinOp("*", x, x)
+    assert sympy_cost.derivative_sizes(Pair(x, (x,)), 2) == sympy_cost.derivative_sizes(square, 2)

@@ -22,7 +22,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from runner.app import CONFIG_DIR
+from runner.cli.main import CONFIG_DIR
 
 
 class CountingLoader:

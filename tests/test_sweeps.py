@@ -106,7 +106,7 @@ def test_report_rebuilt_from_a_sweep_with_a_job_missing(cli: Cli) -> None:
     shutil.rmtree(sweep / "1_basic")
     (sweep / "2_basic" / "results.json").unlink()
     (sweep / "summary.json").unlink()
-    done = subprocess.run([sys.executable, "-m", "runner.rebuild", str(sweep)],
+    done = subprocess.run([sys.executable, "-m", "runner.cli.rebuild", str(sweep)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "job 1 missing" in done.stdout and "job 2 missing" in done.stdout
@@ -116,7 +116,7 @@ def test_report_rebuilt_from_a_sweep_with_a_job_missing(cli: Cli) -> None:
 
 
 def test_rebuild_refuses_a_directory_that_is_neither(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "runner.rebuild", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "runner.cli.rebuild", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "neither" in done.stderr and "Traceback" not in done.stderr
 

@@ -15,10 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 import runner.routines
-from runner import task
-from runner.app import CONFIG_DIR
+from runner.cli.main import CONFIG_DIR
 from runner.errors import ConfigError, JobError, JobTimeout
-from runner.task import time_limit
+from runner.jobs import task
+from runner.jobs.task import time_limit
 
 
 @pytest.fixture
@@ -84,8 +84,8 @@ def test_a_full_disk_is_one_line_and_an_error(
     def full(path: Path, data: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("runner.outputs.write_atomic", full)
-    monkeypatch.setattr("runner.report.write_atomic", full)
+    monkeypatch.setattr("runner.outputs.files.write_atomic", full)
+    monkeypatch.setattr("runner.outputs.report.write_atomic", full)
     with task.invocation() as invocation, pytest.raises(FileNotFoundError):  # nothing written at all
         job("scenario.function='nope(x)'")
     assert invocation.exit_status() == 1
@@ -97,7 +97,7 @@ def test_the_pending_sweep_is_the_invocations_and_stays_out_of_launcher_workers(
 
     from omegaconf import OmegaConf
 
-    from runner.callbacks import RunnerCallback, finish_pending
+    from runner.jobs.callbacks import RunnerCallback, finish_pending
 
     callback = RunnerCallback()
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {

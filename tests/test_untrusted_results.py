@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from runner import rebuild, report
+from runner.cli import rebuild
+from runner.outputs import report
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # the signature is all the report looks for
 SECRET = "TOP-SECRET-CONTENT"
@@ -171,7 +172,7 @@ def test_report_md_shows_text_as_text(tmp_path: Path) -> None:
 
 
 def test_an_override_value_with_spaces_is_one_parameter(tmp_path: Path) -> None:
-    from runner import summary
+    from runner.outputs import summary
 
     axis = [0.0, 1.0, 2.0]
     overrides = [["scenario.inputs.x.value=1", "scenario.function='x + 1'"],
@@ -197,7 +198,7 @@ def test_a_job_that_failed_before_tensorflow_loaded_is_rebuilt(tmp_path: Path) -
 
 
 def test_the_summary_reads_no_job_list_or_overrides_through_a_link(tmp_path: Path) -> None:
-    from runner import summary
+    from runner.outputs import summary
 
     outside = _secret(tmp_path)
     (outside / "list.json").write_text(json.dumps([[f"{SECRET}=1"]]))
@@ -225,7 +226,7 @@ def test_a_directory_name_claiming_job_one_million_is_one_row_not_a_million(
 
 
 def test_a_job_list_is_read_up_to_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runner import summary
+    from runner.outputs import summary
 
     monkeypatch.setattr(summary, "MAX_JOBS", 3)
     sweep = _sweep(tmp_path, [_record()])

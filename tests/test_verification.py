@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from runner import ops, summary
 from runner.api import run, sweep
+from runner.language import ops
+from runner.outputs import summary
 from tests.conftest import CliRun
 from tests.planted import planted
 

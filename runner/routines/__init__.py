@@ -1,6 +1,6 @@
 """Tape routines, one module per routine: ``runner/routines/<name>.py`` defines ``run``.
 
-A routine is declared once, by its schema in :mod:`runner.schema` (its name, fields,
+A routine is declared once, by its schema in :mod:`runner.scenarios.schema` (its name, fields,
 checks and cases); its module, named alike, takes the validated scenario and run
 config and returns an :class:`~runner.result.Outcome`. The module is imported only
 when a scenario asks for it, so TensorFlow is loaded by the first routine, not by the CLI.
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.result import Outcome
-from runner.schema import RunConfig
+from runner.scenarios.schema import RunConfig
 
 Routine = Callable[[Any, RunConfig], Outcome]
 
@@ -47,7 +47,7 @@ def _against_float64(routine: Routine, run: RunConfig, outcome: Outcome) -> dict
     ``float64_differences`` tolerance, element by element). Not an oracle: both runs are TensorFlow's."""
     import numpy as np
 
-    from runner.checks import compare
+    from runner.oracles.checks import compare
     from runner.tfenv import seed
 
     checks = dataclasses.replace(run.checks, analytic=False, finite_differences=False)

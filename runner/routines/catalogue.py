@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr, snippets
-from runner.checks import compare, difference_check, finite
+from runner.language import backends, expr, syntax
+from runner.oracles.checks import compare, difference_check, finite
+from runner.oracles.symbolic import oracle
 from runner.result import Check, Outcome
+from runner.routines import snippets
 from runner.routines.support import float64_delta, timed_step
-from runner.routines.tape import oracle
-from runner.schema import CASES, RunConfig
+from runner.scenarios.schema import CASES, RunConfig
 from runner.tfenv import tf
 
 Case = Callable[..., dict[str, Any]]
@@ -132,15 +133,15 @@ def verify_expression(outcome: Outcome, label: str, got: np.ndarray | None, run:
     import sympy as sp
 
     tree = expr.parse(text, at)
-    sympy = expr.SymPyBackend()
+    sympy = backends.SymPyBackend()
     symbols = sympy.symbols(at)
-    derivative = sp.diff(expr.evaluate(tree, symbols, sympy), symbols[wrt])
+    derivative = sp.diff(syntax.evaluate(tree, symbols, sympy), symbols[wrt])
     outcome.analytic[label] = f"d({text})/d{wrt} = {derivative}"
     want = oracle(derivative, symbols, at, out_shape, np.shape(got))
-    backend = expr.TensorFlowBackend(tf.float64)  # the differences' forward pass, in float64
+    backend = backends.TensorFlowBackend(tf.float64)  # the differences' forward pass, in float64
     fixed = {n: tf.constant(v, backend.dtype) for n, v in at.items() if n != wrt}
     verify(outcome, label, got, want, run,
-           fd=(lambda t: expr.evaluate(tree, {**fixed, wrt: t}, backend), at[wrt]))
+           fd=(lambda t: syntax.evaluate(tree, {**fixed, wrt: t}, backend), at[wrt]))
 
 
 def expect(outcome: Outcome, label: str, got: np.ndarray | None, expected: str, note: str) -> None:

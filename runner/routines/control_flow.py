@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from runner.oracles.symbolic import oracle
 from runner.result import Outcome
 from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
-from runner.routines.tape import oracle
-from runner.schema import ControlFlowScenario, RunConfig
+from runner.scenarios.schema import ControlFlowScenario, RunConfig
 from runner.tfenv import tf
 
 

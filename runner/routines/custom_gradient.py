@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from runner.checks import compare, finite
+from runner.oracles.checks import compare, finite
 from runner.result import Check, Outcome
 from runner.routines.catalogue import Arg, Call, Raw, run_cases, selected, verify
-from runner.schema import CustomGradientScenario, RunConfig
+from runner.scenarios.schema import CustomGradientScenario, RunConfig
 from runner.tfenv import tf
 
 

@@ -22,13 +22,21 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr, snippets
-from runner.arrays import NumPyBackend
-from runner.checks import compare, finite
+from runner.language import backends, expr, syntax
+from runner.language.arrays import NumPyBackend
+from runner.oracles.checks import compare, finite
 from runner.result import Curve, Outcome
-from runner.routines.calculus import at_inputs, compile_lines, explain_range, fresh_names, label, target_name
+from runner.routines import snippets
+from runner.routines.nested_tapes import (
+    at_inputs,
+    compile_lines,
+    explain_range,
+    fresh_names,
+    label,
+    target_name,
+)
 from runner.routines.support import float64_delta, tf_dtype, timed_step
-from runner.schema import HigherOrderScenario, RunConfig
+from runner.scenarios.schema import HigherOrderScenario, RunConfig
 from runner.tfenv import tf
 
 PLOT_POINTS = 201
@@ -52,9 +60,9 @@ def derivatives(x: tf.Tensor, fn: Function, order: int) -> tuple[list[tf.Tensor]
     return [*lower, tf.zeros_like(x) if top is None else top], [*connected, top is not None]
 
 
-def _function(tree: expr.Expr, name: str, dtype: tf.DType) -> Function:
-    backend = expr.TensorFlowBackend(dtype)
-    return lambda x: expr.evaluate(tree, {name: x}, backend)
+def _function(tree: syntax.Expr, name: str, dtype: tf.DType) -> Function:
+    backend = backends.TensorFlowBackend(dtype)
+    return lambda x: syntax.evaluate(tree, {name: x}, backend)
 
 
 def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
@@ -65,9 +73,9 @@ def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
     # f and its derivatives, in order: y, dy/dx, d2y/dx2, ...
     names = [target, *(label(target, name, k) for k in range(1, scenario.order + 1))]
     tree = expr.parse(scenario.function, [name])
-    sympy = expr.SymPyBackend()
+    sympy = backends.SymPyBackend()
     symbols = sympy.symbols([name])
-    symbolic = [expr.evaluate(tree, symbols, sympy)]
+    symbolic = [syntax.evaluate(tree, symbols, sympy)]
     for _ in range(scenario.order):  # each from the one before: sp.diff(f, x, k) would start over each time
         symbolic.append(sp.diff(symbolic[-1], symbols[name]))
     fn = _function(tree, name, tf_dtype(run))
@@ -100,7 +108,7 @@ def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
     return outcome
 
 
-def _check(outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any], symbolic: list[Any],
+def _check(outcome: Outcome, tree: syntax.Expr, symbols: dict[str, Any], symbolic: list[Any],
            names: list[str], x: tf.Tensor, run: RunConfig) -> None:
     """Order k against SymPy's k-th derivative, and against float64 central differences of SymPy's
     (k-1)-th: never of the tape's own lower order, which a wrong first derivative would make wrong on
@@ -115,7 +123,7 @@ def _check(outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any], symbolic:
         outcome.checks.append(explain_range(finite(f"{names[k]} finite", got), want, run.dtype))
         if not k:  # the function's own value, computed in float64 NumPy: a wrong forward op is caught
             with np.errstate(all="ignore"):
-                forward = expr.evaluate(tree, {name: point}, NumPyBackend())
+                forward = syntax.evaluate(tree, {name: point}, NumPyBackend())
             outcome.checks.append(compare(f"{names[0]} vs float64 forward pass", got,
                                           np.broadcast_to(forward, np.shape(got)), tolerances.forward))
         if k and run.checks.analytic:
@@ -130,7 +138,7 @@ def _check(outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any], symbolic:
                 got, fd, tolerances.float64_differences))
 
 
-def _curve(scenario: HigherOrderScenario, outcome: Outcome, tree: expr.Expr, symbols: dict[str, Any],
+def _curve(scenario: HigherOrderScenario, outcome: Outcome, tree: syntax.Expr, symbols: dict[str, Any],
            symbolic: list[Any], names: list[str], found: list[tf.Tensor], run: RunConfig) -> Curve:
     """f and its derivatives: over the linspace itself, or around a single value (evaluated again)."""
     (name,) = symbols
@@ -166,8 +174,8 @@ def snippet(scenario: HigherOrderScenario, name: str, names: list[str], run: Run
     """Nested tapes as a plain script, printing the same derivatives."""
     nested, order, lower, step, found = fresh_names(("derivatives", "order", "lower", "step", "found"),
                                                     [name])
-    code = expr.evaluate(expr.parse(scenario.function, [name]), {name: expr.Code(name)},
-                         expr.CodeBackend(run.dtype))
+    code = syntax.evaluate(expr.parse(scenario.function, [name]), {name: backends.Code(name)},
+                         backends.CodeBackend(run.dtype))
     return "\n".join([
         snippets.HEADER,
         f"{name} = tf.constant({snippets._value(scenario.inputs[name])}, tf.{run.dtype})",

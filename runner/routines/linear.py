@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from runner import snippets
-from runner.checks import compare, finite, float64_differences, projection_check
+from runner.oracles.checks import compare, finite, float64_differences, projection_check
 from runner.result import Check, Outcome
+from runner.routines import snippets
 from runner.routines.support import float64_delta, tf_dtype, timed_step
-from runner.schema import LinearScenario, Loss, RunConfig
+from runner.scenarios.schema import LinearScenario, Loss, RunConfig
 from runner.tfenv import tf
 
 

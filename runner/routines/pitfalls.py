@@ -40,7 +40,7 @@ from runner.routines.catalogue import (
     verify,
     verify_expression,
 )
-from runner.schema import PitfallsScenario, RunConfig
+from runner.scenarios.schema import PitfallsScenario, RunConfig
 from runner.tfenv import tf
 
 Found = dict[str, np.ndarray | None]

@@ -5,7 +5,7 @@ When every step acts element by element (arithmetic, the one-argument functions,
 reduction, list, subscript or conditional), each element of a target is one and
 the same expression of the inputs' elements at its position. SymPy then needs one
 symbol per input, not one per element: the derivative, made a NumPy function once
-per expression (:func:`runner.routines.tape.lambdified`), is evaluated over whole
+per expression (:func:`runner.oracles.symbolic.lambdified`), is evaluated over whole
 arrays however large, weighted by the target's cotangent and summed down to the
 source's shape where the source was broadcast. So a curve of any length keeps its
 SymPy check, and a warm run of a scalar scenario builds nothing of SymPy it built
@@ -14,7 +14,7 @@ reason central differences nudge every element of a large source at once.
 
 Each of these oracles is elementwise in the inputs, so over a large target it is
 evaluated block by block of the target's leading axis, in threads, and each block
-compared as it is made (:func:`runner.checks.compare_blockwise`): a block's
+compared as it is made (:func:`runner.oracles.checks.compare_blockwise`): a block's
 temporaries stay in cache where whole arrays would allocate 80 MB per operation
 over 10^7 points, and every CPU works.
 
@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runner import expr, work
-from runner.checks import compare_blockwise, fits, nudged
+from runner.language import backends, expr, syntax
+from runner.oracles.checks import compare_blockwise, fits, nudged
+from runner.oracles.symbolic import lambdified
+from runner.oracles.tolerance import Tolerance
 from runner.result import Check, Outcome
-from runner.routines.tape import lambdified
-from runner.schema import Tolerance
+from runner.scenarios import sympy_cost
 
 if TYPE_CHECKING:
     from runner.routines.program import Program
@@ -45,18 +46,18 @@ if TYPE_CHECKING:
 Checker = Callable[[str, str, str, np.ndarray], None]  # (label, target, source, got) -> a check appended
 
 
-def elementwise(trees: Mapping[str, expr.Expr]) -> bool:
+def elementwise(trees: Mapping[str, syntax.Expr]) -> bool:
     """Whether every step acts element by element, so that one symbol per input suffices."""
-    return all(expr.elementwise(tree) for tree in trees.values())
+    return all(syntax.elementwise(tree) for tree in trees.values())
 
 
 def too_large(program: Program) -> str:
     """Why SymPy should not build these derivatives (too many expression nodes), or ''."""
-    nodes = work.oracle_nodes(program.trees, len(program.scenario.inputs), 1)
-    if nodes <= work.MAX_ORACLE_NODES:
+    nodes = sympy_cost.oracle_nodes(program.trees, len(program.scenario.inputs), 1)
+    if nodes <= sympy_cost.MAX_ORACLE_NODES:
         return ""
     return (f"SymPy check skipped: its derivatives would be about {nodes:,.0f} expression nodes, above "
-            f"{work.MAX_ORACLE_NODES:,}")
+            f"{sympy_cost.MAX_ORACLE_NODES:,}")
 
 
 def symbolic_check(program: Program, outcome: Outcome) -> Checker:
@@ -75,17 +76,17 @@ def symbolic_check(program: Program, outcome: Outcome) -> Checker:
 
 
 @functools.lru_cache(maxsize=256)
-def _derivative(trees: tuple[tuple[str, expr.Expr], ...], names: tuple[str, ...], target: str,
+def _derivative(trees: tuple[tuple[str, syntax.Expr], ...], names: tuple[str, ...], target: str,
                 source: str) -> tuple[Any, dict[str, Any]]:
     """d target / d source over one symbol per input (and one for the source, if it is a step); built
     once per program and pair."""
     import sympy as sp
 
-    sympy = expr.SymPyBackend()
+    sympy = backends.SymPyBackend()
     symbols = sympy.symbols(names if source in names else (*names, source))
     values = {n: symbols[n] for n in names}
     for name, tree in trees:
-        values[name] = symbols[name] if name == source else expr.evaluate(tree, values, sympy)
+        values[name] = symbols[name] if name == source else syntax.evaluate(tree, values, sympy)
         if name == target:
             break
     return sp.diff(values[target], symbols[source]), symbols
@@ -164,6 +165,6 @@ def check_closed_forms(program: Program, outcome: Outcome) -> None:
 def _closed_form(text: str, names: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
     """A closed form as one SymPy expression over one symbol per input, so that NumPy evaluates its
     shared subterms once (the sigmoid of ``sigmoid(x)*(1 - sigmoid(x))``); built once per text."""
-    sympy = expr.SymPyBackend()
+    sympy = backends.SymPyBackend()
     symbols = sympy.symbols(names)
-    return expr.evaluate(expr.parse(text, names), symbols, sympy), symbols
+    return syntax.evaluate(expr.parse(text, names), symbols, sympy), symbols

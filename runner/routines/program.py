@@ -19,7 +19,7 @@ checked without TensorFlow's autodiff:
   ``checks.fd_max_elements``, and above it random projections ``v . (J u)``.
 
 ``derivative`` asks the tape for Jacobians, batch Jacobians, Hessians or JVPs
-instead: :mod:`runner.routines.derivatives` asks for them and checks them.
+instead: :mod:`runner.routines.derivative_kinds` asks for them and checks them.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr, gradient_steps, layers, snippets
-from runner.arrays import NumPyBackend, SymPyArrays
-from runner.checks import (
+from runner.language import backends, expr, shape_rules, syntax
+from runner.language.arrays import NumPyBackend, SymPyArrays
+from runner.oracles.checks import (
     KINK_MARK,
     compare,
     compare_differences,
@@ -46,10 +46,13 @@ from runner.checks import (
     recorded,
 )
 from runner.result import Check, Curve, Outcome
-from runner.routines import derivatives as kinds
-from runner.routines import pointwise
+from runner.routines import derivative_kinds as kinds
+from runner.routines import pointwise, snippets
 from runner.routines.support import float64_delta, tf_dtype
-from runner.schema import ProgramInput, ProgramKind, ProgramScenario, RunConfig, Unconnected, program_shapes
+from runner.scenarios import gradient_steps, layers
+from runner.scenarios.inputs import ProgramInput, ProgramKind
+from runner.scenarios.programs import program_shapes
+from runner.scenarios.schema import ProgramScenario, RunConfig, Unconnected
 from runner.tfenv import tf
 
 NON_PERSISTENT = (
@@ -62,7 +65,7 @@ SECOND_CALL_REFUSED = "A non-persistent GradientTape can only be used to compute
 
 @tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
 def evaluate_steps(
-    trees: Mapping[str, expr.Expr | layers.Step | gradient_steps.GradientStep], env: Mapping[str, Any],
+    trees: Mapping[str, syntax.Expr | layers.Step | gradient_steps.GradientStep], env: Mapping[str, Any],
     backend: Any, override: Mapping[str, Any] | None = None, upto: str | None = None,
 ) -> dict[str, Any]:
     """Each step in order over the inputs and the steps before it; ``override`` replaces a step's value
@@ -71,7 +74,7 @@ def evaluate_steps(
     steps = {n: t for n, t in trees.items() if isinstance(t, gradient_steps.GradientStep)}
     with contextlib.ExitStack() as stack:  # a gradient step's inner tape records from the start
         tapes = (gradient_steps.inner_tapes(steps, values, stack)
-                 if steps and isinstance(backend, expr.TensorFlowBackend) else {})
+                 if steps and isinstance(backend, backends.TensorFlowBackend) else {})
         for name, tree in trees.items():
             given = override is not None and name in override
             if given:
@@ -81,7 +84,7 @@ def evaluate_steps(
                     values[tree.target], values[tree.wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 ) if tapes else tree.numpy_value(trees, values, backend, evaluate_steps)
             else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
-                values[name] = tree(values, backend) if isinstance(tree, layers.Step) else expr.evaluate(
+                values[name] = tree(values, backend) if isinstance(tree, layers.Step) else syntax.evaluate(
                     tree, values, backend)
             for g in (g for g, step in steps.items() if step.wrt == name and g in tapes):
                 tapes[g].watch(values[name])
@@ -110,8 +113,8 @@ class Program:
         self.held = {n: np.asarray(v.numpy(), dtype=np.float64) for n, v in self.values.items()}  # exact
         for step in self.layers.values():  # each layer's variables, as the oracles nudge them
             self.held.update(step.held)
-        self.branches: dict[expr.IfExp, bool] = {}  # each conditional's branch, decided before the tape
-        self.frozen: dict[expr.Func, Any] = {}  # each stop_gradient's value: a constant for the oracles
+        self.branches: dict[syntax.IfExp, bool] = {}  # each conditional's branch, decided before the tape
+        self.frozen: dict[syntax.Func, Any] = {}  # each stop_gradient's value: a constant for the oracles
         if not pointwise.elementwise(self.trees):  # an elementwise program has neither: its forward waits
             self.forward  # noqa: B018  (evaluating it decides every conditional and stop_gradient)
         self.plan = scenario.plan()
@@ -140,7 +143,7 @@ class Program:
         value = self.forward[source] if source in self.trees else self.held[source]
         return np.asarray(value, dtype=np.float64)
 
-    def taken(self, node: expr.IfExp) -> bool:
+    def taken(self, node: syntax.IfExp) -> bool:
         return self.branches[node]
 
     def reaches(self, name: str, *, conditions: bool = False) -> set[str]:
@@ -153,7 +156,7 @@ class Program:
             found: set[str] = set()
             tree = self.trees[name]
             for used in (tree.gradient_names() if isinstance(tree, layers.Step | gradient_steps.GradientStep)
-                         else expr.gradient_names(tree, self.taken, conditions=conditions)):
+                         else syntax.gradient_names(tree, self.taken, conditions=conditions)):
                 found |= {used} | (self.reaches(used, conditions=conditions) if used in self.trees else set())
             self._reaches[key] = found
         return self._reaches[key]
@@ -169,8 +172,9 @@ class Program:
         if "." in source and source.partition(".")[0] in self.reaches(target) | {target}:
             return self.layers[source.partition(".")[0]].why_none(source)
         if source not in self.reaches(target):
+            tree = self.trees[target]
             if source in self.reaches(target, conditions=True) or (
-                    isinstance(self.trees[target], expr.Expr) and source in expr.names(self.trees[target])):
+                    isinstance(tree, syntax.Expr) and source in syntax.names(tree)):
                 return (f"{target} reads {source} only in a condition, in a branch not taken or inside "
                         "stop_gradient, which carry no gradient, so the tape has no path between them")
             return f"{target} does not depend on {source}, so the tape has no path between them"
@@ -222,7 +226,7 @@ class Program:
 
     def vjp(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
         """The tape's vector-Jacobian product v -> v . d target / d source, on a fresh tape."""
-        backend = expr.TensorFlowBackend(self.dtype, self.branches)
+        backend = backends.TensorFlowBackend(self.dtype, self.branches)
 
         def fn(v: np.ndarray) -> np.ndarray:
             tensors = dict(self.values)
@@ -250,13 +254,13 @@ def _tensor(spec: ProgramInput, value: Any, name: str) -> Any:
 
 def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     program = Program(scenario, run)
-    backend = expr.TensorFlowBackend(program.dtype, program.branches)
+    backend = backends.TensorFlowBackend(program.dtype, program.branches)
     tensors = {n: _tensor(spec, program.values[n], n) for n, spec in scenario.inputs.items()}
     refused: dict[str, str] = {}  # target -> TensorFlow's message; Python state, set at trace time
     gradient = scenario.derivative == "gradient"
     outcome = Outcome(snippet=_snippet(program) if gradient else kinds.snippet(
         program, _snippet_inputs(program), _snippet_steps(program)))
-    # The tape step, for every derivative kind (runner/routines/derivatives.py), compiled and timed.
+    # The tape step, for every derivative kind (runner/routines/derivative_kinds.py), compiled and timed.
     results, found, outcome.timings, extra = kinds.run_tape(
         program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
@@ -420,31 +424,31 @@ SYMBOLIC_MAX_TERMS = 200_000
 REDUCING = ("norm", "softmax")  # besides reduce_*: each element reads a whole axis
 
 
-def _symbolic_terms(program: Program, node: expr.Expr, memo: dict[str, int]) -> int:
+def _symbolic_terms(program: Program, node: syntax.Expr, memo: dict[str, int]) -> int:
     """Roughly how many terms one element of ``node`` has as a SymPy expression over the input symbols.
 
     Each element of a matmul or a reduction sums (or, for max and min, compares) the
     elements it reduces, so the count multiplies by their number; elementwise ops add.
     """
-    kids = [_symbolic_terms(program, child, memo) for child in expr.children(node)]
+    kids = [_symbolic_terms(program, child, memo) for child in syntax.children(node)]
     match node:
-        case expr.Name(id=name) if name in program.trees:
+        case syntax.Name(id=name) if name in program.trees:
             if name not in memo:
                 memo[name] = _symbolic_terms(program, program.trees[name], memo)
             return memo[name]
-        case expr.BinOp(op="@") | expr.Func(fn="matmul"):
-            inner = expr.infer_shape(node.left if isinstance(node, expr.BinOp) else node.args[0],
+        case syntax.BinOp(op="@") | syntax.Func(fn="matmul"):
+            inner = shape_rules.infer_shape(node.left if isinstance(node, syntax.BinOp) else node.args[0],
                                      program.shapes)[-1]
             return inner * sum(kids)
-        case expr.Func(fn=fn, args=args, options=options) if fn.startswith("reduce_") or fn in REDUCING:
-            shape = expr.infer_shape(args[0], program.shapes)
+        case syntax.Func(fn=fn, args=args, options=options) if fn.startswith("reduce_") or fn in REDUCING:
+            shape = shape_rules.infer_shape(args[0], program.shapes)
             axis = dict(options).get("axis", -1 if fn == "softmax" else None)
             axes = range(len(shape)) if axis is None else [axis] if isinstance(axis, int) else axis
             count = math.prod(shape[a] for a in axes)
             return (count * count if fn in ("reduce_max", "reduce_min") else count) * kids[0] + 1
-        case expr.Func(fn="maximum" | "minimum" | "clip_by_value"):
+        case syntax.Func(fn="maximum" | "minimum" | "clip_by_value"):
             return 2 * sum(kids)
-        case expr.Func(fn="transpose" | "reshape" | "concat" | "stack") | expr.Index() | expr.IfExp():
+        case syntax.Func(fn="transpose" | "reshape" | "concat" | "stack") | syntax.Index() | syntax.IfExp():
             return max(kids)
     return sum(kids) + 1
 
@@ -513,14 +517,14 @@ def _snippet_inputs(program: Program) -> list[str]:
 
 def _snippet_steps(program: Program) -> list[str]:
     """Each step in order, indented to sit inside the tape's block."""
-    backend = expr.CodeBackend(program.run.dtype)
-    known = {n: expr.Code(n) for n in program.scenario.inputs}
+    backend = backends.CodeBackend(program.run.dtype)
+    known = {n: backends.Code(n) for n in program.scenario.inputs}
     lines, texts = [], program.scenario.targets
     for name, tree in program.trees.items():
         code = (tree.call_code() if isinstance(tree, layers.Step | gradient_steps.GradientStep)
-                else expr.evaluate(tree, known, backend))
+                else syntax.evaluate(tree, known, backend))
         lines.append((name, f"    {name} = {code}  # {texts[name]}"))
-        known[name] = expr.Code(name)
+        known[name] = backends.Code(name)
     if program.gradient_steps:  # nested in their inner tapes
         return gradient_steps.snippet(program.gradient_steps, lines, program.scenario.inputs)
     return [line for _, line in lines]

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from runner import expr
-from runner.checks import compare, finite
+from runner.language import backends, expr, syntax
+from runner.oracles.checks import compare, finite
 from runner.result import Outcome
 from runner.routines.catalogue import Arg, Call, Raw, expect, run_cases, selected, verify_expression
 from runner.routines.support import tf_dtype
-from runner.schema import RunConfig, StopGradientScenario
+from runner.scenarios.schema import RunConfig, StopGradientScenario
 from runner.tfenv import tf
 
 
@@ -77,20 +77,20 @@ NOTES = {
 
 def run(scenario: StopGradientScenario, run: RunConfig) -> Outcome:
     trees = {"f": expr.parse(scenario.function, ["x"]), "g": expr.parse(scenario.hidden, ["x", "y"])}
-    backend = expr.TensorFlowBackend(tf_dtype(run))
+    backend = backends.TensorFlowBackend(tf_dtype(run))
 
     def f(x: Any) -> Any:
-        return expr.evaluate(trees["f"], {"x": x}, backend)
+        return syntax.evaluate(trees["f"], {"x": x}, backend)
 
     def g(x: Any, y: Any) -> Any:
-        return expr.evaluate(trees["g"], {"x": x, "y": y}, backend)
+        return syntax.evaluate(trees["g"], {"x": x, "y": y}, backend)
 
     cases = selected("stop_gradient", scenario.case)
     x, y = Arg(float(scenario.x)), Arg(float(scenario.y))
     calls = [Call(fn, [Raw(f, "f"), Raw(g, "g"), x, y], values=[f"z ({name})"])
              for name, fn in [("without", without), *((c, CASES[c]) for c in cases)]]
-    code, names = expr.CodeBackend(run.dtype), {"x": expr.Code("x"), "y": expr.Code("y")}
-    definitions = [f"def {name}({params}):\n    return {expr.evaluate(trees[name], names, code)}  # {text}"
+    code, names = backends.CodeBackend(run.dtype), {"x": backends.Code("x"), "y": backends.Code("y")}
+    definitions = [f"def {name}({params}):\n    return {syntax.evaluate(trees[name], names, code)}  # {text}"
                    for name, params, text in (("f", "x", scenario.function), ("g", "x, y", scenario.hidden))]
     outcome, found = run_cases(run, calls, setup=definitions)
 
@@ -115,7 +115,7 @@ def run(scenario: StopGradientScenario, run: RunConfig) -> Outcome:
 def _gradient(outcome: Outcome, label: str, found: dict[str, Any], run: RunConfig, seen: str, source: str,
               at: dict[str, np.ndarray], note: str) -> None:
     """d(seen)/d(source) against SymPy and finite differences, or None where ``seen`` does not read it."""
-    if source not in expr.names(expr.parse(seen, list(at))):
+    if source not in syntax.names(expr.parse(seen, list(at))):
         expect(outcome, label, found[label], "None",
                f"{note} What it differentiates, {seen}, does not read {source}, so the tape has no path "
                f"from z to {source}: None.")

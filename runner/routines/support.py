@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runner.schema import RunConfig
+from runner.scenarios.schema import RunConfig
 from runner.tfenv import tf
 
 

@@ -21,8 +21,8 @@ from typing import Any
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from runner.objective import MAX_CHECK_ERROR, max_check_error
-from runner.outputs import RESULTS
+from runner.jobs.objective import MAX_CHECK_ERROR, max_check_error
+from runner.outputs.files import RESULTS
 
 log = logging.getLogger(__name__)
 

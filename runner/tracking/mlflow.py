@@ -47,8 +47,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from runner import tracking
-from runner.outputs import write_json
-from runner.report import REPORT_HTML
+from runner.outputs.files import write_json
+from runner.outputs.report import REPORT_HTML
 
 log = logging.getLogger(__name__)
 

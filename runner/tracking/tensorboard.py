@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from runner import tracking
-from runner.objective import MAX_CHECK_ERROR
+from runner.jobs.objective import MAX_CHECK_ERROR
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,145 @@
+"""A scenario's inputs: a number or a linspace for the elementwise routines; any tensor for a program."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+from runner.errors import ConfigError
+from runner.scenarios.values import check_name, finite, typed
+
+
+class Kind(Enum):
+    """How an input enters the tape: a trainable ``tf.Variable`` or a ``tf.constant``."""
+
+    variable = "variable"
+    constant = "constant"
+
+
+@dataclass
+class Linspace:
+    start: float = MISSING
+    stop: float = MISSING
+    num: int = MISSING
+
+
+@dataclass
+class InputSpec:
+    """One named input: a number (``value``) or evenly spaced points (``linspace``)."""
+
+    value: float | None = None
+    linspace: Linspace | None = None
+    kind: Kind = Kind.variable
+    watch: bool = False  # call tape.watch() on it
+
+    def array(self) -> Any:
+        """The input's values in float64, before casting to the run's dtype."""
+        import numpy as np
+
+        if self.linspace is not None:
+            return np.linspace(self.linspace.start, self.linspace.stop, self.linspace.num)
+        return np.asarray(self.value, dtype=np.float64)
+
+
+class ProgramKind(Enum):
+    """How a program's input enters the tape; only a trainable variable is watched without being asked."""
+
+    variable = "variable"
+    nontrainable = "nontrainable"  # tf.Variable(trainable=False)
+    constant = "constant"
+
+
+#: A program input's initialisers, as TensorFlow's own functions draw them (normal: N(0, 1); uniform:
+#: U[0, 1); glorot_uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out))), seeded by the run's seed.
+INITIALISERS = ("zeros", "ones", "normal", "uniform", "glorot_uniform")
+
+
+@dataclass
+class ProgramInput:
+    """One named input of a program: a number or nested list, a linspace, or an initialiser and shape."""
+
+    value: Any = None  # a number, or nested lists of numbers (any shape)
+    linspace: Linspace | None = None
+    init: str | None = None  # one of INITIALISERS, with shape
+    shape: list[int] | None = None
+    kind: ProgramKind = ProgramKind.variable
+    watch: bool = False  # call tape.watch() on it
+
+    def array(self, seed: int, name: str) -> Any:
+        """The input's values in float64; an initialiser draws from a generator seeded by (seed, name)."""
+        import numpy as np
+
+        if self.linspace is not None:
+            return np.linspace(self.linspace.start, self.linspace.stop, self.linspace.num)
+        if self.init is None:
+            return np.asarray(self.value, dtype=np.float64)
+        shape = tuple(self.shape or ())
+        rng = np.random.default_rng([seed, *name.encode()])
+        if self.init in ("zeros", "ones"):
+            return np.full(shape, float(self.init == "ones"))
+        if self.init == "normal":
+            return rng.standard_normal(shape)
+        if self.init == "uniform":
+            return rng.uniform(0.0, 1.0, shape)
+        fan_in, fan_out = _fans(shape)
+        limit = (6.0 / (fan_in + fan_out)) ** 0.5
+        return rng.uniform(-limit, limit, shape)
+
+    def code(self, seed: int, name: str) -> str:
+        """NumPy source drawing the same float64 values as :meth:`array`, for the report's snippet."""
+        if self.linspace is not None:
+            lin = self.linspace
+            return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"
+        if self.init is None:
+            return f"np.asarray({self.value!r}, dtype=np.float64)"
+        shape = tuple(self.shape or ())
+        rng = f"np.random.default_rng({[seed, *name.encode()]!r})"
+        if self.init in ("zeros", "ones"):
+            return f"np.full({shape!r}, {float(self.init == 'ones')!r})"
+        if self.init == "normal":
+            return f"{rng}.standard_normal({shape!r})"
+        if self.init == "uniform":
+            return f"{rng}.uniform(0.0, 1.0, {shape!r})"
+        limit = (6.0 / sum(_fans(shape))) ** 0.5
+        return f"{rng}.uniform({-limit!r}, {limit!r}, {shape!r})"
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Keras's fans: a matrix's rows and columns; a kernel's channels times its receptive field."""
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    field_size = 1
+    for size in shape[:-2]:
+        field_size *= size
+    return shape[-2] * field_size, shape[-1] * field_size
+
+
+def check_inputs(scenario: Any) -> None:
+    if not scenario.inputs:
+        raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
+    checked: dict[str, InputSpec] = {}
+    sizes: set[int] = set()
+    for name, node in scenario.inputs.items():
+        where = f"scenario.inputs.{name}"
+        check_name(name, where)
+        spec: InputSpec = typed(InputSpec, node, where)
+        if (spec.value is None) == (spec.linspace is None):
+            raise ConfigError(f"{where}: give exactly one of value or linspace")
+        if spec.value is not None and not finite(spec.value):
+            raise ConfigError(f"{where}.value: {spec.value} is not a finite number")
+        if spec.linspace is not None:
+            lin = spec.linspace
+            if lin.num <= 0:
+                raise ConfigError(f"{where}.linspace.num must be positive, got {lin.num}")
+            if not (finite(lin.start) and finite(lin.stop)):
+                raise ConfigError(f"{where}.linspace: start and stop must be finite numbers")
+            sizes.add(lin.num)
+        checked[name] = spec
+    if len(sizes) > 1:
+        raise ConfigError(f"scenario.inputs: linspace inputs must share one num, got {sorted(sizes)}")
+    scenario.inputs = checked

@@ -1,0 +1,298 @@
+"""Structured-config schemas: what a run's config may say, as dataclasses in Hydra's ConfigStore.
+
+Every YAML lists its schema first in its defaults, so Hydra itself refuses a misspelt
+key or a wrong type at composition; each scenario kind's ``check`` says what Hydra
+cannot (names, expressions, shapes), and :mod:`runner.scenarios.loading` runs them all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from runner.errors import ConfigError
+from runner.language import expr
+from runner.oracles.tolerance import Tolerance
+from runner.scenarios.inputs import check_inputs
+from runner.scenarios.programs import check_program
+from runner.scenarios.values import finite, parse_checked
+
+#: Float dtypes a run may use. Integers are refused: the tape never differentiates them.
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+#: How the tape step runs: as Python, traced into a tf.function, or compiled by XLA.
+COMPILE_MODES = ("eager", "function", "xla")
+
+
+class Loss(Enum):
+    """The linear model's loss: ``mean(y**2)`` or ``mean((y - targets)**2)``."""
+
+    mean_square = "mean_square"
+    mse = "mse"
+
+
+class Unconnected(Enum):
+    """tape.gradient's unconnected_gradients: None (TensorFlow's default) or zeros."""
+
+    none = "none"
+    zero = "zero"
+
+
+#: The routine registry, filled by :func:`routine` as each schema below is defined: routine name ->
+#: its schema, and -> the cases a case-driven routine knows (its module implements exactly these).
+#: The routine itself is ``run`` in ``runner/routines/<name>.py``, imported when a job needs it.
+SCENARIO_SCHEMAS: dict[str, type[Scenario]] = {}
+
+
+CASES: dict[str, tuple[str, ...]] = {}
+
+
+RETIRED: dict[str, dict[str, str]] = {}  # routine -> case -> the scenario that replaces it
+
+
+MAX_ORDER = 8
+
+
+_Schema = TypeVar("_Schema", bound=type)
+
+
+def routine(cases: tuple[str, ...] = (),
+            retired: dict[str, str] | None = None) -> Callable[[_Schema], _Schema]:
+    """Register a scenario schema, under the name its ``routine`` field defaults to, with its cases.
+
+    The one place a routine is declared: its name (the field), its schema (the class,
+    which also checks itself), its cases, and by that name its module and ``run``.
+    ``retired`` maps a case the routine no longer runs to the scenario that runs it now.
+    """
+    def decorate(schema: _Schema) -> _Schema:
+        name = schema.__dataclass_fields__["routine"].default
+        SCENARIO_SCHEMAS[name] = schema
+        if cases:
+            CASES[name] = cases
+        if retired:
+            RETIRED[name] = retired
+        return schema
+    return decorate
+
+
+@dataclass
+class Scenario:
+    name: str = MISSING
+    routine: str = MISSING
+    description: str = ""
+
+    def check(self) -> None:
+        """What Hydra's typing cannot check: names, expressions, shapes, ranges. One line per problem."""
+
+
+@routine()
+@dataclass
+class LinearScenario(Scenario):
+    """y = xW + b with seeded data, and the loss's gradients for W and b."""
+
+    routine: str = "linear"
+    batch: int = 4
+    in_features: int = 3
+    out_features: int = 2
+    loss: Loss = Loss.mean_square
+
+    def check(self) -> None:
+        for key in ("batch", "in_features", "out_features"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(self, key)}")
+
+
+@routine()
+@dataclass
+class HigherOrderScenario(Scenario):
+    """Nested tapes: the first ``order`` derivatives of a function of one input."""
+
+    routine: str = "higher_order"
+    function: str = MISSING
+    inputs: dict[str, Any] = field(default_factory=dict)  # exactly one: name -> InputSpec
+    order: int = 4
+
+    def check(self) -> None:
+        check_inputs(self)
+        if len(self.inputs) != 1:
+            raise ConfigError("scenario.inputs: higher_order differentiates a function of one input")
+        if not 1 <= self.order <= MAX_ORDER:
+            raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {self.order}")
+        parse_checked(self.function, self.inputs, "scenario.function")
+
+
+@routine(cases=("stop_recording", "reset"), retired={"stop_gradient": "guide/stop_gradient"})
+@dataclass
+class StopGradientScenario(Scenario):
+    """z = function(x) + hidden(x, y), with and without hiding the second part from the tape."""
+
+    routine: str = "stop_gradient"
+    function: str = "x*x"
+    hidden: str = "y*y"
+    x: float = 2.0
+    y: float = 3.0
+    case: str = "all"  # all | stop_recording | reset
+
+    def check(self) -> None:
+        parse_checked(self.function, ["x"], "scenario.function")
+        parse_checked(self.hidden, ["x", "y"], "scenario.hidden")
+
+
+@routine(cases=("log1pexp", "clip_by_norm"))
+@dataclass
+class CustomGradientScenario(Scenario):
+    """tf.custom_gradient: a stable log(1 + e^x), and the guide's clip_gradients on v*v."""
+
+    routine: str = "custom_gradient"
+    points: list[float] = field(default_factory=lambda: [-100.0, -10.0, 0.0, 10.0, 100.0])
+    v: float = 2.0
+    clip_norm: float = 0.5
+    case: str = "all"  # all | log1pexp | clip_by_norm
+
+    def check(self) -> None:
+        if (not self.points or not all(finite(p) for p in self.points) or not finite(self.v)
+                or self.clip_norm <= 0):
+            raise ConfigError("scenario.points and scenario.v must be finite numbers and scenario.clip_norm "
+                              "positive")
+
+
+@routine(cases=("variable_replaced", "numpy_detour", "integer_dtype", "stateful_op", "branch_not_taken",
+                "sqrt_at_zero", "norm_at_zero", "where_nan", "where_nan_fixed", "no_gradient"))
+@dataclass
+class PitfallsScenario(Scenario):
+    """The catalogue of why a gradient comes back None or NaN, or raises, one case or all."""
+
+    routine: str = "pitfalls"
+    case: str = "all"
+
+
+@routine(cases=("python_for", "while_loop"), retired={"python_if": "guide/control_flow"})
+@dataclass
+class ControlFlowScenario(Scenario):
+    """Python if/for and tf.while_loop inside the tape: the gradient follows the branch taken."""
+
+    routine: str = "control_flow"
+    x: float = 3.0
+    steps: int = 3
+    case: str = "all"  # all | python_for | while_loop
+
+    def check(self) -> None:
+        if not 0 <= self.steps <= 1000:
+            raise ConfigError(f"scenario.steps must be between 0 and 1000, got {self.steps}")
+
+
+@routine()
+@dataclass
+class ProgramScenario(Scenario):
+    """A tensor program: named inputs of any shape, named steps in order on one tape, chosen gradients."""
+
+    routine: str = "program"
+    function: str | None = None  # the short form: a program whose one target is this expression
+    target: str | None = None  # the function's target name: "y", or "f" when an input is called y
+    closed_form: dict[str, str] = field(default_factory=dict)  # input -> the function's derivative, by hand
+    closed_form_for: str | None = None  # the function closed_form differentiates; null: scenario.function
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> ProgramInput
+    targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
+    gradients: dict[str, list[str]] = field(default_factory=dict)  # target -> sources; empty: last target
+    persistent: bool = False
+    watch_accessed_variables: bool = True
+    unconnected_gradients: Unconnected = Unconnected.none
+    output_gradients: dict[str, Any] = field(default_factory=dict)  # target -> number or nested list
+    # What the tape is asked for each entry of gradients (runner/scenarios/derivative_specs.py):
+    # gradient | jacobian | batch_jacobian | hessian | jvp;
+    # jacobian's path: true (pfor) | false (tf.while_loop) | both.
+    derivative: str = "gradient"
+    experimental_use_pfor: Any = True
+    tangents: dict[str, Any] = field(default_factory=dict)  # jvp: source -> number or nested list
+    newton_step: bool = False  # hessian: one step -solve(H + damping I, g) per source
+    damping: float = 1e-6
+
+    def target_name(self) -> str:
+        """The short form's one target: ``target``, else "y" ("f" when an input is called y)."""
+        if self.target is not None:
+            return self.target
+        return "f" if "y" in self.inputs else "y"
+
+    def closed_form_applies(self) -> bool:
+        """Whether the closed forms are checked: the function is still the one they were written for."""
+        written_for = self.closed_form_for
+        return self.function is not None and (written_for is None or (
+            expr.parse(written_for, self.inputs) == expr.parse(self.function, self.inputs)))
+
+    def plan(self) -> dict[str, list[str]]:
+        """Target -> sources, in the order the tape is asked; by default the last target over every input."""
+        return dict(self.gradients) or {list(self.targets)[-1]: list(self.inputs)}
+
+    def check(self) -> None:
+        check_program(self)
+
+
+@dataclass
+class DtypeTolerances:
+    analytic: Tolerance = field(default_factory=Tolerance)
+    finite_differences: Tolerance = field(default_factory=Tolerance)
+    delta: float = MISSING  # the finite-difference step
+    # programs: the gradient against central differences computed in float64 (each element, or projections)
+    float64_differences: Tolerance = field(default_factory=lambda: Tolerance(rtol=1e-3, atol=1e-5))
+    # each step's value against the float64 forward pass (NumPy): the run's own rounding of a value
+    forward: Tolerance = field(default_factory=lambda: Tolerance(rtol=1e-4, atol=1e-5))
+
+
+@dataclass
+class ChecksConfig:
+    analytic: bool = True
+    finite_differences: bool = True
+    float64_reference: list[str] = field(default_factory=list)  # dtypes also run in float64, to compare
+    fd_max_elements: int = MISSING  # above this many input elements, sample that many for differences
+    symbolic_max_elements: int = 64  # programs: SymPy's oracle up to this many input elements in all
+    projections: int = 1  # programs: random (u, v) pairs checked above fd_max_elements; a jvp's
+    #                        dot-product test: this many seeded cotangents v at every size
+    tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
+
+
+@dataclass
+class Limits:
+    """Bounds a shared or generated config cannot exceed (conf/config.yaml sets them)."""
+
+    memory_mb: int = MISSING  # refuse a job whose tensors and Jacobians would need more
+    time_s: float = MISSING  # stop a job that runs longer; 0 for no limit
+
+
+@dataclass
+class RunConfig:
+    scenario: Any = MISSING
+    seed: int = 0
+    dtype: str = "float32"
+    compile: str = "eager"
+    timing_repeats: int = 1  # compiled steps run this many more times; tape_repeat is their median
+    plots: bool = True
+    report: bool = True
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    limits: Limits = field(default_factory=Limits)
+    objective: str | None = None  # a gradient label or max_check_error: the number a sweeper optimises
+
+    def tolerances(self) -> DtypeTolerances:
+        return self.checks.tolerances[self.dtype]
+
+
+def path_safe(name: Any) -> str:
+    """``${path_safe:${scenario.name}}`` in the run directory: a name can never climb out of outputs/."""
+    text = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)).lstrip(".")
+    return text[:64] or "scenario"
+
+
+def register_configs() -> None:
+    """Put the schemas where the YAML defaults lists find them, and the resolver the paths use."""
+    if not OmegaConf.has_resolver("path_safe"):
+        OmegaConf.register_new_resolver("path_safe", path_safe)
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    for routine, schema in SCENARIO_SCHEMAS.items():
+        cs.store(group="schema/scenario", name=routine, node=schema)
