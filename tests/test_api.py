@@ -15,7 +15,8 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 import runner.routines
-from runner import ConfigError, JobError, api, run, sweep
+from runner import ConfigError, JobError, run, sweep
+from runner.api import composing
 from tests.test_cli import BAD_INPUTS
 
 #: Fields of results.json that describe the machine or the moment, not the computation.
@@ -141,7 +142,7 @@ def test_a_routine_that_raises_is_a_job_error_with_the_logged_line(
 
 
 def test_warm_runs_compose_each_choice_of_configs_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    composer = api._composer(())
+    composer = composing.composer(())
     composed: list[list[str]] = []
     real = composer.loader.load_sweep_config
     monkeypatch.setattr(composer.loader, "load_sweep_config",
@@ -160,8 +161,8 @@ def test_a_job_config_is_the_one_hydra_composes(
     compose_config: Callable[..., Any], overrides: list[str]
 ) -> None:
     hydras = compose_config(*overrides)
-    full = api._composer(()).job(list(overrides))  # sweeps and runs that write files
-    quick, task_overrides = api._composer(()).task(tuple(overrides))  # runs in memory
+    full = composing.composer(()).job(list(overrides))  # sweeps and runs that write files
+    quick, task_overrides = composing.composer(()).task(tuple(overrides))  # runs in memory
     assert list(task_overrides) == list(full.hydra.overrides.task) == overrides
     with open_dict(full):
         del full["hydra"]

@@ -1,5 +1,5 @@
-"""The comparisons every oracle's verdict goes through (runner/oracles/checks.py), against numbers
-written by hand.
+"""The comparisons every oracle's verdict goes through (runner/oracles/: checks, differences, projections;
+and the routines' own-dtype differences, runner/routines/tf_differences.py), against numbers written by hand.
 
 Fast and without TensorFlow's autodiff: these are the tests ``make mutation`` runs against mutants of
 the module, so each asserts a verdict, a number or a place that a small change to the code would move.
@@ -14,10 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runner.oracles import checks
-from runner.oracles.checks import compare, compare_blockwise, compare_differences, projection_check
+from runner.oracles import checks, differences, projections
+from runner.oracles.checks import compare, compare_blockwise
+from runner.oracles.differences import compare_differences
+from runner.oracles.projections import projection_check
 from runner.oracles.tolerance import Tolerance
 from runner.result import Check
+from runner.routines import tf_differences
 
 TOL = Tolerance(rtol=1e-3, atol=1e-6)
 
@@ -107,25 +110,25 @@ def test_compare_blockwise_finds_a_wrong_row_in_any_block() -> None:
 def test_float64_differences_of_a_weighted_sum() -> None:
     point = np.array([[0.3, -1.2], [0.7, 2.0]])
     weight = np.array([[1.0, 2.0], [-1.0, 0.5]])
-    got = checks.float64_differences(np.sin, point, weight, 1e-6)
+    got = differences.float64_differences(np.sin, point, weight, 1e-6)
     np.testing.assert_allclose(got, weight * np.cos(point), rtol=1e-9)
 
 
 def test_one_sided_differences_tell_a_kink_from_a_smooth_point() -> None:
     point = np.array([0.0, 1.0])
-    left, right = checks.one_sided_differences(np.abs, point, 1.0, 1e-6, [0, 1])
+    left, right = differences.one_sided_differences(np.abs, point, 1.0, 1e-6, [0, 1])
     np.testing.assert_allclose(left, [-1.0, 1.0], atol=1e-8)
     np.testing.assert_allclose(right, [1.0, 1.0], atol=1e-8)
 
 
 def _relu_sides(point: np.ndarray) -> Any:
-    return lambda elements: checks.one_sided_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6,
+    return lambda elements: differences.one_sided_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6,
                                                          elements)
 
 
 def test_at_a_kink_a_subgradient_between_the_sides_passes() -> None:
     point = np.array([0.0, 2.0])  # relu: a kink at 0, slope 1 at 2
-    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
+    central = differences.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
     assert central[0] == pytest.approx(0.5)  # the mean of the sides, which no convention gives
     check = compare_differences("g", np.array([0.0, 1.0]), central, TOL, _relu_sides(point))
     assert check.passed and not check.vacuous
@@ -136,7 +139,7 @@ def test_at_a_kink_a_subgradient_between_the_sides_passes() -> None:
 
 def test_at_a_kink_a_value_outside_the_sides_fails_and_a_smooth_error_still_fails() -> None:
     point = np.array([0.0, 2.0])
-    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
+    central = differences.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
     outside = compare_differences("g", np.array([1.2, 1.0]), central, TOL, _relu_sides(point))
     assert not outside.passed and outside.max_abs_err == pytest.approx(0.2, abs=1e-6)
     smooth = compare_differences("g", np.array([0.0, 1.01]), central, TOL, _relu_sides(point))
@@ -180,10 +183,10 @@ def test_projections_see_sign_flips_permutations_and_small_elements(seed: int) -
 
 def test_directions_weigh_each_element_by_the_gradients_size() -> None:
     size = np.array([1.0, 1e-2, 1e-6, 0.0])
-    u = checks.directions(np.random.default_rng(0), (4,), size)
+    u = projections.directions(np.random.default_rng(0), (4,), size)
     plain = np.random.default_rng(0).uniform(-1.0, 1.0, 4)
     np.testing.assert_allclose(u, plain * np.array([1.0, 100.0, 1000.0, 1000.0]))  # floored at 1e-3 of 1
-    np.testing.assert_array_equal(checks.directions(np.random.default_rng(0), (4,)), plain)
+    np.testing.assert_array_equal(projections.directions(np.random.default_rng(0), (4,)), plain)
 
 
 # ------------------------------------------------------------------ the rest
@@ -210,15 +213,15 @@ def test_unbroadcast_sums_down_to_a_broadcast_inputs_shape() -> None:
 
 
 def test_dot_and_fits() -> None:
-    assert checks.dot([[1.0, 2.0]], [[3.0, 4.0]]) == 11.0
+    assert projections.dot([[1.0, 2.0]], [[3.0, 4.0]]) == 11.0
     assert checks.fits((3, 1), (2, 3, 4)) and not checks.fits((2, 4), (2, 3, 4)) and checks.fits((), (5,))
 
 
 def test_nudged_gives_each_elements_derivative_in_two_evaluations() -> None:
     point = np.array([0.1, 0.5, 2.0])
-    change = checks.nudged(lambda p, k: np.sin(p) * k, 1e-6)
+    change = differences.nudged(lambda p, k: np.sin(p) * k, 1e-6)
     np.testing.assert_allclose(change(point, np.ones(3), np.array(2.0)), 2 * np.cos(point), rtol=1e-8)
-    assert math.isclose(float(checks.projections(1).split()[0]), 1.0)
+    assert math.isclose(float(projections.projections(1).split()[0]), 1.0)
 
 
 # ------------------------------------------------------------------ whole verdicts, field by field
@@ -309,22 +312,22 @@ def test_whole_verdicts_of_a_projection() -> None:
 
 
 def test_projections_are_named_by_their_count() -> None:
-    assert checks.projections(1) == "1 random projection v.(J u)"
-    assert checks.projections(4) == "4 random projections v.(J u)"
-    assert checks.projections(2, "<v, J u>") == "2 random projections <v, J u>"
+    assert projections.projections(1) == "1 random projection v.(J u)"
+    assert projections.projections(4) == "4 random projections v.(J u)"
+    assert projections.projections(2, "<v, J u>") == "2 random projections <v, J u>"
 
 
 def test_directions_without_a_gradient_to_weigh_by() -> None:
     plain = np.random.default_rng(3).uniform(-1.0, 1.0, (2, 2))
-    zero = checks.directions(np.random.default_rng(3), (2, 2), np.zeros((2, 2)))
+    zero = projections.directions(np.random.default_rng(3), (2, 2), np.zeros((2, 2)))
     np.testing.assert_array_equal(zero, plain)  # all zero: nothing to weigh by, the plain direction
-    nan = checks.directions(np.random.default_rng(3), (2, 2), np.array([[np.nan, 1.0], [1.0, 1.0]]))
+    nan = projections.directions(np.random.default_rng(3), (2, 2), np.array([[np.nan, 1.0], [1.0, 1.0]]))
     assert np.isfinite(nan).all()
 
 
 def test_compare_differences_names_every_kink() -> None:
     point = np.array([0.0, 1.0, 0.0])
-    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
+    central = differences.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
     check = compare_differences("g", np.array([0.25, 1.0, 1.0]), central, TOL, _relu_sides(point))
     assert check == Check("g", True, check.max_abs_err, 1e-6 + 1e-3 * 0.25, check.detail)
     assert check.max_abs_err is not None and check.max_abs_err < 1e-8  # rounding: the differences' own
@@ -339,7 +342,7 @@ def test_compare_differences_names_every_kink() -> None:
 
 def test_one_sided_differences_are_second_order() -> None:
     # exp: the second-order one-sided differences are within h**2 of e^x; first-order ones are within h
-    left, right = checks.one_sided_differences(np.exp, np.array([0.0, 0.5]), 2.0, 1e-3, [1])
+    left, right = differences.one_sided_differences(np.exp, np.array([0.0, 0.5]), 2.0, 1e-3, [1])
     assert right[0] == pytest.approx(2 * np.exp(0.5), rel=1e-6)
     assert left[0] == pytest.approx(2 * np.exp(0.5), rel=1e-6)
 
@@ -408,8 +411,8 @@ def test_fits_unbroadcast_and_dot_by_hand() -> None:
     np.testing.assert_array_equal(checks.unbroadcast(values, (1, 3)), [[3.0, 5.0, 7.0]])
     np.testing.assert_array_equal(checks.unbroadcast(values, (2, 1)), [[3.0], [12.0]])
     np.testing.assert_array_equal(checks.unbroadcast(values, (2, 3)), values)
-    assert checks.dot(np.array([1, 2], dtype=np.int8), np.array([3, 4])) == 11.0  # widened: no int overflow
-    assert checks.dot(np.full(3, 100, dtype=np.int8), np.full(3, 100, dtype=np.int8)) == 30000.0
+    assert projections.dot(np.array([1, 2], dtype=np.int8), np.array([3, 4])) == 11.0  # widened
+    assert projections.dot(np.full(3, 100, dtype=np.int8), np.full(3, 100, dtype=np.int8)) == 30000.0
 
 
 # ------------------------------------------------------------------ TensorFlow's forward ops, differenced
@@ -419,23 +422,23 @@ def test_difference_check_every_element_and_a_sample() -> None:
     from runner.tfenv import tf
 
     x = np.linspace(-1, 1, 6)
-    check = checks.difference_check("g", np.cos(x), tf.sin, x, TOL, 1e-6, 8, 0)
+    check = tf_differences.difference_check("g", np.cos(x), tf.sin, x, TOL, 1e-6, 8, 0)
     assert check.name == "g vs float64 central differences (every element)" and check.passed
-    assert not checks.difference_check("g", 1.01 * np.cos(x), tf.sin, x, TOL, 1e-6, 8, 0).passed
+    assert not tf_differences.difference_check("g", 1.01 * np.cos(x), tf.sin, x, TOL, 1e-6, 8, 0).passed
     big = np.linspace(-1, 1, 40)
-    sampled = checks.difference_check("g", np.cos(big), tf.sin, big, TOL, 1e-6, 8, 0)
+    sampled = tf_differences.difference_check("g", np.cos(big), tf.sin, big, TOL, 1e-6, 8, 0)
     assert sampled.name == "g vs float64 central differences (8 of 40 elements)" and sampled.passed
     wrong = np.cos(big)
     wrong[::2] *= -1  # half the elements: a sample of 8 holds some of them
-    assert not checks.difference_check("g", wrong, tf.sin, big, TOL, 1e-6, 8, 0).passed
+    assert not tf_differences.difference_check("g", wrong, tf.sin, big, TOL, 1e-6, 8, 0).passed
 
 
 def test_sampled_differences_are_seeded_sorted_and_right() -> None:
     from runner.tfenv import tf
 
     x = np.linspace(-1, 1, 50)
-    picks, values = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 5, 7)
-    again, _ = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 5, 7)
+    picks, values = tf_differences.sampled_differences(tf.sin, tf.constant(x), 1e-6, 5, 7)
+    again, _ = tf_differences.sampled_differences(tf.sin, tf.constant(x), 1e-6, 5, 7)
     np.testing.assert_array_equal(picks, again)
     assert len(set(picks.tolist())) == 5 and list(picks) == sorted(picks)
     np.testing.assert_allclose(values, np.cos(x[picks]), rtol=1e-8)
@@ -445,7 +448,7 @@ def test_finite_differences_of_each_argument() -> None:
     from runner.tfenv import tf
 
     a, b = tf.constant([0.5, 1.0], tf.float64), tf.constant([[2.0], [3.0]], tf.float64)
-    da, db = checks.finite_differences(lambda u, v: u * v, [a, b], 1e-6)  # d sum(u v) (broadcast (2, 2))
+    da, db = tf_differences.finite_differences(lambda u, v: u * v, [a, b], 1e-6)  # d sum(u v), broadcast
     np.testing.assert_allclose(da, [5.0, 5.0], rtol=1e-8)
     np.testing.assert_allclose(db, [[1.5], [1.5]], rtol=1e-8)
 
@@ -493,9 +496,9 @@ def test_blocks_keep_a_broadcast_row_whole_and_sum_into_a_kept_axis() -> None:
 
 
 def test_differences_at_integer_points_are_taken_in_floats() -> None:
-    grad = checks.float64_differences(lambda p: p**2, np.array([1, 2]), 1.0, 1e-6)
+    grad = differences.float64_differences(lambda p: p**2, np.array([1, 2]), 1.0, 1e-6)
     np.testing.assert_allclose(grad, [2.0, 4.0], rtol=1e-8)
-    left, right = checks.one_sided_differences(lambda p: p**2, np.array([1, 2]), 1.0, 1e-6, [0, 1])
+    left, right = differences.one_sided_differences(lambda p: p**2, np.array([1, 2]), 1.0, 1e-6, [0, 1])
     np.testing.assert_allclose(left, [2.0, 4.0], rtol=1e-6)
     np.testing.assert_allclose(right, [2.0, 4.0], rtol=1e-6)
     point = np.array([3, -1])
@@ -518,51 +521,51 @@ def test_sampling_counts_and_seeds() -> None:
     from runner.tfenv import tf
 
     x = np.linspace(-1, 1, 40)
-    every = checks.difference_check("g", np.cos(x), tf.sin, x, TOL, 1e-6, 40, 0)
+    every = tf_differences.difference_check("g", np.cos(x), tf.sin, x, TOL, 1e-6, 40, 0)
     assert every.name == "g vs float64 central differences (every element)"  # 40 of 40: each alone
-    budget = checks.SAMPLED_ELEMENT_BUDGET
+    budget = tf_differences.SAMPLED_ELEMENT_BUDGET
     try:
         y = np.linspace(-1, 1, 41)
-        checks.SAMPLED_ELEMENT_BUDGET = 1000  # 1000 // 41 = 24 samples, within 16 and max_elements
-        name = checks.difference_check("g", np.cos(y), tf.sin, y, TOL, 1e-6, 30, 0).name
+        tf_differences.SAMPLED_ELEMENT_BUDGET = 1000  # 1000 // 41 = 24 samples, within 16 and max_elements
+        name = tf_differences.difference_check("g", np.cos(y), tf.sin, y, TOL, 1e-6, 30, 0).name
         assert name == "g vs float64 central differences (24 of 41 elements)"
-        checks.SAMPLED_ELEMENT_BUDGET = 100  # 100 // 41 = 2: never under 16
-        floor = checks.difference_check("g", np.cos(y), tf.sin, y, TOL, 1e-6, 30, 0).name
+        tf_differences.SAMPLED_ELEMENT_BUDGET = 100  # 100 // 41 = 2: never under 16
+        floor = tf_differences.difference_check("g", np.cos(y), tf.sin, y, TOL, 1e-6, 30, 0).name
         assert floor == "g vs float64 central differences (16 of 41 elements)"
     finally:
-        checks.SAMPLED_ELEMENT_BUDGET = budget
-    picks, _ = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 36, 3)  # 36 of 40: never twice
+        tf_differences.SAMPLED_ELEMENT_BUDGET = budget
+    picks, _ = tf_differences.sampled_differences(tf.sin, tf.constant(x), 1e-6, 36, 3)  # never twice
     assert len(set(picks.tolist())) == 36
     wrong = np.cos(x)
-    picked = checks.sampled_differences(tf.sin, tf.constant(x), 1e-6, 16, 0)[0]
+    picked = tf_differences.sampled_differences(tf.sin, tf.constant(x), 1e-6, 16, 0)[0]
     unpicked = sorted(set(range(40)) - set(picked.tolist()))
     wrong[unpicked] *= -1  # wrong only where seed 0 does not look: the sample passes, as sampling must
-    assert checks.difference_check("g", wrong, tf.sin, x, TOL, 1e-6, 16, 0).passed  # its 16 of 40
+    assert tf_differences.difference_check("g", wrong, tf.sin, x, TOL, 1e-6, 16, 0).passed  # its 16 of 40
 
 
 def test_finite_differences_take_the_step_given() -> None:
     from runner.tfenv import tf
 
     x = tf.constant([0.1, 0.3], tf.float64)
-    (grad,) = checks.finite_differences(lambda t: tf.exp(10 * t), [x], 1e-6)  # h**2 f''' / 6 ~ 2e-11
+    (grad,) = tf_differences.finite_differences(lambda t: tf.exp(10 * t), [x], 1e-6)  # h**2 f''' / 6 ~ 2e-11
     np.testing.assert_allclose(grad, 10 * np.exp(10 * x.numpy()), rtol=1e-8)  # TensorFlow's 1/1024: 2e-5
 
 
 def test_the_weight_multiplies_a_nudged_difference() -> None:
-    change = checks.nudged(lambda p: np.sin(p), 1e-6)
+    change = differences.nudged(lambda p: np.sin(p), 1e-6)
     np.testing.assert_allclose(change(np.array([0.5]), np.array([3.0])), [3 * np.cos(0.5)], rtol=1e-8)
 
 
 def test_directions_read_a_nan_as_nothing_and_floor_relative_to_the_largest() -> None:
     size = np.array([4.0, np.nan, 1e-6, -2.0])
-    u = checks.directions(np.random.default_rng(0), (4,), size)
+    u = projections.directions(np.random.default_rng(0), (4,), size)
     plain = np.random.default_rng(0).uniform(-1.0, 1.0, 4)
     np.testing.assert_allclose(u, plain * np.array([1.0, 1000.0, 1000.0, 2.0]))  # NaN: 0; floor 4e-3
-    assert checks.directions(np.random.default_rng(0), (0,), np.zeros(0)).shape == (0,)
-    below_one = checks.directions(np.random.default_rng(0), (4,), np.array([0.5, np.inf, 1e-6, -0.25]))
+    assert projections.directions(np.random.default_rng(0), (0,), np.zeros(0)).shape == (0,)
+    below_one = projections.directions(np.random.default_rng(0), (4,), np.array([0.5, np.inf, 1e-6, -0.25]))
     np.testing.assert_allclose(below_one, plain * np.array([1.0, 1000.0, 1000.0, 2.0]))  # Inf: 0; floor 5e-4
     scale = np.array([3.0, 1.0])
-    checks.directions(np.random.default_rng(0), (2,), scale)
+    projections.directions(np.random.default_rng(0), (2,), scale)
     np.testing.assert_array_equal(scale, [3.0, 1.0])  # the gradient itself untouched
 
 
@@ -573,28 +576,28 @@ def test_unbroadcast_to_all_ones() -> None:
 
 
 def _sides_of(fn: Any, point: np.ndarray) -> Any:
-    return lambda elements: checks.one_sided_differences(fn, point, 1.0, 1e-6, elements)
+    return lambda elements: differences.one_sided_differences(fn, point, 1.0, 1e-6, elements)
 
 
 def test_a_kinks_interval_holds_values_of_either_sign_and_bounds_both_ends() -> None:
     point = np.array([0.0])
     v_shape = lambda p: np.maximum(2 * p, -p)  # noqa: E731  sides -1 and 2 at 0; central 0.5
-    central = checks.float64_differences(v_shape, point, 1.0, 1e-6)
+    central = differences.float64_differences(v_shape, point, 1.0, 1e-6)
     assert central[0] == pytest.approx(0.5)
     assert compare_differences("g", [-0.5], central, TOL, _sides_of(v_shape, point)).passed  # inside [-1, 2]
     relu = np.array([0.0])
-    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), relu, 1.0, 1e-6)
+    central = differences.float64_differences(lambda p: np.maximum(p, 0.0), relu, 1.0, 1e-6)
     below = compare_differences("g", [-0.2], central, TOL, _relu_sides(relu))
     assert not below.passed and below.max_abs_err == pytest.approx(0.2, abs=1e-6)  # below the low end
     shallow = np.array([0.0])
     slight = lambda p: 0.02 * np.maximum(p, 0.0)  # noqa: E731  sides 0 and 0.02: a kink of small slopes
-    central = checks.float64_differences(slight, shallow, 1.0, 1e-6)
+    central = differences.float64_differences(slight, shallow, 1.0, 1e-6)
     assert compare_differences("g", [0.0], central, TOL, _sides_of(slight, shallow)).passed
 
 
 def test_a_scalar_kinks_detail_and_an_all_zero_kink() -> None:
     point = np.array(0.0)
-    central = checks.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
+    central = differences.float64_differences(lambda p: np.maximum(p, 0.0), point, 1.0, 1e-6)
     check = compare_differences("g", np.array(0.0), central, TOL, _relu_sides(point))
     assert check == Check("g", True, 0.0, 1e-6, "a kink: the one-sided derivatives differ (0 and 1); "
                           "TensorFlow's subgradient 0 is checked to lie between them", vacuous=False)
@@ -618,7 +621,7 @@ def test_the_difference_step_is_the_one_given() -> None:
     x = np.array([0.1, 0.3])
     exact = 10 * np.exp(10 * x)
     tight = Tolerance(rtol=1e-8, atol=0.0)  # the default step (1/1024) would be 2e-5 off
-    assert checks.difference_check("g", exact, lambda t: tf.exp(10 * t), x, tight, 1e-6, 8, 0).passed
+    assert tf_differences.difference_check("g", exact, lambda t: tf.exp(10 * t), x, tight, 1e-6, 8, 0).passed
 
 
 def test_compare_blockwise_honours_split_false() -> None:

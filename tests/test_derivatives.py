@@ -12,6 +12,15 @@ import numpy as np
 import pytest
 
 from runner.errors import ConfigError
+from runner.oracles.derivative_checks import (
+    batch_jacobian_check,
+    dot_product_check,
+    hessian_check,
+    jacobian_check,
+    jvp_check,
+    second_differences,
+    weighted,
+)
 from runner.oracles.tolerance import Tolerance
 from runner.routines import derivative_kinds as kinds
 from runner.scenarios.loading import memory_estimate
@@ -157,7 +166,7 @@ def _forward(p: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(("scale", "passes"), [(1.0, True), (1.01, False)])
 def test_jacobian_check_catches_one_percent(scale: float, passes: bool, size: int) -> None:
     point = np.linspace(-1.0, 1.5, size)
-    check = kinds.jacobian_check("dy/dx", _jacobian(scale, point), _forward, point, TOL, 1e-6, 256, 4, 0)
+    check = jacobian_check("dy/dx", _jacobian(scale, point), _forward, point, TOL, 1e-6, 256, 4, 0)
     assert check.passed is passes
     assert ("every element" if size == 6 else "4 random projections v.(J u)") in check.name
 
@@ -173,7 +182,7 @@ def test_batch_jacobian_check_catches_one_percent(scale: float, passes: bool) ->
         y = _cube(scale)(x)
     got = tape.batch_jacobian(y, x).numpy()
     for limit in (256, 4):  # every element, then projections
-        check = kinds.batch_jacobian_check("dy/dx", got, lambda p: p**3, point, TOL, 1e-6, limit, 4, 0)
+        check = batch_jacobian_check("dy/dx", got, lambda p: p**3, point, TOL, 1e-6, limit, 4, 0)
         assert check.passed is passes, check
 
 
@@ -191,9 +200,9 @@ def test_hessian_check_catches_one_percent(scale: float, passes: bool) -> None:
             y = tf.reduce_sum(_cube(scale)(x) * tf.sin(x))
         g = inner.gradient(y, x)
     got = outer.jacobian(g, x).numpy()
-    f = kinds.weighted(lambda p: p**3 * np.sin(p), 1.0)
-    full = kinds.hessian_check("d2y/dx2", got, f, point, TOL, kinds.second_differences(f, point), 4, 0)
-    projected = kinds.hessian_check("d2y/dx2", got, f, point, TOL, None, 4, 0)
+    f = weighted(lambda p: p**3 * np.sin(p), 1.0)
+    full = hessian_check("d2y/dx2", got, f, point, TOL, second_differences(f, point), 4, 0)
+    projected = hessian_check("d2y/dx2", got, f, point, TOL, None, 4, 0)
     assert full.passed is passes and projected.passed is passes
     assert "4 random projections v.(H u)" in projected.name
 
@@ -208,16 +217,16 @@ def test_jvp_checks_catch_one_percent(scale: float, passes: bool) -> None:
     with tf.autodiff.ForwardAccumulator(x, tf.constant(u)) as acc:
         y = x**3
     got = acc.jvp(y).numpy() * scale
-    assert kinds.jvp_check("dy/dx", got, lambda p: p**3, point, u, TOL, 1e-6).passed is passes
-    assert kinds.dot_product_check("dy/dx", got, lambda v: v * 3 * point**2, u, 0, TOL).passed is passes
+    assert jvp_check("dy/dx", got, lambda p: p**3, point, u, TOL, 1e-6).passed is passes
+    assert dot_product_check("dy/dx", got, lambda v: v * 3 * point**2, u, 0, TOL).passed is passes
 
 
 def test_second_differences_are_exact_enough_for_float64() -> None:
     """A quartic's Hessian from second differences, within 1e-7 of the closed form."""
     point = np.array([0.5, -1.5, 2.0])
-    f = kinds.weighted(lambda p: np.append(p**4, p[0] * p[1] * p[2]), 1.0)
+    f = weighted(lambda p: np.append(p**4, p[0] * p[1] * p[2]), 1.0)
     want = np.diag(12 * point**2) + np.array([[0, 2.0, -1.5], [2.0, 0, 0.5], [-1.5, 0.5, 0]])
-    np.testing.assert_allclose(kinds.second_differences(f, point), want, atol=1e-7)
+    np.testing.assert_allclose(second_differences(f, point), want, atol=1e-7)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from runner.oracles.checks import projection_check
+from runner.oracles.projections import projection_check
 from runner.routines import program
 from runner.scenarios import layers
 from runner.scenarios.loading import load_run

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from runner.errors import ConfigError
-from runner.oracles.checks import float64_differences, projection_check
+from runner.oracles.differences import float64_differences
+from runner.oracles.projections import projection_check
 from runner.oracles.tolerance import Tolerance
 from runner.routines import run_routine
 from runner.scenarios.loading import memory_estimate

@@ -169,7 +169,8 @@ def test_unseen_functions_in_float64(
 
 def test_nudging_every_element_together_equals_nudging_each_alone() -> None:
     """What lets an elementwise check cover every element of a large input in two evaluations."""
-    from runner.oracles.checks import blockwise, float64_differences, nudged
+    from runner.oracles.checks import blockwise
+    from runner.oracles.differences import float64_differences, nudged
 
     y = np.array([[0.5, -1.0, 2.0, 3.0]])  # broadcast: each x[i] feeds a row of outputs
 
@@ -302,7 +303,8 @@ def test_analytic_checks_off_means_the_closed_form_too(load: Callable[..., Any])
 
 
 def test_one_wrong_element_among_a_million_fails_the_elementwise_check() -> None:
-    from runner.oracles.checks import THREADED_ELEMENTS, compare_blockwise, nudged
+    from runner.oracles.checks import THREADED_ELEMENTS, compare_blockwise
+    from runner.oracles.differences import nudged
     from runner.oracles.tolerance import Tolerance
 
     x = np.linspace(-3.0, 3.0, 1_100_000)  # past THREADED_ELEMENTS: blocks, in threads

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from runner.oracles.derivative_checks import dot_product_check
 from runner.oracles.tolerance import Tolerance
 from runner.routines import run_routine
-from runner.routines.derivative_kinds import dot_product_check
 from runner.scenarios.loading import load_run
 from tests.conftest import CliRun, assert_passed, assert_snippets_reproduce
 

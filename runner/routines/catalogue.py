@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from runner.language import backends, expr, syntax
-from runner.oracles.checks import compare, difference_check, finite
+from runner.oracles.checks import compare, finite
 from runner.oracles.symbolic import oracle
 from runner.result import Check, Outcome
 from runner.routines import snippets
 from runner.routines.support import float64_delta, timed_step
+from runner.routines.tf_differences import difference_check
 from runner.scenarios.schema import CASES, RunConfig
 from runner.tfenv import tf
 

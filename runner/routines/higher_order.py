@@ -178,7 +178,7 @@ def snippet(scenario: HigherOrderScenario, name: str, names: list[str], run: Run
                          backends.CodeBackend(run.dtype))
     return "\n".join([
         snippets.HEADER,
-        f"{name} = tf.constant({snippets._value(scenario.inputs[name])}, tf.{run.dtype})",
+        f"{name} = tf.constant({snippets.value_code(scenario.inputs[name])}, tf.{run.dtype})",
         "",
         "",
         f"def {nested}({name}, {order}):",

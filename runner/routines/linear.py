@@ -15,7 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from runner.oracles.checks import compare, finite, float64_differences, projection_check
+from runner.oracles.checks import compare, finite
+from runner.oracles.differences import float64_differences
+from runner.oracles.projections import projection_check
 from runner.result import Check, Outcome
 from runner.routines import snippets
 from runner.routines.support import float64_delta, tf_dtype, timed_step

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runner.language import backends, expr, syntax
-from runner.oracles.checks import compare_blockwise, fits, nudged
+from runner.oracles.checks import compare_blockwise, fits
+from runner.oracles.differences import nudged
 from runner.oracles.symbolic import lambdified
 from runner.oracles.tolerance import Tolerance
 from runner.result import Check, Outcome

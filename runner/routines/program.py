@@ -24,32 +24,30 @@ instead: :mod:`runner.routines.derivative_kinds` asks for them and checks them.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from runner.language import backends, expr, shape_rules, syntax
-from runner.language.arrays import NumPyBackend, SymPyArrays
-from runner.oracles.checks import (
+from runner.language import backends, expr, syntax
+from runner.language.arrays import NumPyBackend
+from runner.oracles.checks import compare, finite, recorded
+from runner.oracles.differences import (
     KINK_MARK,
-    compare,
     compare_differences,
-    finite,
     float64_differences,
     one_sided_differences,
-    projection_check,
-    recorded,
 )
+from runner.oracles.projections import projection_check
 from runner.result import Check, Curve, Outcome
 from runner.routines import derivative_kinds as kinds
-from runner.routines import pointwise, snippets
+from runner.routines import hessians, layer_steps, pointwise, program_snippet
+from runner.routines.program_steps import evaluate_steps
+from runner.routines.program_sympy import sympy_check
 from runner.routines.support import float64_delta, tf_dtype
-from runner.scenarios import gradient_steps, layers
+from runner.scenarios import gradient_steps
 from runner.scenarios.inputs import ProgramInput, ProgramKind
 from runner.scenarios.programs import program_shapes
 from runner.scenarios.schema import ProgramScenario, RunConfig, Unconnected
@@ -59,38 +57,10 @@ NON_PERSISTENT = (
     "a non-persistent tape frees its record after the first gradient() call, so TensorFlow raised "
     "RuntimeError here; set scenario.persistent=true to take several gradients"
 )
+
+
 #: How TensorFlow's RuntimeError for a second gradient() on a non-persistent tape begins.
 SECOND_CALL_REFUSED = "A non-persistent GradientTape can only be used to compute one set of gradients"
-
-
-@tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
-def evaluate_steps(
-    trees: Mapping[str, syntax.Expr | layers.Step | gradient_steps.GradientStep], env: Mapping[str, Any],
-    backend: Any, override: Mapping[str, Any] | None = None, upto: str | None = None,
-) -> dict[str, Any]:
-    """Each step in order over the inputs and the steps before it; ``override`` replaces a step's value
-    (to differentiate with respect to it), ``upto`` stops after that step."""
-    values = dict(env)
-    steps = {n: t for n, t in trees.items() if isinstance(t, gradient_steps.GradientStep)}
-    with contextlib.ExitStack() as stack:  # a gradient step's inner tape records from the start
-        tapes = (gradient_steps.inner_tapes(steps, values, stack)
-                 if steps and isinstance(backend, backends.TensorFlowBackend) else {})
-        for name, tree in trees.items():
-            given = override is not None and name in override
-            if given:
-                values[name] = override[name]
-            elif isinstance(tree, gradient_steps.GradientStep):  # on NumPy: nested float64 differences
-                values[name] = tapes[name].gradient(
-                    values[tree.target], values[tree.wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                ) if tapes else tree.numpy_value(trees, values, backend, evaluate_steps)
-            else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
-                values[name] = tree(values, backend) if isinstance(tree, layers.Step) else syntax.evaluate(
-                    tree, values, backend)
-            for g in (g for g, step in steps.items() if step.wrt == name and g in tapes):
-                tapes[g].watch(values[name])
-            if name == upto:
-                break
-    return {name: values[name] for name in trees if name in values}
 
 
 class Program:
@@ -100,10 +70,10 @@ class Program:
         self.scenario, self.run = scenario, run
         self.dtype = tf_dtype(run)
         self.shapes = program_shapes(scenario)
-        self.layers = layers.build(scenario.targets, self.shapes, run.seed, run.dtype,
+        self.layers = layer_steps.build(scenario.targets, self.shapes, run.seed, run.dtype,
                                    scenario.watch_accessed_variables)
         self.gradient_steps = gradient_steps.build(scenario.targets)
-        self.trees: dict[str, Any] = {}  # name -> parsed expression, a built layers.Step or a GradientStep
+        self.trees: dict[str, Any] = {}  # name -> parsed expression, a built layer Step or a GradientStep
         for name, text in scenario.targets.items():
             built = self.layers.get(name) or self.gradient_steps.get(name)
             self.trees[name] = built or expr.parse(text, [*scenario.inputs, *self.trees])
@@ -155,7 +125,8 @@ class Program:
         if key not in self._reaches:
             found: set[str] = set()
             tree = self.trees[name]
-            for used in (tree.gradient_names() if isinstance(tree, layers.Step | gradient_steps.GradientStep)
+            built = isinstance(tree, layer_steps.Step | gradient_steps.GradientStep)
+            for used in (tree.gradient_names() if built
                          else syntax.gradient_names(tree, self.taken, conditions=conditions)):
                 found |= {used} | (self.reaches(used, conditions=conditions) if used in self.trees else set())
             self._reaches[key] = found
@@ -209,7 +180,7 @@ class Program:
 
     def across(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray] | None:
         """For a layer's variable: a step s -> target(source + s) - target(source - s) in float64, the
-        layer nudging itself (:meth:`layers.Step.nudged`) and every step before it taken from the
+        layer nudging itself (:meth:`layer_steps.Step.nudged`) and every step before it taken from the
         forward pass, which a nudge of that variable cannot change. None for any other source."""
         if "." not in source:
             return None
@@ -258,8 +229,8 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     tensors = {n: _tensor(spec, program.values[n], n) for n, spec in scenario.inputs.items()}
     refused: dict[str, str] = {}  # target -> TensorFlow's message; Python state, set at trace time
     gradient = scenario.derivative == "gradient"
-    outcome = Outcome(snippet=_snippet(program) if gradient else kinds.snippet(
-        program, _snippet_inputs(program), _snippet_steps(program)))
+    outcome = Outcome(snippet=program_snippet.snippet(program) if gradient else kinds.snippet(
+        program, program_snippet.inputs(program), program_snippet.steps(program)))
     # The tape step, for every derivative kind (runner/routines/derivative_kinds.py), compiled and timed.
     results, found, outcome.timings, extra = kinds.run_tape(
         program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
@@ -274,7 +245,7 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     curve = _curve(program, outcome)
     if curve is not None:
         outcome.figures.append(curve)
-    outcome.figures += kinds.heatmaps(program, outcome, len(outcome.figures))  # small Hessians
+    outcome.figures += hessians.heatmaps(program, outcome, len(outcome.figures))  # small Hessians
     return outcome
 
 
@@ -294,7 +265,7 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
     for target in program.trees:
         outcome.checks.append(finite(f"{target} finite", outcome.values[target]))
         outcome.checks.append(_value_check(program, target, outcome.values[target]))
-    symbolic = _symbolic_oracle(program, outcome)
+    symbolic = sympy_check(program, outcome)
     for target, sources in program.plan.items():
         for source in sources:
             label = kinds.label(scenario.derivative, target, source)
@@ -357,102 +328,6 @@ def _difference_check(program: Program, label: str, target: str, source: str, go
                             run.checks.projections, run.seed, program.across(target, source))
 
 
-def _skipped(outcome: Outcome, reason: str) -> Callable[..., None]:
-    """In place of SymPy's check: say in each gradient's note (and so in the report) why it was skipped."""
-    def note(label: str, target: str, source: str, got: np.ndarray) -> None:
-        outcome.notes[label] = "; ".join(filter(None, [outcome.notes.get(label), reason]))
-    return note
-
-
-def _symbolic_oracle(program: Program, outcome: Outcome) -> Callable[..., None] | None:
-    """SymPy's check of one gradient; a note instead where the expressions would be too large; None if off."""
-    run = program.run
-    if not run.checks.analytic:
-        return None
-    if program.gradient_steps:
-        return _skipped(outcome, "SymPy check skipped: a gradient step's value comes from an inner tape; "
-                                 "nested float64 differences check it")
-    if program.layers:
-        return _skipped(outcome, "SymPy check skipped: the program has Keras layers, which have no symbolic "
-                                 "form here; float64 differences through their float64 twins check it")
-    # One symbol per input, whatever the sizes: for gradients (the other kinds take one per element).
-    if program.scenario.derivative == "gradient" and pointwise.elementwise(program.trees):
-        reason = pointwise.too_large(program)
-        return _skipped(outcome, reason) if reason else pointwise.symbolic_check(program, outcome)
-    count = sum(np.size(v) for v in program.held.values())
-    count += sum(int(np.prod(program.shapes[s])) for sources in program.plan.values() for s in sources
-                 if s in program.trees)
-    if count > run.checks.symbolic_max_elements:
-        limit = run.checks.symbolic_max_elements
-        return _skipped(outcome, f"SymPy check skipped: the inputs and intermediate sources hold {count} "
-                                 f"elements, above checks.symbolic_max_elements={limit}")
-    if reason := kinds.symbolic_skipped(program):
-        return _skipped(outcome, reason)
-    terms = max(_symbolic_terms(program, program.trees[t], {}) * math.prod(program.shapes[t])
-                for t in program.plan)
-    if terms > SYMBOLIC_MAX_TERMS:
-        return _skipped(outcome, f"SymPy check skipped: the targets would expand to about {terms:.2g} terms, "
-                                 f"above {SYMBOLIC_MAX_TERMS:,} (matmuls and reductions multiply them)")
-    import sympy as sp
-
-    sym = SymPyArrays(program.branches, program.frozen)
-    env = {n: sym.input_symbols(n, program.shapes[n]) for n in program.scenario.inputs}
-
-    def check(label: str, target: str, source: str, got: np.ndarray) -> None:
-        override = {} if source in env else {source: sym.input_symbols(source, program.shapes[source])}
-        out = evaluate_steps(program.trees, env, sym, override, target)[target]
-        wrt = list((override or env)[source].flat)
-        derivatives, shape = kinds.symbolic(program, sym.asarray(out), target, source, wrt)
-        symbols = [s for arrays in (env, override) for a in arrays.values() for s in a.flat]
-        fn = sp.lambdify(symbols, derivatives, "numpy", cse=True, dummify=True)
-        points = [*(program.held[n] for n in env), *(program.forward[n] for n in override)]
-        # One-element arrays, not scalars: NumPy's select (SymPy's Piecewise) wants array conditions.
-        args = [np.array([x]) for p in points for x in np.asarray(p, dtype=np.float64).flat]
-        with np.errstate(all="ignore"):
-            found = fn(*args)
-        want = np.array([np.asarray(d, dtype=np.float64).reshape(-1)[0] for d in found]).reshape(shape)
-        what = f"d/d{source} of sum({target})" if program.scenario.derivative == "gradient" else label
-        text = f"{what} = {derivatives[0] if len(derivatives) == 1 else derivatives}"
-        outcome.analytic[label] = text if len(text) <= 2000 else text[:1997] + "..."
-        outcome.checks.append(compare(f"{label} vs SymPy", got, want, run.tolerances().analytic))
-
-    return check
-
-
-#: Above this many terms in all, SymPy's expressions (and their derivatives) would take minutes.
-SYMBOLIC_MAX_TERMS = 200_000
-REDUCING = ("norm", "softmax")  # besides reduce_*: each element reads a whole axis
-
-
-def _symbolic_terms(program: Program, node: syntax.Expr, memo: dict[str, int]) -> int:
-    """Roughly how many terms one element of ``node`` has as a SymPy expression over the input symbols.
-
-    Each element of a matmul or a reduction sums (or, for max and min, compares) the
-    elements it reduces, so the count multiplies by their number; elementwise ops add.
-    """
-    kids = [_symbolic_terms(program, child, memo) for child in syntax.children(node)]
-    match node:
-        case syntax.Name(id=name) if name in program.trees:
-            if name not in memo:
-                memo[name] = _symbolic_terms(program, program.trees[name], memo)
-            return memo[name]
-        case syntax.BinOp(op="@") | syntax.Func(fn="matmul"):
-            inner = shape_rules.infer_shape(node.left if isinstance(node, syntax.BinOp) else node.args[0],
-                                     program.shapes)[-1]
-            return inner * sum(kids)
-        case syntax.Func(fn=fn, args=args, options=options) if fn.startswith("reduce_") or fn in REDUCING:
-            shape = shape_rules.infer_shape(args[0], program.shapes)
-            axis = dict(options).get("axis", -1 if fn == "softmax" else None)
-            axes = range(len(shape)) if axis is None else [axis] if isinstance(axis, int) else axis
-            count = math.prod(shape[a] for a in axes)
-            return (count * count if fn in ("reduce_max", "reduce_min") else count) * kids[0] + 1
-        case syntax.Func(fn="maximum" | "minimum" | "clip_by_value"):
-            return 2 * sum(kids)
-        case syntax.Func(fn="transpose" | "reshape" | "concat" | "stack") | syntax.Index() | syntax.IfExp():
-            return max(kids)
-    return sum(kids) + 1
-
-
 def _curve(program: Program, outcome: Outcome) -> Curve | None:
     """Each step and its gradient against the first linspace input, where they share its shape."""
     scenario = program.scenario
@@ -471,60 +346,3 @@ def _curve(program: Program, outcome: Outcome) -> Curve | None:
         title = f"{scenario.function} and its derivative"
     return Curve(f"{scenario.name}.png", title, axis,
                  outcome.inputs[axis], series)
-
-
-def _snippet(program: Program) -> str:
-    """Plain TensorFlow, run eagerly (a conditional is Python's own), printing the same gradients."""
-    scenario, run = program.scenario, program.run
-    lines = [snippets.HEADER, *_snippet_inputs(program)]
-    lines.append(f"\nwith tf.GradientTape(persistent={scenario.persistent}, "
-                 f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:")
-    lines += [f"    tape.watch({n})" for n, spec in scenario.inputs.items() if spec.watch]
-    lines += _snippet_steps(program)
-    mode = "ZERO" if scenario.unconnected_gradients is Unconnected.zero else "NONE"
-    lines.append("\ngradients = {}")
-    for target, sources in program.plan.items():
-        og = (f", output_gradients=tf.constant({program.weights[target].tolist()!r}, tf.{run.dtype})"
-              if target in scenario.output_gradients else "")
-        lines += [
-            "try:",
-            f"    _grads = tape.gradient({target}, [{', '.join(map(layers.code_source, sources))}]{og}, "
-            f"unconnected_gradients=tf.UnconnectedGradients.{mode})",
-            "except RuntimeError:  # a non-persistent tape answers only its first gradient() call",
-            f"    _grads = [None] * {len(sources)}",
-            *(["_grads = [g if g is None else tf.convert_to_tensor(g) for g in _grads]  # Embedding's "
-               "IndexedSlices"] if program.layers else []),
-            f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",
-        ]
-    lines.append(snippets.FOOTER)
-    return "\n".join(lines)
-
-
-def _snippet_inputs(program: Program) -> list[str]:
-    """Each input as the snippet makes it: a tf.constant, or a tf.Variable holding one."""
-    scenario, run = program.scenario, program.run
-    lines = []
-    for n, spec in scenario.inputs.items():
-        tensor = f"tf.constant({spec.code(run.seed, n)}, tf.{run.dtype})"
-        if spec.kind is ProgramKind.constant:
-            lines.append(f"{n} = {tensor}")
-        else:
-            lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
-    if program.layers:
-        lines += layers.snippet_setup(program.layers)
-    return lines
-
-
-def _snippet_steps(program: Program) -> list[str]:
-    """Each step in order, indented to sit inside the tape's block."""
-    backend = backends.CodeBackend(program.run.dtype)
-    known = {n: backends.Code(n) for n in program.scenario.inputs}
-    lines, texts = [], program.scenario.targets
-    for name, tree in program.trees.items():
-        code = (tree.call_code() if isinstance(tree, layers.Step | gradient_steps.GradientStep)
-                else syntax.evaluate(tree, known, backend))
-        lines.append((name, f"    {name} = {code}  # {texts[name]}"))
-        known[name] = backends.Code(name)
-    if program.gradient_steps:  # nested in their inner tapes
-        return gradient_steps.snippet(program.gradient_steps, lines, program.scenario.inputs)
-    return [line for _, line in lines]

@@ -34,7 +34,7 @@ print(json.dumps({k: None if g is None else plain(g.numpy().tolist()) for k, g i
 """
 
 
-def _value(spec: InputSpec) -> str:
+def value_code(spec: InputSpec) -> str:
     if spec.linspace is not None:
         lin = spec.linspace
         return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"

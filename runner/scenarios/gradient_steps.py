@@ -29,7 +29,7 @@ KEYS = ("gradient", "wrt")
 #: divide the inner ones' rounding error (about eps / delta) by their own step, so it must not be tiny.
 INNER_DELTA = 1e-4
 ZERO_CODE = "unconnected_gradients=tf.UnconnectedGradients.ZERO"  # an unconnected gradient is zeros
-Evaluate = Callable[..., dict[str, Any]]  # program.evaluate_steps(trees, env, backend, override, upto)
+Evaluate = Callable[..., dict[str, Any]]  # program_steps.evaluate_steps(trees, env, backend, override, upto)
 
 
 def is_gradient_step(entry: Any) -> bool:
@@ -75,7 +75,7 @@ class GradientStep:
         """d sum(target) / d wrt by float64 central differences (every element), the rest held."""
         import numpy as np
 
-        from runner.oracles.checks import float64_differences
+        from runner.oracles.differences import float64_differences
 
         def fn(point: np.ndarray) -> np.ndarray:
             env, override = dict(values), {}

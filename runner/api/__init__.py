@@ -41,24 +41,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
 
+from runner.api import composing
 from runner.cli.main import CONFIG_DIR, quote_expressions
 from runner.errors import ConfigError, JobError
 from runner.jobs import task
 from runner.outputs import report, summary
 from runner.result import Check, Outcome
-from runner.scenarios.schema import path_safe, register_configs
+from runner.scenarios.schema import path_safe
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+
 __all__ = ["Result", "SweepResult", "Table", "run", "sweep"]
+
 
 _LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job log format
 
@@ -202,10 +201,10 @@ def run(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | Pa
     whose ``status`` is ``check_failed``.
     """
     words = _overrides(name, overrides, sweeping=False)
-    sweeps = [o.input_line for o in _parsed(words) if o.is_sweep_override()]
+    sweeps = [o.input_line for o in composing.parse_words(words) if o.is_sweep_override()]
     if sweeps:
         raise ConfigError(f"{sweeps[0]} gives several values: use sweep() to run each of them")
-    composer = _composer(_hydra_part(words))
+    composer = composing.composer(composing.hydra_part(words))
     if output_dir is None:  # the quick way: the job's own config, without Hydra's node
         config, task_overrides = composer.task(tuple(words))
         return _finish(task.perform(config, task.Job(None, list(task_overrides))), None)
@@ -244,8 +243,8 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
     from runner.jobs.callbacks import planned_jobs
 
     words = _overrides(name, overrides, sweeping=True)
-    composer = _composer(_hydra_part(words))
-    master = _compose(lambda: composer.loader.load_configuration(
+    composer = composing.composer(composing.hydra_part(words))
+    master = composing.compose(lambda: composer.loader.load_configuration(
         "config", words, RunMode.MULTIRUN, from_shell=False))
     jobs = planned_jobs(master)
     configs = [composer.job(job) for job in jobs]  # all composed, so all checked, before any runs
@@ -267,77 +266,6 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
     return SweepResult(results, Table(collected))
 
 
-class _Composer:
-    """Hydra's composition of conf/, once per choice of config groups (the template sweeper's composer)."""
-
-    def __init__(self, hydra_overrides: tuple[str, ...]) -> None:
-        from hydra._internal.utils import create_config_search_path
-
-        from hydra_plugins.tape_runner.sweeper import TemplateComposer
-
-        register_configs()
-        self.loader = ConfigLoaderImpl(config_search_path=create_config_search_path(CONFIG_DIR))
-        self.master = _compose(lambda: self.loader.load_configuration(
-            "config", list(hydra_overrides), RunMode.MULTIRUN, from_shell=False))
-        self.templates = TemplateComposer(self.loader)
-        self._task_templates: dict[tuple[str, ...], DictConfig] = {}
-
-    def job(self, overrides: list[str]) -> DictConfig:
-        """One job's full config (``hydra`` included), as Hydra composes it for a sweep's job."""
-        return _compose(lambda: self.templates.load_sweep_config(self.master, overrides))
-
-    @functools.lru_cache(maxsize=64)  # noqa: B019 (composers live as long as the process)
-    def task(self, overrides: tuple[str, ...]) -> tuple[DictConfig, tuple[str, ...]]:
-        """The job's own config (without ``hydra``) and its task overrides, as :meth:`job` has them.
-
-        Hydra's node is most of a config; a run that writes no snapshot copies the
-        template without it, and applies its values with Hydra's override code. A
-        job only reads its config, so the same overrides again reuse it as it is.
-        """
-        if self.master.hydra.searchpath:
-            config = self.job(list(overrides))
-            with open_dict(config):
-                del config["hydra"]
-            return config, tuple(o for o in overrides if not o.startswith("hydra"))
-        choices, values, task_overrides = self._split(overrides)
-        if choices not in self._task_templates:
-            template = copy.deepcopy(_compose(lambda: self.templates.template(self.master, choices)))
-            with open_dict(template):
-                del template["hydra"]
-            self._task_templates[choices] = template
-        config = copy.deepcopy(self._task_templates[choices])
-        _compose(lambda: ConfigLoaderImpl._apply_overrides_to_config(values, config))
-        return config, task_overrides
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 (composers live as long as the process)
-    def _split(self, overrides: tuple[str, ...]) -> tuple[tuple[str, ...], list[Any], tuple[str, ...]]:
-        parsed = _parsed(list(overrides))
-        choices, values = self.templates.split(parsed)
-        return choices, values, tuple(o.input_line for o in parsed if not o.is_hydra_override())
-
-
-@functools.lru_cache(maxsize=8)
-def _composer(hydra_overrides: tuple[str, ...]) -> _Composer:
-    """Composers are cached: a warm call composes nothing unless it chooses a new config."""
-    return _Composer(hydra_overrides)
-
-
-def _compose(compose: Any) -> DictConfig:
-    """Call Hydra's composition; its errors become a :class:`ConfigError` with Hydra's message on one line."""
-    try:
-        return compose()
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(_one_line(err)) from None
-
-
-def _one_line(err: BaseException) -> str:
-    """Hydra's message (and its cause's, as Hydra prints it) on one line, without the search path."""
-    text = str(err).split("Config search path:")[0]
-    if isinstance(err.__cause__, OmegaConfBaseException):
-        text += "\n" + str(err.__cause__).splitlines()[0]
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
 def _overrides(name: str, overrides: Sequence[str], *, sweeping: bool) -> list[str]:
     """``scenario=<name>`` or ``experiment=<name>``, then the overrides, quoted as the CLI quotes them."""
     if isinstance(overrides, str):
@@ -349,25 +277,6 @@ def _overrides(name: str, overrides: Sequence[str], *, sweeping: bool) -> list[s
             raise ConfigError(f"{name!r} is an experiment, a sweep: run it with sweep({name!r})")
         head = f"experiment={name}"
     return quote_expressions([head, *overrides])
-
-
-def _parsed(words: list[str]) -> list[Any]:
-    return [_parsed_one(word) for word in words]
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed_one(word: str) -> Any:
-    """One override parsed by Hydra's grammar, once per text (a warm call repeats most of its words)."""
-    try:
-        (override,) = OverridesParser.create().parse_overrides([word])
-    except HydraException as err:
-        raise ConfigError(_one_line(err)) from None
-    return override
-
-
-def _hydra_part(words: list[str]) -> tuple[str, ...]:
-    """The overrides of Hydra's own settings: composed into the master config, as the CLI does."""
-    return tuple(o.input_line for o in _parsed(words) if o.is_hydra_override())
 
 
 def _perform(config: DictConfig, run_dir: Path | None, num: int | None) -> task.Done:

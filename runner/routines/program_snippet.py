@@ -1,0 +1,76 @@
+"""The standalone TensorFlow program a program's report carries: the same inputs, steps and gradients.
+
+Plain ``tf.GradientTape`` code with no import of the runner (:mod:`runner.routines.snippets`
+gives its header and footer); Jacobians, Hessians and JVPs write their own
+(:func:`runner.routines.derivative_kinds.snippet`) around these inputs and steps.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runner.language import backends, syntax
+from runner.routines import layer_steps, snippets
+from runner.scenarios import gradient_steps
+from runner.scenarios.inputs import ProgramKind
+from runner.scenarios.schema import Unconnected
+
+if TYPE_CHECKING:
+    from runner.routines.program import Program
+
+
+def snippet(program: Program) -> str:
+    """Plain TensorFlow, run eagerly (a conditional is Python's own), printing the same gradients."""
+    scenario, run = program.scenario, program.run
+    lines = [snippets.HEADER, *inputs(program)]
+    lines.append(f"\nwith tf.GradientTape(persistent={scenario.persistent}, "
+                 f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:")
+    lines += [f"    tape.watch({n})" for n, spec in scenario.inputs.items() if spec.watch]
+    lines += steps(program)
+    mode = "ZERO" if scenario.unconnected_gradients is Unconnected.zero else "NONE"
+    lines.append("\ngradients = {}")
+    for target, sources in program.plan.items():
+        og = (f", output_gradients=tf.constant({program.weights[target].tolist()!r}, tf.{run.dtype})"
+              if target in scenario.output_gradients else "")
+        lines += [
+            "try:",
+            f"    _grads = tape.gradient({target}, [{', '.join(map(layer_steps.code_source, sources))}]{og}, "
+            f"unconnected_gradients=tf.UnconnectedGradients.{mode})",
+            "except RuntimeError:  # a non-persistent tape answers only its first gradient() call",
+            f"    _grads = [None] * {len(sources)}",
+            *(["_grads = [g if g is None else tf.convert_to_tensor(g) for g in _grads]  # Embedding's "
+               "IndexedSlices"] if program.layers else []),
+            f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",
+        ]
+    lines.append(snippets.FOOTER)
+    return "\n".join(lines)
+
+
+def inputs(program: Program) -> list[str]:
+    """Each input as the snippet makes it: a tf.constant, or a tf.Variable holding one."""
+    scenario, run = program.scenario, program.run
+    lines = []
+    for n, spec in scenario.inputs.items():
+        tensor = f"tf.constant({spec.code(run.seed, n)}, tf.{run.dtype})"
+        if spec.kind is ProgramKind.constant:
+            lines.append(f"{n} = {tensor}")
+        else:
+            lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
+    if program.layers:
+        lines += layer_steps.snippet_setup(program.layers)
+    return lines
+
+
+def steps(program: Program) -> list[str]:
+    """Each step in order, indented to sit inside the tape's block."""
+    backend = backends.CodeBackend(program.run.dtype)
+    known = {n: backends.Code(n) for n in program.scenario.inputs}
+    lines, texts = [], program.scenario.targets
+    for name, tree in program.trees.items():
+        code = (tree.call_code() if isinstance(tree, layer_steps.Step | gradient_steps.GradientStep)
+                else syntax.evaluate(tree, known, backend))
+        lines.append((name, f"    {name} = {code}  # {texts[name]}"))
+        known[name] = backends.Code(name)
+    if program.gradient_steps:  # nested in their inner tapes
+        return gradient_steps.snippet(program.gradient_steps, lines, program.scenario.inputs)
+    return [line for _, line in lines]

@@ -1,0 +1,48 @@
+"""A program's steps, evaluated in order on any backend: TensorFlow on the tape, NumPy, SymPy.
+
+One walk for every backend, so the tape and each oracle evaluate the same steps in the
+same order: expressions through :func:`runner.language.syntax.evaluate`, a Keras layer
+step through its layer (or, on NumPy, its float64 twin), a gradient step through its
+inner tape (or nested float64 differences).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from runner.language import backends, syntax
+from runner.routines import layer_steps
+from runner.scenarios import gradient_steps
+from runner.tfenv import tf
+
+
+@tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
+def evaluate_steps(
+    trees: Mapping[str, syntax.Expr | layer_steps.Step | gradient_steps.GradientStep], env: Mapping[str, Any],
+    backend: Any, override: Mapping[str, Any] | None = None, upto: str | None = None,
+) -> dict[str, Any]:
+    """Each step in order over the inputs and the steps before it; ``override`` replaces a step's value
+    (to differentiate with respect to it), ``upto`` stops after that step."""
+    values = dict(env)
+    steps = {n: t for n, t in trees.items() if isinstance(t, gradient_steps.GradientStep)}
+    with contextlib.ExitStack() as stack:  # a gradient step's inner tape records from the start
+        tapes = (gradient_steps.inner_tapes(steps, values, stack)
+                 if steps and isinstance(backend, backends.TensorFlowBackend) else {})
+        for name, tree in trees.items():
+            given = override is not None and name in override
+            if given:
+                values[name] = override[name]
+            elif isinstance(tree, gradient_steps.GradientStep):  # on NumPy: nested float64 differences
+                values[name] = tapes[name].gradient(
+                    values[tree.target], values[tree.wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                ) if tapes else tree.numpy_value(trees, values, backend, evaluate_steps)
+            else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
+                values[name] = (tree(values, backend) if isinstance(tree, layer_steps.Step)
+                                else syntax.evaluate(tree, values, backend))
+            for g in (g for g, step in steps.items() if step.wrt == name and g in tapes):
+                tapes[g].watch(values[name])
+            if name == upto:
+                break
+    return {name: values[name] for name in trees if name in values}
