@@ -27,8 +27,13 @@ def test_the_editable_checkout_reads_conf_at_the_top_of_the_repository() -> None
 
 def _copy_of_the_checkout(target: Path) -> Path:
     """The sources as a fresh clone has them (the conf link kept a link), without venvs or outputs."""
-    ignore = shutil.ignore_patterns(".venv", ".git", "outputs", "build", "*.egg-info", "__pycache__",
-                                    ".pytest_cache", ".ruff_cache", ".hypothesis", "multirun")
+    anywhere = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache",
+                                      ".ruff_cache", ".hypothesis", ".import_linter_cache")
+    top = {"outputs", "multirun", "mutants"}  # the run directories; runner/outputs is a package
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return anywhere(directory, names) | (top & set(names) if Path(directory) == ROOT else set())
+
     shutil.copytree(ROOT, target, symlinks=True, ignore=ignore)
     return target
 
