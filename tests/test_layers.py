@@ -41,6 +41,7 @@ LAYERS: dict[str, tuple[list[int], dict[str, Any], list[str]]] = {
     "ELU": ([3, 4], {"layer": "ELU", "input": "x"}, ["x"]),
     "PReLU": ([3, 4], {"layer": "PReLU", "input": "x", "args": {"alpha_initializer": "ones"}}, ["x"]),
     "Softmax": ([3, 4], {"layer": "Softmax", "input": "x"}, ["x"]),
+    "UnitNormalization": ([3, 4], {"layer": "UnitNormalization", "input": "x"}, ["x"]),
 }
 
 

@@ -112,6 +112,15 @@ def test_hydra_refuses_misspelt_and_mistyped_keys(
          "'reduce_sum(x)' is not"),
         (["scenario=sigmoid", "scenario.closed_form_for=null", "scenario.function='reduce_sum(sigmoid(x))'"],
          "so the function must be elementwise; 'reduce_sum(sigmoid(x))' is not"),
+        # higher_order's one input: the programs' input spec, a number or a linspace only
+        (["scenario=higher_order", "scenario.inputs.x.value=[1.0,2.0]"],
+         "scenario.inputs.x.value: [1.0, 2.0] is not a finite number"),
+        (["scenario=higher_order", "scenario.inputs.x.value='3'"], "scenario.inputs.x.value: '3' is not a"),
+        (["scenario=higher_order", "scenario.inputs.x.value=nan"], "scenario.inputs.x.value: nan is not a"),
+        (["scenario=higher_order", "scenario.inputs.x.value=null", "+scenario.inputs.x.init=normal",
+          "+scenario.inputs.x.shape=[2]"], "scenario.inputs.x.init: this routine takes a value or a"),
+        (["scenario=higher_order", "+scenario.inputs.x.linspace={start: 0, stop: 1, num: 3}"],
+         "scenario.inputs.x: give exactly one of value, linspace or init"),
     ],
 )
 def test_load_run_refuses_with_a_one_line_reason(

@@ -67,6 +67,7 @@ FUNCTIONS: dict[str, Function] = {
     "sinh": Function("sinh", lambda np, x: np.sinh(x), lambda sp, x: sp.sinh(x), math.sinh),
     "cosh": Function("cosh", lambda np, x: np.cosh(x), lambda sp, x: sp.cosh(x), math.cosh),
     "atan": Function("atan", lambda np, x: np.arctan(x), lambda sp, x: sp.atan(x), math.atan),
+    "asinh": Function("asinh", lambda np, x: np.arcsinh(x), lambda sp, x: sp.asinh(x), math.asinh),
 }
 
 

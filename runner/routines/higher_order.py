@@ -84,7 +84,7 @@ def run(scenario: HigherOrderScenario, run: RunConfig) -> Outcome:
     def step(x: tf.Tensor) -> tuple[list[tf.Tensor], list[bool]]:
         return derivatives(x, fn, scenario.order)
 
-    x = tf.constant(spec.array(), tf_dtype(run))
+    x = tf.constant(spec.array(run.seed, name), tf_dtype(run))
     outcome = Outcome(snippet=snippet(scenario, name, names, run))
     (found, connected), outcome.timings = timed_step(step, run, x)
     outcome.inputs = {name: x.numpy()}

@@ -7,7 +7,7 @@ order from the same values, so it prints the numbers in ``results.json``.
 
 from __future__ import annotations
 
-from runner.scenarios.inputs import InputSpec
+from runner.scenarios.inputs import ProgramInput
 from runner.scenarios.schema import LinearScenario, Loss
 
 HEADER = """\
@@ -34,7 +34,7 @@ print(json.dumps({k: None if g is None else plain(g.numpy().tolist()) for k, g i
 """
 
 
-def value_code(spec: InputSpec) -> str:
+def value_code(spec: ProgramInput) -> str:
     if spec.linspace is not None:
         lin = spec.linspace
         return f"np.linspace({lin.start!r}, {lin.stop!r}, {lin.num})"

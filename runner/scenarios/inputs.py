@@ -1,4 +1,8 @@
-"""A scenario's inputs: a number or a linspace for the elementwise routines; any tensor for a program."""
+"""A scenario's inputs, one spec for every kind: a number, a linspace, or an initialiser and a shape.
+
+A program takes any of them, of any shape; an elementwise routine (``higher_order``) a number or a
+linspace (:func:`check_point_inputs`).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from runner.errors import ConfigError
-from runner.scenarios.values import check_name, finite, typed
-
-
-class Kind(Enum):
-    """How an input enters the tape: a trainable ``tf.Variable`` or a ``tf.constant``."""
-
-    variable = "variable"
-    constant = "constant"
+from runner.scenarios.values import check_name, finite, typed_apart
 
 
 @dataclass
@@ -24,24 +21,6 @@ class Linspace:
     start: float = MISSING
     stop: float = MISSING
     num: int = MISSING
-
-
-@dataclass
-class InputSpec:
-    """One named input: a number (``value``) or evenly spaced points (``linspace``)."""
-
-    value: float | None = None
-    linspace: Linspace | None = None
-    kind: Kind = Kind.variable
-    watch: bool = False  # call tape.watch() on it
-
-    def array(self) -> Any:
-        """The input's values in float64, before casting to the run's dtype."""
-        import numpy as np
-
-        if self.linspace is not None:
-            return np.linspace(self.linspace.start, self.linspace.stop, self.linspace.num)
-        return np.asarray(self.value, dtype=np.float64)
 
 
 class ProgramKind(Enum):
@@ -119,27 +98,44 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * field_size, shape[-1] * field_size
 
 
-def check_inputs(scenario: Any) -> None:
+def check_input(name: str, node: Any) -> ProgramInput:
+    """One input, typed and checked: exactly one of a value, a linspace or an initialiser (with shape)."""
+    where = f"scenario.inputs.{name}"
+    check_name(name, where)
+    spec: ProgramInput = typed_apart(ProgramInput, node, where, "value")
+    if sum(x is not None for x in (spec.value, spec.linspace, spec.init)) != 1:
+        raise ConfigError(f"{where}: give exactly one of value, linspace or init (with shape)")
+    if spec.init is not None:
+        if spec.init not in INITIALISERS:
+            raise ConfigError(f"{where}.init: unknown initialiser {spec.init!r} "
+                              f"(known: {', '.join(INITIALISERS)})")
+        if spec.shape is None or any(d <= 0 for d in spec.shape):
+            raise ConfigError(f"{where}.shape: an initialiser needs positive sizes, e.g. [3, 2]")
+    elif spec.shape is not None:
+        raise ConfigError(f"{where}.shape: only an initialiser takes a shape (a value has its own)")
+    if spec.linspace is not None and (spec.linspace.num <= 0 or not (
+            finite(spec.linspace.start) and finite(spec.linspace.stop))):
+        raise ConfigError(f"{where}.linspace: num must be positive, start and stop finite")
+    return spec
+
+
+def check_point_inputs(scenario: Any) -> None:
+    """An elementwise routine's inputs: each a finite number or a linspace (all of one num)."""
     if not scenario.inputs:
         raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
-    checked: dict[str, InputSpec] = {}
-    sizes: set[int] = set()
+    checked: dict[str, ProgramInput] = {}
     for name, node in scenario.inputs.items():
+        spec = check_input(name, node)
         where = f"scenario.inputs.{name}"
-        check_name(name, where)
-        spec: InputSpec = typed(InputSpec, node, where)
-        if (spec.value is None) == (spec.linspace is None):
-            raise ConfigError(f"{where}: give exactly one of value or linspace")
-        if spec.value is not None and not finite(spec.value):
-            raise ConfigError(f"{where}.value: {spec.value} is not a finite number")
-        if spec.linspace is not None:
-            lin = spec.linspace
-            if lin.num <= 0:
-                raise ConfigError(f"{where}.linspace.num must be positive, got {lin.num}")
-            if not (finite(lin.start) and finite(lin.stop)):
-                raise ConfigError(f"{where}.linspace: start and stop must be finite numbers")
-            sizes.add(lin.num)
+        if spec.init is not None:
+            raise ConfigError(f"{where}.init: this routine takes a value or a linspace, not an initialiser")
+        if spec.value is not None:
+            number = isinstance(spec.value, int | float) and not isinstance(spec.value, bool)
+            if not (number and finite(spec.value)):
+                raise ConfigError(f"{where}.value: {spec.value!r} is not a finite number")
+            spec.value = float(spec.value)
         checked[name] = spec
+    sizes = {spec.linspace.num for spec in checked.values() if spec.linspace is not None}
     if len(sizes) > 1:
         raise ConfigError(f"scenario.inputs: linspace inputs must share one num, got {sorted(sizes)}")
     scenario.inputs = checked

@@ -33,10 +33,8 @@ from typing import Any
 from runner.errors import ConfigError
 
 #: The layers a program may use, by Keras's class name.
-ALLOWED = ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalization", "Embedding",
-           "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax")
-
-
+ALLOWED = ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalization", "Embedding", "Flatten",
+           "Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "UnitNormalization")
 #: Constructor arguments a config may not give: the run's dtype, the step's name and seeds from ``seed``
 #: are the runner's; a quantization config is an object.
 RUNNER_ARGS = frozenset({"dtype", "name", "seed", "quantization_config"})

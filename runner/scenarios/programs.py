@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
 from runner.scenarios import derivative_specs, gradient_steps, layers
-from runner.scenarios.inputs import INITIALISERS, ProgramInput
-from runner.scenarios.values import check_name, finite, nested_shape, parse_checked, typed_apart
+from runner.scenarios.inputs import check_input
+from runner.scenarios.values import check_name, nested_shape, parse_checked
 
 if TYPE_CHECKING:
     from runner.scenarios.schema import ProgramScenario, RunConfig
@@ -87,25 +87,7 @@ def check_program(scenario: ProgramScenario) -> None:
     _short_form(scenario)
     if not scenario.inputs:
         raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
-    checked: dict[str, ProgramInput] = {}
-    for name, node in scenario.inputs.items():
-        where = f"scenario.inputs.{name}"
-        check_name(name, where)
-        spec: ProgramInput = typed_apart(ProgramInput, node, where, "value")
-        if sum(x is not None for x in (spec.value, spec.linspace, spec.init)) != 1:
-            raise ConfigError(f"{where}: give exactly one of value, linspace or init (with shape)")
-        if spec.init is not None:
-            if spec.init not in INITIALISERS:
-                raise ConfigError(f"{where}.init: unknown initialiser {spec.init!r} "
-                                  f"(known: {', '.join(INITIALISERS)})")
-            if spec.shape is None or any(d <= 0 for d in spec.shape):
-                raise ConfigError(f"{where}.shape: an initialiser needs positive sizes, e.g. [3, 2]")
-        elif spec.shape is not None:
-            raise ConfigError(f"{where}.shape: only an initialiser takes a shape (a value has its own)")
-        if spec.linspace is not None and (spec.linspace.num <= 0 or not (
-                finite(spec.linspace.start) and finite(spec.linspace.stop))):
-            raise ConfigError(f"{where}.linspace: num must be positive, start and stop finite")
-        checked[name] = spec
+    checked = {name: check_input(name, node) for name, node in scenario.inputs.items()}
     scenario.inputs = checked
     if not scenario.targets:
         raise ConfigError("scenario.targets: give at least one step, e.g. {y: x**2}")

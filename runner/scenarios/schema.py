@@ -19,7 +19,7 @@ from omegaconf import MISSING, OmegaConf
 from runner.errors import ConfigError
 from runner.language import expr
 from runner.oracles.tolerance import Tolerance
-from runner.scenarios.inputs import check_inputs
+from runner.scenarios.inputs import check_point_inputs
 from runner.scenarios.programs import check_program
 from runner.scenarios.values import finite, parse_checked
 
@@ -116,11 +116,11 @@ class HigherOrderScenario(Scenario):
 
     routine: str = "higher_order"
     function: str = MISSING
-    inputs: dict[str, Any] = field(default_factory=dict)  # exactly one: name -> InputSpec
+    inputs: dict[str, Any] = field(default_factory=dict)  # exactly one: name -> ProgramInput
     order: int = 4
 
     def check(self) -> None:
-        check_inputs(self)
+        check_point_inputs(self)
         if len(self.inputs) != 1:
             raise ConfigError("scenario.inputs: higher_order differentiates a function of one input")
         if not 1 <= self.order <= MAX_ORDER:
