@@ -280,6 +280,7 @@ def test_a_user_layer_stack_through_the_cli(cli: Callable[..., CliRun], tmp_path
         assert checks[f"{label} vs float64 central differences (every element)"]["max_abs_err"] < 1e-7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("override", "message"), [
     ("scenario.targets.y.layer=Lambda",
      "scenario.targets.y.layer: 'Lambda' is not an allowed layer (allowed: Dense, Conv1D, Conv2D, "),
@@ -307,6 +308,7 @@ def test_refusals_are_one_line_with_exit_1(cli: Callable[..., CliRun], override:
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_programs_without_layers_do_not_import_keras() -> None:
     """Keras loads only for a layer step: a plain program keeps TensorFlow's start-up without it."""
     code = ("import sys\nfrom runner import api\nassert api.run(sys.argv[1]).passed\n"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import yaml
@@ -99,6 +100,13 @@ KINDS = [
 ]
 
 CASES = ELEMENTWISE + TENSOR + KINDS
+#: Gradients of gradients through a layer, checked by nested float64 differences: seconds a run, four runs
+#: a case, so their plants run with the slow tests.
+NESTED = ("guide/input_gradient", "guide/hessian")
+
+
+def _marked(cases: list[Case]) -> list[Any]:
+    return [pytest.param(c, marks=pytest.mark.slow) if c.scenario in NESTED else c for c in cases]
 
 
 def _status(case: Case, *extra: str) -> tuple[str, list[str]]:
@@ -120,7 +128,7 @@ def _caught(case: Case, wrong: Wrong, *extra: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("analytic", ["true", "false"])
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", _marked(CASES), ids=str)
 def test_one_percent_off_is_caught(case: Case, analytic: str, dtype: str) -> None:
     _caught(case, scaled(1.01), f"checks.analytic={analytic}", f"dtype={dtype}")
 
