@@ -441,3 +441,26 @@ def test_the_bounds_walk_node_kinds_they_do_not_name() -> None:
         vetting.input_power(syntax.BinOp("*", Pair(power, ()), Pair(power, ())), {})
     square = syntax.BinOp("*", x, x)
     assert sympy_cost.derivative_sizes(Pair(x, (x,)), 2) == sympy_cost.derivative_sizes(square, 2)
+
+
+@pytest.mark.parametrize(("text", "power"), [
+    ("(sqrt((x)**3))**1000", 1500),  # sqrt(a) is a**(1/2): SymPy folds the even power through it
+    ("abs(x**3)**1000", 3000),  # Abs(x**3) is Abs(x)**3
+    ("exp(1500*log(x))", 1500), ("exp(log(x)*1500)", 1500), ("exp(-1500*log(x))", 1500),  # x**c
+    ("exp(log(x)/0.0005)", 2000), ("exp(3*log(x))**400", 1200),
+])
+def test_powers_sympy_folds_through_a_function_are_bounded(text: str, power: int) -> None:
+    with pytest.raises(ConfigError, match=f"to the power {power} once SymPy folds"):
+        expr.parse(text, ["x"])
+
+
+@pytest.mark.parametrize(("text", "folded"), [
+    ("sqrt(x)**1000", 500), ("sqrt(x**3)**600", 900), ("exp(x)**1000", 0), ("exp(1000/log(x))", 1),
+])
+def test_powers_within_the_bound_through_a_function_are_accepted(text: str, folded: int) -> None:
+    import sympy as sp
+
+    backend = backends.SymPyBackend()
+    result = syntax.evaluate(expr.parse(text, ["x"]), backend.symbols(["x"]), backend)
+    exponents = [abs(p.exp) for p in result.atoms(sp.Pow) if p.base.free_symbols and p.exp.is_Number]
+    assert max(exponents, default=0) == folded  # exp(x)**1000 is exp(1000*x); 1000/log(x) is log(x)**-1

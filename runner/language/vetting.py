@@ -68,7 +68,9 @@ def input_power(tree: Expr, probes: Probes) -> float:
     SymPy folds ``(x**a)**b`` into ``x**(a*b)`` and ``x**a * x**b`` into ``x**(a+b)``, so
     the bound on a literal exponent alone is bypassed by nesting: ``(x**1000)**1000``
     is ``x**1000000``. Powers multiply through nested exponents and add through
-    products; a function call is a new atom (its argument is bounded on its own).
+    products; a function call is a new atom (its argument is bounded on its own),
+    except where SymPy folds a power through it: ``sqrt(a)`` is ``a**(1/2)``,
+    ``abs(x**3)`` is ``Abs(x)**3`` and ``exp(c*log(a))`` is ``a**c``.
 
     SymPy also folds what only looks like it reads an input: ``x - x + 9`` is 9, so
     ``x**((x-x+9)**(x-x+9))`` is ``x**387420489`` and ``9**that`` an exact integer of
@@ -84,6 +86,12 @@ def input_power(tree: Expr, probes: Probes) -> float:
             power = 0.0 if ident in CONSTANTS else 1.0
         case Neg():
             power = parts[0]
+        case Call(fn="sqrt"):  # sqrt(a) is a**(1/2): (sqrt(x**3))**1000 folds to x**1500
+            power = parts[0] / 2
+        case Call(fn="abs"):  # Abs(x**3) is Abs(x)**3
+            power = parts[0]
+        case Call(fn="exp", arg=arg) if (logged := _log_power(arg, probes)) is not None:
+            power = logged  # exp(c*log(a)) is a**c
         case Call():
             power = min(parts[0], 1.0)
         case BinOp(op="+" | "-"):
@@ -101,6 +109,26 @@ def input_power(tree: Expr, probes: Probes) -> float:
         raise ConfigError(f"{short(str(tree))} raises the inputs to the power {power:g} once SymPy folds "
                           f"nested powers and products; the limit is {MAX_EXPONENT}")
     return power
+
+
+def _log_power(arg: Expr, probes: Probes) -> float | None:
+    """The power SymPy gives ``exp(arg)`` when ``arg`` is a constant times ``log(a)``, which it folds into
+    ``a**c``; None for any other argument."""
+    match arg:
+        case Call(fn="log", arg=inner):
+            return input_power(inner, probes)
+        case Neg(arg=inner):
+            return _log_power(inner, probes)
+        case BinOp(op="*", left=left, right=right):
+            for logged, factor in ((left, right), (right, left)):
+                coefficient, power = _constant(_probe(factor, probes)), _log_power(logged, probes)
+                if coefficient is not None and power is not None:
+                    return power * abs(coefficient)
+        case BinOp(op="/", left=left, right=right):
+            coefficient, power = _constant(_probe(right, probes)), _log_power(left, probes)
+            if coefficient and power is not None:
+                return power / abs(coefficient)
+    return None
 
 
 def _folded_exponent(tree: BinOp, left: Expr, right: Expr, probes: Probes) -> float | None:
