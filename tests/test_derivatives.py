@@ -394,3 +394,22 @@ def test_sympy_leaves_large_hessians_to_the_second_differences() -> None:
     w = outcome.inputs["w"].reshape(-1)
     want = np.diag(-2 * np.tanh(w) * (1 - np.tanh(w) ** 2)).reshape(5, 4, 5, 4)
     np.testing.assert_allclose(outcome.gradients["d2y/dw2"], want, rtol=1e-12, atol=1e-15)
+
+
+def test_a_program_is_what_the_derivative_kinds_read_of_it() -> None:
+    """Program satisfies ProgramView (each name it lists), and the kinds read nothing else of a program."""
+    import ast
+    from pathlib import Path
+
+    from runner.routines.program import Program
+    from runner.routines.program_view import ProgramView
+
+    run = program_run({"y": "x @ w"}, {"y": ["w"]}, inputs=INPUTS, derivative="jacobian")
+    assert isinstance(Program(run.scenario, run), ProgramView)
+    listed = set(ProgramView.__annotations__) | {n for n in vars(ProgramView) if not n.startswith("_")}
+    routines = Path(kinds.__file__).parent
+    nodes = [node for name in ("derivative_kinds.py", "hessians.py")
+             for node in ast.walk(ast.parse((routines / name).read_text()))]
+    read = {node.attr for node in nodes if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name) and node.value.id == "program"}
+    assert read and read <= listed, read - listed

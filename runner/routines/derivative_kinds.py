@@ -36,6 +36,7 @@ from runner.oracles.derivative_checks import (
 from runner.result import Check, Outcome
 from runner.routines import layer_steps, snippets
 from runner.routines.hessians import curvature, newton
+from runner.routines.program_view import ProgramView
 from runner.routines.support import timed_step
 from runner.scenarios import derivative_specs
 from runner.scenarios.schema import Unconnected
@@ -50,7 +51,7 @@ ZERO = tf.UnconnectedGradients.ZERO
 label = derivative_specs.label  # d<target>/d<source>; a Hessian's d2<target>/d<source>2
 
 
-def tangents(program: Any) -> dict[str, np.ndarray]:
+def tangents(program: ProgramView) -> dict[str, np.ndarray]:
     """Each jvp source's tangent in float64: as the scenario gives it, else seeded N(0, 1) draws."""
     scenario = program.scenario
     out = {}
@@ -67,24 +68,24 @@ def _tangent_seed(seed: int, source: str) -> list[int]:
     return [seed, *f"tangent {source}".encode()]
 
 
-def _tape(program: Any, persistent: bool | None = None) -> tf.GradientTape:
+def _tape(program: ProgramView, persistent: bool | None = None) -> tf.GradientTape:
     scenario = program.scenario
     return tf.GradientTape(persistent=scenario.persistent if persistent is None else persistent,
                            watch_accessed_variables=scenario.watch_accessed_variables)
 
 
-def _watch(program: Any, tape: tf.GradientTape, tensors: Mapping[str, Any]) -> None:
+def _watch(program: ProgramView, tape: tf.GradientTape, tensors: Mapping[str, Any]) -> None:
     for name, spec in program.scenario.inputs.items():
         if spec.watch:
             tape.watch(tensors[name])
 
 
-def _unconnected(program: Any) -> tf.UnconnectedGradients:
+def _unconnected(program: ProgramView) -> tf.UnconnectedGradients:
     zero = program.scenario.unconnected_gradients is Unconnected.zero
     return ZERO if zero else tf.UnconnectedGradients.NONE
 
 
-def tape_step(program: Any, forward: Forward, refused: dict[str, str],
+def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str],
               use_pfor: bool = True) -> Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]:
     """The program's step, asking the tape for the scenario's derivative kind, label -> tensor (or None)."""
     scenario, kind = program.scenario, program.scenario.derivative
@@ -132,7 +133,8 @@ def tape_step(program: Any, forward: Forward, refused: dict[str, str],
     return step
 
 
-def _jvp_step(program: Any, forward: Forward, unconnected: tf.UnconnectedGradients) -> Callable[..., Any]:
+def _jvp_step(program: ProgramView, forward: Forward,
+              unconnected: tf.UnconnectedGradients) -> Callable[..., Any]:
     """One forward pass per source under a ForwardAccumulator carrying its tangent; J u for each target."""
     given = {s: tf.constant(u, program.dtype) for s, u in tangents(program).items()}
 
@@ -151,7 +153,7 @@ def _jvp_step(program: Any, forward: Forward, unconnected: tf.UnconnectedGradien
     return step
 
 
-def run_tape(program: Any, forward: Forward, tensors: dict[str, Any], refused: dict[str, str],
+def run_tape(program: ProgramView, forward: Forward, tensors: dict[str, Any], refused: dict[str, str],
              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float], dict[str, np.ndarray]]:
     """The step under the run's compile mode and timed: results, derivatives, timings, extra values.
 
@@ -169,7 +171,7 @@ def run_tape(program: Any, forward: Forward, tensors: dict[str, Any], refused: d
     return results, found, timings, extra
 
 
-def why_none(program: Any, target: str, source: str) -> str:
+def why_none(program: ProgramView, target: str, source: str) -> str:
     """Why the result is None, or ''. A ForwardAccumulator watches its primal whatever the tape watches,
     so a JVP is None only where the target does not depend on the source."""
     if program.scenario.derivative == "jvp" and source in program.reaches(target):
@@ -177,13 +179,13 @@ def why_none(program: Any, target: str, source: str) -> str:
     return program.why_none(target, source)
 
 
-def zeros(program: Any, target: str, source: str) -> np.ndarray:
+def zeros(program: ProgramView, target: str, source: str) -> np.ndarray:
     """What unconnected_gradients=zero gives for an unconnected pair: zeros of the result's shape."""
     kind = program.scenario.derivative
     return np.zeros(derivative_specs.result_shape(kind, program.shapes[target], program.shapes[source]))
 
 
-def check(program: Any, outcome: Outcome, label: str, target: str, source: str,
+def check(program: ProgramView, outcome: Outcome, label: str, target: str, source: str,
           got: np.ndarray) -> list[Check]:
     """Every check of one result that is not a gradient; none uses TensorFlow's autodiff as reference."""
     scenario, run = program.scenario, program.run
@@ -229,7 +231,7 @@ def check(program: Any, outcome: Outcome, label: str, target: str, source: str,
 SYMBOLIC_HESSIAN_MAX = 256
 
 
-def symbolic_skipped(program: Any) -> str:
+def symbolic_skipped(program: ProgramView) -> str:
     """Why SymPy does not check this program's derivatives ('' when it does)."""
     if program.scenario.derivative != "hessian":
         return ""
@@ -240,7 +242,7 @@ def symbolic_skipped(program: Any) -> str:
             "(the second differences check every element)")
 
 
-def symbolic(program: Any, out: np.ndarray, target: str, source: str,
+def symbolic(program: ProgramView, out: np.ndarray, target: str, source: str,
              wrt: list[Any]) -> tuple[list[Any], tuple[int, ...]]:
     """SymPy's derivatives of a target's elements (an object array) with respect to the source's symbols
     ``wrt``, flat, as the scenario's derivative kind arranges them, and the result's shape."""
@@ -263,7 +265,7 @@ def symbolic(program: Any, out: np.ndarray, target: str, source: str,
     return [sp.diff(o, s) for b in range(batch) for o in rows[b] for s in columns[b]], shape
 
 
-def snippet(program: Any, inputs: list[str], steps: list[str]) -> str:
+def snippet(program: ProgramView, inputs: list[str], steps: list[str]) -> str:
     """Plain TensorFlow printing the same results: tape.jacobian, tape.batch_jacobian, nested tapes for a
     Hessian, a ForwardAccumulator per source for JVPs. ``inputs`` and ``steps`` are the program's own
     lines (the steps indented for one block)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -12,6 +11,7 @@ from runner.oracles.derivative_checks import weighted
 from runner.oracles.differences import float64_differences
 from runner.oracles.tolerance import Tolerance
 from runner.result import Check, Heatmap, Outcome
+from runner.routines.program_view import ProgramView
 from runner.routines.support import check_dtype
 from runner.scenarios import derivative_specs
 from runner.tfenv import tf
@@ -48,7 +48,7 @@ def curvature(outcome: Outcome, label: str, target: str, source: str, got: np.nd
                                                    f"eigenvalues from {low:.6g} to {high:.6g}, {shape}"]))
 
 
-def heatmaps(program: Any, outcome: Outcome, taken: int) -> list[Heatmap]:
+def heatmaps(program: ProgramView, outcome: Outcome, taken: int) -> list[Heatmap]:
     """Each Hessian of a source of at most HEATMAP_MAX elements, drawn cell by cell with its rows and
     columns named by element. ``taken`` figures come first; the first figure is named after the scenario."""
     scenario, found = program.scenario, []
@@ -70,7 +70,7 @@ def heatmaps(program: Any, outcome: Outcome, taken: int) -> list[Heatmap]:
     return found
 
 
-def newton(program: Any, outcome: Outcome, label: str, target: str, source: str, hessian: np.ndarray,
+def newton(program: ProgramView, outcome: Outcome, label: str, target: str, source: str, hessian: np.ndarray,
            oracle: np.ndarray | None, delta: float) -> list[Check]:
     """One Newton step -solve(H + damping I, g) in TensorFlow, shaped like the source, and its check
     against the step NumPy solves from the float64 oracle's H and g (second and first differences).
