@@ -3,7 +3,8 @@
 A scenario's ``function: x**3*cos(x)`` is parsed with :mod:`ast` and every node is
 checked against a short whitelist before anything is evaluated; constant
 sub-expressions are vetted on the way (:mod:`runner.language.vetting`), so what
-survives is a tree that every backend can evaluate and :func:`infer_shape` can shape.
+survives is a tree that every backend can evaluate and
+:func:`runner.language.shape_rules.infer_shape` can shape.
 Nothing here calls ``eval``, ``exec`` or SymPy's string parsers.
 
 This package imports neither TensorFlow nor SymPy at import time, so configs are

@@ -90,8 +90,8 @@ def compare_differences(name: str, got: Any, central: np.ndarray, tol: Tolerance
 
 def nudged(fn: Callable[..., np.ndarray], delta: float) -> Callable[..., np.ndarray]:
     """What :func:`float64_differences` gives, for an elementwise ``fn(point, *others)``, in two
-    evaluations: a function of ``(point, weight, *others)`` for :func:`blockwise`, with ``point``'s
-    shape as its ``into``.
+    evaluations: a function of ``(point, weight, *others)`` for
+    :func:`runner.oracles.checks.blockwise`, with ``point``'s shape as its ``into``.
 
     Each output element then depends on exactly one element of ``point`` (broadcasting
     allowed): nudging every element at once changes each output by its own input's
