@@ -213,3 +213,18 @@ def test_inputs_that_are_no_mapping_are_refused_in_one_line(compose_config: Call
     with pytest.raises(ConfigError, match=r"^scenario: Cannot merge DictConfig with ListConfig") as caught:
         load_run(saved)
     assert "\n" not in str(caught.value)
+
+
+def test_each_scenario_kind_estimates_its_own_memory(load: Callable[..., Any]) -> None:
+    """Worked by hand from the formulas in each kind's ``memory`` (float32: 4 bytes an element)."""
+    from runner.scenarios.loading import memory_estimate
+
+    # linear, batch 4, in 3, out 2: twice over x (4x3, three times), W (3x2), y (4x2, four times) and b (2);
+    # the differences: a float64 Jacobian column per element of W and b, 2 * 8 * (6 + 2)
+    assert memory_estimate(load("scenario=linear")) == {"tape": 608, "finite differences": 128}
+    assert memory_estimate(load("scenario=linear", "checks.finite_differences=false")) == {"tape": 608}
+    assert memory_estimate(load("scenario=pitfalls")) == {"tape": 2**20, "finite differences": 0}
+    # higher_order of x**2 (3 nodes) at one point, order 2: 2*4*1*(3+1)*2 and 8*1*3*2; fd 2*8*1*1
+    got = memory_estimate(load("scenario=higher_order", "scenario.function='x**2'", "scenario.order=2",
+                               "scenario.inputs.x.value=1.5"))
+    assert got == {"tape": 64, "oracle": 48, "finite differences": 16}

@@ -15,17 +15,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import ConfigError
-from runner.language import expr, syntax
+from runner.language import expr
 from runner.scenarios import layers
 from runner.scenarios.legacy import as_program
-from runner.scenarios.programs import program_memory
 from runner.scenarios.schema import (
     CASES,
     COMPILE_MODES,
     DTYPES,
     RETIRED,
     SCENARIO_SCHEMAS,
-    LinearScenario,
     ProgramScenario,
     RunConfig,
     Scenario,
@@ -107,36 +105,9 @@ def _expressions(scenario: Scenario) -> list[str]:
 
 
 def memory_estimate(run: RunConfig) -> dict[str, int]:
-    """Bytes a job will hold at its peak, by part, from shapes alone (nothing is allocated).
-
-    The tape keeps every intermediate of the forward pass and the backward pass makes
-    as many again; the finite-difference check builds a numerical and a theoretical
-    Jacobian (target size x input size) in float64. Nested tapes multiply the tape.
-    """
-    item = {"float64": 8, "float32": 4}.get(run.dtype, 2)
-    limit = run.checks.fd_max_elements  # larger inputs: every element at once, or a sample
-    scenario = run.scenario
-    parts: dict[str, int] = {}
-    if isinstance(scenario, ProgramScenario):
-        return program_memory(run, item)
-    if isinstance(scenario, LinearScenario):
-        b, i, o = scenario.batch, scenario.in_features, scenario.out_features
-        parts["tape"] = 2 * item * (3 * b * i + i * o + 4 * b * o + o)
-        fd = 2 * 8 * min(i * o + o, limit)
-    elif (texts := _expressions(scenario)) and hasattr(scenario, "inputs"):
-        nodes = sum(syntax.size(expr.parse(text, scenario.inputs)) for text in texts)
-        n = max((spec.linspace.num if spec.linspace else 1) for spec in scenario.inputs.values())
-        depth = getattr(scenario, "order", 1)
-        parts["tape"] = 2 * item * n * (nodes + len(scenario.inputs)) * depth
-        parts["oracle"] = 8 * n * nodes * depth
-        # A full numerical Jacobian up to the limit. Above it every element is nudged at once:
-        # the two nudged inputs, the two evaluations, their difference and two float64 copies.
-        fd = (2 * 8 * n * n if n <= limit else 7 * 8 * n) * len(scenario.inputs) * len(texts)
-    else:  # the case-driven routines work on a handful of scalars
-        parts["tape"], fd = 2**20, 0
-    if run.checks.finite_differences:
-        parts["finite differences"] = fd
-    return parts
+    """Bytes a job will hold at its peak, by part, from shapes alone (nothing is allocated): each
+    scenario kind's own estimate (:meth:`runner.scenarios.schema.Scenario.memory`)."""
+    return run.scenario.memory(run, {"float64": 8, "float32": 4}.get(run.dtype, 2))
 
 
 def _check_oracle(run: RunConfig) -> None:

@@ -17,10 +17,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from runner.errors import ConfigError
-from runner.language import expr
+from runner.language import expr, syntax
 from runner.oracles.tolerance import Tolerance
 from runner.scenarios.inputs import check_point_inputs
-from runner.scenarios.programs import check_program
+from runner.scenarios.programs import check_program, program_memory
 from runner.scenarios.values import finite, parse_checked
 
 #: Float dtypes a run may use. Integers are refused: the tape never differentiates them.
@@ -91,6 +91,13 @@ class Scenario:
     def check(self) -> None:
         """What Hydra's typing cannot check: names, expressions, shapes, ranges. One line per problem."""
 
+    def memory(self, run: RunConfig, item: int) -> dict[str, int]:
+        """Bytes a job of this kind holds at its peak, by part, from shapes alone (``item``: bytes per
+        element in the run's dtype). The tape keeps every intermediate of the forward pass and the
+        backward pass makes as many again; the finite differences hold float64 Jacobians. The
+        case-driven routines work on a handful of scalars."""
+        return with_differences({"tape": 2**20}, run, 0)
+
 
 @routine()
 @dataclass
@@ -107,6 +114,11 @@ class LinearScenario(Scenario):
         for key in ("batch", "in_features", "out_features"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"scenario.{key} must be a positive integer, got {getattr(self, key)}")
+
+    def memory(self, run: RunConfig, item: int) -> dict[str, int]:
+        b, i, o = self.batch, self.in_features, self.out_features
+        parts = {"tape": 2 * item * (3 * b * i + i * o + 4 * b * o + o)}
+        return with_differences(parts, run, 2 * 8 * min(i * o + o, run.checks.fd_max_elements))
 
 
 @routine()
@@ -126,6 +138,16 @@ class HigherOrderScenario(Scenario):
         if not 1 <= self.order <= MAX_ORDER:
             raise ConfigError(f"scenario.order must be between 1 and {MAX_ORDER}, got {self.order}")
         parse_checked(self.function, self.inputs, "scenario.function")
+
+    def memory(self, run: RunConfig, item: int) -> dict[str, int]:
+        """Nested tapes multiply the tape; up to ``fd_max_elements`` a full numerical Jacobian, above it
+        every element nudged at once (two nudged inputs, two evaluations, their difference, two copies)."""
+        nodes = syntax.size(expr.parse(self.function, self.inputs))
+        n = max((spec.linspace.num if spec.linspace else 1) for spec in self.inputs.values())
+        parts = {"tape": 2 * item * n * (nodes + len(self.inputs)) * self.order,
+                 "oracle": 8 * n * nodes * self.order}
+        fd = (2 * 8 * n * n if n <= run.checks.fd_max_elements else 7 * 8 * n) * len(self.inputs)
+        return with_differences(parts, run, fd)
 
 
 @routine(cases=("stop_recording", "reset"), retired={"stop_gradient": "guide/stop_gradient"})
@@ -233,6 +255,9 @@ class ProgramScenario(Scenario):
     def check(self) -> None:
         check_program(self)
 
+    def memory(self, run: RunConfig, item: int) -> dict[str, int]:
+        return program_memory(run, item)
+
 
 @dataclass
 class DtypeTolerances:
@@ -280,6 +305,11 @@ class RunConfig:
 
     def tolerances(self) -> DtypeTolerances:
         return self.checks.tolerances[self.dtype]
+
+
+def with_differences(parts: dict[str, int], run: RunConfig, differences: int) -> dict[str, int]:
+    """A kind's parts, and its finite differences' bytes where the run checks by them."""
+    return {**parts, "finite differences": differences} if run.checks.finite_differences else parts
 
 
 def path_safe(name: Any) -> str:
