@@ -464,3 +464,21 @@ def test_powers_within_the_bound_through_a_function_are_accepted(text: str, fold
     result = syntax.evaluate(expr.parse(text, ["x"]), backend.symbols(["x"]), backend)
     exponents = [abs(p.exp) for p in result.atoms(sp.Pow) if p.base.free_symbols and p.exp.is_Number]
     assert max(exponents, default=0) == folded  # exp(x)**1000 is exp(1000*x); 1000/log(x) is log(x)**-1
+
+
+def test_the_power_bound_visits_each_node_once_however_deep_exp_of_log_nests(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """exp(log(a)) reads a's power again: once per node, not once per path (2**30 calls at 30 levels)."""
+    calls = []
+    counted = vetting.input_power
+
+    def counting(*args: Any) -> float:
+        calls.append(args[0])
+        return counted(*args)
+
+    monkeypatch.setattr(vetting, "input_power", counting)
+    text = "x"
+    for _ in range(30):
+        text = f"exp(log({text}))"
+    expr.parse(text, ["x"])
+    assert 0 < len(calls) <= 3 * 30 + 1  # each of 61 nodes once, and each exp's reread of its log's argument

@@ -62,7 +62,7 @@ def vetted(tree: Neg | BinOp | Call, constant_parts: Any) -> tuple[Expr, float |
 Probes = dict[int, tuple[float, ...] | None]
 
 
-def input_power(tree: Expr, probes: Probes) -> float:
+def input_power(tree: Expr, probes: Probes, powers: dict[int, float] | None = None) -> float:
     """The highest power of the inputs SymPy may build from ``tree``; refused above :data:`MAX_EXPONENT`.
 
     SymPy folds ``(x**a)**b`` into ``x**(a*b)`` and ``x**a * x**b`` into ``x**(a+b)``, so
@@ -78,7 +78,10 @@ def input_power(tree: Expr, probes: Probes) -> float:
     (:func:`_probe`): one that is the same number at all of them is that constant
     to SymPy too, and is bounded as a literal would be.
     """
-    parts = [input_power(part, probes) for part in children(tree)]  # every part is bounded, always
+    powers = {} if powers is None else powers  # each node's power, by id, once: exp(log(...)) reads it again
+    if id(tree) in powers:
+        return powers[id(tree)]
+    parts = [input_power(part, probes, powers) for part in children(tree)]  # every part is bounded, always
     match tree:
         case Num():
             power = 0.0
@@ -90,7 +93,7 @@ def input_power(tree: Expr, probes: Probes) -> float:
             power = parts[0] / 2
         case Call(fn="abs"):  # Abs(x**3) is Abs(x)**3
             power = parts[0]
-        case Call(fn="exp", arg=arg) if (logged := _log_power(arg, probes)) is not None:
+        case Call(fn="exp", arg=arg) if (logged := _log_power(arg, probes, powers)) is not None:
             power = logged  # exp(c*log(a)) is a**c
         case Call():
             power = min(parts[0], 1.0)
@@ -108,24 +111,25 @@ def input_power(tree: Expr, probes: Probes) -> float:
     if power > MAX_EXPONENT:
         raise ConfigError(f"{short(str(tree))} raises the inputs to the power {power:g} once SymPy folds "
                           f"nested powers and products; the limit is {MAX_EXPONENT}")
+    powers[id(tree)] = power
     return power
 
 
-def _log_power(arg: Expr, probes: Probes) -> float | None:
+def _log_power(arg: Expr, probes: Probes, powers: dict[int, float]) -> float | None:
     """The power SymPy gives ``exp(arg)`` when ``arg`` is a constant times ``log(a)``, which it folds into
     ``a**c``; None for any other argument."""
     match arg:
         case Call(fn="log", arg=inner):
-            return input_power(inner, probes)
+            return input_power(inner, probes, powers)
         case Neg(arg=inner):
-            return _log_power(inner, probes)
+            return _log_power(inner, probes, powers)
         case BinOp(op="*", left=left, right=right):
             for logged, factor in ((left, right), (right, left)):
-                coefficient, power = _constant(_probe(factor, probes)), _log_power(logged, probes)
+                coefficient, power = _constant(_probe(factor, probes)), _log_power(logged, probes, powers)
                 if coefficient is not None and power is not None:
                     return power * abs(coefficient)
         case BinOp(op="/", left=left, right=right):
-            coefficient, power = _constant(_probe(right, probes)), _log_power(left, probes)
+            coefficient, power = _constant(_probe(right, probes)), _log_power(left, probes, powers)
             if coefficient and power is not None:
                 return power / abs(coefficient)
     return None
