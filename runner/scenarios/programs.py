@@ -10,7 +10,7 @@ from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
 from runner.scenarios import derivative_specs, gradient_steps, layers
 from runner.scenarios.inputs import check_input
-from runner.scenarios.values import check_name, nested_shape, parse_checked
+from runner.scenarios.values import check_name, nested_shape, parse_checked, with_differences
 
 if TYPE_CHECKING:
     from runner.scenarios.schema import ProgramScenario, RunConfig
@@ -146,6 +146,5 @@ def program_memory(run: RunConfig, item: int) -> dict[str, int]:
     inputs = sum(math.prod(shapes[n]) for n in scenario.inputs)
     nodes = sum(sizes)
     parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}
-    if run.checks.finite_differences:
-        parts["finite differences"] = 2 * 8 * (nodes + inputs)
-    return parts | derivative_specs.memory(scenario, shapes, item, run.checks.finite_differences)
+    return (with_differences(parts, run, 2 * 8 * (nodes + inputs))
+            | derivative_specs.memory(scenario, shapes, item, run.checks.finite_differences))

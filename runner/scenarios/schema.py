@@ -21,7 +21,7 @@ from runner.language import expr, syntax
 from runner.oracles.tolerance import Tolerance
 from runner.scenarios.inputs import check_point_inputs
 from runner.scenarios.programs import check_program, program_memory
-from runner.scenarios.values import finite, parse_checked
+from runner.scenarios.values import finite, parse_checked, with_differences
 
 #: Float dtypes a run may use. Integers are refused: the tape never differentiates them.
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -305,11 +305,6 @@ class RunConfig:
 
     def tolerances(self) -> DtypeTolerances:
         return self.checks.tolerances[self.dtype]
-
-
-def with_differences(parts: dict[str, int], run: RunConfig, differences: int) -> dict[str, int]:
-    """A kind's parts, and its finite differences' bytes where the run checks by them."""
-    return {**parts, "finite differences": differences} if run.checks.finite_differences else parts
 
 
 def path_safe(name: Any) -> str:

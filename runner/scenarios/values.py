@@ -12,13 +12,16 @@ import functools
 import json
 import keyword
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import ConfigError
 from runner.language import expr, syntax
+
+if TYPE_CHECKING:
+    from runner.scenarios.schema import RunConfig
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
@@ -101,3 +104,8 @@ def _typed_once(schema: type, values: str, where: str) -> Any:
         key = ".".join(part for part in (where, err.full_key) if part)
         reason = str(err.msg).splitlines()[0] if err.msg else type(err).__name__
         raise ConfigError(f"{key}: {reason}") from None
+
+
+def with_differences(parts: dict[str, int], run: RunConfig, differences: int) -> dict[str, int]:
+    """A kind's parts, and its finite differences' bytes where the run checks by them."""
+    return {**parts, "finite differences": differences} if run.checks.finite_differences else parts
