@@ -151,13 +151,16 @@ def test_overriding_the_function_drops_the_closed_form_and_a_failed_check_says_b
 
 @pytest.mark.parametrize(("args", "hint"), [
     (["scenario.fuction=x"], "scenario.fuction: unknown key; did you mean scenario.function?"),
-    (["-m", "~scenario.closed_forms"], "scenario.closed_forms: unknown key; "
-                                       "did you mean scenario.closed_form or scenario.closed_form_for?"),
+    (["-m", "~scenario.closed_forms"], "scenario.closed_forms: unknown key; "  # one edit beats four
+                                       "did you mean scenario.closed_form?"),
+    (["scenario.closed_from=x"], "scenario.closed_from: unknown key; "  # two swapped letters: one edit
+                                 "did you mean scenario.closed_form?"),
     (["scenario.inputs.x.valeu=3"], "scenario.inputs.x.valeu: unknown key; "
                                     "did you mean scenario.inputs.x.value?"),
     (["scenario.inputs.y.linspace.nmu=3"], "scenario.inputs.y.linspace.nmu: unknown key; "
                                            "did you mean scenario.inputs.y.linspace.num?"),
     (["scenario=linear", "scenario.btach=3"], "scenario.btach: unknown key; did you mean scenario.batch?"),
+    (["scenario.wacth=[x2]"], "scenario.wacth: unknown key; did you mean scenario.watch?"),
 ])
 def test_a_misspelt_scenario_key_names_the_keys_meant(args: list[str], hint: str) -> None:
     assert unknown_scenario_key(args) == hint

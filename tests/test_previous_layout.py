@@ -29,7 +29,7 @@ def test_every_shipped_scenario_was_saved() -> None:
     conf = Path(__file__).resolve().parents[1] / "conf" / "scenario"
     shipped = {OmegaConf.load(p).name for p in conf.rglob("*.yaml")}
     saved = {OmegaConf.load(SAVED / job / "config.yaml").scenario.name for job in JOBS}
-    assert len(JOBS) == 49 and saved == shipped
+    assert len(JOBS) == 49 and saved <= shipped  # scenarios shipped since have no previous-layout run
 
 
 @pytest.mark.slow

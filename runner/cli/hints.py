@@ -42,11 +42,30 @@ def _fields(kind: Any) -> dict[str, Any] | None:
     return _fields(args[0]) if len(args) == 1 else None
 
 
+def _closest(typed: str, candidates: list[str]) -> list[str]:
+    """The candidates fewest edits away (a swap of two neighbours counts one, as typists make it)."""
+    if not candidates:
+        return []
+    distance = {c: _edits(typed, c) for c in candidates}
+    return [c for c in candidates if distance[c] == min(distance.values())]
+
+
+def _edits(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours turning ``a`` into ``b``."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
 def _unknown(parts: list[str], fields: dict[str, Any], done: str) -> str | None:
     """The hint for the first of ``parts`` that is not a key where it stands, if any."""
     head, rest = parts[0], parts[1:]
     if head not in fields:
-        close = difflib.get_close_matches(head, list(fields), n=3, cutoff=0.6)
+        close = _closest(head, difflib.get_close_matches(head, list(fields), n=3, cutoff=0.6))
         meant = " or ".join(f"{done}.{c}" for c in close)
         return (f"{done}.{head}: unknown key; "
                 + (f"did you mean {meant}?" if close else f"the keys here are {', '.join(sorted(fields))}"))

@@ -31,16 +31,27 @@ from runner.language.vetting import MAX_EXACT_DIGITS, MAX_EXPONENT, MAX_FOLDED_D
 class TensorFlowBackend:
     """Native TensorFlow ops, so the tape records exactly what the expression says."""
 
-    def __init__(self, dtype: Any, branches: Mapping[IfExp, bool] | None = None) -> None:
+    def __init__(self, dtype: Any, branches: Mapping[IfExp, bool] | None = None,
+                 dtypes: Mapping[str, Any] | None = None) -> None:
         from runner.tfenv import tf
 
         self.dtype = dtype
+        self.dtypes = dict(dtypes or {})  # step -> its dtype, where it is not ``dtype``
+        self._steps: dict[str, TensorFlowBackend] = {}
         self._tf = tf
         self._functions: dict[str, Callable[[Any], Any]] = {
             fn: functools.reduce(getattr, f.tensorflow.split("."), tf) for fn, f in ops.FUNCTIONS.items()
         }
         self._ops = {fn: functools.reduce(getattr, TF_PATHS.get(fn, fn).split("."), tf) for fn in SIGNATURES}
         self.branches = dict(branches or {})  # conditional -> branch taken, decided before the tape
+
+    def for_step(self, name: str) -> TensorFlowBackend:
+        """The backend a step computes with: its numbers in its own dtype (an integer input's, say)."""
+        if name not in self.dtypes:
+            return self
+        if name not in self._steps:
+            self._steps[name] = TensorFlowBackend(self.dtypes[name], self.branches)
+        return self._steps[name]
 
     def number(self, value: float) -> Any:
         return self._tf.constant(value, self.dtype)
@@ -152,8 +163,12 @@ class Code(str):
 class CodeBackend:
     """Source text that builds the same TensorFlow ops: the reports' standalone snippets."""
 
-    def __init__(self, dtype: str) -> None:
+    def __init__(self, dtype: str, dtypes: Mapping[str, str] | None = None) -> None:
         self.dtype = dtype
+        self.dtypes = dict(dtypes or {})  # step -> its dtype, where it is not ``dtype``
+
+    def for_step(self, name: str) -> CodeBackend:
+        return CodeBackend(self.dtypes[name]) if name in self.dtypes else self
 
     def number(self, value: float) -> Code:
         return Code(f"tf.constant({value!r}, tf.{self.dtype})")

@@ -100,8 +100,10 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str],
             return tape.jacobian(y, wrt, unconnected_gradients=unconnected, experimental_use_pfor=use_pfor)
         if kind == "batch_jacobian":
             return [tape.batch_jacobian(y, w, unconnected_gradients=unconnected) for w in wrt]
-        return tape.gradient(y, wrt, output_gradients=output_gradients.get(target),
-                             unconnected_gradients=unconnected)
+        keys = scenario.source_keys(target)  # tape.gradient(y, {'w': w, 'b': b}), as the guide writes it
+        got = tape.gradient(y, wrt if keys is None else dict(zip(keys, wrt, strict=True)),
+                            output_gradients=output_gradients.get(target), unconnected_gradients=unconnected)
+        return got if keys is None else [got[k] for k in keys]
 
     @tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
     def step(tensors: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -117,7 +119,7 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str],
                 wrt = [program.source(s, tensors, results) for s in sources]  # a layer's variable too
                 got: list[Any] = [None] * len(sources)
                 try:
-                    got = ask(tape, target, results[target], wrt)
+                    got = ask(tape, target, program.differentiated(target, results), wrt)
                 except RuntimeError as err:
                     if scenario.persistent or target == next(iter(program.plan)):  # a first call's: real
                         raise

@@ -43,13 +43,13 @@ from runner.oracles.differences import (
 from runner.oracles.projections import projection_check
 from runner.result import Check, Curve, Outcome
 from runner.routines import derivative_kinds as kinds
-from runner.routines import hessians, layer_steps, pointwise, program_snippet
+from runner.routines import hessians, layer_steps, pointwise, program_setup, program_snippet
 from runner.routines.program_steps import evaluate_steps
 from runner.routines.program_sympy import sympy_check
 from runner.routines.support import float64_delta, tf_dtype
-from runner.scenarios import gradient_steps
-from runner.scenarios.inputs import ProgramInput, ProgramKind
-from runner.scenarios.programs import program_shapes
+from runner.scenarios import gradient_steps, structured
+from runner.scenarios.inputs import ProgramInput, ProgramKind, written_as_integers
+from runner.scenarios.programs import program_shapes, step_dtypes
 from runner.scenarios.schema import ProgramScenario, RunConfig, Unconnected
 from runner.tfenv import tf
 
@@ -57,6 +57,10 @@ NON_PERSISTENT = (
     "a non-persistent tape frees its record after the first gradient() call, so TensorFlow raised "
     "RuntimeError here; set scenario.persistent=true to take several gradients"
 )
+
+
+#: How TensorFlow's warning for tape.watch on an integer tensor begins (it logs the first five per process).
+WATCH_WARNING = "The dtype of the watched tensor must be floating (e.g. tf.float32), got"
 
 
 #: How TensorFlow's RuntimeError for a second gradient() on a non-persistent tape begins.
@@ -67,27 +71,31 @@ class Program:
     """A validated program, parsed, with its values in float64 and every branch decided."""
 
     def __init__(self, scenario: ProgramScenario, run: RunConfig) -> None:
-        self.scenario, self.run = scenario, run
-        self.dtype = tf_dtype(run)
+        self.run, self.dtype = run, tf_dtype(run)
+        self.dtypes = {n: tf.as_dtype(d) for n, d in step_dtypes(scenario).items()}  # where not the run's
+        self.branches: dict[syntax.IfExp, bool] = {}  # each conditional's branch, decided before the tape
+        self.frozen: dict[syntax.Func, Any] = {}  # each stop_gradient's value: a constant for the oracles
+        self.plan = scenario.plan()
         self.shapes = program_shapes(scenario)
+        self.setup = program_setup.parse(scenario)  # each a leaf from here on, as the tape sees it
+        self.values = {n: self.constant(spec, n) for n, spec in scenario.inputs.items()}
+        self.scenario = scenario = program_setup.as_inputs(scenario, self.setup, self.values, self.backend())
+        self.values.update({n: self.constant(scenario.inputs[n], n) for n in self.setup})
         self.layers = layer_steps.build(scenario.targets, self.shapes, run.seed, run.dtype,
                                    scenario.watch_accessed_variables)
         self.gradient_steps = gradient_steps.build(scenario.targets)
         self.trees: dict[str, Any] = {}  # name -> parsed expression, a built layer Step or a GradientStep
         for name, text in scenario.targets.items():
             built = self.layers.get(name) or self.gradient_steps.get(name)
-            self.trees[name] = built or expr.parse(text, [*scenario.inputs, *self.trees])
-        self.values = {n: tf.constant(spec.array(run.seed, n), self.dtype)
-                       for n, spec in scenario.inputs.items()}
+            known = [*scenario.inputs, *self.trees]
+            self.trees[name] = built or expr.parse(structured.expression(text), known)
+        self.structures = {n: found for n, t in scenario.targets.items() if (found := structured.parse(t))}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
         self.held = {n: np.asarray(v.numpy(), dtype=np.float64) for n, v in self.values.items()}  # exact
         for step in self.layers.values():  # each layer's variables, as the oracles nudge them
             self.held.update(step.held)
-        self.branches: dict[syntax.IfExp, bool] = {}  # each conditional's branch, decided before the tape
-        self.frozen: dict[syntax.Func, Any] = {}  # each stop_gradient's value: a constant for the oracles
         if not pointwise.elementwise(self.trees):  # an elementwise program has neither: its forward waits
             self.forward  # noqa: B018  (evaluating it decides every conditional and stop_gradient)
-        self.plan = scenario.plan()
         self._reaches: dict[tuple[str, bool], set[str]] = {}
         self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
             t: np.broadcast_to(np.asarray(scenario.output_gradients.get(t, 1.0), dtype=np.float64),
@@ -95,6 +103,18 @@ class Program:
         self.delta = float64_delta(run)
         if self.gradient_steps:  # differences of nested differences: the inner ones' rounding (eps / their
             self.delta = max(self.delta, gradient_steps.INNER_DELTA)  # step) is divided by this step too
+
+    def constant(self, spec: ProgramInput, name: str) -> Any:
+        """An input's (or a setup result's) tensor, in its own dtype."""
+        return tf.constant(spec.array(self.run.seed, name), self.dtypes.get(name, self.dtype))
+
+    def backend(self) -> backends.TensorFlowBackend:
+        """TensorFlow's ops as the tape records them: each step in its dtype, each branch as decided."""
+        return backends.TensorFlowBackend(self.dtype, self.branches, self.dtypes)
+
+    def code(self) -> backends.CodeBackend:
+        """The snippet's source for the same ops, each step in its dtype."""
+        return backends.CodeBackend(self.run.dtype, {n: d.name for n, d in self.dtypes.items()})
 
     @functools.cached_property
     def forward(self) -> dict[str, Any]:
@@ -140,6 +160,13 @@ class Program:
 
     def why_none(self, target: str, source: str) -> str:
         """Why tape.gradient(target, source) is None, or '' when it is a gradient."""
+        if before_tape := program_setup.why_none(self, target, source):
+            return before_tape
+        dtype = self.dtypes.get(source, self.dtype)
+        if not dtype.is_floating:
+            return (f"{source} is {dtype.name}, and the tape records floating-point tensors only "
+                    f"(tape.watch on it logs TensorFlow's warning \"{WATCH_WARNING} tf.{dtype.name}\"), so "
+                    "there is no gradient")
         if "." in source and source.partition(".")[0] in self.reaches(target) | {target}:
             return self.layers[source.partition(".")[0]].why_none(source)
         if source not in self.reaches(target):
@@ -197,7 +224,7 @@ class Program:
 
     def vjp(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
         """The tape's vector-Jacobian product v -> v . d target / d source, on a fresh tape."""
-        backend = backends.TensorFlowBackend(self.dtype, self.branches)
+        backend = self.backend()
 
         def fn(v: np.ndarray) -> np.ndarray:
             tensors = dict(self.values)
@@ -209,6 +236,11 @@ class Program:
                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return np.asarray(tf.cast(tf.convert_to_tensor(grad), tf.float64).numpy())
         return fn
+
+    def differentiated(self, target: str, results: Mapping[str, Any]) -> Any:
+        """What tape.gradient is given as the target: its tensor, or the list or dict a structure holds."""
+        structure = self.structures.get(target)
+        return results[target] if structure is None else structure.build(dict(results))
 
     def source(self, name: str, tensors: Mapping[str, Any], results: Mapping[str, Any]) -> Any:
         """What the tape differentiates with respect to: an input, a step's result or a layer's variable."""
@@ -225,8 +257,11 @@ def _tensor(spec: ProgramInput, value: Any, name: str) -> Any:
 
 def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     program = Program(scenario, run)
-    backend = backends.TensorFlowBackend(program.dtype, program.branches)
-    tensors = {n: _tensor(spec, program.values[n], n) for n, spec in scenario.inputs.items()}
+    scenario = program.scenario  # with each setup result as one more input
+    backend = program.backend()
+    tensors = {n: _tensor(spec, program.values[n], n) for n, spec in scenario.inputs.items()
+               if n not in program.setup}
+    tensors.update(program_setup.evaluate(program.setup, tensors, backend))  # before the tape opens
     refused: dict[str, str] = {}  # target -> TensorFlow's message; Python state, set at trace time
     gradient = scenario.derivative == "gradient"
     outcome = Outcome(snippet=program_snippet.snippet(program) if gradient else kinds.snippet(
@@ -235,6 +270,15 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     results, found, outcome.timings, extra = kinds.run_tape(
         program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
+    for name, structure in program.structures.items():
+        outcome.notes[name] = (f"{name} = {structure.code()} is handed to tape.gradient as it is, which "
+                               "differentiates the sum of every part's elements; its value here is that sum")
+    for name, spec in scenario.inputs.items():
+        if written_as_integers(spec):
+            outcome.notes[name] = (
+                f"{name}'s value is written as whole numbers with no dtype: here it is {run.dtype}, the "
+                f"run's dtype, where TensorFlow's tf.constant({spec.value!r}) would be int32, which has no "
+                f"gradient (scenario.inputs.{name}.dtype=int32 for that)")
     # Each layer's weights as drawn (h.kernel), so results.json holds every number a derivative reads.
     outcome.inputs.update({n: v for n, v in program.held.items() if "." in n})
     outcome.values = {t: v.numpy() for t, v in results.items()} | extra
@@ -262,6 +306,7 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
         outcome.checks.append(Check(
             f"d{first}: second gradient() on a non-persistent tape raises RuntimeError",
             other is None and sorted(refused) == sorted(expected_refusals), None, None, detail))
+    outcome.checks += program_setup.value_checks(program)
     for target in program.trees:
         outcome.checks.append(finite(f"{target} finite", outcome.values[target]))
         outcome.checks.append(_value_check(program, target, outcome.values[target]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runner.language import backends, syntax
-from runner.routines import layer_steps, snippets
+from runner.routines import layer_steps, program_setup, snippets
 from runner.scenarios import gradient_steps
 from runner.scenarios.inputs import ProgramKind
 from runner.scenarios.schema import Unconnected
@@ -32,10 +32,15 @@ def snippet(program: Program) -> str:
     for target, sources in program.plan.items():
         og = (f", output_gradients=tf.constant({program.weights[target].tolist()!r}, tf.{run.dtype})"
               if target in scenario.output_gradients else "")
+        keys = scenario.source_keys(target)
+        codes = [layer_steps.code_source(s) for s in sources]
+        wrt = (f"[{', '.join(codes)}]" if keys is None
+               else "{" + ", ".join(f"{k!r}: {c}" for k, c in zip(keys, codes, strict=True)) + "}")
         lines += [
             "try:",
-            f"    _grads = tape.gradient({target}, [{', '.join(map(layer_steps.code_source, sources))}]{og}, "
+            f"    _grads = tape.gradient({target}, {wrt}{og}, "
             f"unconnected_gradients=tf.UnconnectedGradients.{mode})",
+            *([f"    _grads = [_grads[k] for k in {keys!r}]"] if keys is not None else []),
             "except RuntimeError:  # a non-persistent tape answers only its first gradient() call",
             f"    _grads = [None] * {len(sources)}",
             *(["_grads = [g if g is None else tf.convert_to_tensor(g) for g in _grads]  # Embedding's "
@@ -51,11 +56,14 @@ def inputs(program: Program) -> list[str]:
     scenario, run = program.scenario, program.run
     lines = []
     for n, spec in scenario.inputs.items():
-        tensor = f"tf.constant({spec.code(run.seed, n)}, tf.{run.dtype})"
+        if n in program.setup:  # made from the inputs below, before the tape opens
+            continue
+        tensor = f"tf.constant({spec.code(run.seed, n)}, tf.{spec.dtype or run.dtype})"
         if spec.kind is ProgramKind.constant:
             lines.append(f"{n} = {tensor}")
         else:
             lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
+    lines += program_setup.snippet_lines(program)
     if program.layers:
         lines += layer_steps.snippet_setup(program.layers)
     return lines
@@ -63,12 +71,13 @@ def inputs(program: Program) -> list[str]:
 
 def steps(program: Program) -> list[str]:
     """Each step in order, indented to sit inside the tape's block."""
-    backend = backends.CodeBackend(program.run.dtype)
+    backend = program.code()
     known = {n: backends.Code(n) for n in program.scenario.inputs}
     lines, texts = [], program.scenario.targets
     for name, tree in program.trees.items():
         code = (tree.call_code() if isinstance(tree, layer_steps.Step | gradient_steps.GradientStep)
-                else syntax.evaluate(tree, known, backend))
+                else program.structures[name].code() if name in program.structures
+                else syntax.evaluate(tree, known, backend.for_step(name)))
         lines.append((name, f"    {name} = {code}  # {texts[name]}"))
         known[name] = backends.Code(name)
     if program.gradient_steps:  # nested in their inner tapes

@@ -40,9 +40,16 @@ def evaluate_steps(
                 ) if tapes else tree.numpy_value(trees, values, backend, evaluate_steps)
             else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
                 values[name] = (tree(values, backend) if isinstance(tree, layer_steps.Step)
-                                else syntax.evaluate(tree, values, backend))
+                                else syntax.evaluate(tree, values, for_step(backend, name)))
             for g in (g for g, step in steps.items() if step.wrt == name and g in tapes):
                 tapes[g].watch(values[name])
             if name == upto:
                 break
     return {name: values[name] for name in trees if name in values}
+
+
+def for_step(backend: Any, name: str) -> Any:
+    """The backend a step computes with: TensorFlow's and the snippet's in the step's own dtype; the
+    oracles' always in float64."""
+    choose = getattr(backend, "for_step", None)
+    return backend if choose is None else choose(name)

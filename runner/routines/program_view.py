@@ -53,6 +53,10 @@ class ProgramView(Protocol):
         """The tape's vector-Jacobian product, on a fresh tape."""
         ...
 
+    def differentiated(self, target: str, results: Mapping[str, Any]) -> Any:
+        """What tape.gradient is given as the target (a list or dict target's structure)."""
+        ...
+
     def source(self, name: str, tensors: Mapping[str, Any], results: Mapping[str, Any]) -> Any:
         """What the tape differentiates with respect to."""
         ...

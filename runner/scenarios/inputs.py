@@ -31,6 +31,12 @@ class ProgramKind(Enum):
     constant = "constant"
 
 
+#: The dtypes an input may have beside the run's own: TensorFlow's floats, and the integers the guide
+#: shows the tape refusing to watch (an integer input's gradient is always None).
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+INTEGER_DTYPES = ("int32", "int64")
+
+
 #: A program input's initialisers, as TensorFlow's own functions draw them (normal: N(0, 1); uniform:
 #: U[0, 1); glorot_uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out))), seeded by the run's seed.
 INITIALISERS = ("zeros", "ones", "normal", "uniform", "glorot_uniform")
@@ -46,6 +52,7 @@ class ProgramInput:
     shape: list[int] | None = None
     kind: ProgramKind = ProgramKind.variable
     watch: bool = False  # call tape.watch() on it
+    dtype: str | None = None  # one of FLOAT_DTYPES or INTEGER_DTYPES; None: the run's dtype
 
     def array(self, seed: int, name: str) -> Any:
         """The input's values in float64; an initialiser draws from a generator seeded by (seed, name)."""
@@ -113,10 +120,35 @@ def check_input(name: str, node: Any) -> ProgramInput:
             raise ConfigError(f"{where}.shape: an initialiser needs positive sizes, e.g. [3, 2]")
     elif spec.shape is not None:
         raise ConfigError(f"{where}.shape: only an initialiser takes a shape (a value has its own)")
+    if spec.dtype is not None:
+        _check_dtype(spec, where)
     if spec.linspace is not None and (spec.linspace.num <= 0 or not (
             finite(spec.linspace.start) and finite(spec.linspace.stop))):
         raise ConfigError(f"{where}.linspace: num must be positive, start and stop finite")
     return spec
+
+
+def _check_dtype(spec: ProgramInput, where: str) -> None:
+    if spec.dtype not in (*FLOAT_DTYPES, *INTEGER_DTYPES):
+        raise ConfigError(f"{where}.dtype: unknown dtype {spec.dtype!r} "
+                          f"(known: {', '.join((*FLOAT_DTYPES, *INTEGER_DTYPES))})")
+    if spec.dtype in INTEGER_DTYPES and not _whole(spec.value):
+        raise ConfigError(f"{where}: an {spec.dtype} input takes a value of whole numbers, e.g. value: 10")
+
+
+def _whole(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(map(_whole, value))
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and finite(value) and value == int(value)
+
+
+def written_as_integers(spec: ProgramInput) -> bool:
+    """A value written with no decimal point and no dtype: TensorFlow's ``tf.constant(10)`` would be int32."""
+    def integers(value: Any) -> bool:
+        return all(map(integers, value)) if isinstance(value, list) else (
+            isinstance(value, int) and not isinstance(value, bool))
+    return spec.dtype is None and spec.value is not None and integers(spec.value)
 
 
 def check_point_inputs(scenario: Any) -> None:
@@ -129,6 +161,9 @@ def check_point_inputs(scenario: Any) -> None:
         where = f"scenario.inputs.{name}"
         if spec.init is not None:
             raise ConfigError(f"{where}.init: this routine takes a value or a linspace, not an initialiser")
+        if spec.dtype is not None:
+            raise ConfigError(f"{where}.dtype: only a program takes a dtype per input (this routine: the "
+                              "run's dtype)")
         if spec.value is not None:
             number = isinstance(spec.value, int | float) and not isinstance(spec.value, bool)
             if not (number and finite(spec.value)):

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
-from runner.scenarios import derivative_specs, gradient_steps, layers
-from runner.scenarios.inputs import check_input
+from runner.language.syntax import short
+from runner.scenarios import derivative_specs, gradient_steps, layers, structured
+from runner.scenarios.inputs import INTEGER_DTYPES, check_input
 from runner.scenarios.values import check_name, nested_shape, parse_checked, with_differences
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
         else:
             shapes[name] = nested_shape(spec.value, f"scenario.inputs.{name}.value")
         shape_rules.check_shape(f"scenario.inputs.{name}", shapes[name])
+    for name, text in scenario.setup.items():
+        if name not in shapes:  # a program's own copy holds each setup result as an input too
+            shapes[name] = _inferred(f"scenario.setup.{name}", text, shapes)
     for name, text in scenario.targets.items():
         if gradient_steps.is_gradient_step(text):  # shaped like what it differentiates against
             shapes[name] = shapes[text["wrt"]]
@@ -34,11 +38,15 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
         if layers.is_step(text):
             shapes.update(layers.shapes(name, text, shapes))
             continue
-        try:
-            shapes[name] = shape_rules.infer_shape(expr.parse(text, shapes), shapes)
-        except ConfigError as err:
-            raise ConfigError(f"{_step_key(scenario, name)}: {err}") from None
+        shapes[name] = _inferred(_step_key(scenario, name), structured.expression(text), shapes)
     return shapes
+
+
+def _inferred(where: str, text: str, shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+    try:
+        return shape_rules.infer_shape(expr.parse(text, shapes), shapes)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _step_key(scenario: ProgramScenario, name: str) -> str:
@@ -64,7 +72,7 @@ def _short_form(scenario: ProgramScenario) -> None:
     check_name(target, "scenario.target")
     if target in scenario.inputs:
         raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
-    parse_checked(scenario.function, scenario.inputs, "scenario.function", tensors=True)
+    parse_checked(scenario.function, [*scenario.inputs, *scenario.setup], "scenario.function", tensors=True)
     if scenario.closed_form_for is not None:
         parse_checked(scenario.closed_form_for, scenario.inputs, "scenario.closed_form_for", tensors=True)
     for name, text in scenario.closed_form.items():
@@ -89,33 +97,40 @@ def check_program(scenario: ProgramScenario) -> None:
         raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
     checked = {name: check_input(name, node) for name, node in scenario.inputs.items()}
     scenario.inputs = checked
+    known = _check_setup(scenario)
     if not scenario.targets:
         raise ConfigError("scenario.targets: give at least one step, e.g. {y: x**2}")
     for name in scenario.targets:
         check_name(name, f"scenario.targets.{name}")
-        if name in scenario.inputs:
-            raise ConfigError(f"scenario.targets.{name}: the name is already an input")
-    known = list(scenario.inputs)
+        if name in known:
+            raise ConfigError(f"scenario.targets.{name}: the name is already an input or a setup step")
     for name, text in scenario.targets.items():  # each step reads inputs and earlier steps only
         if gradient_steps.is_gradient_step(text):
-            gradient_steps.check(name, text, known, scenario.inputs, scenario.derivative)
+            gradient_steps.check(name, text, known, [*scenario.inputs, *scenario.setup], scenario.derivative)
+        elif (found := structured.parse(text)) is not None:
+            _check_structure(scenario, name, found, known)
         elif not layers.is_step(text):
             parse_checked(text, known, _step_key(scenario, name), tensors=True)
         known.append(name)
     shapes = program_shapes(scenario)
     order = list(scenario.targets)
-    for target, sources in scenario.gradients.items():
+    for target, given in scenario.gradients.items():
         if target not in scenario.targets:
             raise ConfigError(f"scenario.gradients.{target}: no step named {target!r}")
-        if not sources:
-            raise ConfigError(f"scenario.gradients.{target}: give the sources, e.g. [x]")
+        if not given or not isinstance(given, list | dict) or not all(
+                isinstance(s, str) for s in (given.values() if isinstance(given, dict) else given)):
+            raise ConfigError(f"scenario.gradients.{target}: give the sources as a list of names, e.g. [x], "
+                              "or a dict, e.g. {w: w, b: b}")
+        sources = scenario.plan()[target]
+        if len(set(sources)) < len(sources):
+            raise ConfigError(f"scenario.gradients.{target}: a source is named twice")
         for source in sources:
             if "." in source:
                 layers.check_source(scenario.targets, target, source, shapes)
-            elif source not in scenario.inputs and (
+            elif source not in scenario.inputs and source not in scenario.setup and (
                     source not in scenario.targets or order.index(source) >= order.index(target)):
                 raise ConfigError(f"scenario.gradients.{target}: {source!r} is neither an input nor a step "
-                                  f"before {target}")
+                                  f"before {target} (nor a setup step)")
     for target, value in scenario.output_gradients.items():
         where = f"scenario.output_gradients.{target}"
         if target not in scenario.plan():
@@ -128,6 +143,100 @@ def check_program(scenario: ProgramScenario) -> None:
         if not fits:
             raise ConfigError(f"{where}: shape {given} does not broadcast to {target}'s {shapes[target]}")
     derivative_specs.check(scenario, shapes)
+    step_dtypes(scenario)
+
+
+RUN_DTYPE = "the run's dtype"
+
+
+#: What a step over integers may do: TensorFlow computes it in their dtype, and has no gradient for it.
+_INTEGER_OPS = ("+", "-", "*", "**")
+
+
+def step_dtypes(scenario: ProgramScenario) -> dict[str, str]:
+    """Every input's, setup step's and step's dtype where it is not the run's: an input's own, and a
+    step's that of the names it reads, which must agree (TensorFlow casts nothing by itself)."""
+    dtypes = {n: spec.dtype for n, spec in scenario.inputs.items() if spec.dtype is not None}
+    steps = {**{n: (f"scenario.setup.{n}", t) for n, t in scenario.setup.items()},
+             **{n: (_step_key(scenario, n), t) for n, t in scenario.targets.items()}}
+    for name, (where, entry) in steps.items():
+        text = structured.expression(entry)
+        if not isinstance(text, str):  # a layer or gradient step: in the run's dtype
+            read = {v for k, v in text.items() if k in ("input", "gradient", "wrt") and v in dtypes}
+            if read:
+                raise ConfigError(f"{where}: reads {', '.join(sorted(read))}, not in the run's dtype; a "
+                                  "layer or gradient step runs in the run's dtype")
+            continue
+        read = syntax.names(expr.parse(text, [*scenario.inputs, *steps]))
+        found = {dtypes.get(n) for n in read}
+        if len(found) > 1:
+            said = ", ".join(f"{n} ({dtypes.get(n, RUN_DTYPE)})" for n in sorted(read))
+            raise ConfigError(f"{where}: reads {said}; TensorFlow does not mix dtypes in one op, so give "
+                              "them one dtype")
+        dtype = found.pop() if found else None
+        if dtype is None:
+            continue
+        dtypes[name] = dtype
+        if dtype in INTEGER_DTYPES and (
+                bad := _not_integer(expr.parse(text, [*scenario.inputs, *steps]))):
+            raise ConfigError(f"{where}: {bad} on {dtype}: a step over integers takes whole numbers, "
+                              f"{', '.join(_INTEGER_OPS)} and subscripts only (its gradient is None anyway)")
+    return dtypes
+
+
+def _not_integer(tree: syntax.Expr) -> str:
+    """What in an integer step TensorFlow would refuse or turn into floats, or ''."""
+    if isinstance(tree, syntax.Num) and tree.value != int(tree.value):
+        return f"the number {tree.value!r}"
+    if isinstance(tree, syntax.BinOp) and tree.op not in _INTEGER_OPS:
+        return f"the operator {tree.op}"
+    if not isinstance(tree, syntax.Num | syntax.Name | syntax.Neg | syntax.BinOp | syntax.Index):
+        return f"{short(str(tree), 30)}"
+    return next(filter(None, map(_not_integer, syntax.children(tree))), "")
+
+
+def _check_structure(scenario: ProgramScenario, name: str, found: structured.Structure,
+                     known: list[str]) -> None:
+    """A list or dict target: its parts known; only ever differentiated, and only by tape.gradient."""
+    where = _step_key(scenario, name)
+    structured.check(name, found, known, where)
+    if scenario.derivative != "gradient":
+        raise ConfigError(f"{where}: a list or dict target is differentiated by tape.gradient only "
+                          f"(derivative=gradient, not {scenario.derivative})")
+    if name in scenario.output_gradients:
+        raise ConfigError(f"scenario.output_gradients.{name}: a list or dict target takes none")
+    later = list(scenario.targets)[list(scenario.targets).index(name) + 1:]
+    for step in later:
+        text = scenario.targets[step]
+        if isinstance(text, str) and structured.parse(text) is None and name in syntax.names(
+                expr.parse(text, [*known, *scenario.targets])):
+            raise ConfigError(f"scenario.targets.{step}: reads {name}, a list or dict target, which is "
+                              "only differentiated (its parts are the steps to read)")
+    for target, sources in scenario.plan().items():
+        if name in sources:
+            raise ConfigError(f"scenario.gradients.{target}: {name} is a list or dict target, not a source")
+
+
+def _check_setup(scenario: ProgramScenario) -> list[str]:
+    """The steps before the tape: expressions over the inputs and earlier setup steps; and ``watch``,
+    which names setup results only. Returns every name a target may read before its own steps."""
+    known = list(scenario.inputs)
+    for name, text in scenario.setup.items():
+        where = f"scenario.setup.{name}"
+        check_name(name, where)
+        if name in known:
+            raise ConfigError(f"{where}: the name is already an input or an earlier setup step")
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}: a setup step is an expression (layers and gradient steps run on "
+                              "the tape, in scenario.targets)")
+        parse_checked(text, known, where, tensors=True)
+        known.append(name)
+    for name in scenario.watch:
+        if name not in scenario.setup:
+            hint = (f"; an input is watched with scenario.inputs.{name}.watch=true" if name in scenario.inputs
+                    else f" (setup steps: {', '.join(scenario.setup) or 'none'})")
+            raise ConfigError(f"scenario.watch: {name!r} is not a setup step{hint}")
+    return known
 
 
 def program_memory(run: RunConfig, item: int) -> dict[str, int]:
@@ -136,13 +245,15 @@ def program_memory(run: RunConfig, item: int) -> dict[str, int]:
     scenario = run.scenario
     shapes = program_shapes(scenario)
     sizes: list[int] = []
+    for text in scenario.setup.values():
+        shape_rules.infer_shape(expr.parse(text, shapes), shapes, sizes)
     for name, text in scenario.targets.items():
         if gradient_steps.is_gradient_step(text):  # the gradient, and as much again in its backward pass
             sizes += [2 * math.prod(shapes[name])]
         elif layers.is_step(text):
             sizes += layers.memory(shapes, name)
         else:
-            shape_rules.infer_shape(expr.parse(text, shapes), shapes, sizes)
+            shape_rules.infer_shape(expr.parse(structured.expression(text), shapes), shapes, sizes)
     inputs = sum(math.prod(shapes[n]) for n in scenario.inputs)
     nodes = sum(sizes)
     parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}

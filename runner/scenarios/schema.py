@@ -19,12 +19,12 @@ from omegaconf import MISSING, OmegaConf
 from runner.errors import ConfigError
 from runner.language import expr, syntax
 from runner.oracles.tolerance import Tolerance
-from runner.scenarios.inputs import check_point_inputs
+from runner.scenarios.inputs import FLOAT_DTYPES, check_point_inputs
 from runner.scenarios.programs import check_program, program_memory
 from runner.scenarios.values import finite, parse_checked, with_differences
 
 #: Float dtypes a run may use. Integers are refused: the tape never differentiates them.
-DTYPES = ("float16", "bfloat16", "float32", "float64")
+DTYPES = FLOAT_DTYPES
 
 
 #: How the tape step runs: as Python, traced into a tf.function, or compiled by XLA.
@@ -221,8 +221,14 @@ class ProgramScenario(Scenario):
     closed_form: dict[str, str] = field(default_factory=dict)  # input -> the function's derivative, by hand
     closed_form_for: str | None = None  # the function closed_form differentiates; null: scenario.function
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> ProgramInput
+    # Steps evaluated before the tape opens (the guide's x2 = x2v + 1.0): plain tensors it does not
+    # record unless ``watch`` names them, as tape.watch(x2) would.
+    setup: dict[str, str] = field(default_factory=dict)  # name -> expression, in order
+    watch: list[str] = field(default_factory=list)  # setup results the tape watches
     targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
-    gradients: dict[str, list[str]] = field(default_factory=dict)  # target -> sources; empty: last target
+    # target -> sources: a list, or a dict as tape.gradient(loss, {'w': w, 'b': b}) takes (key -> source);
+    # empty: the last target over every input
+    gradients: dict[str, Any] = field(default_factory=dict)
     persistent: bool = False
     watch_accessed_variables: bool = True
     unconnected_gradients: Unconnected = Unconnected.none
@@ -250,7 +256,13 @@ class ProgramScenario(Scenario):
 
     def plan(self) -> dict[str, list[str]]:
         """Target -> sources, in the order the tape is asked; by default the last target over every input."""
-        return dict(self.gradients) or {list(self.targets)[-1]: list(self.inputs)}
+        return ({t: list(s.values()) if isinstance(s, dict) else list(s) for t, s in self.gradients.items()}
+                or {list(self.targets)[-1]: list(self.inputs)})
+
+    def source_keys(self, target: str) -> list[str] | None:
+        """The keys of a target's sources given as a dict, in order; None where they are a list."""
+        sources = self.gradients.get(target)
+        return list(sources) if isinstance(sources, dict) else None
 
     def check(self) -> None:
         check_program(self)
