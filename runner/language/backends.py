@@ -75,7 +75,11 @@ class TensorFlowBackend:
 
     def choose(self, node: IfExp, test: Callable[[], Any], body: Callable[[], Any],
                orelse: Callable[[], Any]) -> Any:
-        """Python's ``if``: one branch is built, so the tape records only that one."""
+        """Python's ``if``: run eagerly, one branch is built, so the tape records only that one. Traced
+        into a tf.function (``compile=function`` or ``xla``), AutoGraph turns an ``if`` on a tensor into
+        ``tf.cond``, which records both: a source read only in the other branch gets zeros, not None."""
+        if not self._tf.executing_eagerly():
+            return self._tf.cond(test(), body, orelse)
         taken = self.branches[node] if node in self.branches else bool(test())
         return body() if taken else orelse()
 

@@ -215,20 +215,25 @@ def size(expr: Expr) -> int:
     return 1 + sum(size(child) for child in children(expr))
 
 
-def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bool = False) -> set[str]:
-    """The names a gradient can flow back to: only into the branch taken, and not through a
-    condition (unless ``conditions``: then every name the ops that were built read)."""
+def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bool = False,
+                   both: bool = False) -> set[str]:
+    """The names a gradient can flow back to: only into the branch taken (into both with ``both``, as
+    ``tf.cond`` records them), and not through a condition (unless ``conditions``: then every name the
+    ops that were built read)."""
+    def walk(node: Expr) -> set[str]:
+        return gradient_names(node, taken, conditions=conditions, both=both)
+
     match expr:
         case Compare() if not conditions:
             return set()
         case Func(fn="stop_gradient"):  # not recorded: nothing flows back through it
             return set()
         case IfExp(test=test, body=body, orelse=orelse):
-            tested = gradient_names(test, taken, conditions=True) if conditions else set()
-            return tested | gradient_names(body if taken(expr) else orelse, taken, conditions=conditions)
+            tested = walk(test) if conditions else set()
+            return tested | (walk(body) | walk(orelse) if both else walk(body if taken(expr) else orelse))
         case Name():
             return names(expr)
-    return set().union(*(gradient_names(child, taken, conditions=conditions) for child in children(expr)))
+    return set().union(*(walk(child) for child in children(expr)))
 
 
 #: Functions of several arguments that act element by element, so every routine may use them.

@@ -43,12 +43,12 @@ from runner.oracles.differences import (
 from runner.oracles.projections import projection_check
 from runner.result import Check, Curve, Outcome
 from runner.routines import derivative_kinds as kinds
-from runner.routines import hessians, layer_steps, pointwise, program_setup, program_snippet
+from runner.routines import hessians, layer_steps, pointwise, program_notes, program_setup, program_snippet
 from runner.routines.program_steps import evaluate_steps
 from runner.routines.program_sympy import sympy_check
 from runner.routines.support import float64_delta, tf_dtype
 from runner.scenarios import gradient_steps, structured
-from runner.scenarios.inputs import ProgramInput, ProgramKind, written_as_integers
+from runner.scenarios.inputs import ProgramInput, ProgramKind
 from runner.scenarios.programs import program_shapes, step_dtypes
 from runner.scenarios.schema import ProgramScenario, RunConfig, Unconnected
 from runner.tfenv import tf
@@ -96,7 +96,7 @@ class Program:
             self.held.update(step.held)
         if not pointwise.elementwise(self.trees):  # an elementwise program has neither: its forward waits
             self.forward  # noqa: B018  (evaluating it decides every conditional and stop_gradient)
-        self._reaches: dict[tuple[str, bool], set[str]] = {}
+        self._reaches: dict[tuple[str, bool, bool], set[str]] = {}
         self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
             t: np.broadcast_to(np.asarray(scenario.output_gradients.get(t, 1.0), dtype=np.float64),
                                self.shapes[t]) for t in self.plan}
@@ -136,19 +136,22 @@ class Program:
     def taken(self, node: syntax.IfExp) -> bool:
         return self.branches[node]
 
-    def reaches(self, name: str, *, conditions: bool = False) -> set[str]:
-        """Inputs and steps a step's gradient can flow back to (or, with ``conditions``, that it read).
+    def reaches(self, name: str, *, conditions: bool = False, eagerly: bool = False) -> set[str]:
+        """Inputs and steps a step's gradient can flow back to (or, with ``conditions``, that it read):
+        through the branch taken, or (traced, unless ``eagerly``) through both, as tf.cond records them.
 
         Memoised: steps that each read the two before them would otherwise cost 2^n walks.
         """
-        key = (name, conditions)
+        key = (name, conditions, eagerly)
         if key not in self._reaches:
             found: set[str] = set()
             tree = self.trees[name]
             built = isinstance(tree, layer_steps.Step | gradient_steps.GradientStep)
             for used in (tree.gradient_names() if built
-                         else syntax.gradient_names(tree, self.taken, conditions=conditions)):
-                found |= {used} | (self.reaches(used, conditions=conditions) if used in self.trees else set())
+                         else syntax.gradient_names(tree, self.taken, conditions=conditions,
+                                                    both=not eagerly and self.run.compile != "eager")):
+                found |= {used} | (self.reaches(used, conditions=conditions, eagerly=eagerly)
+                                   if used in self.trees else set())
             self._reaches[key] = found
         return self._reaches[key]
 
@@ -270,15 +273,7 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     results, found, outcome.timings, extra = kinds.run_tape(
         program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
-    for name, structure in program.structures.items():
-        outcome.notes[name] = (f"{name} = {structure.code()} is handed to tape.gradient as it is, which "
-                               "differentiates the sum of every part's elements; its value here is that sum")
-    for name, spec in scenario.inputs.items():
-        if written_as_integers(spec):
-            outcome.notes[name] = (
-                f"{name}'s value is written as whole numbers with no dtype: here it is {run.dtype}, the "
-                f"run's dtype, where TensorFlow's tf.constant({spec.value!r}) would be int32, which has no "
-                f"gradient (scenario.inputs.{name}.dtype=int32 for that)")
+    outcome.notes.update(program_notes.as_written(program))
     # Each layer's weights as drawn (h.kernel), so results.json holds every number a derivative reads.
     outcome.inputs.update({n: v for n, v in program.held.items() if "." in n})
     outcome.values = {t: v.numpy() for t, v in results.items()} | extra
@@ -332,6 +327,8 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
                 outcome.notes[label] = reason or "TensorFlow returned None"
                 continue
             outcome.checks.append(finite(f"{label} finite", got))
+            if traced := program_notes.traced_branch(program, target, source):
+                outcome.notes[label] = traced
             if symbolic is not None:
                 symbolic(label, target, source, got)
             if scenario.derivative != "gradient":

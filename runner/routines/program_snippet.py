@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
 
 def snippet(program: Program) -> str:
-    """Plain TensorFlow, run eagerly (a conditional is Python's own), printing the same gradients."""
+    """Plain TensorFlow printing the same gradients: run eagerly, or traced into a tf.function as the
+    run's ``compile`` was (where AutoGraph turns a conditional on a tensor into tf.cond, as in the run)."""
     scenario, run = program.scenario, program.run
-    lines = [snippets.HEADER, *inputs(program)]
+    lines = []
     lines.append(f"\nwith tf.GradientTape(persistent={scenario.persistent}, "
                  f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:")
     lines += [f"    tape.watch({n})" for n, spec in scenario.inputs.items() if spec.watch]
@@ -47,8 +48,19 @@ def snippet(program: Program) -> str:
                "IndexedSlices"] if program.layers else []),
             f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",
         ]
-    lines.append(snippets.FOOTER)
-    return "\n".join(lines)
+    return "\n".join([snippets.HEADER, *inputs(program), *compiled(lines, run.compile), snippets.FOOTER])
+
+
+def compiled(lines: list[str], mode: str) -> list[str]:
+    """The tape's block and its gradients as they ran: as they are eagerly, else inside a tf.function
+    (with XLA for ``xla``) that returns the gradients."""
+    if mode == "eager":
+        return lines
+    options = "jit_compile=True" if mode == "xla" else ""
+    body = "\n".join(lines).strip("\n").splitlines()
+    return [f"\n\n@tf.function({options})  # compile={mode}: AutoGraph turns an if on a tensor into tf.cond",
+            "def tape_step():", *(f"    {line}" if line else "" for line in body), "    return gradients",
+            "\n\ngradients = tape_step()"]
 
 
 def inputs(program: Program) -> list[str]:

@@ -33,7 +33,7 @@ class ProgramView(Protocol):
         """A source's value in float64, where the oracles differentiate."""
         ...
 
-    def reaches(self, name: str, *, conditions: bool = False) -> set[str]:
+    def reaches(self, name: str, *, conditions: bool = False, eagerly: bool = False) -> set[str]:
         """What a step's gradient can flow back to."""
         ...
 
