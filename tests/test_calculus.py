@@ -370,3 +370,21 @@ def test_the_hessian_examples_from_the_command_line(cli: Cli) -> None:
     saddle = cli("scenario=hessian", "scenario.function=X[0]**2 - X[1]**2").ok()
     assert saddle["values"][f"{H} eigenvalues"] == [-2.0, 2.0]
     assert "a saddle" in saddle["notes"][H]
+
+
+@pytest.mark.parametrize(("diagonal", "dtype", "shape"), [
+    ([2.0, -1e-9], np.float32, "positive semi-definite"),  # -1e-9: float32's rounding of a 0
+    ([2.0, -1e-3], np.float32, "indefinite"),
+    ([2.0, -1e-9], np.float64, "indefinite"),  # float64 resolves it: 8 * 2 * 2.2e-16 * 2 is 7e-15
+    ([-2.0, 1e-9], np.float32, "negative semi-definite"),
+    ([2.0, 1.0], np.float32, "positive definite"),
+    ([0.0, 0.0], np.float32, "zero"),  # the tolerance is relative: any non-zero scale has a sign
+])
+def test_a_hessians_shape_is_decided_within_its_precision(diagonal: list[float], dtype: Any,
+                                                         shape: str) -> None:
+    from runner.result import Outcome
+    from runner.routines.hessians import curvature
+
+    outcome = Outcome()
+    curvature(outcome, "H", "f", "x", np.diag(diagonal).astype(dtype))
+    assert f", {shape}" in outcome.notes["H"], outcome.notes["H"]

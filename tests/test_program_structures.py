@@ -145,3 +145,22 @@ def test_structured_target_mistakes_are_one_line_errors(targets: dict[str, str],
     with pytest.raises(ConfigError) as err:
         run_program(targets, {"ys": ["x"]}, **options)
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_the_summary_shows_tensorflows_error_where_a_gradient_was_refused(load: Callable[..., Any]) -> None:
+    from runner.outputs.glance import gradient_cell
+
+    refused = assert_passed(run_routine(load("scenario=guide/non_persistent")))
+    unconnected = assert_passed(run_routine(load("scenario=guide/unconnected")))
+    cell = gradient_cell({"gradients": refused.gradients, "notes": refused.notes}, "dy/dx")
+    assert cell.text == "RuntimeError" and "non-persistent" in cell.title
+    plain = gradient_cell({"gradients": unconnected.gradients, "notes": unconnected.notes}, "dz/dx")
+    assert plain.text == "None"
+
+
+def test_the_scalar_source_jacobian_is_plotted_over_x_as_the_guide_plots_it(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/jacobian_scalar_source")))
+    (curve,) = outcome.figures
+    x = curve.x
+    sigmoid = 1 / (1 + np.exp(-x))  # delta = 0: dy/ddelta = sigmoid'(x)
+    np.testing.assert_allclose(curve.series["dy/ddelta"], sigmoid * (1 - sigmoid), atol=1e-6)

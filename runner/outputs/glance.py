@@ -10,12 +10,17 @@ all where a job has no such gradient.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from runner.outputs import report
 
 _PREFIXES = ("scenario.inputs.", "scenario.")  # dropped from column names where that stays unique
 NONE_REASON = "the tape returned None for this gradient"
+
+
+#: How a note says a gradient is missing because TensorFlow raised (the non-persistent tape's second call).
+RAISED = re.compile(r"TensorFlow raised (\w+Error)")
 
 
 def short_names(keys: list[str]) -> dict[str, str]:
@@ -52,8 +57,9 @@ def gradient_cell(record: dict[str, Any] | None, label: str) -> Any:
         return ""
     value = gradients[label]
     if value is None:
-        reason = ((record or {}).get("notes") or {}).get(label) or NONE_REASON
-        return report.Hover("None", str(reason))
+        reason = str(((record or {}).get("notes") or {}).get(label) or NONE_REASON)
+        raised = RAISED.search(reason)  # no gradient because TensorFlow raised: say so, not None
+        return report.Hover(raised.group(1) if raised else "None", reason)
     if isinstance(value, dict) and "shape" in value:  # an array too large to list, summarised
         return tensor_text(value["shape"], value.get("min"), value.get("max"))
     if isinstance(value, list):

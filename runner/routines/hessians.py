@@ -35,15 +35,26 @@ def curvature(outcome: Outcome, label: str, target: str, source: str, got: np.nd
     eigenvalues = np.linalg.eigvalsh((matrix + matrix.T) / 2)
     outcome.values[f"{label} eigenvalues"] = eigenvalues
     low, high = float(eigenvalues[0]), float(eigenvalues[-1])
+    # An eigenvalue this close to 0 has no sign in the run's precision: the Hessian's own rounding
+    # (eps of its dtype, times its size and largest eigenvalue) moves it that far.
+    dtype = np.asarray(got).dtype
+    eps = float(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps)
+    tol = 8 * n * eps * max(abs(low), abs(high))
     where = f"sum({target}) curves"
-    if low > 0:
+    flat = (f"; eigenvalues within {tol:.2g} of 0 (the rounding of {dtype}) are taken as 0: flat to second "
+            f"order along some direction of {source}")
+    if low > tol:
         shape = f"positive definite: {where} up in every direction of {source}"
-    elif high < 0:
+    elif high < -tol:
         shape = f"negative definite: {where} down in every direction of {source} (near a maximum)"
-    elif low < 0 < high:
+    elif low < -tol and high > tol:
         shape = f"indefinite: {where} up along some directions of {source} and down along others (a saddle)"
+    elif high > tol:
+        shape = f"positive semi-definite: {where} up or not at all in each direction of {source}{flat}"
+    elif low < -tol:
+        shape = f"negative semi-definite: {where} down or not at all in each direction of {source}{flat}"
     else:
-        shape = f"singular: sum({target}) is flat to second order along some direction of {source}"
+        shape = f"zero: sum({target}) is flat to second order in every direction of {source}"
     outcome.notes[label] = "; ".join(filter(None, [outcome.notes.get(label),
                                                    f"eigenvalues from {low:.6g} to {high:.6g}, {shape}"]))
 

@@ -379,8 +379,8 @@ def _curve(program: Program, outcome: Outcome) -> Curve | None:
     shape = program.shapes[axis]
     series = {f"{t} = {scenario.targets[t]}": outcome.values[t]
               for t in program.trees if program.shapes[t] == shape}
-    series.update({label: g for label, g in outcome.gradients.items()
-                   if label.endswith(f"/d{axis}") and g is not None and np.shape(g) == shape})
+    series.update({label: g for label, g in outcome.gradients.items()  # dy/ddelta over x too, as the guide
+                   if g is not None and np.shape(g) == shape})
     if not series:
         return None
     title = f"{scenario.name}: steps and gradients"
