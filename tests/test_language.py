@@ -76,6 +76,14 @@ CASES: list[tuple[str, Callable[[], Any], Callable[[], np.ndarray]]] = [
     ("softmax(x) * [1.0, 2.0, 3.0]", lambda: np.exp(X) / np.exp(X).sum(axis=1, keepdims=True) * C,
      _softmax_grad),
     ("norm(x)", lambda: np.sqrt((X**2).sum()), lambda: X / np.sqrt((X**2).sum())),
+    # |X| = 2.875**0.5 > 1: X / |X|, whose gradient of the sum is 1/|X| - X sum(X) / |X|**3
+    ("clip_by_norm(x, 1.0)", lambda: X / np.sqrt((X**2).sum()),
+     lambda: 1 / np.sqrt((X**2).sum()) - X * X.sum() / np.sqrt((X**2).sum()) ** 3),
+    ("clip_by_norm(x, 10.0)", lambda: X, lambda: np.ones_like(X)),  # already shorter: unchanged
+    # by rows (axes=[1]): row 0's norm 2.29 is clipped to 2, row 1's 1.70 is not
+    ("clip_by_norm(x, 2, axes=[1])", lambda: np.vstack([2 * X[0] / np.linalg.norm(X[0]), X[1]]),
+     lambda: np.vstack([2 / np.linalg.norm(X[0]) - 2 * X[0] * X[0].sum() / np.linalg.norm(X[0]) ** 3,
+                        np.ones(3)])),
     ("norm(x, axis=1, keepdims=True)", lambda: np.sqrt((X**2).sum(axis=1, keepdims=True)),
      lambda: X / np.sqrt((X**2).sum(axis=1, keepdims=True))),
     ("transpose(x) * [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]", lambda: X.T * np.arange(1.0, 7.0).reshape(3, 2),

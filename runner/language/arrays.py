@@ -141,6 +141,12 @@ class _Arrays(abc.ABC):
     def _norm(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         return self.call("sqrt", self.asarray(self._reduce_sum(self._square(x), axis, keepdims)))
 
+    def _clip_by_norm(self, t: Any, clip_norm: float, axes: Any = None) -> Any:
+        """t rescaled to norm ``clip_norm`` (over ``axes``) where its norm is larger, else t."""
+        t = self.asarray(t)
+        norm = self._norm(t, axes, keepdims=True)
+        return t * clip_norm / self.asarray(self._maximum(norm, self.number(clip_norm)))
+
 
 
 

@@ -244,7 +244,13 @@ def _integer(node: ast.AST) -> int | None:
 
 
 def _option(fn: str, name: str, node: ast.AST) -> Any:
-    """A constant option: ``keepdims`` True/False; ``axis`` an integer (or a list, for reductions)."""
+    """A constant option: ``keepdims`` True/False; ``axis`` an integer (or a list, for reductions);
+    ``clip_norm`` a positive number."""
+    if name == "clip_norm":
+        number = node.value if isinstance(node, ast.Constant) else None
+        if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number < float("inf"):
+            raise ConfigError(f"{fn}(): clip_norm must be a positive number")
+        return float(number)
     if name == "keepdims":
         if isinstance(node, ast.Constant) and isinstance(node.value, bool):
             return node.value

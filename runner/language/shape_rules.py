@@ -150,6 +150,9 @@ def _function_shape(expr: Func, kids: list[tuple[int, ...]]) -> tuple[int, ...]:
     if fn == "softmax":
         _axes(expr, kids[0], opts.get("axis", -1))
         return kids[0]
+    if fn == "clip_by_norm":
+        _axes(expr, kids[0], opts.get("axes"))
+        return kids[0]
     if fn == "transpose":
         perm = opts.get("perm", tuple(reversed(range(len(kids[0])))))
         if sorted(perm) != list(range(len(kids[0]))):

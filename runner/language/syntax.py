@@ -60,6 +60,7 @@ SIGNATURES: dict[str, Signature] = {
     "stop_gradient": Signature(1),
     "softmax": Signature(1, ("axis",)),
     "norm": Signature(1, ("axis", "keepdims"), keyword_only=True),
+    "clip_by_norm": Signature(1, ("clip_norm", "axes"), required=("clip_norm",)),
     "transpose": Signature(1, ("perm",)),
     "reshape": Signature(1, ("shape",), required=("shape",)),
     "concat": Signature(0, ("axis",), required=("axis",), listed=True),

@@ -41,15 +41,23 @@ from runner.oracles.differences import (
     one_sided_differences,
 )
 from runner.oracles.projections import projection_check
-from runner.result import Check, Curve, Outcome
+from runner.result import Check, Outcome
+from runner.routines import (
+    custom_steps,
+    layer_steps,
+    pointwise,
+    program_figures,
+    program_notes,
+    program_setup,
+    program_snippet,
+)
 from runner.routines import derivative_kinds as kinds
-from runner.routines import hessians, layer_steps, pointwise, program_notes, program_setup, program_snippet
 from runner.routines.program_steps import evaluate_steps
 from runner.routines.program_sympy import sympy_check
 from runner.routines.support import float64_delta, tf_dtype
-from runner.scenarios import gradient_steps, structured
+from runner.scenarios import custom_specs, gradient_steps, structured
 from runner.scenarios.inputs import ProgramInput, ProgramKind
-from runner.scenarios.programs import program_shapes, step_dtypes
+from runner.scenarios.programs import program_shapes, step_dtypes, written
 from runner.scenarios.schema import ProgramScenario, RunConfig, Unconnected
 from runner.tfenv import tf
 
@@ -88,7 +96,10 @@ class Program:
         for name, text in scenario.targets.items():
             built = self.layers.get(name) or self.gradient_steps.get(name)
             known = [*scenario.inputs, *self.trees]
-            self.trees[name] = built or expr.parse(structured.expression(text), known)
+            if (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
+                built = custom_steps.CustomStep(name, call, scenario.custom_gradients[call.fn], known,
+                                                written(scenario, text))
+            self.trees[name] = built or expr.parse(written(scenario, text), known)
         self.structures = {n: found for n, t in scenario.targets.items() if (found := structured.parse(t))}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
         self.held = {n: np.asarray(v.numpy(), dtype=np.float64) for n, v in self.values.items()}  # exact
@@ -146,7 +157,7 @@ class Program:
         if key not in self._reaches:
             found: set[str] = set()
             tree = self.trees[name]
-            built = isinstance(tree, layer_steps.Step | gradient_steps.GradientStep)
+            built = not isinstance(tree, syntax.Expr)  # a layer, gradient or custom gradient step
             for used in (tree.gradient_names() if built
                          else syntax.gradient_names(tree, self.taken, conditions=conditions,
                                                     both=not eagerly and self.run.compile != "eager")):
@@ -281,10 +292,7 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     started = time.perf_counter()
     _check(program, outcome, refused)
     outcome.timings["checks"] = time.perf_counter() - started
-    curve = _curve(program, outcome)
-    if curve is not None:
-        outcome.figures.append(curve)
-    outcome.figures += hessians.heatmaps(program, outcome, len(outcome.figures))  # small Hessians
+    outcome.figures += program_figures.figures(program, outcome)
     return outcome
 
 
@@ -334,7 +342,10 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
             if scenario.derivative != "gradient":
                 outcome.checks += kinds.check(program, outcome, label, target, source, got)
                 continue
-            if run.checks.finite_differences:
+            if run.checks.finite_differences and custom_steps.customs(program):
+                outcome.checks.append(
+                    custom_steps.difference_check(program, outcome, label, target, source, got))
+            elif run.checks.finite_differences:
                 check = _difference_check(program, label, target, source, got)
                 outcome.checks.append(check)
                 if check.detail.startswith(KINK_MARK):  # say it where the gradient is shown, too
@@ -368,23 +379,3 @@ def _difference_check(program: Program, label: str, target: str, source: str, go
         return pointwise.difference_check(program, label, target, source, got)
     return projection_check(label, got, fn, program.vjp(target, source), point, weight, tol, delta,
                             run.checks.projections, run.seed, program.across(target, source))
-
-
-def _curve(program: Program, outcome: Outcome) -> Curve | None:
-    """Each step and its gradient against the first linspace input, where they share its shape."""
-    scenario = program.scenario
-    axis = next((n for n, spec in scenario.inputs.items() if spec.linspace is not None), None)
-    if axis is None:
-        return None
-    shape = program.shapes[axis]
-    series = {f"{t} = {scenario.targets[t]}": outcome.values[t]
-              for t in program.trees if program.shapes[t] == shape}
-    series.update({label: g for label, g in outcome.gradients.items()  # dy/ddelta over x too, as the guide
-                   if g is not None and np.shape(g) == shape})
-    if not series:
-        return None
-    title = f"{scenario.name}: steps and gradients"
-    if scenario.function is not None:  # the short form, titled as its one function
-        title = f"{scenario.function} and its derivative"
-    return Curve(f"{scenario.name}.png", title, axis,
-                 outcome.inputs[axis], series)

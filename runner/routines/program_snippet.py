@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runner.language import backends, syntax
-from runner.routines import layer_steps, program_setup, snippets
+from runner.routines import custom_steps, layer_steps, program_setup, snippets
 from runner.scenarios import gradient_steps
 from runner.scenarios.inputs import ProgramKind
 from runner.scenarios.schema import Unconnected
@@ -76,6 +76,9 @@ def inputs(program: Program) -> list[str]:
         else:
             lines.append(f"{n} = tf.Variable({tensor}, trainable={spec.kind is ProgramKind.variable})")
     lines += program_setup.snippet_lines(program)
+    for step in custom_steps.customs(program).values():  # each custom gradient's function, once
+        if f"def {step.fn}(" not in "\n".join(lines):
+            lines += step.definition_code(program.code())
     if program.layers:
         lines += layer_steps.snippet_setup(program.layers)
     return lines
@@ -88,6 +91,7 @@ def steps(program: Program) -> list[str]:
     lines, texts = [], program.scenario.targets
     for name, tree in program.trees.items():
         code = (tree.call_code() if isinstance(tree, layer_steps.Step | gradient_steps.GradientStep)
+                else tree.call_code(backend, known) if isinstance(tree, custom_steps.CustomStep)
                 else program.structures[name].code() if name in program.structures
                 else syntax.evaluate(tree, known, backend.for_step(name)))
         lines.append((name, f"    {name} = {code}  # {texts[name]}"))

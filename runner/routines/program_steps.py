@@ -38,8 +38,8 @@ def evaluate_steps(
                 values[name] = tapes[name].gradient(
                     values[tree.target], values[tree.wrt], unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 ) if tapes else tree.numpy_value(trees, values, backend, evaluate_steps)
-            else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin)
-                values[name] = (tree(values, backend) if isinstance(tree, layer_steps.Step)
+            else:  # a Keras layer step calls its layer (or, on NumPy, its float64 twin); a custom gradient's
+                values[name] = (tree(values, backend) if callable(tree)  # call builds it on the tape
                                 else syntax.evaluate(tree, values, for_step(backend, name)))
             for g in (g for g, step in steps.items() if step.wrt == name and g in tapes):
                 tapes[g].watch(values[name])

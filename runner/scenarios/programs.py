@@ -4,12 +4,12 @@ before any TensorFlow; and the memory its job will hold at its peak."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
 from runner.language.syntax import short
-from runner.scenarios import derivative_specs, gradient_steps, layers, structured
+from runner.scenarios import custom_specs, derivative_specs, gradient_steps, layers, structured
 from runner.scenarios.inputs import INTEGER_DTYPES, check_input
 from runner.scenarios.values import check_name, nested_shape, parse_checked, with_differences
 
@@ -38,8 +38,14 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
         if layers.is_step(text):
             shapes.update(layers.shapes(name, text, shapes))
             continue
-        shapes[name] = _inferred(_step_key(scenario, name), structured.expression(text), shapes)
+        shapes[name] = _inferred(_step_key(scenario, name), written(scenario, text), shapes)
     return shapes
+
+
+def written(scenario: ProgramScenario, entry: Any) -> Any:
+    """A step's entry as the expression it computes: a custom gradient's call as its value, a list or
+    dict target as the sum the tape differentiates; a layer or gradient step as it is."""
+    return structured.expression(custom_specs.as_written(entry, scenario.custom_gradients))
 
 
 def _inferred(where: str, text: str, shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
@@ -72,7 +78,8 @@ def _short_form(scenario: ProgramScenario) -> None:
     check_name(target, "scenario.target")
     if target in scenario.inputs:
         raise ConfigError(f"scenario.target {target!r} is also an input name; choose another")
-    parse_checked(scenario.function, [*scenario.inputs, *scenario.setup], "scenario.function", tensors=True)
+    parse_checked(written(scenario, scenario.function), [*scenario.inputs, *scenario.setup],
+                  "scenario.function", tensors=True)
     if scenario.closed_form_for is not None:
         parse_checked(scenario.closed_form_for, scenario.inputs, "scenario.closed_form_for", tensors=True)
     for name, text in scenario.closed_form.items():
@@ -92,6 +99,8 @@ def _short_form(scenario: ProgramScenario) -> None:
 
 def check_program(scenario: ProgramScenario) -> None:
     """Inputs, steps, gradients and options of a program, with every shape, before any TensorFlow."""
+    scenario.custom_gradients = custom_specs.check(scenario.custom_gradients,
+                                                   [*scenario.inputs, *scenario.setup, *scenario.targets])
     _short_form(scenario)
     if not scenario.inputs:
         raise ConfigError("scenario.inputs: give at least one input, e.g. scenario.inputs.x.value=3")
@@ -109,6 +118,8 @@ def check_program(scenario: ProgramScenario) -> None:
             gradient_steps.check(name, text, known, [*scenario.inputs, *scenario.setup], scenario.derivative)
         elif (found := structured.parse(text)) is not None:
             _check_structure(scenario, name, found, known)
+        elif (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
+            _check_custom_call(scenario, name, call, known)
         elif not layers.is_step(text):
             parse_checked(text, known, _step_key(scenario, name), tensors=True)
         known.append(name)
@@ -144,6 +155,32 @@ def check_program(scenario: ProgramScenario) -> None:
             raise ConfigError(f"{where}: shape {given} does not broadcast to {target}'s {shapes[target]}")
     derivative_specs.check(scenario, shapes)
     step_dtypes(scenario)
+    for name, text in scenario.targets.items():
+        if (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
+            custom_specs.check_grads_shapes(call, scenario.custom_gradients[call.fn], shapes,
+                                            _step_key(scenario, name))
+
+
+def _check_custom_call(scenario: ProgramScenario, name: str, call: custom_specs.Call,
+                       known: list[str]) -> None:
+    """A custom gradient's call: its arguments, and what its oracle can follow: gradients only, no
+    gradient steps, and no custom gradient's arguments computed from another's result."""
+    where = _step_key(scenario, name)
+    custom_specs.check_call(call, scenario.custom_gradients[call.fn], known, where)
+    steps = scenario.targets.values()
+    if scenario.derivative != "gradient" or any(map(gradient_steps.is_gradient_step, steps)):
+        raise ConfigError(f"{where}: a custom gradient is followed by tape.gradient only "
+                          "(derivative=gradient, no gradient steps)")
+    below, todo = set(), list(custom_specs.reads(call, known))
+    while todo:  # every step the arguments are computed from
+        step = todo.pop()
+        if step in scenario.targets and step not in below:
+            below.add(step)
+            todo += syntax.names(expr.parse(written(scenario, scenario.targets[step]), known))
+    inner = [s for s in below if custom_specs.call(scenario.targets[s], scenario.custom_gradients)]
+    if inner:
+        raise ConfigError(f"{where}: its arguments are computed from {inner[0]}, another custom gradient's "
+                          "step; give each custom gradient arguments of its own")
 
 
 RUN_DTYPE = "the run's dtype"
@@ -160,7 +197,7 @@ def step_dtypes(scenario: ProgramScenario) -> dict[str, str]:
     steps = {**{n: (f"scenario.setup.{n}", t) for n, t in scenario.setup.items()},
              **{n: (_step_key(scenario, n), t) for n, t in scenario.targets.items()}}
     for name, (where, entry) in steps.items():
-        text = structured.expression(entry)
+        text = written(scenario, entry)
         if not isinstance(text, str):  # a layer or gradient step: in the run's dtype
             read = {v for k, v in text.items() if k in ("input", "gradient", "wrt") and v in dtypes}
             if read:
@@ -253,7 +290,7 @@ def program_memory(run: RunConfig, item: int) -> dict[str, int]:
         elif layers.is_step(text):
             sizes += layers.memory(shapes, name)
         else:
-            shape_rules.infer_shape(expr.parse(structured.expression(text), shapes), shapes, sizes)
+            shape_rules.infer_shape(expr.parse(written(scenario, text), shapes), shapes, sizes)
     inputs = sum(math.prod(shapes[n]) for n in scenario.inputs)
     nodes = sum(sizes)
     parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}

@@ -226,6 +226,9 @@ class ProgramScenario(Scenario):
     setup: dict[str, str] = field(default_factory=dict)  # name -> expression, in order
     watch: list[str] = field(default_factory=list)  # setup results the tape watches
     targets: dict[str, Any] = field(default_factory=dict)  # name -> expression or layer step, in order
+    # Functions whose backward pass is written here (runner/scenarios/custom_specs.py), called as a step:
+    # name -> {args: [y], value: <expression>, grads: {y: <expression over args, value, upstream>}}
+    custom_gradients: dict[str, Any] = field(default_factory=dict)
     # target -> sources: a list, or a dict as tape.gradient(loss, {'w': w, 'b': b}) takes (key -> source);
     # empty: the last target over every input
     gradients: dict[str, Any] = field(default_factory=dict)
