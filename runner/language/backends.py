@@ -8,6 +8,7 @@ backend, for tensors, is :mod:`runner.language.arrays`.)
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -39,11 +40,19 @@ class TensorFlowBackend:
         self.dtypes = dict(dtypes or {})  # step -> its dtype, where it is not ``dtype``
         self._steps: dict[str, TensorFlowBackend] = {}
         self._tf = tf
+        self.tape: Any = None  # the tape recording, which a step written recorded: false pauses
         self._functions: dict[str, Callable[[Any], Any]] = {
             fn: functools.reduce(getattr, f.tensorflow.split("."), tf) for fn, f in ops.FUNCTIONS.items()
         }
-        self._ops = {fn: functools.reduce(getattr, TF_PATHS.get(fn, fn).split("."), tf) for fn in SIGNATURES}
+        self._ops = {fn: functools.reduce(getattr, TF_PATHS.get(fn, fn).split("."), tf)
+                     for fn in SIGNATURES if fn != "numpy"}  # numpy() is no op of TensorFlow's: see stop()
         self.branches = dict(branches or {})  # conditional -> branch taken, decided before the tape
+
+    def on(self, tape: Any) -> TensorFlowBackend:
+        """The same backend, recording on ``tape`` (whose stop_recording an unrecorded step enters)."""
+        found = copy.copy(self)
+        found.tape, found._steps = tape, {}
+        return found
 
     def for_step(self, name: str) -> TensorFlowBackend:
         """The backend a step computes with: its numbers in its own dtype (an integer input's, say)."""
@@ -88,7 +97,15 @@ class TensorFlowBackend:
         return value[python_index(index)]
 
     def stop(self, node: Func, value: Callable[[], Any]) -> Any:
-        return self._tf.stop_gradient(value())
+        """``stop_gradient``: an op the tape records with no gradient. ``numpy``: the value handed to
+        NumPy and back, a new constant (as ``np.mean(x2)`` in a tape), which needs an eager tensor."""
+        if node.fn == "stop_gradient":
+            return self._tf.stop_gradient(value())
+        if not self._tf.executing_eagerly():
+            raise ConfigError("numpy(): a NumPy detour needs an eager tensor; traced into a tf.function "
+                              "(compile=function or xla) a tensor has no value to hand NumPy, and TensorFlow "
+                              "refuses it: use compile=eager")
+        return self._tf.constant(value().numpy())
 
 
 class SymPyBackend:
@@ -211,4 +228,6 @@ class CodeBackend:
 
     @staticmethod
     def stop(node: Func, value: Callable[[], Code]) -> Code:
+        if node.fn == "numpy":  # through NumPy and back: a constant
+            return Code(f"tf.constant(np.asarray({value()}))")
         return Code(f"tf.stop_gradient({value()})")

@@ -140,7 +140,7 @@ def _function_shape(expr: Func, kids: list[tuple[int, ...]]) -> tuple[int, ...]:
         if opts.get("keepdims"):
             return tuple(1 if i in axes else d for i, d in enumerate(shape))
         return tuple(d for i, d in enumerate(shape) if i not in axes)
-    if fn in ("where", "maximum", "minimum", "square", "stop_gradient"):
+    if fn in ("where", "maximum", "minimum", "square", "stop_gradient", "numpy"):
         return broadcast(expr, kids)
     if fn == "clip_by_value":
         if broadcast(expr, kids) != kids[0]:

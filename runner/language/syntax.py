@@ -58,6 +58,7 @@ SIGNATURES: dict[str, Signature] = {
     "maximum": Signature(2), "minimum": Signature(2), "clip_by_value": Signature(3),
     "square": Signature(1),
     "stop_gradient": Signature(1),
+    "numpy": Signature(1),  # a detour through NumPy: the value comes back as a constant the tape never saw
     "softmax": Signature(1, ("axis",)),
     "norm": Signature(1, ("axis", "keepdims"), keyword_only=True),
     "clip_by_norm": Signature(1, ("clip_norm", "axes"), required=("clip_norm",)),
@@ -227,7 +228,7 @@ def gradient_names(expr: Expr, taken: Callable[[IfExp], bool], *, conditions: bo
     match expr:
         case Compare() if not conditions:
             return set()
-        case Func(fn="stop_gradient"):  # not recorded: nothing flows back through it
+        case Func(fn="stop_gradient" | "numpy"):  # not recorded: nothing flows back through it
             return set()
         case IfExp(test=test, body=body, orelse=orelse):
             tested = walk(test) if conditions else set()
@@ -288,7 +289,7 @@ def evaluate(expr: Expr, env: Mapping[str, Any], backend: Any) -> Any:
             return backend.call(fn, evaluate(a, env, backend))
         case Array(values=values):
             return backend.array(nested_list(values))
-        case Func(fn="stop_gradient", args=(arg,)):
+        case Func(fn="stop_gradient" | "numpy", args=(arg,)):
             return backend.stop(expr, lambda: evaluate(arg, env, backend))
         case Func(fn=fn, args=args, options=options):
             return backend.apply(fn, [evaluate(a, env, backend) for a in args], dict(options))

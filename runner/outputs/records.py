@@ -158,10 +158,15 @@ def _optional_count(value: Any, where: str) -> None:
 
 
 def _target(value: Any, where: str) -> None:
-    """A program step: an expression, a Keras layer step ({layer, input, args, training}) or a gradient
-    step ({gradient, wrt})."""
+    """A program step: an expression, a Keras layer step ({layer, input, args, training}), a gradient
+    step ({gradient, wrt}), an expression the tape may not record ({expression, recorded}) or a list
+    target (a list of step names)."""
     if isinstance(value, dict) and "gradient" in value:
         _fields({"gradient": _text, "wrt": _text}, ("gradient", "wrt"))(value, where)
+    elif isinstance(value, dict) and "expression" in value:
+        _fields({"expression": _text, "recorded": _boolean}, ("expression",))(value, where)
+    elif isinstance(value, list):
+        _list_of(_text)(value, where)
     elif isinstance(value, dict):
         _fields({"layer": _text, "input": _text, "args": _mapping_of(lambda v, w: None)}, ("layer", "input"))(
             value, where)

@@ -42,7 +42,7 @@ from runner.scenarios import derivative_specs
 from runner.scenarios.schema import Unconnected
 from runner.tfenv import tf
 
-Forward = Callable[[Mapping[str, Any]], dict[str, Any]]  # tensors -> every step's value, on open tapes
+Forward = Callable[[Mapping[str, Any], Any], dict[str, Any]]  # (tensors, the tape) -> every step's value
 
 
 ZERO = tf.UnconnectedGradients.ZERO
@@ -114,7 +114,7 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str],
                 _watch(program, outer, tensors)
             with _tape(program) as tape:
                 _watch(program, tape, tensors)
-                results = forward(tensors)
+                results = forward(tensors, tape)
             for target, sources in program.plan.items():
                 wrt = [program.source(s, tensors, results) for s in sources]  # a layer's variable too
                 got: list[Any] = [None] * len(sources)
@@ -145,7 +145,7 @@ def _jvp_step(program: ProgramView, forward: Forward,
         jvps, results = {}, {}
         for source, u in given.items():
             with tf.autodiff.ForwardAccumulator(program.source(source, tensors, {}), u) as acc:
-                results = forward(tensors)
+                results = forward(tensors, None)
             for target, sources in program.plan.items():
                 if source in sources:
                     jvps[(target, source)] = acc.jvp(results[target], unconnected_gradients=unconnected)

@@ -52,10 +52,11 @@ from runner.routines import (
     program_snippet,
 )
 from runner.routines import derivative_kinds as kinds
-from runner.routines.program_steps import evaluate_steps
+from runner.routines.program_steps import UnrecordedStep, evaluate_steps
 from runner.routines.program_sympy import sympy_check
+from runner.routines.program_why import why_none
 from runner.routines.support import float64_delta, tf_dtype
-from runner.scenarios import custom_specs, gradient_steps, structured
+from runner.scenarios import custom_specs, gradient_steps, recording, structured
 from runner.scenarios.inputs import ProgramInput, ProgramKind
 from runner.scenarios.programs import program_shapes, step_dtypes, written
 from runner.scenarios.schema import ProgramScenario, RunConfig, Unconnected
@@ -65,10 +66,6 @@ NON_PERSISTENT = (
     "a non-persistent tape frees its record after the first gradient() call, so TensorFlow raised "
     "RuntimeError here; set scenario.persistent=true to take several gradients"
 )
-
-
-#: How TensorFlow's warning for tape.watch on an integer tensor begins (it logs the first five per process).
-WATCH_WARNING = "The dtype of the watched tensor must be floating (e.g. tf.float32), got"
 
 
 #: How TensorFlow's RuntimeError for a second gradient() on a non-persistent tape begins.
@@ -99,6 +96,9 @@ class Program:
             if (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
                 built = custom_steps.CustomStep(name, call, scenario.custom_gradients[call.fn], known,
                                                 written(scenario, text))
+            elif recording.unrecorded(text):
+                held = expr.parse(written(scenario, text), known)
+                built = UnrecordedStep(expr.parse(text["expression"], known), held)
             self.trees[name] = built or expr.parse(written(scenario, text), known)
         self.structures = {n: found for n, t in scenario.targets.items() if (found := structured.parse(t))}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
@@ -108,6 +108,7 @@ class Program:
         if not pointwise.elementwise(self.trees):  # an elementwise program has neither: its forward waits
             self.forward  # noqa: B018  (evaluating it decides every conditional and stop_gradient)
         self._reaches: dict[tuple[str, bool, bool], set[str]] = {}
+        self.mentions: dict[str, set[str]] = {}  # step -> every name it mentions, why_none's memo
         self.weights = {  # the cotangent each target is differentiated with: output_gradients, or ones
             t: np.broadcast_to(np.asarray(scenario.output_gradients.get(t, 1.0), dtype=np.float64),
                                self.shapes[t]) for t in self.plan}
@@ -174,38 +175,7 @@ class Program:
 
     def why_none(self, target: str, source: str) -> str:
         """Why tape.gradient(target, source) is None, or '' when it is a gradient."""
-        if before_tape := program_setup.why_none(self, target, source):
-            return before_tape
-        dtype = self.dtypes.get(source, self.dtype)
-        if not dtype.is_floating:
-            return (f"{source} is {dtype.name}, and the tape records floating-point tensors only "
-                    f"(tape.watch on it logs TensorFlow's warning \"{WATCH_WARNING} tf.{dtype.name}\"), so "
-                    "there is no gradient")
-        if "." in source and source.partition(".")[0] in self.reaches(target) | {target}:
-            return self.layers[source.partition(".")[0]].why_none(source)
-        if source not in self.reaches(target):
-            tree = self.trees[target]
-            if source in self.reaches(target, conditions=True) or (
-                    isinstance(tree, syntax.Expr) and source in syntax.names(tree)):
-                return (f"{target} reads {source} only in a condition, in a branch not taken or inside "
-                        "stop_gradient, which carry no gradient, so the tape has no path between them")
-            return f"{target} does not depend on {source}, so the tape has no path between them"
-        if source in self.trees:
-            inputs = {n for n in self.reaches(source, conditions=True)
-                      if n in self.scenario.inputs or "." in n}  # "." : a layer's variable
-            if any(self.watched(n) for n in inputs):
-                return ""
-            return f"{source} was computed from nothing the tape watched, so nothing after it was recorded"
-        if self.watched(source):
-            return ""
-        spec = self.scenario.inputs[source]
-        if not self.scenario.watch_accessed_variables and spec.kind is ProgramKind.variable:
-            return (f"watch_accessed_variables=false and tape.watch({source}) was not called, so the tape "
-                    f"ignored the variable {source}")
-        what = {ProgramKind.constant: "a tf.constant",
-                ProgramKind.nontrainable: "a tf.Variable(trainable=False)"}[spec.kind]
-        return (f"{source} is {what} and tape.watch({source}) was not called, so the tape did not record it "
-                f"(set scenario.inputs.{source}.watch=true)")
+        return why_none(self, target, source)
 
     def forward_fn(self, target: str, source: str) -> Callable[[np.ndarray], np.ndarray]:
         """The target as a float64 NumPy function of the source, everything else held, branches fixed."""
@@ -244,7 +214,7 @@ class Program:
             tensors = dict(self.values)
             with tf.GradientTape() as tape:
                 tape.watch(list(tensors.values()))
-                results = evaluate_steps(self.trees, tensors, backend, upto=target)
+                results = evaluate_steps(self.trees, tensors, backend.on(tape), upto=target)
             grad = tape.gradient(results[target], self.source(source, tensors, results),
                                  output_gradients=tf.constant(v, self.dtype),
                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -282,7 +252,7 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
         program, program_snippet.inputs(program), program_snippet.steps(program)))
     # The tape step, for every derivative kind (runner/routines/derivative_kinds.py), compiled and timed.
     results, found, outcome.timings, extra = kinds.run_tape(
-        program, lambda t: evaluate_steps(program.trees, t, backend), tensors, refused)
+        program, lambda t, tape: evaluate_steps(program.trees, t, backend.on(tape)), tensors, refused)
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
     outcome.notes.update(program_notes.as_written(program))
     # Each layer's weights as drawn (h.kernel), so results.json holds every number a derivative reads.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from runner.language import backends, syntax
 from runner.routines import custom_steps, layer_steps, program_setup, snippets
+from runner.routines.program_steps import UnrecordedStep
 from runner.scenarios import gradient_steps
 from runner.scenarios.inputs import ProgramKind
 from runner.scenarios.schema import Unconnected
@@ -93,8 +94,13 @@ def steps(program: Program) -> list[str]:
         code = (tree.call_code() if isinstance(tree, layer_steps.Step | gradient_steps.GradientStep)
                 else tree.call_code(backend, known) if isinstance(tree, custom_steps.CustomStep)
                 else program.structures[name].code() if name in program.structures
+                else syntax.evaluate(tree.expression, known, backend.for_step(name))
+                if isinstance(tree, UnrecordedStep)
                 else syntax.evaluate(tree, known, backend.for_step(name)))
-        lines.append((name, f"    {name} = {code}  # {texts[name]}"))
+        line = f"    {name} = {code}  # {texts[name]}"
+        if isinstance(tree, UnrecordedStep):  # recorded: false
+            line = f"    with tape.stop_recording():\n        {name} = {code}  # {texts[name]['expression']}"
+        lines.append((name, line))
         known[name] = backends.Code(name)
     if program.gradient_steps:  # nested in their inner tapes
         return gradient_steps.snippet(program.gradient_steps, lines, program.scenario.inputs)

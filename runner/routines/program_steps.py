@@ -48,6 +48,24 @@ def evaluate_steps(
     return {name: values[name] for name in trees if name in values}
 
 
+class UnrecordedStep:
+    """A step written ``recorded: false``: on the tape its expression, under the tape's stop_recording();
+    on the oracles ``stop_gradient(expression)``, its value held constant."""
+
+    def __init__(self, expression: syntax.Expr, held: syntax.Expr) -> None:
+        self.expression, self.held = expression, held
+
+    @staticmethod
+    def gradient_names() -> set[str]:
+        return set()  # the tape never saw it: nothing flows back
+
+    def __call__(self, values: Mapping[str, Any], backend: Any) -> Any:
+        if isinstance(backend, backends.TensorFlowBackend):
+            with backend.tape.stop_recording() if backend.tape is not None else contextlib.nullcontext():
+                return syntax.evaluate(self.expression, values, backend)
+        return syntax.evaluate(self.held, values, backend)
+
+
 def for_step(backend: Any, name: str) -> Any:
     """The backend a step computes with: TensorFlow's and the snippet's in the step's own dtype; the
     oracles' always in float64."""

@@ -107,6 +107,8 @@ def _symbolic_terms(program: Program, node: syntax.Expr, memo: dict[str, int]) -
     Each element of a matmul or a reduction sums (or, for max and min, compares) the
     elements it reduces, so the count multiplies by their number; elementwise ops add.
     """
+    if not isinstance(node, syntax.Expr):  # a step not recorded: a constant to SymPy
+        return 1
     kids = [_symbolic_terms(program, child, memo) for child in syntax.children(node)]
     match node:
         case syntax.Name(id=name) if name in program.trees:

@@ -58,9 +58,10 @@ AFFINE_AGREEMENT = 1e-10
 
 
 def is_step(entry: Any) -> bool:
-    """A target entry that is a layer step (a mapping), not an expression (a string) nor a gradient
-    step (a mapping with ``gradient``: :mod:`runner.scenarios.gradient_steps`)."""
-    return isinstance(entry, Mapping) and "gradient" not in entry
+    """A target entry that is a layer step (a mapping), not an expression (a string), a gradient step
+    (a mapping with ``gradient``: :mod:`runner.scenarios.gradient_steps`) nor an expression written as
+    a mapping (with ``expression``: :mod:`runner.scenarios.recording`)."""
+    return isinstance(entry, Mapping) and "gradient" not in entry and "expression" not in entry
 
 
 def load_keras() -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
 from runner.language.syntax import short
-from runner.scenarios import custom_specs, derivative_specs, gradient_steps, layers, structured
+from runner.scenarios import custom_specs, derivative_specs, gradient_steps, layers, recording, structured
 from runner.scenarios.inputs import INTEGER_DTYPES, check_input
 from runner.scenarios.values import check_name, nested_shape, parse_checked, with_differences
 
@@ -45,7 +45,8 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
 def written(scenario: ProgramScenario, entry: Any) -> Any:
     """A step's entry as the expression it computes: a custom gradient's call as its value, a list or
     dict target as the sum the tape differentiates; a layer or gradient step as it is."""
-    return structured.expression(custom_specs.as_written(entry, scenario.custom_gradients))
+    entry = custom_specs.as_written(recording.as_written(entry), scenario.custom_gradients)
+    return structured.expression(entry)
 
 
 def _inferred(where: str, text: str, shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
@@ -120,6 +121,10 @@ def check_program(scenario: ProgramScenario) -> None:
             _check_structure(scenario, name, found, known)
         elif (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
             _check_custom_call(scenario, name, call, known)
+        elif recording.is_step(text):
+            recording.check(text, _step_key(scenario, name), scenario.derivative,
+                            any(map(gradient_steps.is_gradient_step, scenario.targets.values())))
+            parse_checked(text["expression"], known, _step_key(scenario, name), tensors=True)
         elif not layers.is_step(text):
             parse_checked(text, known, _step_key(scenario, name), tensors=True)
         known.append(name)

@@ -1,0 +1,86 @@
+"""What a tape does beside recording, said in a program: steps it does not record (``recorded: false``,
+``tape.stop_recording()``) and values that leave it through NumPy (``numpy(...)``).
+
+Each expected answer is the guide's, or TensorFlow's own from the same code written below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runner.errors import ConfigError
+from runner.routines import run_routine
+from runner.tfenv import tf
+from tests.conftest import assert_passed
+from tests.test_language import run_program
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_a_step_under_stop_recording_is_invisible_to_the_tape(load: Callable[..., Any], mode: str) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/stop_recording", f"compile={mode}")))
+    assert outcome.gradients == {"dz/dx": 4.0, "dz/dy": None}
+    assert "only through y_sq, computed under tape.stop_recording()" in outcome.notes["dz/dy"]
+    assert "with tape.stop_recording():\n" in outcome.snippet and "    y_sq = (y * y)" in outcome.snippet
+    recorded = assert_passed(run_routine(load("scenario=guide/stop_recording", f"compile={mode}",
+                                              "scenario.targets.y_sq.recorded=true")))
+    assert recorded.gradients == {"dz/dx": 4.0, "dz/dy": 6.0}
+
+
+def test_the_tape_cannot_differentiate_with_respect_to_a_step_it_did_not_record() -> None:
+    x = tf.Variable(3.0)
+    with tf.GradientTape(persistent=True) as tape:
+        with tape.stop_recording():
+            u = x * x
+        z = u * 2.0
+    assert tape.gradient(z, u) is None  # TensorFlow's own answer, which the program must give
+    outcome = assert_passed(run_program(
+        {"u": {"expression": "x * x", "recorded": False}, "z": "u * 2.0"}, {"z": ["u", "x"]},
+        inputs={"x": {"value": 3.0}}))
+    assert outcome.gradients == {"dz/du": None, "dz/dx": None}
+    assert "computed under tape.stop_recording()" in outcome.notes["dz/du"]
+
+
+@pytest.mark.parametrize(("step", "options", "message"), [
+    ({"expression": "x * x", "recorded": False, "watch": True}, {},
+     "scenario.targets.u: unknown key 'watch'"),
+    ({"expression": "x * x", "recorded": "no"}, {},
+     "scenario.targets.u: expression is a string and recorded"),
+    ({"expression": "x * x", "recorded": False}, {"derivative": "hessian"},
+     "scenario.targets.u: recorded: false pauses the program's one tape"),
+])
+def test_unrecorded_step_mistakes_are_one_line_errors(step: dict[str, Any], options: dict[str, Any],
+                                                      message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        run_program({"u": step, "z": "u * 2.0"}, {"z": ["x"]}, inputs={"x": {"value": 3.0}}, **options)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_a_numpy_detour_gives_none_as_in_the_guide(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/numpy_detour")))
+    assert outcome.gradients == {"dy/dx": None}
+    np.testing.assert_array_equal(outcome.values["y_np"], [5.0, 10.0])  # column means of x**2
+    assert "inside stop_gradient or numpy()" in outcome.notes["dy/dx"]
+    assert "y_np = tf.constant(np.asarray(tf.reduce_mean(x2, axis=0)))" in outcome.snippet
+    kept = assert_passed(run_routine(load("scenario=guide/numpy_detour",
+                                          "scenario.targets.y_np='reduce_mean(x2, axis=0)'")))
+    np.testing.assert_allclose(kept.gradients["dy/dx"], [[0.5, 1.0], [1.5, 2.0]])  # x / 2
+
+
+def test_a_numpy_detour_traced_into_a_tf_function_is_refused_as_tensorflow_refuses_it(
+        load: Callable[..., Any]) -> None:
+    with pytest.raises(ConfigError, match=r"numpy\(\): a NumPy detour needs an eager tensor"):
+        run_routine(load("scenario=guide/numpy_detour", "compile=function"))
+
+
+def test_a_saved_record_with_these_steps_is_read_back_and_a_malformed_one_refused() -> None:
+    from runner.outputs.records import Rejected, validate
+
+    steps = {"u": {"expression": "x * x", "recorded": False}, "ys": ["a", "b"], "z": "u * 2.0"}
+    record = {"status": "ok", "config": {"scenario": {"targets": steps}}}
+    assert validate(record) is record
+    with pytest.raises(Rejected, match=r"config.scenario.targets.u.recorded: expected true or false"):
+        validate({"config": {"scenario": {"targets": {"u": {"expression": "x", "recorded": "no"}}}}})
