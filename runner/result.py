@@ -87,6 +87,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     snippet: str = ""  # standalone TensorFlow code that prints the same gradients
     reference: dict[str, float] = field(default_factory=dict)  # label -> max |g - g in float64|
+    watched_variables: list[str] | None = None  # a program's tape.watched_variables(), by name
 
     @property
     def passed(self) -> bool:

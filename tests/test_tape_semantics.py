@@ -84,3 +84,16 @@ def test_a_saved_record_with_these_steps_is_read_back_and_a_malformed_one_refuse
     assert validate(record) is record
     with pytest.raises(Rejected, match=r"config.scenario.targets.u.recorded: expected true or false"):
         validate({"config": {"scenario": {"targets": {"u": {"expression": "x", "recorded": "no"}}}}})
+
+
+@pytest.mark.parametrize(("scenario", "overrides", "want"), [
+    ("guide/watched", [], ["x0"]),  # the guide prints ['x0:0']: x1 is not trainable, x2 and x3 tensors
+    ("guide/watch_accessed", [], ["x1"]),  # watch_accessed_variables=False: only tape.watch(x1)
+    ("guide/keras_layer", [], ["y.kernel", "y.bias"]),
+    ("guide/basic", ["scenario.watch_accessed_variables=false"], []),
+    ("guide/watched", ["compile=function"], ["x0"]),
+])
+def test_the_tapes_watched_variables_are_recorded_by_name(load: Callable[..., Any], scenario: str,
+                                                         overrides: list[str], want: list[str]) -> None:
+    outcome = run_routine(load(f"scenario={scenario}", *overrides))
+    assert outcome.watched_variables == want

@@ -321,6 +321,8 @@ def _record(
         record.update(gradients=outcome.gradients, inputs=outcome.inputs, values=outcome.values,
                       checks=outcome.checks, notes=outcome.notes, analytic=outcome.analytic,
                       snippet=outcome.snippet, reference_error=outcome.reference)
+        if outcome.watched_variables is not None:
+            record["watched_variables"] = outcome.watched_variables
         timings.update(outcome.timings)
     return files.jsonable(record)
 

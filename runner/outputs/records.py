@@ -202,6 +202,7 @@ _RECORD = _fields({
     "rerun_command": _text,
     "snippet": _text,
     "reference_error": _mapping_of(_optional_number),
+    "watched_variables": _list_of(_text),
 })
 
 

@@ -85,9 +85,11 @@ def _unconnected(program: ProgramView) -> tf.UnconnectedGradients:
     return ZERO if zero else tf.UnconnectedGradients.NONE
 
 
-def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str],
-              use_pfor: bool = True) -> Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]:
-    """The program's step, asking the tape for the scenario's derivative kind, label -> tensor (or None)."""
+def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], use_pfor: bool = True,
+              watched: list[Any] | None = None,
+              ) -> Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]:
+    """The program's step, asking the tape for the scenario's derivative kind, label -> tensor (or None);
+    ``watched`` gets the tape's watched_variables() (as the step is traced, so in any compile mode)."""
     scenario, kind = program.scenario, program.scenario.derivative
     unconnected = _unconnected(program)
     if kind == "jvp":
@@ -115,6 +117,8 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str],
             with _tape(program) as tape:
                 _watch(program, tape, tensors)
                 results = forward(tensors, tape)
+            if watched is not None:
+                watched[:] = tape.watched_variables()
             for target, sources in program.plan.items():
                 wrt = [program.source(s, tensors, results) for s in sources]  # a layer's variable too
                 got: list[Any] = [None] * len(sources)
@@ -156,6 +160,7 @@ def _jvp_step(program: ProgramView, forward: Forward,
 
 
 def run_tape(program: ProgramView, forward: Forward, tensors: dict[str, Any], refused: dict[str, str],
+             watched: list[Any] | None = None,
              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float], dict[str, np.ndarray]]:
     """The step under the run's compile mode and timed: results, derivatives, timings, extra values.
 
@@ -163,7 +168,7 @@ def run_tape(program: ProgramView, forward: Forward, tensors: dict[str, Any], re
     pfor's (``jacobian_while_loop``); its Jacobians go to the values, ``<label> (while_loop)``.
     """
     pfor = program.scenario.experimental_use_pfor
-    step = tape_step(program, forward, refused, use_pfor=pfor is not False)
+    step = tape_step(program, forward, refused, use_pfor=pfor is not False, watched=watched)
     (results, found), timings = timed_step(step, program.run, tensors)
     extra: dict[str, np.ndarray] = {}
     if pfor == "both":

@@ -251,8 +251,14 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     outcome = Outcome(snippet=program_snippet.snippet(program) if gradient else kinds.snippet(
         program, program_snippet.inputs(program), program_snippet.steps(program)))
     # The tape step, for every derivative kind (runner/routines/derivative_kinds.py), compiled and timed.
+    watched: list[Any] = []  # tape.watched_variables(), as the tape step ran
     results, found, outcome.timings, extra = kinds.run_tape(
-        program, lambda t, tape: evaluate_steps(program.trees, t, backend.on(tape)), tensors, refused)
+        program, lambda t, tape: evaluate_steps(program.trees, t, backend.on(tape)), tensors, refused,
+        watched)
+    if scenario.derivative != "jvp":  # a ForwardAccumulator has no tape
+        names = {id(v): n for n, v in tensors.items()} | {
+            id(var.value): name for step in program.layers.values() for name, var in step.variables.items()}
+        outcome.watched_variables = [names.get(id(v), v.name.removesuffix(":0")) for v in watched]
     outcome.inputs = {n: v.numpy() for n, v in program.values.items()}
     outcome.notes.update(program_notes.as_written(program))
     # Each layer's weights as drawn (h.kernel), so results.json holds every number a derivative reads.
