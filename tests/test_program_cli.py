@@ -31,7 +31,7 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_two_tapes": {"dy0/dx0": 1.0, "dy1/dx1": 0.25},
     "guide_stop_gradient": {"dz/dx": 4.0, "dz/dy": None},
     "guide_stop_recording": {"dz/dx": 4.0, "dz/dy": None},
-    "guide_reset": {"dz/dx (reset)": 4.0, "dz/dy (reset)": None},
+    "guide_reset": {"dz/dx": 4.0, "dz/dy": None},
     "guide_clip_gradients": {"doutput/dv": 2.0},
     "guide_nested_tapes": {"dy/dx": 3.0, "d2y/dx2": 6.0},
     "guide_variable_replaced": {"dy/dx (epoch 0, x = x + 1)": 1.0, "dy/dx (epoch 1, x = x + 1)": None},

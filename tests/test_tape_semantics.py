@@ -23,7 +23,7 @@ from tests.test_language import run_program
 def test_a_step_under_stop_recording_is_invisible_to_the_tape(load: Callable[..., Any], mode: str) -> None:
     outcome = assert_passed(run_routine(load("scenario=guide/stop_recording", f"compile={mode}")))
     assert outcome.gradients == {"dz/dx": 4.0, "dz/dy": None}
-    assert "only through y_sq, computed under tape.stop_recording()" in outcome.notes["dz/dy"]
+    assert "only through y_sq, which was computed under tape.stop_recording()" in outcome.notes["dz/dy"]
     assert "with tape.stop_recording():\n" in outcome.snippet and "    y_sq = (y * y)" in outcome.snippet
     recorded = assert_passed(run_routine(load("scenario=guide/stop_recording", f"compile={mode}",
                                               "scenario.targets.y_sq.recorded=true")))
@@ -97,3 +97,42 @@ def test_the_tapes_watched_variables_are_recorded_by_name(load: Callable[..., An
                                                          overrides: list[str], want: list[str]) -> None:
     outcome = run_routine(load(f"scenario={scenario}", *overrides))
     assert outcome.watched_variables == want
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_reset_throws_out_the_record_so_far_as_in_the_guide(load: Callable[..., Any], mode: str) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/reset", f"compile={mode}")))
+    assert outcome.gradients == {"dz/dx": 4.0, "dz/dy": None}
+    assert "thrown out by tape.reset() (reset_after: y_sq)" in outcome.notes["dz/dy"]
+    assert "tape.reset()" in outcome.snippet
+    kept = assert_passed(run_routine(load("scenario=guide/reset", f"compile={mode}",
+                                          "scenario.reset_after=null")))
+    assert kept.gradients == {"dz/dx": 4.0, "dz/dy": 6.0}
+
+
+def test_reset_forgets_every_tape_watch_as_tensorflow_does() -> None:
+    c = tf.constant(2.0)
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        _ = c * 1.0
+        tape.reset()
+        z = c * c
+    assert tape.gradient(z, c) is None  # TensorFlow's own answer, which the program must give
+    outcome = assert_passed(run_program({"a": "c * 1.0", "z": "c * c"}, {"z": ["c"]},
+                                        inputs={"c": {"value": 2.0, "kind": "constant", "watch": True}},
+                                        reset_after="a"))
+    assert outcome.gradients == {"dz/dc": None}
+
+
+@pytest.mark.parametrize(("targets", "reset", "options", "message"), [
+    ({"a": "x * 1.0", "z": "x * x"}, "q", {}, "scenario.reset_after: 'q' is not a step (steps: a, z)"),
+    ({"a": {"expression": "x", "recorded": False}, "z": "x * x"}, "a", {},
+     "scenario.reset_after: the steps up to the reset are expressions"),
+    ({"a": "x * 1.0", "z": "x * x"}, "a", {"derivative": "hessian"},
+     "scenario.reset_after: tape.reset() resets the program's one tape"),
+])
+def test_reset_mistakes_are_one_line_errors(targets: dict[str, Any], reset: str, options: dict[str, Any],
+                                            message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        run_program(targets, {"z": ["x"]}, inputs={"x": {"value": 3.0}}, reset_after=reset, **options)
+    assert str(err.value).startswith(message), str(err.value)

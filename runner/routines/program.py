@@ -90,6 +90,8 @@ class Program:
                                    scenario.watch_accessed_variables)
         self.gradient_steps = gradient_steps.build(scenario.targets)
         self.trees: dict[str, Any] = {}  # name -> parsed expression, a built layer Step or a GradientStep
+        steps = list(scenario.targets)
+        reset_before = steps[:steps.index(scenario.reset_after) + 1] if scenario.reset_after else []
         for name, text in scenario.targets.items():
             built = self.layers.get(name) or self.gradient_steps.get(name)
             known = [*scenario.inputs, *self.trees]
@@ -99,6 +101,9 @@ class Program:
             elif recording.unrecorded(text):
                 held = expr.parse(written(scenario, text), known)
                 built = UnrecordedStep(expr.parse(text["expression"], known), held)
+            elif name in reset_before:  # recorded, then thrown out by tape.reset()
+                built = UnrecordedStep(expr.parse(text, known), expr.parse(f"stop_gradient({text})", known),
+                                       paused=False, reset=name == scenario.reset_after)
             self.trees[name] = built or expr.parse(written(scenario, text), known)
         self.structures = {n: found for n, t in scenario.targets.items() if (found := structured.parse(t))}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
@@ -171,7 +176,8 @@ class Program:
         if "." in name:  # a layer's variable
             return not self.layers[name.partition(".")[0]].why_none(name)
         spec: ProgramInput = self.scenario.inputs[name]
-        return spec.watch or (spec.kind is ProgramKind.variable and self.scenario.watch_accessed_variables)
+        watch = spec.watch and not self.scenario.reset_after  # tape.reset() forgets every tape.watch
+        return watch or (spec.kind is ProgramKind.variable and self.scenario.watch_accessed_variables)
 
     def why_none(self, target: str, source: str) -> str:
         """Why tape.gradient(target, source) is None, or '' when it is a gradient."""

@@ -98,8 +98,10 @@ def steps(program: Program) -> list[str]:
                 if isinstance(tree, UnrecordedStep)
                 else syntax.evaluate(tree, known, backend.for_step(name)))
         line = f"    {name} = {code}  # {texts[name]}"
-        if isinstance(tree, UnrecordedStep):  # recorded: false
+        if isinstance(tree, UnrecordedStep) and tree.paused:  # recorded: false
             line = f"    with tape.stop_recording():\n        {name} = {code}  # {texts[name]['expression']}"
+        if isinstance(tree, UnrecordedStep) and tree.reset:
+            line += "\n    tape.reset()  # reset_after: the record so far, and every tape.watch, thrown out"
         lines.append((name, line))
         known[name] = backends.Code(name)
     if program.gradient_steps:  # nested in their inner tapes

@@ -49,21 +49,28 @@ def evaluate_steps(
 
 
 class UnrecordedStep:
-    """A step written ``recorded: false``: on the tape its expression, under the tape's stop_recording();
-    on the oracles ``stop_gradient(expression)``, its value held constant."""
+    """A step whose record the tape does not keep: written ``recorded: false`` (computed under the tape's
+    stop_recording()), or at or before ``reset_after`` (recorded, then thrown out by tape.reset(), which
+    the step named there calls once it is computed). On the oracles ``stop_gradient(expression)``, its
+    value held constant."""
 
-    def __init__(self, expression: syntax.Expr, held: syntax.Expr) -> None:
-        self.expression, self.held = expression, held
+    def __init__(self, expression: syntax.Expr, held: syntax.Expr, *, paused: bool = True,
+                 reset: bool = False) -> None:
+        self.expression, self.held, self.paused, self.reset = expression, held, paused, reset
 
     @staticmethod
     def gradient_names() -> set[str]:
-        return set()  # the tape never saw it: nothing flows back
+        return set()  # the tape kept nothing of it: nothing flows back
 
     def __call__(self, values: Mapping[str, Any], backend: Any) -> Any:
-        if isinstance(backend, backends.TensorFlowBackend):
-            with backend.tape.stop_recording() if backend.tape is not None else contextlib.nullcontext():
-                return syntax.evaluate(self.expression, values, backend)
-        return syntax.evaluate(self.held, values, backend)
+        if not isinstance(backend, backends.TensorFlowBackend):
+            return syntax.evaluate(self.held, values, backend)
+        tape = backend.tape
+        with tape.stop_recording() if tape is not None and self.paused else contextlib.nullcontext():
+            value = syntax.evaluate(self.expression, values, backend)
+        if tape is not None and self.reset:
+            tape.reset()
+        return value
 
 
 def for_step(backend: Any, name: str) -> Any:

@@ -26,15 +26,15 @@ def why_none(program: Program, target: str, source: str) -> str:
     """Why tape.gradient(target, source) is None, or '' when it is a gradient."""
     if before_tape := program_setup.why_none(program, target, source):
         return before_tape
-    if isinstance(program.trees.get(source), UnrecordedStep):
-        return (f"{source} was computed under tape.stop_recording() (recorded: false), so the tape never "
-                "saw it and has nothing to differentiate with respect to")
+    if isinstance(step := program.trees.get(source), UnrecordedStep):
+        return (f"{source} {_unkept(program, step)}, so the tape keeps no record of it and has nothing to "
+                "differentiate with respect to")
     unseen = [n for n, t in program.trees.items() if isinstance(t, UnrecordedStep)
               and n in program.reaches(target) | {target} and source not in program.reaches(target)
               and source in _mentioned(program, t.expression)]
     if unseen:
-        return (f"{target} reads {source} only through {', '.join(unseen)}, computed under "
-                "tape.stop_recording() (recorded: false), so the tape has no path between them")
+        return (f"{target} reads {source} only through {', '.join(unseen)}, which "
+                f"{_unkept(program, program.trees[unseen[0]])}, so the tape has no path between them")
     dtype = program.dtypes.get(source, program.dtype)
     if not dtype.is_floating:
         return (f"{source} is {dtype.name}, and the tape records floating-point tensors only "
@@ -74,3 +74,10 @@ def _mentioned(program: Program, tree: object) -> set[str]:
             program.mentions[name] = _mentioned(program, program.trees[name])
         found = found | program.mentions[name]
     return found
+
+
+def _unkept(program: Program, step: UnrecordedStep) -> str:
+    """How a step's record was not kept, as a predicate."""
+    if step.paused:
+        return "was computed under tape.stop_recording() (recorded: false)"
+    return f"was thrown out by tape.reset() (reset_after: {program.scenario.reset_after})"

@@ -160,6 +160,7 @@ def check_program(scenario: ProgramScenario) -> None:
             raise ConfigError(f"{where}: shape {given} does not broadcast to {target}'s {shapes[target]}")
     derivative_specs.check(scenario, shapes)
     step_dtypes(scenario)
+    recording.check_reset(scenario.reset_after, scenario.targets, scenario.derivative)
     for name, text in scenario.targets.items():
         if (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
             custom_specs.check_grads_shapes(call, scenario.custom_gradients[call.fn], shapes,

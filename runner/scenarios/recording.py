@@ -43,3 +43,19 @@ def check(entry: Mapping[str, Any], where: str, derivative: str, gradient_steps:
     if unrecorded(entry) and (derivative not in ("gradient", "jacobian", "batch_jacobian") or gradient_steps):
         raise ConfigError(f"{where}: recorded: false pauses the program's one tape, so it takes gradients, "
                           f"Jacobians or batch Jacobians and no gradient steps (not {derivative})")
+
+
+def check_reset(name: str | None, targets: Mapping[str, Any], derivative: str) -> None:
+    """``reset_after`` names an expression step; every step up to it is an expression, and the tape is the
+    program's one (gradients, Jacobians or batch Jacobians)."""
+    if name is None:
+        return
+    if name not in targets:
+        raise ConfigError(f"scenario.reset_after: {name!r} is not a step (steps: {', '.join(targets)})")
+    before = list(targets)[:list(targets).index(name) + 1]
+    if any(not isinstance(targets[s], str) for s in before):
+        raise ConfigError("scenario.reset_after: the steps up to the reset are expressions (a layer, "
+                          "gradient or unrecorded step's record cannot be thrown out here)")
+    if derivative not in ("gradient", "jacobian", "batch_jacobian"):
+        raise ConfigError(f"scenario.reset_after: tape.reset() resets the program's one tape, so it takes "
+                          f"gradients, Jacobians or batch Jacobians (not {derivative})")

@@ -229,6 +229,7 @@ class ProgramScenario(Scenario):
     # Functions whose backward pass is written here (runner/scenarios/custom_specs.py), called as a step:
     # name -> {args: [y], value: <expression>, grads: {y: <expression over args, value, upstream>}}
     custom_gradients: dict[str, Any] = field(default_factory=dict)
+    reset_after: str | None = None  # tape.reset() right after this step: its record and every watch gone
     # target -> sources: a list, or a dict as tape.gradient(loss, {'w': w, 'b': b}) takes (key -> source);
     # empty: the last target over every input
     gradients: dict[str, Any] = field(default_factory=dict)
