@@ -136,3 +136,26 @@ def test_reset_mistakes_are_one_line_errors(targets: dict[str, Any], reset: str,
     with pytest.raises(ConfigError) as err:
         run_program(targets, {"z": ["x"]}, inputs={"x": {"value": 3.0}}, reset_after=reset, **options)
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_an_op_with_no_registered_gradient_raises_lookup_error_as_expected(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/no_gradient")))
+    assert outcome.gradients == {"dnew_image/dimage": None, "dnew_image/ddelta": None}
+    (lookup,) = [c for c in outcome.checks if "LookupError" in c.name]
+    assert lookup.detail == "LookupError: gradient registry has no entry for: AdjustContrastv2"
+    # Its forward value, (x - mean) * 0.1 + mean over a 1x1 image: the image itself.
+    np.testing.assert_allclose(outcome.values["new_image"], [[[0.5, 0.0, 0.0]]])
+
+
+def test_a_gradient_planted_for_adjust_contrast_is_caught(load: Callable[..., Any]) -> None:
+    """TensorFlow's registry given a gradient for AdjustContrastv2: no LookupError, and the check says so."""
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry  # planted, then restored
+    registry["AdjustContrastv2"] = {"type": lambda op, grad: [grad, None], "location": []}
+    try:
+        outcome = run_routine(load("scenario=guide/no_gradient"))
+    finally:
+        del registry["AdjustContrastv2"]
+    (lookup,) = [c for c in outcome.checks if "LookupError" in c.name]
+    assert not lookup.passed and lookup.detail == "TensorFlow raised no LookupError"

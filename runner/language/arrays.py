@@ -141,6 +141,12 @@ class _Arrays(abc.ABC):
     def _norm(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         return self.call("sqrt", self.asarray(self._reduce_sum(self._square(x), axis, keepdims)))
 
+    def _adjust_contrast(self, images: Any, factor: Any) -> Any:
+        """(x - mean) * factor + mean, the mean over each image's height and width, channel by channel."""
+        images = self.asarray(images)
+        mean = self._reduce_mean(images, (-3, -2), keepdims=True)
+        return (images - mean) * self.asarray(factor) + mean
+
     def _clip_by_norm(self, t: Any, clip_norm: float, axes: Any = None) -> Any:
         """t rescaled to norm ``clip_norm`` (over ``axes``) where its norm is larger, else t."""
         t = self.asarray(t)

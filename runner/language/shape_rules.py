@@ -150,6 +150,11 @@ def _function_shape(expr: Func, kids: list[tuple[int, ...]]) -> tuple[int, ...]:
     if fn == "softmax":
         _axes(expr, kids[0], opts.get("axis", -1))
         return kids[0]
+    if fn == "adjust_contrast":
+        if len(kids[0]) < 3 or kids[1] != ():
+            raise ShapeError(f"{_show(expr)}: images have at least 3 axes (height, width, channels) and the "
+                             f"contrast factor is a scalar, got {kids[0]} and {kids[1]}")
+        return kids[0]
     if fn == "clip_by_norm":
         _axes(expr, kids[0], opts.get("axes"))
         return kids[0]

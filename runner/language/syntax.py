@@ -35,7 +35,8 @@ class Signature:
     of them), then constant ``options`` given positionally after the tensors or by
     keyword (only by keyword when ``keyword_only``, as TensorFlow's own signature
     puts something else there). ``condition`` marks ``where``, whose first
-    argument is a comparison.
+    argument is a comparison. ``gradient`` is False for an op TensorFlow registers
+    no gradient for: ``tape.gradient`` through it raises LookupError.
     """
 
     tensors: int
@@ -44,6 +45,7 @@ class Signature:
     listed: bool = False
     keyword_only: bool = False
     condition: bool = False
+    gradient: bool = True
 
 
 _REDUCE = Signature(1, ("axis", "keepdims"))
@@ -62,6 +64,7 @@ SIGNATURES: dict[str, Signature] = {
     "softmax": Signature(1, ("axis",)),
     "norm": Signature(1, ("axis", "keepdims"), keyword_only=True),
     "clip_by_norm": Signature(1, ("clip_norm", "axes"), required=("clip_norm",)),
+    "adjust_contrast": Signature(2, gradient=False),  # tf.image's: images [..., height, width, channels]
     "transpose": Signature(1, ("perm",)),
     "reshape": Signature(1, ("shape",), required=("shape",)),
     "concat": Signature(0, ("axis",), required=("axis",), listed=True),
@@ -69,7 +72,7 @@ SIGNATURES: dict[str, Signature] = {
 }
 
 
-TF_PATHS = {"softmax": "nn.softmax"}
+TF_PATHS = {"softmax": "nn.softmax", "adjust_contrast": "image.adjust_contrast"}
 
 
 ALL_FUNCTIONS = (*FUNCTIONS, *SIGNATURES)
@@ -210,6 +213,12 @@ def names(expr: Expr) -> set[str]:
     if isinstance(expr, Name):
         return set() if expr.id in CONSTANTS else {expr.id}
     return set().union(*(names(child) for child in children(expr)))
+
+
+def ungraded(expr: Expr) -> set[str]:
+    """The functions in an expression that TensorFlow registers no gradient for."""
+    found = {expr.fn} if isinstance(expr, Func) and not SIGNATURES[expr.fn].gradient else set()
+    return found.union(*(ungraded(child) for child in children(expr)))
 
 
 def size(expr: Expr) -> int:

@@ -128,6 +128,8 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], u
                     if scenario.persistent or target == next(iter(program.plan)):  # a first call's: real
                         raise
                     refused[target] = str(err).splitlines()[0]
+                except LookupError as err:  # an op on the way back has no registered gradient
+                    refused[target] = f"LookupError: {str(err).splitlines()[0]}"
                 asked.update({(target, s): (w, g) for s, w, g in zip(sources, wrt, got, strict=True)})
         found = {}
         for (target, source), (w, g) in asked.items():

@@ -54,7 +54,7 @@ from runner.routines import (
 from runner.routines import derivative_kinds as kinds
 from runner.routines.program_steps import UnrecordedStep, evaluate_steps
 from runner.routines.program_sympy import sympy_check
-from runner.routines.program_why import why_none
+from runner.routines.program_why import lookup_checks, why_none
 from runner.routines.support import float64_delta, tf_dtype
 from runner.scenarios import custom_specs, gradient_steps, recording, structured
 from runner.scenarios.inputs import ProgramInput, ProgramKind
@@ -281,6 +281,9 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
 def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> None:
     scenario, run = program.scenario, program.run
     tolerances = run.tolerances()
+    raised = {t: m for t, m in refused.items() if m.startswith("LookupError")}  # no registered gradient
+    refused = {t: m for t, m in refused.items() if t not in raised}
+    outcome.checks += lookup_checks(program, raised)
     expected_refusals = [] if scenario.persistent else list(program.plan)[1:]
     if expected_refusals or refused:
         first = next(iter(refused), expected_refusals[0] if expected_refusals else "")
@@ -300,6 +303,9 @@ def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> No
         for source in sources:
             label = kinds.label(scenario.derivative, target, source)
             got = outcome.gradients[label]
+            if target in raised:
+                outcome.notes[label] = f"TensorFlow raised {raised[target]}"
+                continue
             if target in refused:
                 outcome.notes[label] = f"{NON_PERSISTENT}: {refused[target]}"
                 continue

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from runner.language import backends, syntax
 from runner.routines import custom_steps, layer_steps, program_setup, snippets
 from runner.routines.program_steps import UnrecordedStep
+from runner.routines.program_why import ungraded
 from runner.scenarios import gradient_steps
 from runner.scenarios.inputs import ProgramKind
 from runner.scenarios.schema import Unconnected
@@ -45,6 +46,8 @@ def snippet(program: Program) -> str:
             *([f"    _grads = [_grads[k] for k in {keys!r}]"] if keys is not None else []),
             "except RuntimeError:  # a non-persistent tape answers only its first gradient() call",
             f"    _grads = [None] * {len(sources)}",
+            *(["except LookupError:  # an op on the way back has no registered gradient",
+               f"    _grads = [None] * {len(sources)}"] if ungraded(program, target) else []),
             *(["_grads = [g if g is None else tf.convert_to_tensor(g) for g in _grads]  # Embedding's "
                "IndexedSlices"] if program.layers else []),
             f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",

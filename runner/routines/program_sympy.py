@@ -98,7 +98,8 @@ def sympy_check(program: Program, outcome: Outcome) -> Callable[..., None] | Non
 SYMBOLIC_MAX_TERMS = 200_000
 
 
-REDUCING = ("norm", "softmax", "clip_by_norm")  # besides reduce_*: each element reads a whole axis
+#: Besides reduce_*: each element reads a whole axis.
+REDUCING = ("norm", "softmax", "clip_by_norm", "adjust_contrast")
 
 
 def _symbolic_terms(program: Program, node: syntax.Expr, memo: dict[str, int]) -> int:

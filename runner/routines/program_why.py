@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runner.language import syntax
+from runner.result import Check
 from runner.routines import program_setup
 from runner.routines.program_steps import UnrecordedStep
 from runner.scenarios.inputs import ProgramKind
@@ -81,3 +82,26 @@ def _unkept(program: Program, step: UnrecordedStep) -> str:
     if step.paused:
         return "was computed under tape.stop_recording() (recorded: false)"
     return f"was thrown out by tape.reset() (reset_after: {program.scenario.reset_after})"
+
+
+def ungraded(program: Program, target: str) -> set[str]:
+    """The functions with no registered gradient that tape.gradient(target, ...) meets on its way back
+    (in the target's step or a step it reaches, with some source's gradient flowing): TensorFlow then
+    raises LookupError for the whole call."""
+    steps = [s for s in (target, *program.reaches(target)) if isinstance(program.trees.get(s), syntax.Expr)]
+    found = set().union(*(syntax.ungraded(program.trees[s]) for s in steps))
+    return found if found and any(not why_none(program, target, s) for s in program.plan[target]) else set()
+
+
+def lookup_checks(program: Program, raised: dict[str, str]) -> list[Check]:
+    """Each target whose gradient() meets an op with no registered gradient raised LookupError, and no
+    other did."""
+    checks = []
+    for target in program.plan:
+        meets = ungraded(program, target)
+        if meets or target in raised:
+            ops = ", ".join(sorted(meets)) or "no op"
+            name = f"d{target}: gradient() raises LookupError ({ops} has no registered gradient)"
+            detail = raised.get(target, "TensorFlow raised no LookupError")
+            checks.append(Check(name, bool(meets) and target in raised, None, None, detail))
+    return checks
