@@ -159,3 +159,27 @@ def test_a_gradient_planted_for_adjust_contrast_is_caught(load: Callable[..., An
         del registry["AdjustContrastv2"]
     (lookup,) = [c for c in outcome.checks if "LookupError" in c.name]
     assert not lookup.passed and lookup.detail == "TensorFlow raised no LookupError"
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_assign_add_breaks_the_path_as_in_the_guide(load: Callable[..., Any], mode: str) -> None:
+    # timing_repeats: the step runs several times, and each run starts from x1 = 0 again
+    outcome = assert_passed(run_routine(load("scenario=guide/stateful_op", f"compile={mode}",
+                                             "timing_repeats=3")))
+    assert outcome.gradients == {"dy/dx0": None, "dy/dx1": 6.0}  # x1 now holds 0 + 3: 2 * 3
+    assert outcome.values["y"] == 9.0
+    assert "only through x1.assign_add(...), a stateful op" in outcome.notes["dy/dx0"]
+    assert "update = x1.assign_add(x0)" in outcome.snippet
+
+
+@pytest.mark.parametrize(("targets", "message"), [
+    ({"u": "assign_add(c, x)", "y": "c * 2.0"}, "scenario.targets.u: assign_add updates a variable input; "
+                                                  "'c' is not one"),
+    ({"u": "assign_add(x, [1.0, 2.0])", "y": "x * 2.0"}, "scenario.targets.u: assign_add would change x's"),
+    ({"u": "assign_add(x + 1.0, x)", "y": "x * 2.0"}, "assign_add(variable, value): a variable's name"),
+])
+def test_assign_add_mistakes_are_one_line_errors(targets: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        run_program(targets, {"y": ["x"]},
+                    inputs={"x": {"value": 3.0}, "c": {"value": 1.0, "kind": "constant"}})
+    assert str(err.value).startswith(message), str(err.value)

@@ -52,7 +52,7 @@ from runner.routines import (
     program_snippet,
 )
 from runner.routines import derivative_kinds as kinds
-from runner.routines.program_steps import UnrecordedStep, evaluate_steps
+from runner.routines.program_steps import AssignStep, UnrecordedStep, evaluate_steps
 from runner.routines.program_sympy import sympy_check
 from runner.routines.program_why import lookup_checks, why_none
 from runner.routines.support import float64_delta, tf_dtype
@@ -101,6 +101,9 @@ class Program:
             elif recording.unrecorded(text):
                 held = expr.parse(written(scenario, text), known)
                 built = UnrecordedStep(expr.parse(text["expression"], known), held)
+            elif (update := recording.assignment(text)) is not None:
+                built = AssignStep(update[0], expr.parse(update[1], known),
+                                   expr.parse(f"stop_gradient({update[1]})", known))
             elif name in reset_before:  # recorded, then thrown out by tape.reset()
                 built = UnrecordedStep(expr.parse(text, known), expr.parse(f"stop_gradient({text})", known),
                                        paused=False, reset=name == scenario.reset_after)
@@ -258,9 +261,14 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
         program, program_snippet.inputs(program), program_snippet.steps(program)))
     # The tape step, for every derivative kind (runner/routines/derivative_kinds.py), compiled and timed.
     watched: list[Any] = []  # tape.watched_variables(), as the tape step ran
-    results, found, outcome.timings, extra = kinds.run_tape(
-        program, lambda t, tape: evaluate_steps(program.trees, t, backend.on(tape)), tensors, refused,
-        watched)
+    updated = [t.variable for t in program.trees.values() if isinstance(t, AssignStep)]
+
+    def forward(t: dict[str, Any], tape: Any) -> dict[str, Any]:
+        for name in updated:  # every run of the step starts from the inputs' values
+            t[name].assign(program.values[name])
+        return evaluate_steps(program.trees, t, backend.on(tape))
+
+    results, found, outcome.timings, extra = kinds.run_tape(program, forward, tensors, refused, watched)
     if scenario.derivative != "jvp":  # a ForwardAccumulator has no tape
         names = {id(v): n for n, v in tensors.items()} | {
             id(var.value): name for step in program.layers.values() for name, var in step.variables.items()}

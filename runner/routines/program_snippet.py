@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from runner.language import backends, syntax
 from runner.routines import custom_steps, layer_steps, program_setup, snippets
-from runner.routines.program_steps import UnrecordedStep
+from runner.routines.program_steps import AssignStep, UnrecordedStep
 from runner.routines.program_why import ungraded
 from runner.scenarios import gradient_steps
 from runner.scenarios.inputs import ProgramKind
@@ -99,6 +99,8 @@ def steps(program: Program) -> list[str]:
                 else program.structures[name].code() if name in program.structures
                 else syntax.evaluate(tree.expression, known, backend.for_step(name))
                 if isinstance(tree, UnrecordedStep)
+                else f"{tree.variable}.assign_add({syntax.evaluate(tree.increment, known, backend)})"
+                if isinstance(tree, AssignStep)
                 else syntax.evaluate(tree, known, backend.for_step(name)))
         line = f"    {name} = {code}  # {texts[name]}"
         if isinstance(tree, UnrecordedStep) and tree.paused:  # recorded: false

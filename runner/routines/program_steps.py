@@ -73,6 +73,26 @@ class UnrecordedStep:
         return value
 
 
+class AssignStep:
+    """``assign_add(x1, x0)``: on the tape the variable's own update, a stateful op the path back from x0
+    stops at (TensorFlow's constants, which have no update, get the same value anew); on the oracles the
+    variable's value moved by the increment held constant, which every later step reads."""
+
+    def __init__(self, variable: str, increment: syntax.Expr, held: syntax.Expr) -> None:
+        self.variable, self.increment, self.held = variable, increment, held
+
+    def gradient_names(self) -> set[str]:
+        return {self.variable}  # the value read back is the variable's
+
+    def __call__(self, values: dict[str, Any], backend: Any) -> Any:
+        current = values[self.variable]
+        if isinstance(backend, backends.TensorFlowBackend) and hasattr(current, "assign_add"):
+            current.assign_add(syntax.evaluate(self.increment, values, backend))
+            return current.read_value()
+        values[self.variable] = backend.binary("+", current, syntax.evaluate(self.held, values, backend))
+        return values[self.variable]
+
+
 def for_step(backend: Any, name: str) -> Any:
     """The backend a step computes with: TensorFlow's and the snippet's in the step's own dtype; the
     oracles' always in float64."""

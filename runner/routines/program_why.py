@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from runner.language import syntax
 from runner.result import Check
 from runner.routines import program_setup
-from runner.routines.program_steps import UnrecordedStep
+from runner.routines.program_steps import AssignStep, UnrecordedStep
 from runner.scenarios.inputs import ProgramKind
 
 if TYPE_CHECKING:
@@ -36,6 +36,13 @@ def why_none(program: Program, target: str, source: str) -> str:
     if unseen:
         return (f"{target} reads {source} only through {', '.join(unseen)}, which "
                 f"{_unkept(program, program.trees[unseen[0]])}, so the tape has no path between them")
+    updates = [t for t in program.trees.values() if isinstance(t, AssignStep) and source not in
+               program.reaches(target) and t.variable in program.reaches(target) and source in
+               syntax.names(t.increment)]
+    if updates:
+        variable = updates[0].variable
+        return (f"{target} reads {source} only through {variable}.assign_add(...), a stateful op with no "
+                f"gradient: {target} reads {variable} afresh, and the path back stops there")
     dtype = program.dtypes.get(source, program.dtype)
     if not dtype.is_floating:
         return (f"{source} is {dtype.name}, and the tape records floating-point tensors only "

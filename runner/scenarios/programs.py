@@ -10,7 +10,7 @@ from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
 from runner.language.syntax import short
 from runner.scenarios import custom_specs, derivative_specs, gradient_steps, layers, recording, structured
-from runner.scenarios.inputs import INTEGER_DTYPES, check_input
+from runner.scenarios.inputs import INTEGER_DTYPES, ProgramKind, check_input
 from runner.scenarios.values import check_name, nested_shape, parse_checked, with_differences
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def program_shapes(scenario: ProgramScenario) -> dict[str, tuple[int, ...]]:
 def written(scenario: ProgramScenario, entry: Any) -> Any:
     """A step's entry as the expression it computes: a custom gradient's call as its value, a list or
     dict target as the sum the tape differentiates; a layer or gradient step as it is."""
-    entry = custom_specs.as_written(recording.as_written(entry), scenario.custom_gradients)
+    entry = recording.assigned_as_written(recording.as_written(entry))
+    entry = custom_specs.as_written(entry, scenario.custom_gradients)
     return structured.expression(entry)
 
 
@@ -121,6 +122,8 @@ def check_program(scenario: ProgramScenario) -> None:
             _check_structure(scenario, name, found, known)
         elif (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
             _check_custom_call(scenario, name, call, known)
+        elif (update := recording.assignment(text)) is not None:
+            _check_assignment(scenario, name, update, known)
         elif recording.is_step(text):
             recording.check(text, _step_key(scenario, name), scenario.derivative,
                             any(map(gradient_steps.is_gradient_step, scenario.targets.values())))
@@ -162,9 +165,26 @@ def check_program(scenario: ProgramScenario) -> None:
     step_dtypes(scenario)
     recording.check_reset(scenario.reset_after, scenario.targets, scenario.derivative)
     for name, text in scenario.targets.items():
+        if (update := recording.assignment(text)) is not None and shapes[name] != shapes[update[0]]:
+            raise ConfigError(f"{_step_key(scenario, name)}: assign_add would change {update[0]}'s shape "
+                              f"{shapes[update[0]]} to {shapes[name]}")
         if (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
             custom_specs.check_grads_shapes(call, scenario.custom_gradients[call.fn], shapes,
                                             _step_key(scenario, name))
+
+
+def _check_assignment(scenario: ProgramScenario, name: str, update: tuple[str, str],
+                      known: list[str]) -> None:
+    """``assign_add(x1, x0)``: x1 a variable input, the value over earlier names, on one tape."""
+    where = _step_key(scenario, name)
+    variable, value = update
+    spec = scenario.inputs.get(variable)
+    if spec is None or spec.kind is ProgramKind.constant:
+        raise ConfigError(f"{where}: assign_add updates a variable input; {variable!r} is not one")
+    parse_checked(value, known, where, tensors=True)
+    if scenario.derivative not in ("gradient", "jacobian", "batch_jacobian"):
+        raise ConfigError(f"{where}: assign_add takes gradients, Jacobians or batch Jacobians "
+                          f"(not {scenario.derivative})")
 
 
 def _check_custom_call(scenario: ProgramScenario, name: str, call: custom_specs.Call,

@@ -1,4 +1,5 @@
-"""A step the tape does not record: ``y_sq: {expression: y * y, recorded: false}``.
+"""What the tape does not record: a step written ``y_sq: {expression: y * y, recorded: false}``, and a
+variable's update ``u: assign_add(x1, x0)`` (a stateful op: the path from x0 stops there).
 
 TensorFlow's ``with tape.stop_recording(): y_sq = y * y`` computes the value while the
 tape looks away, so nothing flows back through it and the tape cannot differentiate with
@@ -8,6 +9,7 @@ read the step as ``stop_gradient(y * y)``: its value, held constant.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,3 +61,24 @@ def check_reset(name: str | None, targets: Mapping[str, Any], derivative: str) -
     if derivative not in ("gradient", "jacobian", "batch_jacobian"):
         raise ConfigError(f"scenario.reset_after: tape.reset() resets the program's one tape, so it takes "
                           f"gradients, Jacobians or batch Jacobians (not {derivative})")
+
+
+def assignment(entry: Any) -> tuple[str, str] | None:
+    """``assign_add(x1, x0)`` written as a whole step: the variable's name and the increment's text."""
+    if not isinstance(entry, str) or "assign_add" not in entry:
+        return None
+    try:
+        node = ast.parse(entry.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "assign_add"):
+        return None
+    if len(node.args) != 2 or node.keywords or not isinstance(node.args[0], ast.Name):
+        raise ConfigError("assign_add(variable, value): a variable's name, then the value to add")
+    return node.args[0].id, ast.unparse(node.args[1])
+
+
+def assigned_as_written(entry: Any) -> Any:
+    """An update as the value it leaves in the variable, the increment held constant (no path back)."""
+    found = assignment(entry)
+    return entry if found is None else f"{found[0]} + stop_gradient({found[1]})"
