@@ -117,7 +117,10 @@ def test_bad_input_raises_config_error_with_the_clis_message(
          "scenario.inputs.x.value=1,2 gives several values: use sweep()"),
         (lambda: run("basic", overrides="seed=1"), "overrides is a list of strings"),
         (lambda: sweep("basic", overrides=["scenario.inputs.x.value=1,2", "scenario.foo=3"]),
-         "Could not override 'scenario.foo'"),
+         "scenario.foo: unknown key; the keys here are "),
+        (lambda: run("basic", overrides=["scenario.fuction=x**3"]),  # the CLI's hint, not Hydra's
+         "scenario.fuction: unknown key; did you mean scenario.function?"),
+        (lambda: run("basic", overrides=["dtyp=float64"]), "dtyp: unknown key; did you mean dtype?"),
     ],
 )
 def test_api_misuse_is_a_config_error(call: Callable[[], Any], message: str) -> None:

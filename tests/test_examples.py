@@ -171,7 +171,7 @@ def test_a_misspelt_scenario_key_names_the_keys_meant(args: list[str], hint: str
     ["+scenario.fuction=x"],  # added on purpose: the schema answers once composed
     ["scenario.targets.anything=x", "scenario.inputs.new.value=1", "scenario.closed_form.x=1"],
     ["scenario.inputs.x.linspace={start: 0, stop: 1, num: 3}", "~scenario.inputs.x.linspace"],
-    ["--config-path", "scenario.fuction", "dtpye=float64"],  # only scenario keys are checked
+    ["--config-path", "scenario.fuction", "dtype=float64"],  # a flag's value is no override
 ])
 def test_valid_or_user_named_keys_pass(args: list[str]) -> None:
     assert unknown_scenario_key(args) is None
@@ -191,3 +191,32 @@ def test_help_anywhere_on_the_command_line_is_the_runners(tmp_path: Path) -> Non
         assert run.stdout.startswith("tape-runner: run a GradientTape scenario"), command
         assert "schema/scenario" not in run.stdout and "== Config groups ==" not in run.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (["dtyp=float64"], "dtyp: unknown key; did you mean dtype?"),
+    (["scenaro=linear"], "scenaro: unknown key; did you mean scenario?"),
+    (["checks.projectons=3"], "checks.projectons: unknown key; did you mean checks.projections?"),
+    (["limits.memory=5"], "limits.memory: unknown key; did you mean limits.memory_mb?"),
+    (["scenario.batch=32"], "scenario.batch: scenario=basic (a program) has no key batch; linear has it, "
+                            "e.g. scenario=linear"),
+    (["scenario=guide/basic", "scenario.order=3"],
+     "scenario.order: scenario=guide/basic (a program) has no key order; higher_order has it, "
+     "e.g. scenario=higher_order"),
+])
+def test_a_misspelt_or_misplaced_key_outside_the_scenario_is_named(args: list[str], hint: str) -> None:
+    from runner.cli.main import CONFIG_DIR
+
+    assert unknown_scenario_key(args, CONFIG_DIR) == hint
+
+
+@pytest.mark.parametrize("args", [
+    ["scenario=linear", "scenario.batch=32"], ["-m", "scenario=basic,linear", "scenario.batch=8"],
+    ["seed=3", "dtype=float64", "tracking=mlflow", "experiment=tf_guide"], ["hydra/launcher=joblib"],
+    ["hydra.run.dir=/tmp/x"], ["scenario.inputs.x.value=4"],
+    ["experiment=watch_matrix", "scenario.batch=4"],  # an experiment may choose the scenario: Hydra says
+])
+def test_keys_that_exist_where_they_are_given_pass_untouched(args: list[str]) -> None:
+    from runner.cli.main import CONFIG_DIR
+
+    assert unknown_scenario_key(args, CONFIG_DIR) is None

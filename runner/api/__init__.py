@@ -45,6 +45,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from runner.api import composing
+from runner.cli.hints import unknown_scenario_key
 from runner.cli.main import CONFIG_DIR, quote_expressions
 from runner.errors import ConfigError, JobError
 from runner.jobs import task
@@ -276,6 +277,8 @@ def _overrides(name: str, overrides: Sequence[str], *, sweeping: bool) -> list[s
         if not sweeping:
             raise ConfigError(f"{name!r} is an experiment, a sweep: run it with sweep({name!r})")
         head = f"experiment={name}"
+    if hint := unknown_scenario_key([head, *overrides], CONFIG_DIR):  # the CLI's hint, not Hydra's six lines
+        raise ConfigError(hint)
     return quote_expressions([head, *overrides])
 
 

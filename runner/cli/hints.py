@@ -1,11 +1,12 @@
-"""A misspelt scenario key, answered in one line that names the keys meant.
+"""A misspelt or misplaced key, answered in one line that names the keys meant.
 
-Hydra answers ``scenario.fuction=...`` with six lines ending in "To append to your
-config use +scenario.fuction=...", a hint that fails too (the schema refuses the
-new key). The schemas know every key a scenario can have, so a key that no
-scenario has is refused here, before Hydra composes anything, with the closest
-valid keys. Keys that are names (an input, an output, a target) are the user's
-to choose, and pass on to Hydra untouched.
+Hydra answers ``scenario.fuction=...`` (or ``dtyp=float64``) with six lines ending in
+"To append to your config use +scenario.fuction=...", a hint that fails too (the
+schema refuses the new key). The schemas know every key a run and a scenario can
+have, so a key that none has is refused here, before Hydra composes anything, with
+the closest valid keys; a key only another kind of scenario has names the kinds
+that have it. Keys that are names (an input, an output, a target) are the user's to
+choose, and pass on to Hydra untouched, as do Hydra's own.
 """
 
 from __future__ import annotations
@@ -79,13 +80,69 @@ def _unknown(parts: list[str], fields: dict[str, Any], done: str) -> str | None:
     return _unknown(rest, nested, f"{done}.{head}") if nested else None
 
 
-def unknown_scenario_key(args: list[str]) -> str | None:
-    """A one-line hint for the first override of a key that no scenario has, or None."""
+def unknown_scenario_key(args: list[str], config_dir: str | None = None) -> str | None:
+    """A one-line hint for the first override of a key that no config has, or None: a misspelt
+    top-level key (``dtyp``) or group (``scenaro``), a key no scenario has, and (given the config
+    directory) a key of another scenario than the one chosen, with the scenarios that have it."""
     for arg in args:
         if arg.startswith(("+", "-")) or ("=" not in arg and not arg.startswith("~")):
             continue  # flags, and keys added on purpose (which the schema checks after composing)
         parts = arg.lstrip("~").split("=", 1)[0].split(".")
-        if parts[0] == "scenario" and len(parts) > 1 and (hint := _unknown(parts[1:], _scenario_fields(),
-                                                                          "scenario")):
+        if parts[0].startswith("hydra"):
+            continue  # Hydra's own settings: Hydra answers for them
+        if parts[0] != "scenario":
+            hint = _unknown(parts, _top_fields(), "")
+            return hint.lstrip(".").replace(" .", " ") if hint else None
+        if len(parts) > 1 and (hint := _unknown(parts[1:], _scenario_fields(), "scenario")):
+            return hint
+        if len(parts) > 1 and config_dir is not None and (
+                hint := _other_scenarios(parts[1], args, config_dir)):
             return hint
     return None
+
+
+@functools.cache
+def _top_fields() -> dict[str, Any]:
+    """The run's keys and the config groups: what a top-level override may name."""
+    from runner.scenarios.schema import RunConfig
+
+    groups = dict.fromkeys(("experiment", "tracking", "checks"), None)
+    return {**groups, **typing.get_type_hints(RunConfig)}  # checks: the group, typed as its schema
+
+
+def _chosen(args: list[str], config_dir: str) -> str:
+    """The scenario an invocation runs: its ``scenario=`` override, else the config's default; '' when an
+    experiment may choose it (only composing would tell)."""
+    import re
+    from pathlib import Path
+
+    given = [a.split("=", 1)[1] for a in args if a.startswith("scenario=")]
+    if given:
+        return given[-1]
+    if any(a.startswith(("experiment=", "+experiment=")) for a in args):
+        return ""
+    found = re.search(r"^\s*- scenario: (\S+)", (Path(config_dir) / "config.yaml").read_text(), re.M)
+    return found.group(1) if found else ""
+
+
+def _routine(name: str, config_dir: str) -> str | None:
+    """The routine a shipped scenario's YAML names in its defaults list (``/schema/scenario/<routine>``)."""
+    import re
+    from pathlib import Path
+
+    path = Path(config_dir) / "scenario" / f"{name}.yaml"
+    if "," in name or not path.is_file():  # a sweep over several, or a config of the user's own
+        return None
+    found = re.search(r"/schema/scenario/(\w+)@_here_", path.read_text())
+    return found.group(1) if found else None
+
+
+def _other_scenarios(key: str, args: list[str], config_dir: str) -> str | None:
+    """``scenario.batch=32`` on basic: the key is another scenario kind's; say which have it."""
+    chosen = _chosen(args, config_dir)
+    routine = _routine(chosen, config_dir)
+    if routine is None or key in typing.get_type_hints(SCENARIO_SCHEMAS[routine]):
+        return None
+    having = [r for r, schema in SCENARIO_SCHEMAS.items() if key in typing.get_type_hints(schema)]
+    return (f"scenario.{key}: scenario={chosen} (a {routine}) has no key {key}; "
+            f"{' and '.join(having)} {'has' if len(having) == 1 else 'have'} it, e.g. scenario={having[0]}")

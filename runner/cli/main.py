@@ -84,7 +84,7 @@ def main() -> None:
         print(help_text(Path(CONFIG_DIR)))
         return
     try:
-        if hint := unknown_scenario_key(sys.argv[1:]):
+        if hint := unknown_scenario_key(sys.argv[1:], CONFIG_DIR):
             raise ConfigError(hint)
         sys.argv[1:] = rerun_arguments(quote_expressions(sys.argv[1:]), CONFIG_DIR)
     except ConfigError as err:
