@@ -215,6 +215,8 @@ def test_a_misspelt_or_misplaced_key_outside_the_scenario_is_named(args: list[st
     ["seed=3", "dtype=float64", "tracking=mlflow", "experiment=tf_guide"], ["hydra/launcher=joblib"],
     ["hydra.run.dir=/tmp/x"], ["scenario.inputs.x.value=4"],
     ["experiment=watch_matrix", "scenario.batch=4"],  # an experiment may choose the scenario: Hydra says
+    ["--shell-completion", "query=bash"], ["-sc", "install=bash"],  # completion is never an override
+    ["--config-dir", "my=confs", "scenario=mine"], ["--info", "config"],
 ])
 def test_keys_that_exist_where_they_are_given_pass_untouched(args: list[str]) -> None:
     from runner.cli.main import CONFIG_DIR

@@ -84,9 +84,11 @@ def unknown_scenario_key(args: list[str], config_dir: str | None = None) -> str 
     """A one-line hint for the first override of a key that no config has, or None: a misspelt
     top-level key (``dtyp``) or group (``scenaro``), a key no scenario has, and (given the config
     directory) a key of another scenario than the one chosen, with the scenarios that have it."""
-    for arg in args:
-        if arg.startswith(("+", "-")) or ("=" not in arg and not arg.startswith("~")):
-            continue  # flags, and keys added on purpose (which the schema checks after composing)
+    if {"-sc", "--shell-completion"} & set(args):
+        return None  # Hydra completes the words typed so far: nothing is an override yet
+    for before, arg in zip(["", *args], args, strict=False):
+        if arg.startswith(("+", "-")) or ("=" not in arg and not arg.startswith("~")) or before in _VALUED:
+            continue  # flags and their values, and keys added on purpose (the schema checks them)
         parts = arg.lstrip("~").split("=", 1)[0].split(".")
         if parts[0].startswith("hydra"):
             continue  # Hydra's own settings: Hydra answers for them
@@ -99,6 +101,11 @@ def unknown_scenario_key(args: list[str], config_dir: str | None = None) -> str 
                 hint := _other_scenarios(parts[1], args, config_dir)):
             return hint
     return None
+
+
+#: Hydra's flags whose next word is their value, never an override.
+_VALUED = frozenset({"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-p", "--package",
+                     "--experimental-rerun", "-i", "--info"})
 
 
 @functools.cache
