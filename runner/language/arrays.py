@@ -82,6 +82,8 @@ class _Arrays(abc.ABC):
     def apply(self, fn: str, args: list[Any], options: dict[str, Any]) -> Any:
         if syntax.SIGNATURES[fn].listed:
             return getattr(self, f"_{fn}")([self.asarray(a) for a in args], **options)
+        if syntax.SIGNATURES[fn].leading:
+            return getattr(self, f"_{fn}")(*options.values(), *args)
         return getattr(self, f"_{fn}")(*args, **options)
 
     # Structure: the same NumPy calls for floats and for SymPy expressions.
@@ -113,6 +115,9 @@ class _Arrays(abc.ABC):
 
     def _reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         return np.reshape(self.asarray(x), shape)
+
+    def _einsum(self, equation: str, *operands: Any) -> Any:
+        return np.einsum(equation, *map(self.asarray, operands))
 
     def _concat(self, values: list[Any], axis: int) -> Any:
         return np.concatenate(values, axis=axis)

@@ -77,6 +77,8 @@ class TensorFlowBackend:
     def apply(self, fn: str, args: list[Any], options: dict[str, Any]) -> Any:
         if SIGNATURES[fn].listed:
             return self._ops[fn](args, **options)
+        if SIGNATURES[fn].leading:
+            return self._ops[fn](*options.values(), *args)
         return self._ops[fn](*args, **options)
 
     def compare(self, op: str, left: Any, right: Any) -> Any:
@@ -209,6 +211,8 @@ class CodeBackend:
         tensors = ", ".join(args)
         if SIGNATURES[fn].listed:
             tensors = f"[{tensors}]"
+        if SIGNATURES[fn].leading:
+            return Code(f"tf.{fn}({', '.join(map(repr, options.values()))}, {tensors})")
         opts = "".join(f", {k}={list(v) if isinstance(v, tuple) else v!r}" for k, v in options.items())
         return Code(f"tf.{TF_PATHS.get(fn, fn)}({tensors}{opts})")
 

@@ -202,6 +202,12 @@ def _convert_func(fn: str, args: list[ast.expr], keywords: list[ast.keyword],
     sig = SIGNATURES[fn]
     if any(isinstance(a, ast.Starred) for a in args) or any(k.arg is None for k in keywords):
         raise ConfigError(f"{fn}(): unpacking arguments is not allowed")
+    if sig.leading:  # einsum('ij,jk->ik', a, b): the option first, then any number of tensors
+        if not args or len(args) < 1 + sig.tensors or keywords:
+            raise ConfigError(f"{fn}() takes its {sig.options[0]} first, then tensors, as in "
+                              f"{fn}('ij,jk->ik', a, b)")
+        tensors = tuple(_convert(a, allowed, depth + 1)[0] for a in args[1:])
+        return Func(fn, tensors, ((sig.options[0], _option(fn, sig.options[0], args[0])),))
     count = 1 if sig.listed else sig.tensors
     if len(args) < count:
         what = "a list of tensors" if sig.listed else f"{count} tensor argument{'s' * (count > 1)}"
@@ -246,6 +252,8 @@ def _integer(node: ast.AST) -> int | None:
 def _option(fn: str, name: str, node: ast.AST) -> Any:
     """A constant option: ``keepdims`` True/False; ``axis`` an integer (or a list, for reductions);
     ``clip_norm`` a positive number."""
+    if name == "equation":
+        return _equation(fn, node)
     if name == "clip_norm":
         number = node.value if isinstance(node, ast.Constant) else None
         if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number < float("inf"):
@@ -264,6 +272,23 @@ def _option(fn: str, name: str, node: ast.AST) -> Any:
         kind = "an integer" if single else "a list of integers"
         raise ConfigError(f"{fn}(): {name} must be {kind}")
     return tuple(many)
+
+
+#: An einsum equation as TensorFlow takes it here: explicit, letters only (no ellipsis), e.g. 'bxby->bxy'.
+_EQUATION = re.compile(r"[a-zA-Z]+(,[a-zA-Z]+)*->[a-zA-Z]*")
+
+
+def _equation(fn: str, node: ast.AST) -> str:
+    """einsum's subscripts, spaces dropped: each operand's letters, '->', the output's (each once)."""
+    given = node.value if isinstance(node, ast.Constant) else None
+    text = given.replace(" ", "") if isinstance(given, str) else ""
+    if not _EQUATION.fullmatch(text):
+        raise ConfigError(f"{fn}(): the equation is a string of subscripts with an explicit output, "
+                          "letters only, as in 'bxby->bxy' or 'ij,jk->ik'")
+    inputs, output = text.split("->")
+    if len(set(output)) < len(output) or not set(output) <= set(inputs.replace(",", "")):
+        raise ConfigError(f"{fn}(): {text!r}: each output letter appears once, and in an operand")
+    return text
 
 
 def _array(node: ast.AST) -> Array:

@@ -165,6 +165,8 @@ def _function_shape(expr: Func, kids: list[tuple[int, ...]]) -> tuple[int, ...]:
         return tuple(kids[0][p] for p in perm)
     if fn == "reshape":
         return _reshape(expr, kids[0], opts["shape"])
+    if fn == "einsum":
+        return _einsum_shape(expr, opts["equation"], kids)
     axis = opts.get("axis", 0)
     first = kids[0]
     if fn == "stack":
@@ -189,3 +191,21 @@ def _reshape(expr: Expr, shape: tuple[int, ...], target: tuple[int, ...]) -> tup
     if unknown or known != size:
         raise ShapeError(f"{_show(expr)} cannot reshape {shape} ({size} elements) into {list(target)}")
     return tuple(target)
+
+
+def _einsum_shape(expr: Func, equation: str, kids: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """Each operand's letters name its axes; a letter is one length wherever it appears."""
+    inputs, output = equation.split("->")
+    operands = inputs.split(",")
+    if len(operands) != len(kids):
+        raise ShapeError(f"{_show(expr)}: the equation has {len(operands)} operand(s), given {len(kids)}")
+    sizes: dict[str, int] = {}
+    for letters, shape in zip(operands, kids, strict=True):
+        if len(letters) != len(shape):
+            raise ShapeError(f"{_show(expr)}: {letters!r} names {len(letters)} axes of a tensor of shape "
+                             f"{shape}")
+        for letter, size in zip(letters, shape, strict=True):
+            if sizes.setdefault(letter, size) != size:
+                raise ShapeError(f"{_show(expr)}: {letter!r} is {sizes[letter]} long in one place and {size} "
+                                 "in another")
+    return tuple(sizes[letter] for letter in output)

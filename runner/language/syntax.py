@@ -36,7 +36,9 @@ class Signature:
     keyword (only by keyword when ``keyword_only``, as TensorFlow's own signature
     puts something else there). ``condition`` marks ``where``, whose first
     argument is a comparison. ``gradient`` is False for an op TensorFlow registers
-    no gradient for: ``tape.gradient`` through it raises LookupError.
+    no gradient for: ``tape.gradient`` through it raises LookupError. ``leading``: the
+    first option comes first, before the tensors, and any number of tensors follow
+    (``einsum('ij,jk->ik', a, b)``, as TensorFlow's own signature).
     """
 
     tensors: int
@@ -46,6 +48,7 @@ class Signature:
     keyword_only: bool = False
     condition: bool = False
     gradient: bool = True
+    leading: bool = False
 
 
 _REDUCE = Signature(1, ("axis", "keepdims"))
@@ -69,6 +72,7 @@ SIGNATURES: dict[str, Signature] = {
     "reshape": Signature(1, ("shape",), required=("shape",)),
     "concat": Signature(0, ("axis",), required=("axis",), listed=True),
     "stack": Signature(0, ("axis",), listed=True),
+    "einsum": Signature(1, ("equation",), required=("equation",), leading=True),
 }
 
 
@@ -147,6 +151,8 @@ class Func:
         tensors = ", ".join(map(str, self.args))
         if SIGNATURES[self.fn].listed:
             tensors = f"[{tensors}]"
+        if SIGNATURES[self.fn].leading:  # einsum('bxby->bxy', j)
+            return f"{self.fn}({dict(self.options)['equation']!r}, {tensors})"
         opts = "".join(f", {k}={list(v) if isinstance(v, tuple) else v}" for k, v in self.options)
         return f"{self.fn}({tensors}{opts})"
 

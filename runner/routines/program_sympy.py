@@ -126,6 +126,12 @@ def _symbolic_terms(program: Program, node: syntax.Expr, memo: dict[str, int]) -
             axes = range(len(shape)) if axis is None else [axis] if isinstance(axis, int) else axis
             count = math.prod(shape[a] for a in axes)
             return (count * count if fn in ("reduce_max", "reduce_min") else count) * kids[0] + 1
+        case syntax.Func(fn="einsum", args=args, options=options):  # sums products over the dropped letters
+            inputs, output = dict(options)["equation"].split("->")
+            shapes = [shape_rules.infer_shape(arg, program.shapes) for arg in args]
+            sizes = {letter: size for letters, shape in zip(inputs.split(","), shapes, strict=True)
+                     for letter, size in zip(letters, shape, strict=True)}
+            return math.prod(n for letter, n in sizes.items() if letter not in output) * math.prod(kids) + 1
         case syntax.Func(fn="maximum" | "minimum" | "clip_by_value"):
             return 2 * sum(kids)
         case syntax.Func(fn="transpose" | "reshape" | "concat" | "stack") | syntax.Index() | syntax.IfExp():
