@@ -49,6 +49,8 @@ GUIDE_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
     ("guide_batch_norm", "dy/dx"): (7, 6, 7, 5),
     ("guide_input_gradient", "dg1_mag/dy.kernel"): (5, 10),
     ("guide_input_gradient", "dg1_mag/dy.bias"): (10,),
+    ("guide_gradient_vs_jacobian", "j"): (7, 10, 5, 10),
+    ("guide_batch_jacobian_vs_jacobian", "jb"): (7, 6, 5),
 }
 
 
@@ -60,7 +62,7 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     run = cli("experiment=tf_guide", timeout=900)
     assert run.returncode == 0, run.stderr
     results = _results(run)
-    assert len(results) == 33
+    assert len(results) == 35
     assert all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in results.values())
     for name, expected in GUIDE.items():
         for label, want in expected.items():
@@ -94,6 +96,9 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     as_dict = results["guide_dict_sources"]  # the same layer, its sources handed over as a dict
     np.testing.assert_allclose(as_dict["gradients"]["dloss/db"], (x @ w)[0], rtol=1e-5)
     assert results["guide_nested_tapes"]["values"]["dy_dx"] == 3.0  # the inner tape's gradient, a step
+    # The guide's own assertions: the gradient is the summed Jacobian, the batch Jacobian its blocks.
+    assert results["guide_gradient_vs_jacobian"]["values"]["delta"] < 1e-3
+    assert results["guide_batch_jacobian_vs_jacobian"]["values"]["error"] < 1e-3
     assert_snippets_reproduce(run.run_dirs())
 
 

@@ -97,14 +97,15 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], u
     output_gradients = {t: tf.constant(program.weights[t], program.dtype) for t in scenario.output_gradients}
     hessian = kind == "hessian"
 
-    def ask(tape: tf.GradientTape, target: str, y: Any, wrt: list[Any]) -> list[Any]:
+    def ask(tape: tf.GradientTape, kind: str, y: Any, wrt: list[Any], keys: list[str] | None = None,
+            cotangent: Any = None) -> list[Any]:
         if kind == "jacobian":
             return tape.jacobian(y, wrt, unconnected_gradients=unconnected, experimental_use_pfor=use_pfor)
         if kind == "batch_jacobian":
             return [tape.batch_jacobian(y, w, unconnected_gradients=unconnected) for w in wrt]
-        keys = scenario.source_keys(target)  # tape.gradient(y, {'w': w, 'b': b}), as the guide writes it
+        # tape.gradient(y, {'w': w, 'b': b}) where the sources are a dict, as the guide writes it
         got = tape.gradient(y, wrt if keys is None else dict(zip(keys, wrt, strict=True)),
-                            output_gradients=output_gradients.get(target), unconnected_gradients=unconnected)
+                            output_gradients=cotangent, unconnected_gradients=unconnected)
         return got if keys is None else [got[k] for k in keys]
 
     @tf.autograph.experimental.do_not_convert  # plain Python building ops: nothing for AutoGraph to do
@@ -123,7 +124,8 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], u
                 wrt = [program.source(s, tensors, results) for s in sources]  # a layer's variable too
                 got: list[Any] = [None] * len(sources)
                 try:
-                    got = ask(tape, target, program.differentiated(target, results), wrt)
+                    got = ask(tape, kind, program.differentiated(target, results), wrt,
+                              scenario.source_keys(target), output_gradients.get(target))
                 except RuntimeError as err:
                     if scenario.persistent or target == next(iter(program.plan)):  # a first call's: real
                         raise
@@ -131,12 +133,17 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], u
                 except LookupError as err:  # an op on the way back has no registered gradient
                     refused[target] = f"LookupError: {str(err).splitlines()[0]}"
                 asked.update({(target, s): (w, g) for s, w, g in zip(sources, wrt, got, strict=True)})
+            named = {}  # scenario.derivatives, each of its own kind, after the gradients
+            for derivative in program.derivatives:
+                wrt = [program.source(s, tensors, results) for s in derivative.sources]
+                got = ask(tape, derivative.kind, program.differentiated(derivative.target, results), wrt)
+                named.update(zip(derivative.labels().values(), got, strict=True))
         found = {}
         for (target, source), (w, g) in asked.items():
             if hessian and g is not None:  # ZERO: a gradient that no longer reads the source has H = 0
                 g = outer.jacobian(g, w, unconnected_gradients=ZERO)
             found[derivative_specs.label(kind, target, source)] = g
-        return results, found
+        return results, found | named
 
     return step
 

@@ -24,6 +24,8 @@ instead: :mod:`runner.routines.derivative_kinds` asks for them and checks them.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -33,19 +35,13 @@ import numpy as np
 
 from runner.language import backends, expr, syntax
 from runner.language.arrays import NumPyBackend
-from runner.oracles.checks import compare, finite, recorded
-from runner.oracles.differences import (
-    KINK_MARK,
-    compare_differences,
-    float64_differences,
-    one_sided_differences,
-)
-from runner.oracles.projections import projection_check
-from runner.result import Check, Outcome
+from runner.result import Outcome
 from runner.routines import (
     custom_steps,
     layer_steps,
     pointwise,
+    program_after,
+    program_checks,
     program_figures,
     program_notes,
     program_setup,
@@ -53,23 +49,13 @@ from runner.routines import (
 )
 from runner.routines import derivative_kinds as kinds
 from runner.routines.program_steps import AssignStep, UnrecordedStep, evaluate_steps
-from runner.routines.program_sympy import sympy_check
-from runner.routines.program_why import lookup_checks, why_none
+from runner.routines.program_why import why_none
 from runner.routines.support import float64_delta, tf_dtype
-from runner.scenarios import custom_specs, gradient_steps, recording, structured
+from runner.scenarios import custom_specs, gradient_steps, named_derivatives, recording, structured
 from runner.scenarios.inputs import ProgramInput, ProgramKind
 from runner.scenarios.programs import program_shapes, step_dtypes, written
-from runner.scenarios.schema import ProgramScenario, RunConfig, Unconnected
+from runner.scenarios.schema import ProgramScenario, RunConfig
 from runner.tfenv import tf
-
-NON_PERSISTENT = (
-    "a non-persistent tape frees its record after the first gradient() call, so TensorFlow raised "
-    "RuntimeError here; set scenario.persistent=true to take several gradients"
-)
-
-
-#: How TensorFlow's RuntimeError for a second gradient() on a non-persistent tape begins.
-SECOND_CALL_REFUSED = "A non-persistent GradientTape can only be used to compute one set of gradients"
 
 
 class Program:
@@ -109,6 +95,9 @@ class Program:
                                        paused=False, reset=name == scenario.reset_after)
             self.trees[name] = built or expr.parse(written(scenario, text), known)
         self.structures = {n: found for n, t in scenario.targets.items() if (found := structured.parse(t))}
+        self.derivatives = named_derivatives.parse(scenario)  # asked after the plan, each of its own kind
+        readable = [*scenario.inputs, *self.trees, *(d.name for d in self.derivatives)]
+        self.after = {n: expr.parse(text, [*readable, *scenario.after]) for n, text in scenario.after.items()}
         # The values as the run holds them (rounded to its dtype), in float64 for the oracles.
         self.held = {n: np.asarray(v.numpy(), dtype=np.float64) for n, v in self.values.items()}  # exact
         for step in self.layers.values():  # each layer's variables, as the oracles nudge them
@@ -127,6 +116,17 @@ class Program:
     def constant(self, spec: ProgramInput, name: str) -> Any:
         """An input's (or a setup result's) tensor, in its own dtype."""
         return tf.constant(spec.array(self.run.seed, name), self.dtypes.get(name, self.dtype))
+
+    def asked(self, derivative: named_derivatives.Derivative) -> Program:
+        """The program as if ``derivative`` were its one entry of ``gradients`` and its kind the program's
+        ``derivative``: what its kind's checks read."""
+        view = copy.copy(self)
+        view.scenario = dataclasses.replace(
+            self.scenario, derivative=derivative.kind, output_gradients={}, derivatives={}, after={},
+            gradients={derivative.target: list(derivative.sources)})
+        view.plan, view.derivatives, view.after = view.scenario.plan(), [], {}
+        view.weights = {derivative.target: np.ones(self.shapes[derivative.target])}
+        return view
 
     def backend(self) -> backends.TensorFlowBackend:
         """TensorFlow's ops as the tape records them: each step in its dtype, each branch as decided."""
@@ -279,99 +279,9 @@ def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     outcome.inputs.update({n: v for n, v in program.held.items() if "." in n})
     outcome.values = {t: v.numpy() for t, v in results.items()} | extra
     outcome.gradients = {k: None if g is None else tf.convert_to_tensor(g).numpy() for k, g in found.items()}
+    outcome.values.update(program_after.evaluate(program, {**tensors, **results, **found}))
     started = time.perf_counter()
-    _check(program, outcome, refused)
+    program_checks.check(program, outcome, refused)
     outcome.timings["checks"] = time.perf_counter() - started
     outcome.figures += program_figures.figures(program, outcome)
     return outcome
-
-
-def _check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> None:
-    scenario, run = program.scenario, program.run
-    tolerances = run.tolerances()
-    raised = {t: m for t, m in refused.items() if m.startswith("LookupError")}  # no registered gradient
-    refused = {t: m for t, m in refused.items() if t not in raised}
-    outcome.checks += lookup_checks(program, raised)
-    expected_refusals = [] if scenario.persistent else list(program.plan)[1:]
-    if expected_refusals or refused:
-        first = next(iter(refused), expected_refusals[0] if expected_refusals else "")
-        other = next((m for m in refused.values() if not m.startswith(SECOND_CALL_REFUSED)), None)
-        detail = (f"expected {SECOND_CALL_REFUSED!r}, TensorFlow said: {other}" if other is not None
-                  else f"TensorFlow said: {refused[first]}" if first in refused
-                  else "TensorFlow raised no RuntimeError")
-        outcome.checks.append(Check(
-            f"d{first}: second gradient() on a non-persistent tape raises RuntimeError",
-            other is None and sorted(refused) == sorted(expected_refusals), None, None, detail))
-    outcome.checks += program_setup.value_checks(program)
-    for target in program.trees:
-        outcome.checks.append(finite(f"{target} finite", outcome.values[target]))
-        outcome.checks.append(_value_check(program, target, outcome.values[target]))
-    symbolic = sympy_check(program, outcome)
-    for target, sources in program.plan.items():
-        for source in sources:
-            label = kinds.label(scenario.derivative, target, source)
-            got = outcome.gradients[label]
-            if target in raised:
-                outcome.notes[label] = f"TensorFlow raised {raised[target]}"
-                continue
-            if target in refused:
-                outcome.notes[label] = f"{NON_PERSISTENT}: {refused[target]}"
-                continue
-            reason = kinds.why_none(program, target, source)
-            if reason and scenario.unconnected_gradients is Unconnected.zero:
-                outcome.notes[label] = (f"{reason}; unconnected_gradients=zero turns TensorFlow's None into "
-                                        f"zeros shaped like {source}")
-                name = f"{label} vs zeros (unconnected_gradients=zero: no path)"
-                outcome.checks.append(
-                    Check(name, False, None, None, "TensorFlow returned None") if got is None
-                    else compare(name, got, kinds.zeros(program, target, source), tolerances.analytic))
-                continue
-            outcome.checks.append(recorded(label, got, reason))
-            if got is None:
-                outcome.notes[label] = reason or "TensorFlow returned None"
-                continue
-            outcome.checks.append(finite(f"{label} finite", got))
-            if traced := program_notes.traced_branch(program, target, source):
-                outcome.notes[label] = traced
-            if symbolic is not None:
-                symbolic(label, target, source, got)
-            if scenario.derivative != "gradient":
-                outcome.checks += kinds.check(program, outcome, label, target, source, got)
-                continue
-            if run.checks.finite_differences and custom_steps.customs(program):
-                outcome.checks.append(
-                    custom_steps.difference_check(program, outcome, label, target, source, got))
-            elif run.checks.finite_differences:
-                check = _difference_check(program, label, target, source, got)
-                outcome.checks.append(check)
-                if check.detail.startswith(KINK_MARK):  # say it where the gradient is shown, too
-                    outcome.notes[label] = "; ".join(filter(None, [outcome.notes.get(label), check.detail]))
-    pointwise.check_closed_forms(program, outcome)
-
-
-def _value_check(program: Program, target: str, got: np.ndarray) -> Check:
-    """A step's value against the float64 forward pass (NumPy, never TensorFlow's ops): a wrong forward op
-    is caught even where a derivative check happens to agree. A gradient step's value (and any step's
-    computed from one) is a derivative by float64 differences there, held to their tolerance; any other
-    step's to the ``forward`` one."""
-    tolerances = program.run.tolerances()
-    if pointwise.elementwise(program.trees):  # block by block, as its other oracles: never whole at once
-        return pointwise.value_check(program, target, got, tolerances.forward)
-    derived = {target, *program.reaches(target, conditions=True)} & set(program.gradient_steps)
-    tol = tolerances.float64_differences if derived else tolerances.forward
-    return compare(f"{target} vs float64 forward pass", got, program.forward[target], tol)
-
-
-def _difference_check(program: Program, label: str, target: str, source: str, got: np.ndarray) -> Check:
-    run = program.run
-    tol = run.tolerances().float64_differences
-    delta, point = program.delta, program.point(source)
-    fn, weight = program.forward_fn(target, source), program.weights[target]
-    if np.size(point) <= run.checks.fd_max_elements:
-        want = float64_differences(fn, point, weight, delta)
-        return compare_differences(f"{label} vs float64 central differences (every element)", got, want, tol,
-                                   lambda elements: one_sided_differences(fn, point, weight, delta, elements))
-    if pointwise.elementwise(program.trees):
-        return pointwise.difference_check(program, label, target, source, got)
-    return projection_check(label, got, fn, program.vjp(target, source), point, weight, tol, delta,
-                            run.checks.projections, run.seed, program.across(target, source))

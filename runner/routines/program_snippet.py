@@ -52,7 +52,28 @@ def snippet(program: Program) -> str:
                "IndexedSlices"] if program.layers else []),
             f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",
         ]
+    lines += named(program, f"unconnected_gradients=tf.UnconnectedGradients.{mode}")
     return "\n".join([snippets.HEADER, *inputs(program), *compiled(lines, run.compile), snippets.FOOTER])
+
+
+def named(program: Program, unconnected: str) -> list[str]:
+    """``derivatives:`` asked of the same tape, each by its name, then the ``after:`` steps over them."""
+    lines = []
+    for d in program.derivatives:
+        codes = [layer_steps.code_source(s) for s in d.sources]
+        wrt = f"[{', '.join(codes)}]" if d.listed else codes[0]
+        call = (f"[tape.batch_jacobian({d.target}, _s, {unconnected}) for _s in {wrt}]" if d.listed
+                and d.kind == "batch_jacobian" else f"tape.{d.kind}({d.target}, {wrt}, {unconnected})")
+        lines.append(f"{d.name} = {call}")
+        lines.append(f"gradients.update(zip({list(d.labels().values())!r}, {d.name}))" if d.listed
+                     else f"gradients[{d.name!r}] = {d.name}")
+    backend = program.code()
+    names = [*program.scenario.inputs, *program.trees, *(d.name for d in program.derivatives)]
+    known = {n: backends.Code(n) for n in names}
+    for name, tree in program.after.items():
+        lines.append(f"{name} = {syntax.evaluate(tree, known, backend)}  # {program.scenario.after[name]}")
+        known[name] = backends.Code(name)
+    return lines
 
 
 def compiled(lines: list[str], mode: str) -> list[str]:

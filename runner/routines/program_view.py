@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from runner.scenarios.named_derivatives import Derivative
 from runner.scenarios.schema import ProgramScenario, RunConfig
 
 Fn = Callable[[np.ndarray], np.ndarray]
@@ -26,6 +27,7 @@ class ProgramView(Protocol):
     dtype: Any  # the run's tf.DType
     shapes: dict[str, tuple[int, ...]]  # every input's, step's and layer variable's
     plan: dict[str, list[str]]  # target -> sources, in the order the tape is asked
+    derivatives: list[Derivative]  # scenario.derivatives, asked after the plan
     weights: dict[str, np.ndarray]  # each target's cotangent: output_gradients, or ones
     delta: float  # the float64 central differences' step
 

@@ -68,13 +68,7 @@ def check(scenario: ProgramScenario, shapes: dict[str, Shape]) -> None:
                 raise ConfigError(f"{where}: batch_jacobian takes one source per call, so several sources "
                                   "need a persistent tape (scenario.persistent=true)")
             for source in sources:
-                t, s = shapes[target], shapes[source]
-                if not t or not s or t[0] != s[0]:
-                    raise ConfigError(f"{where}: batch_jacobian needs {target} {t} and {source} {s} to share "
-                                      "their first (batch) dimension")
-                if len(t) < 2 or len(s) < 2:
-                    raise ConfigError(f"{where}: batch_jacobian needs {target} {t} and {source} {s} to have "
-                                      "a dimension after the batch's (reshape a vector to (batch, 1))")
+                check_batch_pair(where, target, source, shapes)
         if kind == "jvp":
             for source in sources:
                 if source not in scenario.inputs and "." not in source:  # "." : a layer's variable
@@ -90,6 +84,17 @@ def check(scenario: ProgramScenario, shapes: dict[str, Shape]) -> None:
             raise ConfigError(f"{where}: shape {given} is not {source}'s {shapes[source]} (give a number "
                               "to fill it, or a nested list shaped like it)")
 
+
+
+def check_batch_pair(where: str, target: str, source: str, shapes: dict[str, Shape]) -> None:
+    """A batch Jacobian's target and source share their first (batch) axis, and each has another."""
+    t, s = shapes[target], shapes[source]
+    if not t or not s or t[0] != s[0]:
+        raise ConfigError(f"{where}: batch_jacobian needs {target} {t} and {source} {s} to share "
+                          "their first (batch) dimension")
+    if len(t) < 2 or len(s) < 2:
+        raise ConfigError(f"{where}: batch_jacobian needs {target} {t} and {source} {s} to have "
+                          "a dimension after the batch's (reshape a vector to (batch, 1))")
 
 
 def memory(scenario: ProgramScenario, shapes: dict[str, Shape], item: int, checked: bool) -> dict[str, int]:

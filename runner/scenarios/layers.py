@@ -284,12 +284,13 @@ def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, 
     return {name: out, **{f"{name}.{w}": s for w, s, _ in variables}}
 
 
-def check_source(targets: Mapping[str, Any], target: str, source: str, shapes: Mapping[str, Any]) -> None:
+def check_source(targets: Mapping[str, Any], target: str, source: str, shapes: Mapping[str, Any],
+                 where: str = "") -> None:
     """A ``<step>.<variable>`` source: a layer step that has that variable, ``target`` itself (a layer's
     output with respect to its own kernel, as the guide's Jacobian) or a step before it."""
     step, _, var = source.partition(".")
     order = list(targets)
-    where = f"scenario.gradients.{target}"
+    where = where or f"scenario.gradients.{target}"
     if step not in targets or not is_step(targets[step]) or order.index(step) > order.index(target):
         raise ConfigError(f"{where}: {source!r} names no layer step at or before {target} "
                           "(<step>.<variable>)")

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
 from runner.language.syntax import short
-from runner.scenarios import custom_specs, derivative_specs, gradient_steps, layers, recording, structured
+from runner.scenarios import (
+    custom_specs,
+    derivative_specs,
+    gradient_steps,
+    layers,
+    named_derivatives,
+    recording,
+    structured,
+)
 from runner.scenarios.inputs import INTEGER_DTYPES, ProgramKind, check_input
 from runner.scenarios.values import check_name, nested_shape, parse_checked, with_differences
 
@@ -132,7 +140,6 @@ def check_program(scenario: ProgramScenario) -> None:
             parse_checked(text, known, _step_key(scenario, name), tensors=True)
         known.append(name)
     shapes = program_shapes(scenario)
-    order = list(scenario.targets)
     for target, given in scenario.gradients.items():
         if target not in scenario.targets:
             raise ConfigError(f"scenario.gradients.{target}: no step named {target!r}")
@@ -144,12 +151,7 @@ def check_program(scenario: ProgramScenario) -> None:
         if len(set(sources)) < len(sources):
             raise ConfigError(f"scenario.gradients.{target}: a source is named twice")
         for source in sources:
-            if "." in source:
-                layers.check_source(scenario.targets, target, source, shapes)
-            elif source not in scenario.inputs and source not in scenario.setup and (
-                    source not in scenario.targets or order.index(source) >= order.index(target)):
-                raise ConfigError(f"scenario.gradients.{target}: {source!r} is neither an input nor a step "
-                                  f"before {target} (nor a setup step)")
+            _check_source(scenario, f"scenario.gradients.{target}", target, source, shapes)
     for target, value in scenario.output_gradients.items():
         where = f"scenario.output_gradients.{target}"
         if target not in scenario.plan():
@@ -162,7 +164,11 @@ def check_program(scenario: ProgramScenario) -> None:
         if not fits:
             raise ConfigError(f"{where}: shape {given} does not broadcast to {target}'s {shapes[target]}")
     derivative_specs.check(scenario, shapes)
-    step_dtypes(scenario)
+    def source_check(where: str, target: str, source: str) -> None:
+        _check_source(scenario, where, target, source, shapes)
+
+    named_derivatives.check(scenario, shapes, {*known, *scenario.custom_gradients}, source_check,
+                            step_dtypes(scenario))
     recording.check_reset(scenario.reset_after, scenario.targets, scenario.derivative)
     for name, text in scenario.targets.items():
         if (update := recording.assignment(text)) is not None and shapes[name] != shapes[update[0]]:
@@ -171,6 +177,19 @@ def check_program(scenario: ProgramScenario) -> None:
         if (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
             custom_specs.check_grads_shapes(call, scenario.custom_gradients[call.fn], shapes,
                                             _step_key(scenario, name))
+
+
+def _check_source(scenario: ProgramScenario, where: str, target: str, source: str,
+                  shapes: dict[str, tuple[int, ...]]) -> None:
+    """A source the target can be differentiated against: an input, a setup step, a step before it, or a
+    layer's variable (``<step>.<variable>``)."""
+    order = list(scenario.targets)
+    if "." in source:
+        layers.check_source(scenario.targets, target, source, shapes, where)
+    elif source not in scenario.inputs and source not in scenario.setup and (
+            source not in scenario.targets or order.index(source) >= order.index(target)):
+        raise ConfigError(f"{where}: {source!r} is neither an input nor a step before {target} (nor a setup "
+                          "step)")
 
 
 def _check_assignment(scenario: ProgramScenario, name: str, update: tuple[str, str],
@@ -320,5 +339,7 @@ def program_memory(run: RunConfig, item: int) -> dict[str, int]:
     inputs = sum(math.prod(shapes[n]) for n in scenario.inputs)
     nodes = sum(sizes)
     parts = {"tape": 2 * item * (nodes + inputs), "oracle": 3 * 8 * (nodes + inputs)}
+    checked = run.checks.finite_differences
     return (with_differences(parts, run, 2 * 8 * (nodes + inputs))
-            | derivative_specs.memory(scenario, shapes, item, run.checks.finite_differences))
+            | derivative_specs.memory(scenario, shapes, item, checked)
+            | named_derivatives.memory(scenario, shapes, item, checked))

@@ -233,6 +233,10 @@ class ProgramScenario(Scenario):
     # target -> sources: a list, or a dict as tape.gradient(loss, {'w': w, 'b': b}) takes (key -> source);
     # empty: the last target over every input
     gradients: dict[str, Any] = field(default_factory=dict)
+    # More derivatives of the same tape, named (runner/scenarios/named_derivatives.py):
+    # name -> {kind: gradient|jacobian|batch_jacobian, target: <step>, wrt: <source or list>}
+    derivatives: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, str] = field(default_factory=dict)  # steps after the tape, over derivatives too
     persistent: bool = False
     watch_accessed_variables: bool = True
     unconnected_gradients: Unconnected = Unconnected.none
@@ -259,7 +263,10 @@ class ProgramScenario(Scenario):
             expr.parse(written_for, self.inputs) == expr.parse(self.function, self.inputs)))
 
     def plan(self) -> dict[str, list[str]]:
-        """Target -> sources, in the order the tape is asked; by default the last target over every input."""
+        """Target -> sources, in the order the tape is asked; by default (with no named ``derivatives``) the
+        last target over every input."""
+        if not self.gradients and self.derivatives:
+            return {}
         return ({t: list(s.values()) if isinstance(s, dict) else list(s) for t, s in self.gradients.items()}
                 or {list(self.targets)[-1]: list(self.inputs)})
 
