@@ -1,4 +1,5 @@
-"""``derivatives:`` and ``after:``: several derivatives of one tape, named, and steps over them.
+"""``derivatives:``, ``after:`` and ``tapes:``: several derivatives of one tape, named, steps over them,
+and several tapes at once, each watching its own inputs.
 
 Expected numbers are worked out by hand in NumPy here (or are the guide's own assertions); a wrong
 gradient planted in TensorFlow's registry shows what the guide's comparison cannot see.
@@ -131,3 +132,55 @@ def test_named_derivative_mistakes_are_one_line_errors(options: dict[str, Any], 
         run_program({"y": "x @ w"}, inputs=inputs, **{"persistent": True, **options})
     assert str(err.value).startswith(message), str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "xla"])
+def test_two_tapes_each_see_only_what_they_watch(load: Callable[..., Any], mode: str) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/two_tapes", f"compile={mode}")))
+    assert outcome.gradients == {"dys_dx0": 1.0, "dys_dx1": 0.25}  # cos(0), sigmoid(0) * (1 - sigmoid(0))
+    crossed = assert_passed(run_routine(load("scenario=guide/two_tapes", f"compile={mode}",
+                                             "scenario.derivatives.dys_dx0.tape=tape1",
+                                             "scenario.derivatives.dys_dx1.tape=tape0")))
+    assert crossed.gradients == {"dys_dx0": None, "dys_dx1": None}  # each asked of the other's tape
+    assert crossed.notes["dys_dx0"] == ("x0 is a tf.constant and tape1.watch(x0) was not called, so tape1 "
+                                        "did not record it (add it to scenario.tapes.tape1.watch)")
+    assert "as tape0, tf.GradientTape(persistent=False, watch_accessed_variables=True) as tape1:" in (
+        outcome.snippet)
+
+
+def test_a_tape_asked_twice_must_be_persistent() -> None:
+    derivatives = {"a": {"target": "y", "wrt": "x", "tape": "t"},
+                   "b": {"target": "y", "wrt": "w", "tape": "t"}}
+    with pytest.raises(ConfigError, match=r"scenario.tapes.t: 2 derivatives are asked of it, so it must be "
+                                          r"persistent \(scenario.tapes.t.persistent=true\)"):
+        run_program({"y": "reduce_sum(x * 2) + reduce_sum(w)"}, tapes={"t": {"watch": ["x"]}},
+                    derivatives=derivatives)
+    outcome = assert_passed(run_program({"y": "reduce_sum(x * 2) + reduce_sum(w)"}, derivatives=derivatives,
+                                        tapes={"t": {"watch": ["x", "w"], "persistent": True}}))
+    np.testing.assert_array_equal(outcome.gradients["a"], np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(outcome.gradients["b"], np.ones((3, 2)))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"gradients": {"y": ["x"]}}, "scenario.gradients: not with scenario.tapes; name each derivative"),
+    ({"inputs": {"x": {"value": 1.0, "watch": True}}},
+     "scenario.inputs.x.watch: with scenario.tapes, each tape's watch names what it watches"),
+    ({"tapes": {"t0": {"watch": ["q"]}}},
+     "scenario.tapes.t0.watch: 'q' is neither an input nor a setup step"),
+    ({"tapes": {"t0": {"watched": ["x"]}}}, "scenario.tapes.t0: give {watch: [<input or setup step>, ...]"),
+    ({"tapes": {"y": {"watch": ["x"]}}}, "scenario.tapes.y: the name is already an input or a step"),
+    ({"derivatives": {"g": {"target": "y", "wrt": "x", "tape": "t9"}}},
+     "scenario.derivatives.g: no tape named 't9' in scenario.tapes (tapes: t0, t1)"),
+    ({"derivatives": {"g": {"target": "y", "wrt": "x"}}},
+     "scenario.derivatives.g: say which tape it is asked of (tape: t0 or t1)"),
+    ({"targets": {"y": {"expression": "x * 2", "recorded": False}}},
+     "scenario.tapes: gradient steps, custom gradients and steps written with recorded: false"),
+    ({"derivatives": {}}, "scenario.tapes: ask each tape for its derivatives in scenario.derivatives"),
+])
+def test_several_tapes_mistakes_are_one_line_errors(options: dict[str, Any], message: str) -> None:
+    given = {"inputs": {"x": {"value": 1.0}}, "targets": {"y": "x * 2"},
+             "tapes": {"t0": {"watch": ["x"]}, "t1": {}},
+             "derivatives": {"g": {"target": "y", "wrt": "x", "tape": "t0"}}, **options}
+    with pytest.raises(ConfigError) as err:
+        run_program(given.pop("targets"), **given)
+    assert str(err.value).startswith(message), str(err.value)

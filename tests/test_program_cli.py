@@ -28,7 +28,7 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_control_flow": {"dresult/dv0": 1.0, "dresult/dv1": None, "dresult/dx": None},
     "guide_unconnected": {"dz/dx": None, "dz/dy": 6.0},
     "guide_unconnected_zero": {"dz/dx": [0.0, 0.0]},
-    "guide_two_tapes": {"dy0/dx0": 1.0, "dy1/dx1": 0.25},
+    "guide_two_tapes": {"dys_dx0": 1.0, "dys_dx1": 0.25},
     "guide_stop_gradient": {"dz/dx": 4.0, "dz/dy": None},
     "guide_stop_recording": {"dz/dx": 4.0, "dz/dy": None},
     "guide_reset": {"dz/dx": 4.0, "dz/dy": None},

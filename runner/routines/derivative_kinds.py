@@ -80,6 +80,17 @@ def _watch(program: ProgramView, tape: tf.GradientTape, tensors: Mapping[str, An
             tape.watch(tensors[name])
 
 
+def _tapes(program: ProgramView) -> dict[str, tuple[tf.GradientTape, list[str]]]:
+    """The tapes the steps run under, each with the inputs it watches: the program's one, or each of
+    ``scenario.tapes`` with its own watch list."""
+    scenario = program.scenario
+    if not scenario.tapes:
+        return {"tape": (_tape(program), [n for n, spec in scenario.inputs.items() if spec.watch])}
+    return {name: (tf.GradientTape(persistent=spec.get("persistent", False),
+                                   watch_accessed_variables=scenario.watch_accessed_variables),
+                   list(spec.get("watch", []))) for name, spec in scenario.tapes.items()}
+
+
 def _unconnected(program: ProgramView) -> tf.UnconnectedGradients:
     zero = program.scenario.unconnected_gradients is Unconnected.zero
     return ZERO if zero else tf.UnconnectedGradients.NONE
@@ -115,10 +126,15 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], u
         with _tape(program, persistent=True) if hessian else contextlib.nullcontext() as outer:
             if hessian:
                 _watch(program, outer, tensors)
-            with _tape(program) as tape:
-                _watch(program, tape, tensors)
+            with contextlib.ExitStack() as stack:  # the program's one tape, or each of scenario.tapes
+                opened = _tapes(program)
+                tapes = {name: stack.enter_context(t) for name, (t, _) in opened.items()}
+                for name, (_, names) in opened.items():
+                    for n in names:
+                        tapes[name].watch(tensors[n])
+                tape = next(iter(tapes.values()))
                 results = forward(tensors, tape)
-            if watched is not None:
+            if watched is not None and not scenario.tapes:
                 watched[:] = tape.watched_variables()
             for target, sources in program.plan.items():
                 wrt = [program.source(s, tensors, results) for s in sources]  # a layer's variable too
@@ -136,7 +152,8 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], u
             named = {}  # scenario.derivatives, each of its own kind, after the gradients
             for derivative in program.derivatives:
                 wrt = [program.source(s, tensors, results) for s in derivative.sources]
-                got = ask(tape, derivative.kind, program.differentiated(derivative.target, results), wrt)
+                got = ask(tapes[derivative.tape or "tape"], derivative.kind,
+                          program.differentiated(derivative.target, results), wrt)
                 named.update(zip(derivative.labels().values(), got, strict=True))
         found = {}
         for (target, source), (w, g) in asked.items():

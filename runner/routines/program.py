@@ -67,6 +67,7 @@ class Program:
         self.branches: dict[syntax.IfExp, bool] = {}  # each conditional's branch, decided before the tape
         self.frozen: dict[syntax.Func, Any] = {}  # each stop_gradient's value: a constant for the oracles
         self.plan = scenario.plan()
+        self.tape = "tape"  # the tape's name in the snippet and the notes (a view's: one of scenario.tapes)
         self.shapes = program_shapes(scenario)
         self.setup = program_setup.parse(scenario)  # each a leaf from here on, as the tape sees it
         self.values = {n: self.constant(spec, n) for n, spec in scenario.inputs.items()}
@@ -119,12 +120,21 @@ class Program:
 
     def asked(self, derivative: named_derivatives.Derivative) -> Program:
         """The program as if ``derivative`` were its one entry of ``gradients`` and its kind the program's
-        ``derivative``: what its kind's checks read."""
+        ``derivative``: what its kind's checks read. Asked of one of ``scenario.tapes``, as if that tape,
+        with what it watches, were the program's one."""
         view = copy.copy(self)
+        scenario = self.scenario
+        one: dict[str, Any] = {}
+        if derivative.tape is not None:
+            tape = scenario.tapes[derivative.tape]
+            watched = tape.get("watch", [])
+            one = {"persistent": tape.get("persistent", False), "tapes": {}, "inputs": {
+                n: dataclasses.replace(spec, watch=n in watched) for n, spec in scenario.inputs.items()}}
         view.scenario = dataclasses.replace(
-            self.scenario, derivative=derivative.kind, output_gradients={}, derivatives={}, after={},
-            gradients={derivative.target: list(derivative.sources)})
+            scenario, derivative=derivative.kind, output_gradients={}, derivatives={}, after={},
+            gradients={derivative.target: list(derivative.sources)}, **one)
         view.plan, view.derivatives, view.after = view.scenario.plan(), [], {}
+        view.tape = derivative.tape or self.tape
         view.weights = {derivative.target: np.ones(self.shapes[derivative.target])}
         return view
 

@@ -25,10 +25,7 @@ def snippet(program: Program) -> str:
     """Plain TensorFlow printing the same gradients: run eagerly, or traced into a tf.function as the
     run's ``compile`` was (where AutoGraph turns a conditional on a tensor into tf.cond, as in the run)."""
     scenario, run = program.scenario, program.run
-    lines = []
-    lines.append(f"\nwith tf.GradientTape(persistent={scenario.persistent}, "
-                 f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:")
-    lines += [f"    tape.watch({n})" for n, spec in scenario.inputs.items() if spec.watch]
+    lines = tapes(program)
     lines += steps(program)
     mode = "ZERO" if scenario.unconnected_gradients is Unconnected.zero else "NONE"
     lines.append("\ngradients = {}")
@@ -56,14 +53,27 @@ def snippet(program: Program) -> str:
     return "\n".join([snippets.HEADER, *inputs(program), *compiled(lines, run.compile), snippets.FOOTER])
 
 
+def tapes(program: Program) -> list[str]:
+    """The tape's ``with`` line and its watches; or every tape of ``scenario.tapes``, opened together."""
+    scenario = program.scenario
+    given = scenario.tapes or {"tape": {"persistent": scenario.persistent, "watch": [
+        n for n, spec in scenario.inputs.items() if spec.watch]}}
+    accessed = scenario.watch_accessed_variables
+    opened = ", ".join(f"tf.GradientTape(persistent={spec.get('persistent', False)}, "
+                       f"watch_accessed_variables={accessed}) as {name}" for name, spec in given.items())
+    return [f"\nwith {opened}:", *(f"    {name}.watch({n})" for name, spec in given.items()
+                                     for n in spec.get("watch", []))]
+
+
 def named(program: Program, unconnected: str) -> list[str]:
     """``derivatives:`` asked of the same tape, each by its name, then the ``after:`` steps over them."""
     lines = []
     for d in program.derivatives:
         codes = [layer_steps.code_source(s) for s in d.sources]
         wrt = f"[{', '.join(codes)}]" if d.listed else codes[0]
-        call = (f"[tape.batch_jacobian({d.target}, _s, {unconnected}) for _s in {wrt}]" if d.listed
-                and d.kind == "batch_jacobian" else f"tape.{d.kind}({d.target}, {wrt}, {unconnected})")
+        tape = d.tape or "tape"
+        call = (f"[{tape}.batch_jacobian({d.target}, _s, {unconnected}) for _s in {wrt}]" if d.listed
+                and d.kind == "batch_jacobian" else f"{tape}.{d.kind}({d.target}, {wrt}, {unconnected})")
         lines.append(f"{d.name} = {call}")
         lines.append(f"gradients.update(zip({list(d.labels().values())!r}, {d.name}))" if d.listed
                      else f"gradients[{d.name!r}] = {d.name}")

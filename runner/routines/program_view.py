@@ -28,6 +28,7 @@ class ProgramView(Protocol):
     shapes: dict[str, tuple[int, ...]]  # every input's, step's and layer variable's
     plan: dict[str, list[str]]  # target -> sources, in the order the tape is asked
     derivatives: list[Derivative]  # scenario.derivatives, asked after the plan
+    tape: str  # the tape's name, as the snippet and the notes call it
     weights: dict[str, np.ndarray]  # each target's cotangent: output_gradients, or ones
     delta: float  # the float64 central differences' step
 

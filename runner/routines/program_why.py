@@ -70,8 +70,11 @@ def why_none(program: Program, target: str, source: str) -> str:
                 f"ignored the variable {source}")
     what = {ProgramKind.constant: "a tf.constant",
             ProgramKind.nontrainable: "a tf.Variable(trainable=False)"}[spec.kind]
-    return (f"{source} is {what} and tape.watch({source}) was not called, so the tape did not record it "
-            f"(set scenario.inputs.{source}.watch=true)")
+    tape = program.tape  # the program's one, or one of scenario.tapes
+    one = tape == "tape"
+    fix = f"set scenario.inputs.{source}.watch=true" if one else f"add it to scenario.tapes.{tape}.watch"
+    return (f"{source} is {what} and {tape}.watch({source}) was not called, so {'the tape' if one else tape} "
+            f"did not record it ({fix})")
 
 
 def _mentioned(program: Program, tree: object) -> set[str]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
-from runner.scenarios import structured
+from runner.scenarios import custom_specs, gradient_steps, recording, structured
 from runner.scenarios.derivative_specs import check_batch_pair, result_shape
 from runner.scenarios.values import check_name, parse_checked
 
@@ -49,6 +49,7 @@ class Derivative:
     target: str
     sources: tuple[str, ...]
     listed: bool  # wrt given as a list: a result per source, labelled <name>[<source>]
+    tape: str | None = None  # which of scenario.tapes it is asked of; None: the program's one tape
 
     def labels(self) -> dict[str, str]:
         """Source -> the label its result takes in results.json."""
@@ -63,8 +64,9 @@ def parse(scenario: ProgramScenario) -> list[Derivative]:
     for name, entry in scenario.derivatives.items():
         wrt = entry["wrt"]
         listed = not isinstance(wrt, str)
+        tape = entry.get("tape", next(iter(scenario.tapes), None))
         found.append(Derivative(name, entry.get("kind", "gradient"), entry["target"],
-                                tuple(wrt) if listed else (wrt,), listed))
+                                tuple(wrt) if listed else (wrt,), listed, tape))
     return found
 
 
@@ -87,10 +89,7 @@ def check(scenario: ProgramScenario, shapes: Shapes, taken: set[str],
                           f"gradient (got {scenario.derivative})")
     if scenario.custom_gradients:
         raise ConfigError("scenario.derivatives: a custom gradient is followed by scenario.gradients only")
-    calls = len(scenario.gradients) + len(scenario.derivatives)
-    if calls > 1 and not scenario.persistent:
-        raise ConfigError(f"scenario.derivatives: {calls} calls on one tape need a persistent tape "
-                          "(scenario.persistent=true): a non-persistent tape answers only its first")
+    _check_calls(scenario)
     known: Shapes = {}
     for name, entry in scenario.derivatives.items():
         where = f"scenario.derivatives.{name}"
@@ -132,9 +131,14 @@ def _check_entry(scenario: ProgramScenario, name: str, entry: Any, where: str, t
     if name in taken:
         raise ConfigError(f"{where}: the name is already an input or a step")
     if not isinstance(entry, dict) or not {"target", "wrt"} <= set(entry) or set(entry) - {
-            "kind", "target", "wrt"}:
+            "kind", "target", "wrt", "tape"}:
         raise ConfigError(f"{where}: give {{kind: gradient|jacobian|batch_jacobian, target: <step>, "
-                          "wrt: <source or list>}")
+                          "wrt: <source or list>}, and tape: <name> with scenario.tapes")
+    if "tape" in entry and entry["tape"] not in scenario.tapes:
+        raise ConfigError(f"{where}: no tape named {entry['tape']!r} in scenario.tapes (tapes: "
+                          f"{', '.join(scenario.tapes) or 'none'})")
+    if "tape" not in entry and len(scenario.tapes) > 1:
+        raise ConfigError(f"{where}: say which tape it is asked of (tape: {' or '.join(scenario.tapes)})")
     kind, target, wrt = entry.get("kind", "gradient"), entry["target"], entry["wrt"]
     if kind not in KINDS:
         other = (" (a Hessian or a JVP is the program's own derivative: scenario.derivative="
@@ -161,3 +165,57 @@ def memory(scenario: ProgramScenario, shapes: dict[str, tuple[int, ...]], item: 
         return {}
     return {"named derivatives": 2 * item * count} | ({"named derivatives' checks": 2 * 8 * count} if checked
                                                         else {})
+
+
+def _check_calls(scenario: ProgramScenario) -> None:
+    """A non-persistent tape answers one call: more on one tape need ``persistent``."""
+    if not scenario.tapes:
+        calls = len(scenario.gradients) + len(scenario.derivatives)
+        if calls > 1 and not scenario.persistent:
+            raise ConfigError(f"scenario.derivatives: {calls} calls on one tape need a persistent tape "
+                              "(scenario.persistent=true): a non-persistent tape answers only its first")
+        return
+    for d in parse(scenario):
+        calls = sum(e.tape == d.tape for e in parse(scenario))
+        if calls > 1 and not scenario.tapes[d.tape].get("persistent", False):
+            raise ConfigError(f"scenario.tapes.{d.tape}: {calls} derivatives are asked of it, so it must be "
+                              f"persistent (scenario.tapes.{d.tape}.persistent=true)")
+
+
+#: What a program with several tapes may not have: each belongs to the program's one tape.
+_ONE_TAPE = {"gradients": "name each derivative and its tape in scenario.derivatives",
+             "watch": "name what each tape watches in scenario.tapes.<name>.watch",
+             "reset_after": "tape.reset() resets the program's one tape"}
+
+
+def check_tapes(scenario: ProgramScenario, known: list[str]) -> None:
+    """``tapes:`` before the steps are checked: names, what each watches, and what goes with them."""
+    if not scenario.tapes:
+        return
+    for key, instead in _ONE_TAPE.items():
+        if getattr(scenario, key):
+            raise ConfigError(f"scenario.{key}: not with scenario.tapes; {instead}")
+    if not scenario.derivatives:
+        raise ConfigError("scenario.tapes: ask each tape for its derivatives in scenario.derivatives "
+                          "(tape: <name>)")
+    for name, spec in scenario.inputs.items():
+        if spec.watch:
+            raise ConfigError(f"scenario.inputs.{name}.watch: with scenario.tapes, each tape's watch names "
+                              f"what it watches (scenario.tapes.<name>.watch: [{name}])")
+    for name, spec in scenario.tapes.items():
+        where = f"scenario.tapes.{name}"
+        check_name(name, where)
+        if name in known:
+            raise ConfigError(f"{where}: the name is already an input or a step")
+        if not isinstance(spec, dict) or set(spec) - {"watch", "persistent"} or not isinstance(
+                spec.get("watch", []), list) or not isinstance(spec.get("persistent", False), bool):
+            raise ConfigError(f"{where}: give {{watch: [<input or setup step>, ...], persistent: "
+                              "true|false}")
+        for watched in spec.get("watch", []):
+            if watched not in scenario.inputs and watched not in scenario.setup:
+                raise ConfigError(f"{where}.watch: {watched!r} is neither an input nor a setup step")
+    steps = scenario.targets.values()
+    if any(gradient_steps.is_gradient_step(s) or recording.is_step(s) or custom_specs.call(
+            s, scenario.custom_gradients) for s in steps):
+        raise ConfigError("scenario.tapes: gradient steps, custom gradients and steps written with "
+                          "recorded: false run on the program's one tape; not with several")

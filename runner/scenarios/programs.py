@@ -139,6 +139,7 @@ def check_program(scenario: ProgramScenario) -> None:
         elif not layers.is_step(text):
             parse_checked(text, known, _step_key(scenario, name), tensors=True)
         known.append(name)
+    named_derivatives.check_tapes(scenario, known)
     shapes = program_shapes(scenario)
     for target, given in scenario.gradients.items():
         if target not in scenario.targets:

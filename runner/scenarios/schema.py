@@ -237,6 +237,9 @@ class ProgramScenario(Scenario):
     # name -> {kind: gradient|jacobian|batch_jacobian, target: <step>, wrt: <source or list>}
     derivatives: dict[str, Any] = field(default_factory=dict)
     after: dict[str, str] = field(default_factory=dict)  # steps after the tape, over derivatives too
+    # Several tapes at once, in place of the one (the guide's tape0 and tape1): name -> {watch: [names],
+    # persistent: bool}; each named derivative says which it is asked of (tape: <name>).
+    tapes: dict[str, Any] = field(default_factory=dict)
     persistent: bool = False
     watch_accessed_variables: bool = True
     unconnected_gradients: Unconnected = Unconnected.none
