@@ -42,6 +42,7 @@ from runner.routines import (
     pointwise,
     program_after,
     program_checks,
+    program_epochs,
     program_figures,
     program_notes,
     program_setup,
@@ -259,6 +260,12 @@ def _tensor(spec: ProgramInput, value: Any, name: str) -> Any:
 
 
 def run(scenario: ProgramScenario, run: RunConfig) -> Outcome:
+    if scenario.epochs > 1:
+        return program_epochs.run(scenario, run, _once)
+    return _once(scenario, run)
+
+
+def _once(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     program = Program(scenario, run)
     scenario = program.scenario  # with each setup result as one more input
     backend = program.backend()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runner.language import backends, syntax
+from runner.language import backends, expr, syntax
 from runner.routines import custom_steps, layer_steps, program_setup, snippets
 from runner.routines.program_steps import AssignStep, UnrecordedStep
 from runner.routines.program_why import ungraded
-from runner.scenarios import gradient_steps
+from runner.scenarios import gradient_steps, recording
 from runner.scenarios.inputs import ProgramKind
 from runner.scenarios.schema import Unconnected
 
@@ -50,7 +50,31 @@ def snippet(program: Program) -> str:
             f"gradients.update(zip({[f'd{target}/d{s}' for s in sources]!r}, _grads))",
         ]
     lines += named(program, f"unconnected_gradients=tf.UnconnectedGradients.{mode}")
-    return "\n".join([snippets.HEADER, *inputs(program), *compiled(lines, run.compile), snippets.FOOTER])
+    body = compiled(lines, run.compile)
+    return "\n".join([snippets.HEADER, *inputs(program), *(epochs(program, body) if scenario.epochs > 1
+                                                           else body), snippets.FOOTER])
+
+
+def epochs(program: Program, body: list[str]) -> list[str]:
+    """The tape's block and its gradients in a loop over the epochs, each epoch's labelled (epoch k), and
+    the inputs rebound after it, as Python's ``x = x + 1``."""
+    scenario = program.scenario
+    text = "\n".join(body)
+    for old, new in (("gradients = tape_step()", "_found = tape_step()"), ("gradients = {}", "_found = {}"),
+                     ("gradients.update(", "_found.update("), ("gradients[", "_found["),
+                     ("return gradients", "return _found")):
+        text = text.replace(old, new)
+    backend, known = program.code(), {n: backends.Code(n) for n in scenario.inputs}
+    rebound = []
+    for name, given in scenario.rebind.items():
+        update = recording.assignment(given)  # in place, or Python's rebinding
+        code = syntax.evaluate(expr.parse(update[1] if update else given, list(known)), known,
+                               backend.for_step(name))
+        rebound.append(f"{name}.assign_add({code})  # {given}" if update else f"{name} = {code}  # {given}")
+    return ["\ngradients = {}", f"for epoch in range({scenario.epochs}):",
+            *(f"    {line}" if line else "" for line in text.strip("\n").splitlines()),
+            "    gradients.update({f'{k} (epoch {epoch})': g for k, g in _found.items()})",
+            *(f"    {line}" for line in rebound)]
 
 
 def tapes(program: Program) -> list[str]:

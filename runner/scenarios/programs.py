@@ -171,6 +171,7 @@ def check_program(scenario: ProgramScenario) -> None:
     named_derivatives.check(scenario, shapes, {*known, *scenario.custom_gradients}, source_check,
                             step_dtypes(scenario))
     recording.check_reset(scenario.reset_after, scenario.targets, scenario.derivative)
+    _check_epochs(scenario, shapes)
     for name, text in scenario.targets.items():
         if (update := recording.assignment(text)) is not None and shapes[name] != shapes[update[0]]:
             raise ConfigError(f"{_step_key(scenario, name)}: assign_add would change {update[0]}'s shape "
@@ -178,6 +179,38 @@ def check_program(scenario: ProgramScenario) -> None:
         if (call := custom_specs.call(text, scenario.custom_gradients)) is not None:
             custom_specs.check_grads_shapes(call, scenario.custom_gradients[call.fn], shapes,
                                             _step_key(scenario, name))
+
+
+#: More epochs than this is a loop to write elsewhere: each epoch is a whole run with its checks.
+MAX_EPOCHS = 100
+
+
+def _check_epochs(scenario: ProgramScenario, shapes: dict[str, tuple[int, ...]]) -> None:
+    """``epochs`` a count; ``rebind`` each input's next value, over the inputs, its shape and dtype kept."""
+    if isinstance(scenario.epochs, bool) or not 1 <= scenario.epochs <= MAX_EPOCHS:
+        raise ConfigError(f"scenario.epochs: {scenario.epochs!r} is not a whole number from 1 to "
+                          f"{MAX_EPOCHS}")
+    if scenario.rebind and scenario.epochs < 2:
+        raise ConfigError("scenario.rebind takes effect between epochs: give scenario.epochs=2 or more")
+    dtypes = step_dtypes(scenario)
+    for name, text in scenario.rebind.items():
+        where = f"scenario.rebind.{name}"
+        if name not in scenario.inputs or name in scenario.setup:
+            raise ConfigError(f"{where}: {name!r} is not an input (inputs: {', '.join(scenario.inputs)})")
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}: give an expression over the inputs, e.g. {name} + 1")
+        if (update := recording.assignment(text)) is not None and (
+                update[0] != name or scenario.inputs[name].kind is ProgramKind.constant):
+            raise ConfigError(f"{where}: assign_add updates the variable in place: write assign_add({name}, "
+                              "...) for a variable input")
+        text = recording.assigned_as_written(text)
+        parse_checked(text, list(scenario.inputs), where, tensors=True)
+        shape = _inferred(where, text, shapes)
+        if shape != shapes[name]:
+            raise ConfigError(f"{where}: {short(text, 40)} has shape {shape}, not {name}'s {shapes[name]}")
+        read = {dtypes.get(n) for n in syntax.names(expr.parse(text, scenario.inputs))}
+        if read != {dtypes.get(name)}:
+            raise ConfigError(f"{where}: reads inputs of another dtype than {name}'s; give them one dtype")
 
 
 def _check_source(scenario: ProgramScenario, where: str, target: str, source: str,

@@ -240,6 +240,10 @@ class ProgramScenario(Scenario):
     # Several tapes at once, in place of the one (the guide's tape0 and tape1): name -> {watch: [names],
     # persistent: bool}; each named derivative says which it is asked of (tape: <name>).
     tapes: dict[str, Any] = field(default_factory=dict)
+    # The program run this many times (runner/routines/program_epochs.py); between epochs each input
+    # named in rebind takes its expression's value as a plain tensor, as Python's x = x + 1 does.
+    epochs: int = 1
+    rebind: dict[str, str] = field(default_factory=dict)
     persistent: bool = False
     watch_accessed_variables: bool = True
     unconnected_gradients: Unconnected = Unconnected.none
