@@ -164,3 +164,20 @@ def test_the_scalar_source_jacobian_is_plotted_over_x_as_the_guide_plots_it(load
     x = curve.x
     sigmoid = 1 / (1 + np.exp(-x))  # delta = 0: dy/ddelta = sigmoid'(x)
     np.testing.assert_allclose(curve.series["dy/ddelta"], sigmoid * (1 - sigmoid), atol=1e-6)
+
+
+def test_a_layers_trainable_variables_are_its_sources_as_in_the_guide() -> None:
+    inputs = {"x": {"value": [[1.0, 2.0], [3.0, 5.0]], "kind": "constant"},
+              "w2": {"value": [[1.0, 2.0], [3.0, -1.0]], "kind": "constant"}}
+    outcome = assert_passed(run_program(
+        {"h": {"layer": "BatchNormalization", "input": "x", "training": True}, "loss": "reduce_sum(h * w2)"},
+        {"loss": "h.trainable_variables"}, inputs=inputs))
+    # gamma and beta, not the moving mean and variance Keras keeps untrainable; dloss/dbeta sums w2's rows
+    assert list(outcome.gradients) == ["dloss/dh.gamma", "dloss/dh.beta"]
+    np.testing.assert_allclose(outcome.gradients["dloss/dh.beta"], [4.0, 1.0], rtol=1e-6)
+
+
+def test_trainable_variables_of_a_step_that_is_no_layer_is_a_one_line_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        run_program({"y": "x * 2"}, {"y": ["x.trainable_variables"]})
+    assert str(err.value) == "scenario.gradients.y: 'x.trainable_variables': 'x' is no layer step"

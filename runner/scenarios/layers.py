@@ -284,6 +284,33 @@ def shapes(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, 
     return {name: out, **{f"{name}.{w}": s for w, s, _ in variables}}
 
 
+#: A source that stands for every trainable variable of a layer step, as ``layer.trainable_variables``.
+TRAINABLE = "trainable_variables"
+
+
+def trainable(name: str, entry: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """A layer step's trainable variables, ``<step>.<variable>``, in the layer's own order."""
+    step = spec(name, entry, [n for n in shapes if "." not in n])
+    _, variables = _describe(name, json.dumps(dataclasses.asdict(step)), shapes[step.input])
+    return [f"{name}.{w}" for w, _, is_trainable in variables if is_trainable]
+
+
+def expand(targets: Mapping[str, Any], sources: Any, shapes: Mapping[str, tuple[int, ...]],
+           where: str) -> Any:
+    """``<step>.trainable_variables`` (alone, or in a list of sources) as that layer's trainable variables."""
+    def one(source: Any) -> list[Any]:
+        step, _, var = source.partition(".") if isinstance(source, str) else ("", "", "")
+        if var != TRAINABLE:
+            return [source]
+        if step not in targets or not is_step(targets[step]):
+            raise ConfigError(f"{where}: {source!r}: {step!r} is no layer step")
+        return trainable(step, targets[step], shapes)
+
+    if isinstance(sources, str) and sources.endswith(f".{TRAINABLE}"):
+        return one(sources)
+    return [s for source in sources for s in one(source)] if isinstance(sources, list) else sources
+
+
 def check_source(targets: Mapping[str, Any], target: str, source: str, shapes: Mapping[str, Any],
                  where: str = "") -> None:
     """A ``<step>.<variable>`` source: a layer step that has that variable, ``target`` itself (a layer's

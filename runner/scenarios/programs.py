@@ -141,6 +141,13 @@ def check_program(scenario: ProgramScenario) -> None:
         known.append(name)
     named_derivatives.check_tapes(scenario, known)
     shapes = program_shapes(scenario)
+    for target, given in scenario.gradients.items():  # layer.trainable_variables, as the layer's variables
+        where = f"scenario.gradients.{target}"
+        scenario.gradients[target] = layers.expand(scenario.targets, given, shapes, where)
+    for name, entry in scenario.derivatives.items():
+        if isinstance(entry, dict) and "wrt" in entry:
+            where = f"scenario.derivatives.{name}"
+            entry["wrt"] = layers.expand(scenario.targets, entry["wrt"], shapes, where)
     for target, given in scenario.gradients.items():
         if target not in scenario.targets:
             raise ConfigError(f"scenario.gradients.{target}: no step named {target!r}")
