@@ -95,3 +95,60 @@ def test_custom_gradient_mistakes_are_one_line_errors(definitions: dict[str, Any
     with pytest.raises(ConfigError) as err:
         run_program(targets, {"z": ["x"]}, custom_gradients=definitions, **options)
     assert str(err.value).startswith(message), str(err.value)
+
+
+def _loaded_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tf.saved_model.load as a new process runs it: none of this process's custom gradients registered
+    (each tf.custom_gradient registers its backward pass as CustomGradient-<id>), so only what the
+    SavedModel carries can differentiate it."""
+    from tensorflow.python.framework import ops
+
+    registry, real = ops._gradient_registry._registry, tf.saved_model.load
+
+    def load(path: str) -> Any:
+        for key in [k for k in registry if k.startswith("CustomGradient-")]:
+            monkeypatch.delitem(registry, key)  # back at the test's end
+        return real(path)
+    monkeypatch.setattr(tf.saved_model, "load", load)
+
+
+def test_a_custom_gradient_survives_the_saved_model_round_trip_as_in_the_guide(
+        load: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    _loaded_afresh(monkeypatch)
+    outcome = assert_passed(run_routine(load("scenario=guide/saved_model")))
+    assert outcome.gradients == {"doutput/dv": 2.0}
+    (trip,) = [c for c in outcome.checks if c.name == "doutput/dv vs the SavedModel round trip"]
+    assert trip.passed and trip.max_abs_err == 0.0
+
+
+def test_a_saved_model_that_drops_the_backward_pass_is_caught(load: Callable[..., Any],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = tf.saved_model.SaveOptions
+    monkeypatch.setattr(tf.saved_model, "SaveOptions",  # the custom gradients left out of the SavedModel
+                        lambda **kwargs: plain(experimental_custom_gradients=False))
+    _loaded_afresh(monkeypatch)
+    outcome = run_routine(load("scenario=guide/saved_model"))
+    (failed,) = [c for c in outcome.checks if not c.passed]
+    assert failed.name == "doutput/dv vs the SavedModel round trip"
+    assert failed.detail.startswith("the reloaded program raised LookupError: No gradient defined for "
+                                    "operation'IdentityN'"), failed.detail
+
+
+def test_a_layers_variables_make_the_round_trip(load: Callable[..., Any]) -> None:
+    outcome = assert_passed(run_routine(load("scenario=guide/keras_layer", "checks.saved_model=true")))
+    trips = sorted(c.name for c in outcome.checks if "SavedModel" in c.name)
+    assert trips == ["dloss/dy.bias vs the SavedModel round trip",
+                     "dloss/dy.kernel vs the SavedModel round trip"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["scenario=guide/numpy_detour", "checks.saved_model=true"],
+     "checks.saved_model: this program cannot make the round trip: numpy() needs an eager tensor"),
+    (["scenario=higher_order", "checks.saved_model=true"],
+     "checks.saved_model: the round trip saves a program; scenario higher_order is a higher_order routine"),
+])
+def test_a_program_the_round_trip_cannot_carry_is_a_one_line_error(
+        load: Callable[..., Any], overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        run_routine(load(*overrides))
+    assert str(err.value).startswith(message), str(err.value)

@@ -211,7 +211,7 @@ def test_help_lists_programs_and_the_guide_scenarios() -> None:
 
     text = help_text(Path(CONFIG_DIR))
     guide = sorted(p.stem for p in (Path(CONFIG_DIR) / "scenario" / "guide").glob("*.yaml"))
-    assert len(guide) == 35
+    assert len(guide) == 36
     assert all(f"  guide/{name} " in text for name in guide)
     assert "experiment=tf_guide" in text and "  program " in text and "  tf_guide " in text
 

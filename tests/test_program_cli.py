@@ -33,6 +33,7 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_stop_recording": {"dz/dx": 4.0, "dz/dy": None},
     "guide_reset": {"dz/dx": 4.0, "dz/dy": None},
     "guide_clip_gradients": {"doutput/dv": 2.0},
+    "guide_saved_model": {"doutput/dv": 2.0},
     "guide_nested_tapes": {"ddy_dx/dx": 6.0},
     "guide_variable_replaced": {"dy/dx (epoch 0)": 1.0, "dy/dx (epoch 1)": None},
     "guide_numpy_detour": {"dy/dx": None},
@@ -62,7 +63,7 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     run = cli("experiment=tf_guide", timeout=900)
     assert run.returncode == 0, run.stderr
     results = _results(run)
-    assert len(results) == 35
+    assert len(results) == 36
     assert all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in results.values())
     for name, expected in GUIDE.items():
         for label, want in expected.items():

@@ -19,7 +19,7 @@ from runner.oracles.differences import (
 )
 from runner.oracles.projections import projection_check
 from runner.result import Check, Outcome
-from runner.routines import custom_steps, pointwise, program_after, program_notes, program_setup
+from runner.routines import custom_steps, pointwise, program_after, program_notes, program_setup, saved_model
 from runner.routines import derivative_kinds as kinds
 from runner.routines.program_sympy import sympy_check
 from runner.routines.program_why import lookup_checks
@@ -74,6 +74,8 @@ def check(program: Program, outcome: Outcome, refused: Mapping[str, str]) -> Non
         for source, label in derivative.labels().items():
             _check_result(view, outcome, label, derivative.target, source, symbolic)
     outcome.checks += program_after.checks(program, outcome)
+    if program.run.checks.saved_model:
+        outcome.checks += saved_model.round_trip(program, outcome)
     pointwise.check_closed_forms(program, outcome)
 
 

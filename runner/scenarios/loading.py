@@ -45,6 +45,9 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         _check_scenario(run.scenario)
     _check_memory(run)
     _check_oracle(run)
+    if run.checks.saved_model and not isinstance(run.scenario, ProgramScenario):
+        raise ConfigError(f"checks.saved_model: the round trip saves a program; scenario {run.scenario.name} "
+                          f"is a {run.scenario.routine} routine")
     return run
 
 

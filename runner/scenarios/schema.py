@@ -307,6 +307,7 @@ class ChecksConfig:
     float64_reference: list[str] = field(default_factory=list)  # dtypes also run in float64, to compare
     fd_max_elements: int = MISSING  # above this many input elements, sample that many for differences
     symbolic_max_elements: int = 64  # programs: SymPy's oracle up to this many input elements in all
+    saved_model: bool = False  # programs: saved, reloaded, differentiated again (routines/saved_model.py)
     projections: int = 1  # programs: random (u, v) pairs checked above fd_max_elements; a jvp's
     #                        dot-product test: this many seeded cotangents v at every size
     tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
