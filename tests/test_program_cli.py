@@ -19,7 +19,7 @@ GUIDE: dict[str, dict[str, Any]] = {
     "guide_basic": {"dy/dx": 6.0},
     "guide_watched": {"dy/dx0": 6.0, "dy/dx1": None, "dy/dx2": None, "dy/dx3": None},
     "guide_watch_constant": {"dy/dx": 6.0},
-    "guide_watch_accessed": {"dy/dx0": None, "dy/dx1": 0.9999546},
+    "guide_watch_accessed": {"dys/dx0": None, "dys/dx1": 0.9999546},
     "guide_intermediate": {"dz/dy": 18.0},
     "guide_persistent": {"dz/dx": [4.0, 108.0], "dy/dx": [2.0, 6.0]},
     "guide_non_persistent": {"dz/dx": 108.0, "dy/dx": None},
