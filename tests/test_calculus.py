@@ -142,6 +142,17 @@ def test_float16_overflow_fails_its_checks_and_says_why(load: Load) -> None:
     assert "largest magnitude 1.63e+05" in failed["y finite"]  # e**12
 
 
+def test_a_nan_far_inside_the_range_is_blamed_on_the_derivative_graph_not_overflow(load: Load) -> None:
+    outcome = run_routine(load("scenario=higher_order", "scenario.inputs.x.value=null",
+                               "+scenario.inputs.x.linspace={start: -1, stop: 1, num: 5}", "plots=true"))
+    failed = {c.name: c.detail for c in outcome.checks if not c.passed}
+    assert "d4y/dx4 finite" in failed and "overflows" not in failed["d4y/dx4 finite"]
+    assert ("largest magnitude 0), far inside float32's range: TensorFlow's derivative graph itself met "
+            "0*inf") in failed["d4y/dx4 finite"]  # x**3's fourth derivative is 0 everywhere
+    assert outcome.notes["d4y/dx4"].endswith("multiplies 0 by 0**-1 = inf at 0.")
+    assert np.isnan(outcome.gradients["d4y/dx4"][2]) and outcome.gradients["d4y/dx4"][0] == 0.0  # x = 0, -1
+
+
 # ---------------------------------------------------------------- hessian (a program over one vector X)
 
 def _rosenbrock(x: Any, y: Any) -> Any:

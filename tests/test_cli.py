@@ -38,6 +38,7 @@ def test_basic(cli: Cli) -> None:
     assert "2*x" in report and "## Checks" in report and "tape-runner --config-path" in report
     assert "Traceback" not in run.stderr
     assert "cuda" not in (run.stdout + run.stderr).lower(), "TensorFlow start-up noise reached the console"
+    assert "dy/dx = 6.0  ✓ SymPy  ✓ float64 differences" in run.stdout + run.stderr  # the result, shown
 
 
 def test_watch_null_then_six(cli: Cli) -> None:
@@ -98,9 +99,13 @@ def test_linear_equals_the_gradient_of_its_loss(cli: Cli) -> None:
 def test_persistent_108_and_6(cli: Cli) -> None:
     results = cli("scenario=persistent").ok()
     assert results["gradients"] == {"dy/dx": 6.0, "dz/dx": 108.0}
-    single = cli("scenario=persistent", "scenario.persistent=false").ok()
+    run = cli("scenario=persistent", "scenario.persistent=false")
+    single = run.ok()
     assert single["gradients"] == {"dy/dx": 6.0, "dz/dx": None}
     assert "RuntimeError" in single["notes"]["dz/dx"]
+    # The explained error on the console, not only in the report.
+    assert "dz/dx = None (a non-persistent tape frees its record after the first gradient() call, so " \
+           "TensorFlow raised RuntimeError here; set scenario.persistent=true" in run.stdout + run.stderr
 
 
 def test_unconnected_zeros_then_none(cli: Cli) -> None:
@@ -148,6 +153,7 @@ def test_a_failed_check_exits_2_after_writing_everything(cli: Cli) -> None:
     assert results["status"] == "check_failed"
     assert not all(c["passed"] for c in results["checks"])
     assert results["gradients"]["dy/dx"] == "Infinity"
+    assert "dy/dx = inf  ✗ SymPy" in run.stdout + run.stderr
     assert "report.md" in _files(run)
 
 

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.errors import ConfigError, JobTimeout
 from runner.jobs import snapshot
 from runner.jobs.failures import keep_traceback, one_line
-from runner.outputs import files, report
+from runner.outputs import console, files, report
 from runner.result import Outcome
 from runner.scenarios.loading import load_run
 
@@ -263,6 +263,9 @@ def perform(cfg: DictConfig, job: Job) -> Done:
         note_status("error")
         return Done("error", record, outcome, err)
 
+    if outcome is not None and job.num is None:  # one run: what it computed, and how it was checked
+        for line in console.lines(outcome):
+            log.info("%s", line)
     if status in ("check_failed", "unverified"):
         log.warning("%s: %s", "check failed" if status == "check_failed" else "unverified", message)
     log.info("%s: %s; outputs in %s", name, status, run_dir or "not saved")

@@ -161,8 +161,10 @@ def _curve(scenario: HigherOrderScenario, outcome: Outcome, tree: syntax.Expr, s
         note = (f"Not finite at {int(bad.sum())} of the plot's {axis.size} points, first at "
                 f"{name}={at:g}, where SymPy's value is {exact:g}; the plot leaves gaps.")
         if np.isfinite(exact) and not explained:
-            note += (" TensorFlow's derivative graph meets 0*inf there: x**3 is differentiated as "
-                     "3*x**2, 6*x**1, 6*x**0, and the next order as 0*x**-1, NaN at x=0.")
+            note += (" TensorFlow's derivative graph meets 0*inf there, though the exact value is finite"
+                     + (": its power rule differentiates x**n as n*x**(n-1), so each order lowers the "
+                        "power, and once it is 0 the next multiplies 0 by 0**-1 = inf at 0."
+                        if "**" in scenario.function else "."))
             explained = True
         outcome.notes[names[k]] = " ".join(filter(None, [outcome.notes.get(names[k]), note]))
     series = {f"{names[0]} = {scenario.function}": curves[0], **dict(zip(names[1:], curves[1:], strict=True))}

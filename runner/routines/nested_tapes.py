@@ -57,13 +57,24 @@ def at_inputs(symbolic: Any, symbols: Mapping[str, Any], inputs: Mapping[str, np
     return oracle(smooth, symbols, inputs, shape, shape)
 
 
+#: Exact values within this fraction of a dtype's largest number: a non-finite result may be its overflow.
+NEAR_OVERFLOW = 1e-3
+
+
 def explain_range(check: Check, exact: np.ndarray, dtype: str) -> Check:
-    """A failed finite check, with the reason when the exact values are finite: the dtype overflowed."""
+    """A failed finite check, with the reason when the exact values are finite: the dtype overflowed where
+    they come near its largest number; far below it, TensorFlow's derivative graph met 0*inf itself."""
     if not check.passed and np.isfinite(exact).all():
         largest = float(np.max(np.abs(exact))) if np.size(exact) else 0.0
-        check.detail += (f"; the exact values are finite (largest magnitude {largest:.3g}), but {dtype} "
-                         f"overflows beyond {float(tf.as_dtype(dtype).max):.5g}: this value, or one "
-                         "computed on the way to it, became inf")
+        limit = float(tf.as_dtype(dtype).max)
+        if largest >= NEAR_OVERFLOW * limit:
+            check.detail += (f"; the exact values are finite (largest magnitude {largest:.3g}), but {dtype} "
+                             f"overflows beyond {limit:.5g}: this value, or one computed on the way to it, "
+                             "became inf")
+        else:
+            check.detail += (f"; the exact values are finite (largest magnitude {largest:.3g}), far inside "
+                             f"{dtype}'s range: TensorFlow's derivative graph itself met 0*inf or inf - inf "
+                             "on the way (the note says where)")
     return check
 
 

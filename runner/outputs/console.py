@@ -1,0 +1,71 @@
+"""What a single run prints when it is done: each derivative's value and the oracles that checked it.
+
+``tape-runner`` alone prints ``dy/dx = 6.0  ✓ SymPy  ✓ float64 differences``: a number
+as the run computed it (an array by its shape and range, or in full when it is short),
+a None with the reason it was predicted, and a mark per check of that derivative
+(``✗`` for one that failed, whose detail the warning line gives). The report and
+results.json hold everything; this is the glance a newcomer expects at the prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from runner.result import Check, Outcome
+
+#: Arrays up to this many elements are printed whole; larger ones by shape and range.
+INLINE = 6
+
+#: More derivatives than this: the first ones, then how many more results.json holds.
+SHOWN = 12
+
+def lines(outcome: Outcome) -> list[str]:
+    """One line per derivative, in the run's order."""
+    labels = list(outcome.gradients)
+    found = [_line(label, outcome) for label in labels[:SHOWN]]
+    if len(labels) > SHOWN:
+        found.append(f"... and {len(labels) - SHOWN} more in results.json")
+    return found
+
+
+def _line(label: str, outcome: Outcome) -> str:
+    value = outcome.gradients[label]
+    marks = "  ".join(_mark(c, label) for c in outcome.checks if _about(c, label, value is None))
+    if value is None:
+        reason = outcome.notes.get(label, "")
+        return f"{label} = None" + (f" ({reason})" if reason else "") + (f"  {marks}" if marks else "")
+    return f"{label}{_shown(np.asarray(value))}" + (f"  {marks}" if marks else "  (not checked)")
+
+
+def _about(check: Check, label: str, none: bool) -> bool:
+    """A check of this derivative by an oracle (or the prediction of its None), not its finiteness."""
+    named = check.name.startswith((f"{label} vs ", f"{label}: "))
+    return named or (none and check.name == f"{label} recorded")
+
+
+def _mark(check: Check, label: str) -> str:
+    what = check.name[len(label):].lstrip(": ").removeprefix("vs ").split(" (")[0]
+    what = {"recorded": "None predicted" if check.passed else "recorded"}.get(what, what)
+    return f"{'✓' if check.passed else '✗'} {what.replace('central differences', 'differences')}"
+
+
+def _shown(value: np.ndarray) -> str:
+    if value.size <= INLINE:
+        return f" = {_number(value.item()) if value.ndim == 0 else _listed(value.tolist())}"
+    finite = value[np.isfinite(value)]
+    span = f", from {_number(finite.min())} to {_number(finite.max())}" if finite.size else ", none finite"
+    return f": shape {value.shape}{span}"
+
+
+def _listed(values: Any) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(map(_listed, values)) + "]"
+    return _number(values)
+
+
+def _number(x: Any) -> str:
+    """Seven significant digits, as float32 holds them; a float looks like one (6.0, not 6)."""
+    text = f"{float(x):.7g}"
+    return text if any(c in text for c in ".eni") else f"{text}.0"
