@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf, open_dict
 
@@ -185,6 +186,14 @@ def test_a_sweep_expands_as_dash_m_does(empty_cwd: Path) -> None:
     matrix = sweep("watch_matrix")  # a named experiment: its params are the sweep
     assert [r["dy/dx"] for r in matrix.table] == [6.0, None, 6.0, 6.0, None, None, 6.0, 6.0]
     assert list(empty_cwd.iterdir()) == []
+
+
+def test_a_sweeps_table_shows_an_array_gradient_by_shape_and_range(empty_cwd: Path) -> None:
+    s = sweep("sigmoid", overrides=["scenario.inputs.x.linspace.num=11,21"])
+    smallest = np.exp(-10) / (1 + np.exp(-10)) ** 2  # sigmoid' at the ends, +-10
+    assert f"{smallest:.3g}" == "4.54e-05"
+    assert [row["dy/dx"] for row in s.table] == ["(11,) in [4.54e-05, 0.25]", "(21,) in [4.54e-05, 0.25]"]
+    assert s.results[1].gradients["dy/dx"].shape == (21,)  # the arrays themselves
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from runner.outputs import glance
 from runner.result import Check, Outcome
 
 #: Arrays up to this many elements are printed whole; larger ones by shape and range.
@@ -52,11 +53,12 @@ def _mark(check: Check, label: str) -> str:
 
 
 def _shown(value: np.ndarray) -> str:
+    """A short value whole; a longer one by shape and range, as the sweep's summary shows it."""
     if value.size <= INLINE:
         return f" = {_number(value.item()) if value.ndim == 0 else _listed(value.tolist())}"
     finite = value[np.isfinite(value)]
-    span = f", from {_number(finite.min())} to {_number(finite.max())}" if finite.size else ", none finite"
-    return f": shape {value.shape}{span}"
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
+    return f" = {glance.tensor_text(list(value.shape), low, high)}" + ("" if finite.size else ", none finite")
 
 
 def _listed(values: Any) -> str:

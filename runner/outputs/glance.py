@@ -68,6 +68,7 @@ def gradient_cell(record: dict[str, Any] | None, label: str) -> Any:
 
 
 def _listed_tensor(value: list[Any]) -> str:
+    """A gradient results.json holds as a nested list, by its shape and range."""
     import numpy as np
 
     try:

@@ -40,7 +40,7 @@ FIXED_COLUMNS = ("job", "overrides", "status", "checks", "message", "report")
 class Sweep:
     directory: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)  # scalar gradient columns, first seen first
+    labels: list[str] = field(default_factory=list)  # gradient columns, first seen first (arrays as text)
     varying: str | None = None  # the one numeric parameter that varies, if there is one
     plots: list[str] = field(default_factory=list)
     records: dict[int, dict[str, Any]] = field(default_factory=dict)  # job -> its results.json
@@ -169,8 +169,9 @@ def record_row(
     if (error := _float64_error(results.get("checks") or [])) is not None:
         row[FLOAT64] = error
     for label, value in (results.get("gradients") or {}).items():
-        if value is None or isinstance(value, int | float | str):
-            row[label] = value
+        if value is None or isinstance(value, int | float | str | list | dict):
+            # an array (listed, or summarised in results.json) by its shape and range: (11,) in [0, 0.25]
+            row[label] = glance.gradient_cell(results, label) if isinstance(value, list | dict) else value
             if label not in sweep.labels:
                 sweep.labels.append(label)
     return row
