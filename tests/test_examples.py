@@ -56,13 +56,36 @@ def test_the_examples_are_found() -> None:
                and "'+scenario.inputs.x.linspace={start: -3, stop: 3, num: 121}'" in c for c in commands)
 
 
+#: Experiments whose every job other tests run and check (tests/test_program_cli.py: tf_guide;
+#: tests/test_reports.py: full_tour), each job a ``scenario=<name>`` of the sweep's list.
+TOURS = ("tf_guide", "full_tour")
+
+
+def toured() -> set[str]:
+    """The scenarios the tours run: a comment's plain ``tape-runner scenario=<name>`` is one of their jobs."""
+    import yaml
+
+    found: set[str] = set()
+    for name in TOURS:
+        params = yaml.safe_load((ROOT / "conf" / "experiment" / f"{name}.yaml").read_text())["hydra"]
+        found |= {s.strip() for s in params["sweeper"]["params"]["scenario"].split(",")}
+    return found
+
+
 @pytest.mark.slow
 def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None:
     examples = conf_examples()
     slurm = _slurm_ready()
     if slurm and os.environ.get("CI"):
         pytest.fail(f"CI must run the Slurm example: {slurm}")
-    runnable = [(i, e) for i, e in enumerate(examples) if not (slurm and "hydra/launcher=cluster" in e[1])]
+    # A plain `tape-runner scenario=<name>` is a job of a tour, which its own test runs and checks (every
+    # check passed, its snippet rerun): run here only what no tour runs, each distinct command once.
+    tours = toured()
+    plain = {c: c.split("=", 1)[1] for _, c in examples if re.fullmatch(r"tape-runner scenario=[\w/]+", c)}
+    assert len(plain) >= 40 and {f"guide/{p.stem}" for p in (ROOT / "conf" / "scenario" / "guide").glob(
+        "*.yaml")} <= tours  # every guide scenario is a job of tf_guide
+    distinct = list(dict.fromkeys(e for e in examples if plain.get(e[1]) not in tours))
+    runnable = [(i, e) for i, e in enumerate(distinct) if not (slurm and "hydra/launcher=cluster" in e[1])]
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = list(pool.map(lambda item: (item[1], _bash(item[1][1], tmp_path / str(item[0]))), runnable))
     failures = []
@@ -74,7 +97,7 @@ def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None
             failures.append(f"{where}: {command} -> exit {run.returncode}, {statuses}: {run.stderr[-400:]}")
     assert not failures, "\n".join(failures)
     if slurm:
-        pytest.skip(f"ran {len(runnable)} of {len(examples)} examples; "
+        pytest.skip(f"ran {len(runnable)} of {len(distinct)} examples; "
                     f"hydra/launcher=cluster needs Slurm: {slurm}")
 
 

@@ -83,3 +83,22 @@ def test_a_built_wheel_runs_installed_outside_the_checkout(tmp_path: Path) -> No
     help_text = subprocess.run([str(venv / "bin" / "tape-runner"), "--help"], cwd=work, env=env,
                                capture_output=True, text=True, check=True).stdout
     assert "higher_order" in help_text and "watch_matrix" in help_text
+
+
+def test_make_run_installs_the_runtime_alone_and_make_test_every_extra(tmp_path: Path) -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"]).lower()
+    for extra in ("ray", "mlflow", "optuna", "tensorboard", "playwright", "pytest", "nbclient"):
+        assert extra not in runtime, f"{extra} is an extra, not the runtime"
+    assert {"tensorboard", "mlflow", "optuna", "ray", "dev"} <= set(project["optional-dependencies"])
+    # What make would do in a fresh clone (no .venv yet), without doing it.
+    source = _copy_of_the_checkout(tmp_path / "clone")
+    planned = {target: subprocess.run(["make", "-n", target], cwd=source, capture_output=True, text=True,
+                                      timeout=60).stdout for target in ("run", "test")}
+    installs = {t: [line for line in text.splitlines() if "pip install" in line and "-e" in line]
+                for t, text in planned.items()}
+    assert [line.split()[-1] for line in installs["run"]] == ["."]  # pip install --quiet -e .
+    assert [line.split()[-1] for line in installs["test"]] == [".", "'.[dev]'"]
+    assert "tape-runner experiment=seed_tour" in planned["run"]
