@@ -1,4 +1,9 @@
-"""hydra/launcher=ray on a Ray cluster started here (ray start --head on 127.0.0.1).
+"""hydra/launcher=ray on a Ray cluster started here (ray start --head on 127.0.0.1), joined by its address.
+
+The cluster starts as Ray starts one by default where a token is found: with token
+authentication. The sweep joins it as the README says, by its explicit address, with
+nothing but the token where Ray looks for it (RAY_AUTH_TOKEN_PATH here, ~/.ray/auth_token
+for a user).
 
 The same sweep runs under the basic launcher and under Ray: the summaries and every
 job's gradients must agree (the linear scenario draws seeded random weights, so a
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,16 +28,16 @@ from tests.servers import free_port, serve
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-# A cluster on 127.0.0.1 for this test alone. Ray enables token authentication once ~/.ray/auth_token
-# exists (a local ray.init() writes one), and then `ray status` fails to authenticate: keep it off.
-ENV = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "RAY_AUTH_MODE": "disabled"}
+# A cluster on 127.0.0.1 for this test alone, with a token of its own (set by the fixture).
+ENV = {k: v for k, v in os.environ.items()
+       if k not in ("HYDRA_FULL_ERROR", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
 SWEEP = ("experiment=seed_tour", "seed=0,1", "plots=false")
 WORKERS = 2
 
 
 def _ray_answers(address: str) -> bool:
     status = subprocess.run([str(BIN / "ray"), "status", "--address", address], capture_output=True,
-                            timeout=60, env=ENV)
+                            timeout=60, env={**ENV, "RAY_AUTH_MODE": "token"})
     return status.returncode == 0
 
 
@@ -39,6 +45,9 @@ def _ray_answers(address: str) -> bool:
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(address, directory): a one-node Ray cluster whose workers start in ``directory``."""
     home = tmp_path_factory.mktemp("ray")
+    token = home / "auth_token"  # where `ray start` finds a token, it turns token authentication on
+    token.write_text(secrets.token_hex(32))
+    ENV["RAY_AUTH_TOKEN_PATH"] = str(token)
     port = free_port()
     address = f"127.0.0.1:{port}"
     command = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
@@ -48,13 +57,14 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         yield address, home
 
 
-def _sweep(cwd: Path, *extra: str) -> Path:
+def _sweep(cwd: Path, *extra: str) -> tuple[Path, str]:
+    """The sweep's directory, and what it printed."""
     cwd.mkdir(exist_ok=True)
     done = subprocess.run([sys.executable, "-m", "runner", "-m", *SWEEP, *extra], cwd=cwd, env=ENV,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
-    return summary.parent
+    return summary.parent, done.stdout + done.stderr
 
 
 def _records(sweep: Path) -> dict[str, dict]:
@@ -65,9 +75,11 @@ def test_ray_gives_the_basic_launchers_results_with_reused_workers(
     ray_cluster: tuple[str, Path], tmp_path: Path
 ) -> None:
     address, home = ray_cluster
-    basic = _sweep(tmp_path / "basic")
+    basic, _ = _sweep(tmp_path / "basic")
     # run from where the cluster's workers start, so the sweep's relative directory is the same for both
-    ray = _sweep(home, "hydra/launcher=ray", f"hydra.launcher.ray.init.address={address}")
+    ray, printed = _sweep(home, "hydra/launcher=ray", f"hydra.launcher.ray.init.address={address}")
+    assert f"joining the Ray cluster at {address} with its authentication token" in printed
+    assert "InvalidAuthToken" not in printed and "Traceback" not in printed
 
     def rows(sweep: Path) -> list[dict]:
         return json.loads((sweep / "summary.json").read_text())["rows"]

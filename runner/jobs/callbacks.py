@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runner.jobs import task
 from runner.outputs.files import JOBS, RESULTS, write_json
@@ -112,6 +113,28 @@ def require_writable(directory: Path) -> None:
         sys.exit(1)
 
 
+#: Where Ray looks for its authentication token (``ray start`` turns token authentication on when one
+#: is found and RAY_AUTH_MODE is unset): the token itself, a file holding it, or ~/.ray/auth_token.
+RAY_TOKEN_VARIABLES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def join_ray_as_ray_start_did(config: DictConfig) -> None:
+    """Before the Ray launcher joins a running cluster (an address other than ``local``): where
+    RAY_AUTH_MODE is unset and a token is found, ``ray start`` began the cluster with token
+    authentication, so join it with the token too (RAY_AUTH_MODE=token), which the plugin's
+    ``ray.init(address=...)`` does not do by itself: it would fail on every call with InvalidAuthToken."""
+    launcher = config.hydra.get("launcher") or {}
+    address = OmegaConf.select(config, "hydra.launcher.ray.init.address", default=None)
+    if not str(launcher.get("_target_", "")).endswith("RayLauncher") or address in (None, "local"):
+        return
+    token_file = Path.home() / ".ray" / "auth_token"
+    found = any(os.environ.get(v) for v in RAY_TOKEN_VARIABLES) or token_file.is_file()
+    if found and "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        log.info("joining the Ray cluster at %s with its authentication token (RAY_AUTH_MODE=token, as ray "
+                 "start found the token; RAY_AUTH_MODE=disabled for a cluster started without)", address)
+
+
 class RunnerCallback(Callback):
     """Registered in conf/hydra/default.yaml as hydra.callbacks.runner.
 
@@ -132,6 +155,7 @@ class RunnerCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         require_writable(sweep_dir)
+        join_ray_as_ray_start_did(config)
         jobs = planned_jobs(config)
         if jobs is None:
             log.info("sweep into %s; its sweeper chooses the jobs as it goes", sweep_dir)
