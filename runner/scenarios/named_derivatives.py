@@ -30,7 +30,7 @@ from runner.errors import ConfigError
 from runner.language import expr, shape_rules, syntax
 from runner.scenarios import custom_specs, gradient_steps, recording, structured
 from runner.scenarios.derivative_specs import check_batch_pair, result_shape
-from runner.scenarios.values import check_name, parse_checked
+from runner.scenarios.values import check_name, check_new_expression, parse_checked
 
 if TYPE_CHECKING:
     from runner.scenarios.schema import ProgramScenario
@@ -104,11 +104,8 @@ def check(scenario: ProgramScenario, shapes: Shapes, taken: set[str],
         taken.add(name)
     for name, text in scenario.after.items():
         where = f"scenario.after.{name}"
-        check_name(name, where)
-        if name in taken:
-            raise ConfigError(f"{where}: the name is already an input, a step or a derivative")
-        if not isinstance(text, str):
-            raise ConfigError(f"{where}: an after step is an expression over inputs, steps and derivatives")
+        check_new_expression(name, text, where, taken, taken_as="an input, a step or a derivative",
+                             otherwise="an after step is an expression over inputs, steps and derivatives")
         readable = [*shapes, *known]
         listed = [n for n in scenario.derivatives if n not in known]
         parse_checked(text, [*readable, *listed], where, tensors=True)

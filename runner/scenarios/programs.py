@@ -19,7 +19,13 @@ from runner.scenarios import (
     structured,
 )
 from runner.scenarios.inputs import INTEGER_DTYPES, ProgramKind, check_input
-from runner.scenarios.values import check_name, nested_shape, parse_checked, with_differences
+from runner.scenarios.values import (
+    check_name,
+    check_new_expression,
+    nested_shape,
+    parse_checked,
+    with_differences,
+)
 
 if TYPE_CHECKING:
     from runner.scenarios.schema import ProgramScenario, RunConfig
@@ -346,12 +352,9 @@ def _check_setup(scenario: ProgramScenario) -> list[str]:
     known = list(scenario.inputs)
     for name, text in scenario.setup.items():
         where = f"scenario.setup.{name}"
-        check_name(name, where)
-        if name in known:
-            raise ConfigError(f"{where}: the name is already an input or an earlier setup step")
-        if not isinstance(text, str):
-            raise ConfigError(f"{where}: a setup step is an expression (layers and gradient steps run on "
-                              "the tape, in scenario.targets)")
+        check_new_expression(name, text, where, known, taken_as="an input or an earlier setup step",
+                             otherwise="a setup step is an expression (layers and gradient steps run on the "
+                                       "tape, in scenario.targets)")
         parse_checked(text, known, where, tensors=True)
         known.append(name)
     for name in scenario.watch:

@@ -57,6 +57,17 @@ def check_name(name: str, where: str) -> None:
         raise ConfigError(f"{where}: {name!r} is reserved (the report's TensorFlow snippet uses it)")
 
 
+def check_new_expression(name: str, text: Any, where: str, taken: Any, *, taken_as: str,
+                         otherwise: str) -> None:
+    """A step named ``name`` whose entry must be an expression: a valid name not in ``taken`` (else "the
+    name is already ``taken_as``"), and a string (else ``otherwise``)."""
+    check_name(name, where)
+    if name in taken:
+        raise ConfigError(f"{where}: the name is already {taken_as}")
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: {otherwise}")
+
+
 def parse_checked(text: str, names: Any, where: str, *, tensors: bool = False) -> None:
     """Parse to vet; only a program (``tensors``) may use more than the elementwise language."""
     try:
