@@ -97,6 +97,11 @@ def test_tf_guide_experiment_reproduces_the_guides_numbers(cli: Callable[..., Cl
     as_dict = results["guide_dict_sources"]  # the same layer, its sources handed over as a dict
     np.testing.assert_allclose(as_dict["gradients"]["dloss/db"], (x @ w)[0], rtol=1e-5)
     assert results["guide_nested_tapes"]["values"]["dy_dx"] == 3.0  # the inner tape's gradient, a step
+    # TensorFlow's own warnings go to each job's log, not the console (the notes say what they mean).
+    assert "[tensorflow]" not in run.stdout + run.stderr
+    (int_dir,) = [d for d in run.run_dirs() if d.name.endswith("guide_integer_dtype")]
+    assert "[tensorflow][WARNING] - The dtype of the watched tensor must be floating" in (
+        int_dir / "tape-runner.log").read_text()
     # The guide's own assertions: the gradient is the summed Jacobian, the batch Jacobian its blocks.
     assert results["guide_gradient_vs_jacobian"]["values"]["delta"] < 1e-3
     assert results["guide_batch_jacobian_vs_jacobian"]["values"]["error"] < 1e-3
