@@ -70,3 +70,32 @@ def test_swept_values_are_marked_in_summary_png(tmp_path: Path) -> None:
     curve = summary._parameter_curve(summary.collect(tmp_path))
     assert curve is not None and curve.markers
     assert list(curve.x) == [1.0, 2.0, 3.0] and list(curve.series["dy/dx"]) == [2.0, 4.0, 6.0]
+
+
+def test_a_sweep_over_several_scenarios_gets_a_table_each_and_every_column_explained(tmp_path: Path) -> None:
+    for num, (scenario, gradients, plots) in enumerate([
+            ("basic", {"dy/dx": 2.0000000000000004}, []),
+            ("watch", {"dy/dx1": 0.9999545812606812, "dy/dx0": None}, []),
+            ("basic", {"dy/dx": -4.539786823443137e-05}, ["basic.png"])]):
+        job_dir = tmp_path / f"{num}_{scenario}"
+        job_dir.mkdir()
+        checks = [{"name": f"{k} vs float64 central differences (every element)", "passed": True,
+                   "max_abs_err": 1.5e-7, "tol": 1e-5} for k, v in gradients.items() if v is not None]
+        (job_dir / "results.json").write_text(json.dumps({
+            "scenario": scenario, "status": "ok", "message": None, "checks": checks, "plots": plots,
+            "job": {"num": num, "overrides": [f"scenario={scenario}"]}, "gradients": gradients}))
+        (job_dir / "report.html").write_text("<html></html>")
+    summary.write(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    basic = md[md.index("## Jobs: basic (2)"):md.index("## Jobs: watch (1)")]
+    watch = md[md.index("## Jobs: watch (1)"):md.index("## Columns")]
+    assert "| job | status | checks | vs float64 | message | report | plot | dy/dx |" in basic
+    assert "| 0 | ok | 1 passed | 1.5e-07 |  | [report](0_basic/report.html) |  | 2.0 |" in basic
+    assert "| 2 | ok | 1 passed | 1.5e-07 |  | [report](2_basic/report.html) | " \
+           "[basic.png](2_basic/basic.png) | -4.539787e-05 |" in basic
+    assert "dy/dx1" not in basic and "| dy/dx1 | dy/dx0 |" in watch and "| 0.9999546 | None |" in watch
+    legend = md[md.index("## Columns"):]
+    assert "vs float64: the largest absolute error of a gradient against float64 central" in legend
+    assert "plot: the job's first plot" in legend and "seven significant digits" in legend
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
+    assert rows[0]["dy/dx"] == 2.0000000000000004  # every digit, for tools

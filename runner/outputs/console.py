@@ -68,6 +68,4 @@ def _listed(values: Any) -> str:
 
 
 def _number(x: Any) -> str:
-    """Seven significant digits, as float32 holds them; a float looks like one (6.0, not 6)."""
-    text = f"{float(x):.7g}"
-    return text if any(c in text for c in ".eni") else f"{text}.0"
+    return glance.number_text(float(x))

@@ -64,7 +64,36 @@ def gradient_cell(record: dict[str, Any] | None, label: str) -> Any:
         return tensor_text(value["shape"], value.get("min"), value.get("max"))
     if isinstance(value, list):
         return _listed_tensor(value)
-    return report.value_text(value)
+    return number_text(value) if isinstance(value, float) else report.value_text(value)
+
+
+def number_text(value: float) -> str:
+    """A gradient to seven significant digits, float32's precision (summary.csv keeps every digit): 6.0,
+    0.9999546, 4.539787e-05."""
+    text = f"{value:.7g}"
+    return text if any(c in text for c in ".eni") else f"{text}.0"
+
+
+#: What each column of a summary's table means, in the order a table shows them.
+COLUMNS = {
+    "job": "the job's number in the sweep",
+    "status": "ok (every check passed), check_failed, unverified (no oracle checked a gradient) or error",
+    "checks": "how many checks ran and how many failed",
+    "vs float64": "the largest absolute error of a gradient against float64 central differences (each "
+                  "element, or random projections), the oracle that runs at any size",
+    "message": "why a job failed or errored",
+    "report": "the job's report (its checks, notes, inputs and plots)",
+    "plot": "the job's first plot; the report shows them all",
+}
+
+
+def legend(columns: set[str]) -> str:
+    """The meaning of the summary's columns that are present; the rest are swept keys and gradients."""
+    said = [f"{name}: {text}" for name, text in COLUMNS.items() if name in columns]
+    return ("; ".join(said) + ". Other columns: each swept override (its short name), then each gradient "
+            "label: a number to seven significant digits, a tensor as (shape) in [min, max], None with the "
+            "tape's reason on hover, empty where the job has no such gradient. summary.csv and summary.json "
+            "keep every digit.")
 
 
 def _listed_tensor(value: list[Any]) -> str:

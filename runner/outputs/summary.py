@@ -286,23 +286,50 @@ def write(sweep_dir: Path) -> Sweep:
 
 
 def sections(sweep: Sweep) -> list[report.Section]:
-    """The summary's text and its table, shaped by :mod:`runner.outputs.glance`."""
+    """The summary's text and its tables, shaped by :mod:`runner.outputs.glance`: one table of jobs, or,
+    for a sweep over several scenarios, one per scenario with its own gradient columns; then what each
+    column means."""
     counts = ", ".join(f"{sweep.statuses.count(s)} {s}" for s in dict.fromkeys(sweep.statuses))
     head = report.Section("Sweep summary", [("p", f"{len(sweep.rows)} jobs: {counts or 'none'}.")])
     params = [sweep.parameters.get(row["job"], {}) for row in sweep.rows]
     swept = _varying_keys(params)
     if shared := glance.constant_overrides(params, swept):
         head.blocks.append(("p", "Every job: " + " ".join(shared)))
-    labels = glance.gradient_labels(list(sweep.records.values()))
-    errors = [FLOAT64] if any(FLOAT64 in row for row in sweep.rows) else []
-    header = ["job", *glance.short_names(swept).values(), "status", "checks", *errors, "message", "report",
-              *labels]
-    table = [[row["job"], *(p.get(key, "") for key in swept), row["status"], row["checks"],
-              *(f"{row[FLOAT64]:.2g}" if FLOAT64 in row else "" for _ in errors), row["message"],
-              report.Link("report", row["report"]) if row["report"] else "",
-              *(glance.gradient_cell(sweep.records.get(row["job"]), label) for label in labels)]
-             for row, p in zip(sweep.rows, params, strict=True)]
-    parts = [head, report.Section("Jobs", [("table", (header, table))])]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in sweep.rows:
+        record = sweep.records.get(row["job"]) or {}
+        groups.setdefault(str(record.get("scenario") or sweep.parameters[row["job"]].get("scenario", "")),
+                          []).append(row)
+    parts, columns = [head], set()
+    for name, rows in groups.items():
+        keys = [k for k in swept if len(groups) == 1 or k != "scenario"]  # a group's heading names it
+        header, table = _table(sweep, rows, keys)
+        columns |= set(header)
+        title = "Jobs" if len(groups) == 1 else f"Jobs: {name or 'no scenario'} ({len(rows)})"
+        parts.append(report.Section(title, [("table", (header, table))]))
+    parts.append(report.Section("Columns", [("p", glance.legend(columns))]))
     if sweep.plots:
         parts.append(report.Section("Plots", [("img", plot) for plot in sweep.plots]))
     return parts
+
+
+def _table(sweep: Sweep, rows: list[dict[str, Any]], swept: list[str]) -> tuple[list[str], list[list[Any]]]:
+    """A table of ``rows``: their swept keys, status, checks, errors, links, and their own gradients."""
+    records = [sweep.records[row["job"]] for row in rows if row["job"] in sweep.records]
+    labels = glance.gradient_labels(records)
+    errors = [FLOAT64] if any(FLOAT64 in row for row in rows) else []
+    plots = ["plot"] if any(r.get("plots") for r in records) else []
+    header = ["job", *glance.short_names(swept).values(), "status", "checks", *errors, "message", "report",
+              *plots, *labels]
+    table = []
+    for row in rows:
+        record, p = sweep.records.get(row["job"]), sweep.parameters.get(row["job"], {})
+        folder = row["report"].rpartition("/")[0]  # the job's directory, where its report is
+        drawn = (record or {}).get("plots") or []
+        table.append([row["job"], *(p.get(key, "") for key in swept), row["status"], row["checks"],
+                      *(f"{row[FLOAT64]:.2g}" if FLOAT64 in row else "" for _ in errors), row["message"],
+                      report.Link("report", row["report"]) if row["report"] else "",
+                      *(report.Link(drawn[0], f"{folder}/{drawn[0]}") if drawn and folder else ""
+                        for _ in plots),
+                      *(glance.gradient_cell(record, label) for label in labels)])
+    return header, table
