@@ -101,10 +101,16 @@ def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None
                     f"hydra/launcher=cluster needs Slurm: {slurm}")
 
 
+#: What a newcomer reads: the README's short tour and the documentation site's pages.
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_transcripts() -> list[tuple[str, list[str]]]:
-    """(command, expected output lines) for each ``$ tape-runner ...`` line in the README's text blocks."""
+    """(command, expected output lines) for each ``$ tape-runner ...`` line in the text blocks of the README
+    and of docs/."""
     transcripts: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```text\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+    blocks = [b for page in DOCS for b in re.findall(r"```text\n(.*?)```", page.read_text(), re.S)]
+    for block in blocks:
         current: list[str] | None = None
         for line in block.splitlines():
             if line.startswith("$ "):

@@ -1,7 +1,7 @@
 """hydra/launcher=ray on a Ray cluster started here (ray start --head on 127.0.0.1), joined by its address.
 
 The cluster starts as Ray starts one by default where a token is found: with token
-authentication. The sweep joins it as the README says, by its explicit address, with
+authentication. The sweep joins it as docs/sweeps.md says, by its explicit address, with
 nothing but the token where Ray looks for it (RAY_AUTH_TOKEN_PATH here, ~/.ray/auth_token
 for a user).
 

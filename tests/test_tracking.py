@@ -140,7 +140,7 @@ def test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images(
 def _screenshot_hparams(url: str, trials: list[str], path: Path) -> None:
     """Open the HParams dashboard in headless Chromium; every trial must be on screen.
 
-    With UPDATE_DOCS=1 the screenshot replaces the README's (docs/tensorboard_hparams.png).
+    With UPDATE_DOCS=1 the screenshot replaces the one docs/sweeps.md shows (docs/tensorboard_hparams.png).
     """
     from playwright.sync_api import sync_playwright
 
