@@ -156,8 +156,10 @@ class RunnerCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         require_writable(sweep_dir)
         join_ray_as_ray_start_did(config)
-        if (optuna := sys.modules.get("optuna")) is not None:  # Hydra's Optuna sweeper, loaded by now:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)  # its study line; Hydra's names it
+        if "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).lower():
+            import optuna  # the sweeper imports it next; its "new study" line repeats Hydra's "Study name"
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
         jobs = planned_jobs(config)
         if jobs is None:
             log.info("sweep into %s; its sweeper chooses the jobs as it goes", sweep_dir)
