@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -77,7 +78,13 @@ def _top_level_parts(value: str) -> list[str]:
     return [*parts, value[start:]]
 
 
+#: Hydra's warning that a config file replaces a plugin's schema of the same name: our
+#: conf/hydra/launcher/ray.yaml does so on purpose (it leaves the object store's size to Ray).
+_REPLACED_SCHEMA = r"\s*'hydra/launcher/ray' is validated against ConfigStore schema with the same name"
+
+
 def main() -> None:
+    warnings.filterwarnings("ignore", message=_REPLACED_SCHEMA, category=UserWarning)
     if {"--help", "-h"} & set(sys.argv[1:]):  # anywhere: `tape-runner scenario=linear --help` too
         from runner.cli.help import help_text
 
