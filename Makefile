@@ -2,6 +2,7 @@
 #   make run    set up .venv with the runtime alone, run the five seed scenarios as one sweep
 #   make test   set up .venv with every extra and the test stack, run the test suite
 #   make notebook   run notebooks/seed_tour.ipynb in a Jupyter kernel, into outputs/seed_tour.ipynb
+#   make docs       the documentation site (docs/, mkdocs.yml) into site/, with --strict
 #   make bench      the benchmark, ratios against plain TensorFlow and bare Hydra (benchmarks/results.md)
 #   make mutation   mutants of the oracle and check modules against their tests (benchmarks/results.md)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint bench mutation notebook clean
+.PHONY: install run test test-fast lint docs bench mutation notebook clean
 
 install: $(STAMP)
 
@@ -40,6 +41,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check runner tests benchmarks hydra_plugins
 	$(BIN)/lint-imports --no-cache
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+	@echo "Documentation site: site/index.html"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -222,11 +222,14 @@ def test_help_and_cfg_job_do_not_import_tensorflow(cli: Cli) -> None:
     import subprocess
     import sys
 
-    for flag in (["--help"], ["--cfg", "job", "scenario=linear"], ["--info"]):
+    for flag in (["--help"], ["--cfg", "job", "scenario=linear"], ["--info"], ["--version"]):
         done = subprocess.run([sys.executable, "-c", code, *flag], capture_output=True, text=True,
                               timeout=60)
         assert done.returncode == 0, done.stderr
         assert "TF-ABSENT" in done.stdout, flag
+    version = subprocess.run([sys.executable, "-m", "runner", "--version"], capture_output=True, text=True,
+                             timeout=60).stdout
+    assert version.startswith("tape-runner 0.1.0 (Hydra 1.3.") and ", TensorFlow 2." in version  # pyproject
     help_text = subprocess.run([sys.executable, "-m", "runner", "--help"], capture_output=True,
                                text=True, timeout=60).stdout
     conf = Path(__file__).resolve().parent.parent / "conf"

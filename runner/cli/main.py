@@ -83,8 +83,26 @@ def _top_level_parts(value: str) -> list[str]:
 _REPLACED_SCHEMA = r"\s*'hydra/launcher/ray' is validated against ConfigStore schema with the same name"
 
 
+def version_text() -> str:
+    """``tape-runner 0.1.0 (Hydra 1.3.8, TensorFlow 2.21.0, Python 3.11.2)``, without importing TensorFlow."""
+    import platform
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return (f"tape-runner {installed('tape-runner')} (Hydra {installed('hydra-core')}, TensorFlow "
+            f"{installed('tensorflow')}, Python {platform.python_version()})")
+
+
 def main() -> None:
     warnings.filterwarnings("ignore", message=_REPLACED_SCHEMA, category=UserWarning)
+    if "--version" in sys.argv[1:]:
+        print(version_text())
+        return
     if {"--help", "-h"} & set(sys.argv[1:]):  # anywhere: `tape-runner scenario=linear --help` too
         from runner.cli.help import help_text
 
