@@ -156,7 +156,13 @@ def test_reports_render_offline_in_headless_chromium(tour: Path) -> None:
                     assert images, "the sigmoid report shows its plot"
                 else:
                     links = page.evaluate("Array.from(document.links).map(a => a.getAttribute('href'))")
-                    assert links == [f"{d.name}/report.html" for d in _job_dirs(tour)]
+                    # each job's report, then its first plot where it drew one (a file beside it)
+                    jobs = _job_dirs(tour)
+                    drawn = {d.name: json.loads((d / "results.json").read_text())["plots"] for d in jobs}
+                    assert links == [link for d in jobs for link in [
+                        f"{d.name}/report.html", *[f"{d.name}/{p}" for p in drawn[d.name][:1]]]]
+                    assert {"2_sigmoid/sigmoid.png", "5_higher_order/higher_order.png"} <= set(links)
+                    assert all((tour / link).is_file() for link in links)
                 page.close()
         finally:
             browser.close()
