@@ -130,6 +130,17 @@ def test_an_exception_the_alarm_was_turned_into_is_reported_as_the_timeout() -> 
     assert isinstance(caught.value.__cause__, SystemError)
 
 
+def test_a_timeout_the_interrupted_code_swallowed_is_still_a_timeout() -> None:
+    # Where the alarm lands inside code that catches every exception and carries on (a library's
+    # `except Exception: pass`), the job must still not come back as if it had kept its limit.
+    with pytest.raises(JobTimeout, match=r"limits\.time_s=0\.01 s"), time_limit(0.01):
+        try:
+            while True:
+                time.sleep(0.001)
+        except Exception:
+            pass
+
+
 def test_an_exception_before_the_alarm_is_itself() -> None:
     with pytest.raises(ValueError, match="raised first"), time_limit(60):
         raise ValueError("raised first")
