@@ -74,10 +74,14 @@ def _tape(program: ProgramView, persistent: bool | None = None) -> tf.GradientTa
                            watch_accessed_variables=scenario.watch_accessed_variables)
 
 
+def _watched(program: ProgramView) -> list[str]:
+    """The inputs (and setup results) the program's tape calls tape.watch on."""
+    return [name for name, spec in program.scenario.inputs.items() if spec.watch]
+
+
 def _watch(program: ProgramView, tape: tf.GradientTape, tensors: Mapping[str, Any]) -> None:
-    for name, spec in program.scenario.inputs.items():
-        if spec.watch:
-            tape.watch(tensors[name])
+    for name in _watched(program):
+        tape.watch(tensors[name])
 
 
 def _tapes(program: ProgramView) -> dict[str, tuple[tf.GradientTape, list[str]]]:
@@ -85,10 +89,9 @@ def _tapes(program: ProgramView) -> dict[str, tuple[tf.GradientTape, list[str]]]
     ``scenario.tapes`` with its own watch list."""
     scenario = program.scenario
     if not scenario.tapes:
-        return {"tape": (_tape(program), [n for n, spec in scenario.inputs.items() if spec.watch])}
-    return {name: (tf.GradientTape(persistent=spec.get("persistent", False),
-                                   watch_accessed_variables=scenario.watch_accessed_variables),
-                   list(spec.get("watch", []))) for name, spec in scenario.tapes.items()}
+        return {"tape": (_tape(program), _watched(program))}
+    return {name: (_tape(program, spec["persistent"]), spec["watch"])
+            for name, spec in scenario.tapes.items()}
 
 
 def _unconnected(program: ProgramView) -> tf.UnconnectedGradients:

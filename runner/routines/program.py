@@ -128,9 +128,9 @@ class Program:
         one: dict[str, Any] = {}
         if derivative.tape is not None:
             tape = scenario.tapes[derivative.tape]
-            watched = tape.get("watch", [])
-            one = {"persistent": tape.get("persistent", False), "tapes": {}, "inputs": {
-                n: dataclasses.replace(spec, watch=n in watched) for n, spec in scenario.inputs.items()}}
+            inputs = {n: dataclasses.replace(spec, watch=n in tape["watch"])
+                      for n, spec in scenario.inputs.items()}
+            one = {"persistent": tape["persistent"], "tapes": {}, "inputs": inputs}
         view.scenario = dataclasses.replace(
             scenario, derivative=derivative.kind, output_gradients={}, derivatives={}, after={},
             gradients={derivative.target: list(derivative.sources)}, **one)

@@ -83,10 +83,10 @@ def tapes(program: Program) -> list[str]:
     given = scenario.tapes or {"tape": {"persistent": scenario.persistent, "watch": [
         n for n, spec in scenario.inputs.items() if spec.watch]}}
     accessed = scenario.watch_accessed_variables
-    opened = ", ".join(f"tf.GradientTape(persistent={spec.get('persistent', False)}, "
+    opened = ", ".join(f"tf.GradientTape(persistent={spec['persistent']}, "
                        f"watch_accessed_variables={accessed}) as {name}" for name, spec in given.items())
     return [f"\nwith {opened}:", *(f"    {name}.watch({n})" for name, spec in given.items()
-                                     for n in spec.get("watch", []))]
+                                     for n in spec["watch"])]
 
 
 def named(program: Program, unconnected: str) -> list[str]:

@@ -174,7 +174,7 @@ def _check_calls(scenario: ProgramScenario) -> None:
         return
     for d in parse(scenario):
         calls = sum(e.tape == d.tape for e in parse(scenario))
-        if calls > 1 and not scenario.tapes[d.tape].get("persistent", False):
+        if calls > 1 and not scenario.tapes[d.tape]["persistent"]:
             raise ConfigError(f"scenario.tapes.{d.tape}: {calls} derivatives are asked of it, so it must be "
                               f"persistent (scenario.tapes.{d.tape}.persistent=true)")
 
@@ -211,6 +211,8 @@ def check_tapes(scenario: ProgramScenario, known: list[str]) -> None:
         for watched in spec.get("watch", []):
             if watched not in scenario.inputs and watched not in scenario.setup:
                 raise ConfigError(f"{where}.watch: {watched!r} is neither an input nor a setup step")
+        scenario.tapes[name] = {"watch": list(spec.get("watch", [])),  # both keys, from here on
+                                "persistent": spec.get("persistent", False)}
     steps = scenario.targets.values()
     if any(gradient_steps.is_gradient_step(s) or recording.is_step(s) or custom_specs.call(
             s, scenario.custom_gradients) for s in steps):
