@@ -214,7 +214,7 @@ def test_full_error_shows_the_traceback(cli: Cli) -> None:
     assert run.returncode != 0 and "Traceback" in run.stderr
 
 
-def test_help_and_cfg_job_do_not_import_tensorflow(cli: Cli) -> None:
+def test_help_and_cfg_job_do_not_import_tensorflow(cli: Cli, tmp_path: Path) -> None:
     code = ("import sys, runner.cli.main as app\n"
             "sys.argv = ['tape-runner', *sys.argv[1:]]\n"
             "try:\n    app.main()\nexcept SystemExit:\n    pass\n"
@@ -238,3 +238,16 @@ def test_help_and_cfg_job_do_not_import_tensorflow(cli: Cli) -> None:
             assert f"\n  {path.stem} " in help_text, f"--help does not list {group} {path.stem}"
     assert "The gradient of y = x**2 at x = 3." in help_text
     assert "tape-runner -m scenario=" in help_text
+    assert "scenario=<name>          what to differentiate (listed above)" in help_text
+    for option in ("tracking=none ", "objective=null ", "| ray ", "hydra/sweeper=optuna ",
+                   "--config-dir <dir> "):
+        assert f"\n  {option}" in help_text or f" {option}" in help_text, option
+    # a user's own scenarios, from the directory --config-dir names (Hydra's two spellings)
+    own = tmp_path / "mine" / "scenario"
+    own.mkdir(parents=True)
+    (own / "cube.yaml").write_text("name: cube\ndescription: The cube of x. Mine.\n")
+    spellings = (["--config-dir", str(own.parent)], [f"--config-dir={own.parent}"], ["-cd", str(own.parent)])
+    for flags in spellings:
+        listed = subprocess.run([sys.executable, "-m", "runner", *flags, "--help"], capture_output=True,
+                                text=True, timeout=60).stdout
+        assert f"Your scenarios (--config-dir {own.parent}):\n  cube  The cube of x.\n" in listed, flags

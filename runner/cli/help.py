@@ -28,14 +28,18 @@ Usage: tape-runner [key=value ...]           one run     (outputs/<date>/<time>_
 
 OPTIONS = """\
 Options (any config value can be overridden; see conf/config.yaml):
-  scenario=<name>          what to differentiate (below); default basic
+  scenario=<name>          what to differentiate (listed above); default basic
   seed=0                   seeds every random draw
   dtype=float32            float16 | bfloat16 | float32 | float64
   compile=eager            eager | function (tf.function) | xla (jit_compile=True)
   plots=true report=true   write PNG plots; report.md, report.html and snippet.py
   checks.analytic=true checks.finite_differences=true    checks.tolerances.<dtype>.*
   limits.memory_mb=4096 limits.time_s=600                per-job bounds
-  hydra/launcher=joblib | submitit_local | submitit_slurm | cluster   where sweep jobs run
+  hydra/launcher=joblib | submitit_local | submitit_slurm | cluster | ray   where sweep jobs run
+  tracking=none            tensorboard | mlflow | [tensorboard,mlflow]: log each job of a sweep
+  objective=null           a gradient label (dy/dx) or max_check_error: what a job returns to a sweeper
+  hydra/sweeper=optuna     search instead of a grid (with objective=...); a sweep's -m as usual
+  --config-dir <dir>       your own <dir>/scenario/<name>.yaml beside the shipped ones
 """
 
 EXAMPLES = """\
@@ -74,7 +78,7 @@ def _header(path: Path) -> str:
 
 
 def _listing(title: str, entries: list[tuple[str, str]]) -> str:
-    width = max(len(name) for name, _ in entries) + 2
+    width = max((len(name) for name, _ in entries), default=0) + 2
     lines = [title]
     for name, text in entries:
         wrapped = textwrap.wrap(text, 96 - width) or [""]
@@ -83,11 +87,16 @@ def _listing(title: str, entries: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def help_text(config_dir: Path) -> str:
+def help_text(config_dir: Path, own: list[Path] | None = None) -> str:
+    """The help: the shipped scenarios and experiments, and those of each ``--config-dir`` in ``own``."""
     guide = [(f"guide/{name}", text) for name, text in _entries(config_dir / "scenario" / "guide")]
+    yours = [_listing(f"Your {group}s (--config-dir {path}):", entries)
+             for path in own or [] for group in ("scenario", "experiment")
+             if (entries := _entries(path / group))]
     return "\n".join([
         USAGE,
         _listing("Scenarios (scenario=<name>):", _entries(config_dir / "scenario")),
+        *yours,
         *([_listing("TensorFlow's autodiff guides (scenario=guide/<name>; all: experiment=tf_guide):",
                     guide)] if guide else []),
         _listing("Experiments (experiment=<name>):", _entries(config_dir / "experiment")),

@@ -98,6 +98,13 @@ def version_text() -> str:
             f"{installed('tensorflow')}, Python {platform.python_version()})")
 
 
+def _config_dirs(args: list[str]) -> list[Path]:
+    """The directories ``--config-dir``/``-cd`` name, in either of Hydra's spellings."""
+    found = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--config-dir", "-cd")]
+    found += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config-dir=")]
+    return [Path(path) for path in found]
+
+
 def main() -> None:
     warnings.filterwarnings("ignore", message=_REPLACED_SCHEMA, category=UserWarning)
     if "--version" in sys.argv[1:]:
@@ -106,7 +113,7 @@ def main() -> None:
     if {"--help", "-h"} & set(sys.argv[1:]):  # anywhere: `tape-runner scenario=linear --help` too
         from runner.cli.help import help_text
 
-        print(help_text(Path(CONFIG_DIR)))
+        print(help_text(Path(CONFIG_DIR), _config_dirs(sys.argv[1:])))
         return
     try:
         if hint := unknown_scenario_key(sys.argv[1:], CONFIG_DIR):
