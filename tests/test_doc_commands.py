@@ -155,8 +155,6 @@ HERE: dict[str, Callable[[subprocess.CompletedProcess[str], Path], None]] = {
 #: The docs/programs.md here-document: a scenario of the user's own, d(sum x**3)/dx = 3x**2 at [1, 2].
 OWN_SCENARIO = gradients(dy_dx=[3.0, 12.0])
 
-_RERUN = ("tests/test_rerun.py::test_run_rerun_and_rerun_of_the_rerun_are_bit_identical"
-          " (<date>/<run>: its first run)")
 _LAUNCHERS = "tests/test_sweeps.py::test_every_launcher_gives_the_same_summary"
 _TENSORBOARD = "tests/test_tracking.py::test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images"
 _RAY = "tests/test_ray.py::test_ray_gives_the_basic_launchers_results_with_reused_workers"
@@ -173,10 +171,6 @@ ELSEWHERE: dict[str, str] = {
                   "written_cell (one repetition of two of its groups)",
     "make notebook": "tests/test_notebook.py::test_the_notebook_runs_in_a_kernel_and_prints_the_seed_"
                      "gradients (the same notebook, cell by cell in a real kernel)",
-    "tape-runner --config-path outputs/<date>/<run>/.hydra --config-name config": _RERUN,
-    "tape-runner-report outputs/<date>/<run> --rerun": _RERUN,
-    "python outputs/<date>/<run>/snippet.py": "tests/test_program_cli.py::test_tf_guide_experiment_"
-                                              "reproduces_the_guides_numbers (each job's snippet.py)",
     "tape-runner experiment=seed_tour hydra/launcher=joblib hydra.launcher.n_jobs=2":
         f"{_LAUNCHERS} (joblib; a sweep with a broken job in it)",
     "tape-runner experiment=seed_tour hydra/launcher=submitit_local": f"{_LAUNCHERS} (submitit_local)",
@@ -209,13 +203,13 @@ def test_every_command_of_the_pages_is_run_by_a_test() -> None:
     transcripts = {command for command, _ in readme_transcripts()}
     scripts = [c for _, c in commands if "<<" in c]
     assert len(scripts) == 1 and "tape-runner --config-dir ./my_scenarios scenario=mine" in scripts[0]
-    run = set(HERE) | set(ELSEWHERE) | conf | transcripts | set(scripts)
+    run = set(HERE) | set(ELSEWHERE) | conf | transcripts | set(scripts) | set(_rerun_commands())
     unrun = [(page, c) for page, c in commands if c not in run]
     assert not unrun, unrun
     shown = {c for _, c in commands}
     assert not set(HERE) - shown and not set(ELSEWHERE) - shown  # no command of a page since removed
     named = [re.findall(r"(tests/\w+\.py)::(\w+)", where) for where in ELSEWHERE.values()]
-    assert sum(map(len, named)) >= 20
+    assert sum(map(len, named)) >= 15
     for path, name in (test for tests in named for test in tests):  # each test named is there
         assert re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M), (path, name)
 
@@ -230,6 +224,29 @@ def test_the_pages_commands_run_as_written(tmp_path: Path) -> None:
         assert run.returncode == 0, (command, run.stderr[-1000:])
         assert "Traceback" not in run.stderr, command
         check(run, tmp_path / str(index))
+
+
+def _rerun_commands() -> list[str]:
+    """docs/reports.md's commands, which name a run as ``outputs/<date>/<run>``."""
+    return [c for page, c in doc_commands() if page == "reports.md"]
+
+
+@pytest.mark.slow
+def test_a_run_reruns_and_its_snippet_prints_its_numbers_alone(tmp_path: Path) -> None:
+    """docs/reports.md's three ways to run a run again, ``<date>/<run>`` being what ``tape-runner`` made."""
+    assert _bash("tape-runner", tmp_path).returncode == 0
+    (first,) = [p.relative_to(tmp_path) for p in tmp_path.glob("outputs/*/*")]
+    commands = _rerun_commands()
+    assert len(commands) == 3
+    for command in commands:
+        done = _bash(command.replace("<date>/<run>", "/".join(first.parts[1:])), tmp_path)
+        assert done.returncode == 0, (command, done.stderr)
+        if command.startswith("python"):  # plain TensorFlow: its numbers, and nothing on stderr
+            assert json.loads(done.stdout) == {"dy/dx": 6.0}
+            assert done.stderr == "", done.stderr  # not TensorFlow's CUDA probes either
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("outputs/*/*/results.json"))]
+    assert len(records) == 3 and {r["status"] for r in records} == {"ok"}
+    assert [r["gradients"] for r in records] == [{"dy/dx": 6.0}] * 3
 
 
 def _python_blocks(page: Path) -> list[str]:

@@ -12,9 +12,20 @@ from runner.scenarios.schema import LinearScenario, Loss
 
 HEADER = """\
 import json
+import os
 
 import numpy as np
-import tensorflow as tf
+
+# TensorFlow's C++ start-up lines (CUDA probes where there is no GPU) bypass Python's logging:
+# file descriptor 2 goes to /dev/null while TensorFlow starts and finds its devices.
+_stderr = os.dup(2)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+try:
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()
+finally:
+    os.dup2(_stderr, 2)
 
 tf.config.experimental.enable_op_determinism()
 """
