@@ -39,7 +39,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(BIN)/ruff check runner tests benchmarks hydra_plugins
+	$(BIN)/ruff check runner tests benchmarks hydra_plugins notebooks
 	$(BIN)/lint-imports --no-cache
 
 docs: $(STAMP)
@@ -53,8 +53,7 @@ mutation: $(STAMP)
 	$(BIN)/python benchmarks/mutation.py
 
 notebook: $(STAMP)
-	$(BIN)/jupyter-execute notebooks/seed_tour.ipynb --output=../outputs/seed_tour
-	@echo "Executed notebook: outputs/seed_tour.ipynb"
+	$(BIN)/python notebooks/execute.py notebooks/seed_tour.ipynb outputs/seed_tour.ipynb
 
 clean:
 	rm -rf outputs/2* outputs/multirun .pytest_cache .ruff_cache mutants

@@ -60,6 +60,8 @@ class Curve:
     x: np.ndarray
     series: dict[str, np.ndarray]
     markers: bool = False  # mark each point: the values were sampled there (a sweep), not a dense curve
+    y_label: str = "value"
+    peaks: tuple[str, ...] = ()  # series whose largest value is marked and written on the plot
 
 
 @dataclass
@@ -73,6 +75,12 @@ class Heatmap:
 
 
 Figure = Curve | Heatmap
+
+
+def axis_label(series: list[str]) -> str:
+    """A y axis named after what it plots, ``y, dy/dx``; ``value`` for more than three series."""
+    names = [label.split(" = ")[0] for label in series]
+    return ", ".join(names) if len(names) <= 3 else "value"
 
 
 @dataclass

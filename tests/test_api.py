@@ -60,10 +60,21 @@ def test_the_figure_and_the_report_inline(empty_cwd: Path) -> None:
     assert max(r.gradients["dy/dx"]) == pytest.approx(0.25, abs=1e-6)  # the peak of sigmoid'
     (figure,) = r.figures
     assert isinstance(figure, Figure) and figure.axes[0].get_title() == "sigmoid(x) and its derivative"
+    axes = figure.axes[0]
+    assert axes.get_ylabel() == "y, dy/dx" and axes.get_xlabel() == "x"
+    (peak,) = [t.get_text() for t in axes.texts]
+    assert peak == "max 0.25 at x = 0"  # sigmoid' peaks at x = 0 with 1/4, one of 101 points from -10 to 10
     page = r._repr_html_()
-    assert "<h1>sigmoid: ok</h1>" in page and 'src="data:image/png;base64,' in page
+    assert "<h1>sigmoid: ok</h1>" in page and page.count('src="data:image/png;base64,') == 1
     assert "<html" not in page  # a fragment for the notebook, not a document
+    # a glance: the derivative with its checks, no environment, no snippet, and where the report is not
+    assert "<tr><th>derivative</th><th>value</th><th>checks</th></tr>" in page
+    assert ("<td>dy/dx</td><td>(101,) in [4.54e-05, 0.25]</td><td>✓ SymPy  ✓ float64 differences  "
+            "✓ closed form sigmoid(x)*(1 - sigmoid(x))</td>") in page
+    assert "Environment" not in page and "import tensorflow" not in page and "writes report.html" in page
     assert list(empty_cwd.iterdir()) == []
+    written = run("sigmoid", overrides=["scenario.inputs.x.linspace.num=101"], output_dir="out")
+    assert '<p><a href="out/report.html">report.html</a></p>' in written._repr_html_()
 
 
 def test_expressions_are_quoted_as_on_the_command_line(empty_cwd: Path) -> None:
@@ -255,3 +266,20 @@ def test_an_output_dir_that_cannot_be_a_directory_is_a_config_error(tmp_path: Pa
         with pytest.raises(ConfigError, match=refusal):
             call("basic", output_dir=tmp_path / where)
     assert (tmp_path / "a_file").read_text() == "not a directory"
+
+
+def test_the_report_rounds_errors_and_tolerances_and_names_every_column(empty_cwd: Path) -> None:
+    from runner.outputs import report
+
+    page = report.to_markdown(report.sections(run("basic").to_dict()))
+    # float32's bounds at dy/dx = 6, by hand: 1e-6 + 1e-5 * 6 against SymPy; 1e-5 + 1e-3 * 6 against
+    # float64 differences (conf/checks/default.yaml)
+    assert "| dy/dx vs SymPy | yes | 0 | 6.1e-05 |" in page
+    assert "| dy/dx vs float64 central differences (every element) | yes | " in page
+    assert "| 0.00601 | worst element" in page and "0.0060100000" not in page
+    assert "| y finite | yes | — | — |" in page
+    assert "| name | value | note |" in page and "| what | value |" in page
+    lines = page.splitlines()
+    headers = [lines[i - 1] for i, line in enumerate(lines) if line.startswith("|---|")]
+    assert len(headers) >= 6 and not [h for h in headers if "|  |" in h]  # every column is named
+    assert "vs float64 central differences: (f(x + h) - f(x - h)) / 2h" in page  # the legend under Checks

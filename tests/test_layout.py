@@ -117,6 +117,6 @@ def test_an_import_against_the_layers_breaks_its_contract(planted: Path, module:
 def test_the_checkout_is_ruff_clean() -> None:
     """What ``make lint`` runs first: ruff over the code, the tests, the benchmark and the plugin."""
     command = [str(LINT_IMPORTS.with_name("ruff")), "check", "--no-cache", "runner", "tests", "benchmarks",
-               "hydra_plugins"]
+               "hydra_plugins", "notebooks"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

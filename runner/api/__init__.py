@@ -36,6 +36,7 @@ import contextlib
 import copy
 import functools
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ from runner.cli.hints import unknown_scenario_key
 from runner.cli.main import CONFIG_DIR, quote_expressions
 from runner.errors import ConfigError, JobError
 from runner.jobs import task
-from runner.outputs import report, summary
+from runner.outputs import console, report, summary
 from runner.result import Check, Outcome
 from runner.scenarios.schema import path_safe
 
@@ -122,8 +123,13 @@ class Result:
         return {f.filename: png(fig) for f, fig in zip(self._plotted, self.figures, strict=True)}
 
     def _repr_html_(self) -> str:
-        """The run's report, inline: what report.html shows, plots included."""
-        return report.html_body(report.sections(self.record), self._pngs.get)
+        """The run at a glance, inline: each derivative with its checks, the plots, and a link to
+        report.html when the run wrote one (the whole report is there, and in ``to_dict()``)."""
+        href = None
+        if self.run_dir is not None and (self.run_dir / "report.html").is_file():
+            href = os.path.relpath(self.run_dir / "report.html")  # from the notebook's directory
+        rows = console.rows(self.outcome) if self.outcome else []
+        return report.html_body(report.glance_sections(self.record, rows, href), self._pngs.get)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in self.gradients.items())

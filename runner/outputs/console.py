@@ -31,13 +31,25 @@ def lines(outcome: Outcome) -> list[str]:
     return found
 
 
-def _line(label: str, outcome: Outcome) -> str:
+def rows(outcome: Outcome) -> list[tuple[str, str, str]]:
+    """(derivative, its value, the checks of it) for every derivative, in the run's order: the table a
+    notebook shows."""
+    return [row(label, outcome) for label in outcome.gradients]
+
+
+def row(label: str, outcome: Outcome) -> tuple[str, str, str]:
+    """A derivative's label, its value as printed (a None with its reason), and one mark per check."""
     value = outcome.gradients[label]
     marks = "  ".join(_mark(c, label) for c in outcome.checks if _about(c, label, value is None))
     if value is None:
         reason = outcome.notes.get(label, "")
-        return f"{label} = None" + (f" ({reason})" if reason else "") + (f"  {marks}" if marks else "")
-    return f"{label}{_shown(np.asarray(value))}" + (f"  {marks}" if marks else "  (not checked)")
+        return label, "None" + (f" ({reason})" if reason else ""), marks
+    return label, _shown(np.asarray(value)), marks or "(not checked)"
+
+
+def _line(label: str, outcome: Outcome) -> str:
+    label, value, checks = row(label, outcome)
+    return f"{label} = {value}" + (f"  {checks}" if checks else "")
 
 
 def _about(check: Check, label: str, none: bool) -> bool:
@@ -55,10 +67,10 @@ def _mark(check: Check, label: str) -> str:
 def _shown(value: np.ndarray) -> str:
     """A short value whole; a longer one by shape and range, as the sweep's summary shows it."""
     if value.size <= INLINE:
-        return f" = {_number(value.item()) if value.ndim == 0 else _listed(value.tolist())}"
+        return _number(value.item()) if value.ndim == 0 else _listed(value.tolist())
     finite = value[np.isfinite(value)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
-    return f" = {glance.tensor_text(list(value.shape), low, high)}" + ("" if finite.size else ", none finite")
+    return glance.tensor_text(list(value.shape), low, high) + ("" if finite.size else ", none finite")
 
 
 def _listed(values: Any) -> str:

@@ -6,10 +6,13 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from runner.outputs.files import write_atomic
 from runner.result import Curve, Figure, Heatmap
 
 if TYPE_CHECKING:  # Matplotlib loads when something is drawn
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure as MplFigure
 
 MAX_POINTS = 5_000
@@ -42,7 +45,10 @@ def render(figure: Figure) -> MplFigure:
             ax.plot(figure.x[::stride], values[::stride], label=label, linewidth=2,
                     marker="o" if figure.markers else None)
         ax.axhline(0.0, color="0.75", linewidth=0.8)
+        for label in figure.peaks:
+            _mark_peak(ax, figure.x, figure.series[label], figure.x_label)
         ax.set_xlabel(figure.x_label)
+        ax.set_ylabel(figure.y_label)
         ax.grid(True, alpha=0.3)
         ax.legend()
     elif isinstance(figure, Heatmap):
@@ -55,6 +61,20 @@ def render(figure: Figure) -> MplFigure:
         fig.colorbar(image, ax=ax)
     ax.set_title(figure.title)
     return fig
+
+
+def _mark_peak(ax: Axes, x: np.ndarray, values: np.ndarray, x_label: str) -> None:
+    """A dot on the series' peak, its largest finite value where that is inside the range (not at
+    either end), and the value and where it is beside it."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return
+    at = int(np.argmax(np.where(finite, values, -np.inf)))
+    if at in (0, len(values) - 1):
+        return
+    ax.plot([x[at]], [values[at]], "o", color="black", markersize=5, zorder=3)
+    ax.annotate(f"max {values[at]:.3g} at {x_label} = {x[at]:.3g}", (x[at], values[at]),
+                textcoords="offset points", xytext=(8, 4))
 
 
 def _cells(heatmap: Heatmap) -> list[tuple[tuple[int, int], float]]:

@@ -62,7 +62,8 @@ class Hover:
 
 @dataclass
 class Section:
-    """A heading and its blocks: ("p", text) | ("table", (header, rows)) | ("code", text) | ("img", file)."""
+    """A heading and its blocks: ("p", text) | ("table", (header, rows)) | ("code", text) | ("img", file)
+    | ("link", (text, href))."""
 
     title: str
     blocks: list[tuple[str, Any]] = field(default_factory=list)
@@ -87,6 +88,23 @@ def value_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e-3 and value else repr(value)
     return str(value)
+
+
+def error_text(value: Any) -> str:
+    """An error or a tolerance: three significant digits are all a comparison needs."""
+    if value is None:
+        return "—"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+#: What the checks' names mean, under every report's table of checks.
+CHECKS_LEGEND = (
+    "vs SymPy: SymPy's exact derivative, evaluated in float64. vs float64 central differences: "
+    "(f(x + h) - f(x - h)) / 2h of the same program in float64, element by element. vs float64 "
+    "forward pass: the step's value recomputed in float64 NumPy. finite: no NaN or inf. recorded: a "
+    "gradient where one was expected, None where TensorFlow gives None. Other checks name what they "
+    "compare. A check passes when every element has |got - want| <= atol + rtol * |want|; the tolerance "
+    "column is that bound at the worst element, from checks.tolerances.<dtype>.")
 
 
 def _step(text: Any) -> str:
@@ -121,15 +139,38 @@ def _function(scenario: dict[str, Any], labels: list[str]) -> str:
     return f"case: {scenario.get('case', 'all')}"
 
 
+def _headline(results: dict[str, Any]) -> Section:
+    """``<scenario>: <status>``, and the reason when it is not ok."""
+    head = Section(f"{results.get('scenario')}: {results.get('status')}")
+    if results.get("message"):
+        what = {"check_failed": "Check failed", "unverified": "Unverified"}.get(str(results.get("status")),
+                                                                               "Error")
+        head.blocks.append(("p", f"{what}: {results['message']}"))
+    return head
+
+
+def glance_sections(results: dict[str, Any], derivatives: list[tuple[str, str, str]],
+                    report_href: str | None) -> list[Section]:
+    """A run at a glance, as a notebook shows it: its status, each derivative with the checks of it
+    (``derivatives``: rows of the console's table), its plots, and where the whole report is."""
+    out = [_headline(results)]
+    if derivatives:
+        out.append(Section("Derivatives", [("table", (["derivative", "value", "checks"],
+                                                       [list(r) for r in derivatives]))]))
+    if results.get("plots"):
+        out.append(Section("Plots", [("img", plot) for plot in results["plots"]]))
+    where = (("link", ("report.html", report_href)) if report_href else
+             ("p", "Not written to disk: run(..., output_dir=...) writes report.html, with every check's "
+                   "numbers, the inputs, the environment and a standalone snippet."))
+    out.append(Section("Report", [where]))
+    return out
+
+
 def sections(results: dict[str, Any]) -> list[Section]:
     config = results.get("config") or {}
     scenario = config.get("scenario") or {}
     notes = results.get("notes") or {}
-    out = [Section(f"{results.get('scenario')}: {results.get('status')}")]
-    if results.get("message"):
-        what = {"check_failed": "Check failed", "unverified": "Unverified"}.get(str(results.get("status")),
-                                                                               "Error")
-        out[0].blocks.append(("p", f"{what}: {results['message']}"))
+    out = [_headline(results)]
     if scenario.get("description"):
         out[0].blocks.append(("p", scenario["description"]))
 
@@ -142,13 +183,13 @@ def sections(results: dict[str, Any]) -> list[Section]:
         rows = [[label, value_text(v), notes.get(label, "")] for label, v in results["gradients"].items()]
         out.append(Section("Gradients", [("table", (["gradient", "value", "note"], rows))]))
     if results.get("checks"):
-        rows = [[c["name"], "yes" if c["passed"] else "NO", value_text(c["max_abs_err"]),
-                 value_text(c["tol"]), c.get("detail", "")] for c in results["checks"]]
+        rows = [[c["name"], "yes" if c["passed"] else "NO", error_text(c["max_abs_err"]),
+                 error_text(c["tol"]), c.get("detail", "")] for c in results["checks"]]
         out.append(Section("Checks", [("table", (["check", "passed", "max abs error", "tolerance",
-                                                   "detail"], rows))]))
+                                                   "detail"], rows)), ("p", CHECKS_LEGEND)]))
     if results.get("values"):
         rows = [[name, value_text(v), notes.get(name, "")] for name, v in results["values"].items()]
-        out.append(Section("Values", [("table", (["value", "", "note"], rows))]))
+        out.append(Section("Values", [("table", (["name", "value", "note"], rows))]))
     if results.get("reference_error"):
         config_dtype = (results.get("config") or {}).get("dtype")
         rows = [[label, value_text(err)] for label, err in results["reference_error"].items()]
@@ -169,7 +210,7 @@ def sections(results: dict[str, Any]) -> list[Section]:
                  + (" (uncommitted changes)" if env.get("git_dirty") else "")],
                 ["seed", config.get("seed")], ["dtype", config.get("dtype")]]
         rows += [[name, version] for name, version in (env.get("packages") or {}).items()]
-        out.append(Section("Environment", [("table", (["", "value"], rows))]))
+        out.append(Section("Environment", [("table", (["what", "value"], rows))]))
     if results.get("timings"):
         rows = [[k, f"{v:.4f}"] for k, v in results["timings"].items()]
         out.append(Section("Timings", [("table", (["phase", "seconds"], rows))]))
@@ -224,6 +265,8 @@ def to_markdown(parts: list[Section]) -> str:
             elif kind == "code":
                 fence = _fence(content)
                 lines += [fence, content.rstrip("\n"), fence, ""]
+            elif kind == "link":
+                lines += [_md_cell(Link(*content)), ""]
             elif kind == "img":
                 if PLOT_NAME.match(content):
                     lines += [f"![{md_text(content)}]({content})", ""]
@@ -281,6 +324,9 @@ def html_body(parts: list[Section], image: Callable[[str], bytes | None]) -> str
                 body.append(f"<p>{esc(content)}</p>")
             elif kind == "code":
                 body.append(f"<pre><code>{esc(content)}</code></pre>")
+            elif kind == "link":
+                text, href = content
+                body.append(f'<p><a href="{esc(href)}">{esc(text)}</a></p>')
             elif kind == "img":
                 png = image(content)
                 body.append(f'<p><img alt="{esc(content)}" src="{_data_uri(png)}"></p>'

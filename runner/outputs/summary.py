@@ -232,7 +232,8 @@ def _parameter_curve(sweep: Sweep) -> Curve | None:
     series = {label: values for label, values in series.items() if np.isfinite(values).any()}
     if not series:
         return None
-    return Curve(PLOT, f"gradients against {sweep.varying}", sweep.varying, x, series, markers=True)
+    return Curve(PLOT, f"gradients against {sweep.varying}", sweep.varying, x, series, markers=True,
+                 y_label="gradient")
 
 
 def _family_curve(sweep: Sweep) -> Curve | None:
@@ -260,7 +261,7 @@ def _family_curve(sweep: Sweep) -> Curve | None:
         series[name] = np.asarray(values, dtype=np.float64)
     if x is None or len(series) < 2:
         return None
-    return Curve(CURVES, f"{label} for each job", axis_name, x, series)
+    return Curve(CURVES, f"{label} for each job", axis_name, x, series, y_label=str(label))
 
 
 def write(sweep_dir: Path) -> Sweep:

@@ -25,7 +25,7 @@ import numpy as np
 from runner.language import backends, expr, syntax
 from runner.language.arrays import NumPyBackend
 from runner.oracles.checks import compare, finite
-from runner.result import Curve, Outcome
+from runner.result import Curve, Outcome, axis_label
 from runner.routines import snippets
 from runner.routines.nested_tapes import (
     at_inputs,
@@ -169,7 +169,7 @@ def _curve(scenario: HigherOrderScenario, outcome: Outcome, tree: syntax.Expr, s
         outcome.notes[names[k]] = " ".join(filter(None, [outcome.notes.get(names[k]), note]))
     series = {f"{names[0]} = {scenario.function}": curves[0], **dict(zip(names[1:], curves[1:], strict=True))}
     return Curve(f"{scenario.name}.png", f"{scenario.function} and its first {scenario.order} derivatives",
-                 name, axis, series)
+                 name, axis, series, y_label=axis_label(list(series)))
 
 
 def snippet(scenario: HigherOrderScenario, name: str, names: list[str], run: RunConfig) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from runner.result import Curve, Figure, Outcome
+from runner.result import Curve, Figure, Outcome, axis_label
 from runner.routines import hessians
 
 if TYPE_CHECKING:
@@ -36,5 +36,6 @@ def _curve(program: Program, outcome: Outcome) -> Curve | None:
     title = f"{scenario.name}: steps and gradients"
     if scenario.function is not None:  # the short form, titled as its one function
         title = f"{scenario.function} and its derivative"
-    return Curve(f"{scenario.name}.png", title, axis,
-                 outcome.inputs[axis], series)
+    gradients = tuple(label for label in series if label in outcome.gradients)
+    return Curve(f"{scenario.name}.png", title, axis, outcome.inputs[axis], series,
+                 y_label=axis_label(list(series)), peaks=gradients)
