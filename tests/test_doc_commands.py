@@ -75,6 +75,9 @@ def ok(done: subprocess.CompletedProcess[str], cwd: Path) -> None:
     assert records and all(r["status"] == "ok" and all(c["passed"] for c in r["checks"]) for r in records)
 
 
+_CONSOLE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\]\[(INFO|WARNING|ERROR)\] - ")
+
+
 def swept(*dy_dx: float) -> Callable[[subprocess.CompletedProcess[str], Path], None]:
     def check(done: subprocess.CompletedProcess[str], cwd: Path) -> None:
         (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
@@ -82,6 +85,9 @@ def swept(*dy_dx: float) -> Callable[[subprocess.CompletedProcess[str], Path], N
         assert [r["status"] for r in rows] == ["ok"] * len(dy_dx)
         assert [r["dy/dx"] for r in rows] == list(dy_dx)
         assert (summary.parent / "summary.md").is_file()
+        # the sweep's own lines and its jobs' in one format: time, level, message
+        printed = (done.stdout + done.stderr).splitlines()
+        assert len(printed) >= 2 * len(dy_dx) and all(_CONSOLE.match(line) for line in printed), printed
 
     return check
 
