@@ -104,6 +104,44 @@ def test_hessian_of_an_elementwise_function_is_diagonal() -> None:
     np.testing.assert_allclose(outcome.gradients["d2y/dx2"], want, rtol=1e-12, atol=1e-15)
 
 
+def test_hvp_is_the_hessian_times_u_forward_over_reverse() -> None:
+    """loss = sum((x @ w)**2) has H u = 2 x^T x u for u shaped like w; sum(sin(x) x) has the diagonal
+    Hessian 2 cos x - x sin x, so H u is that times u, element by element."""
+    u = np.arange(8.0).reshape(2, 4) / 4 - 1
+    given = assert_passed(run_program({"y": "x @ w", "loss": "reduce_sum(y**2)"}, {"loss": ["w"]},
+                                      inputs=INPUTS, derivative="hvp", tangents={"w": u.tolist()}))
+    np.testing.assert_allclose(given.gradients["d2loss/dw2"], 2 * X.T @ X @ u, rtol=1e-12)
+    names = _names(given)
+    assert "d2loss/dw2 vs float64 central second differences times u (every element)" in names
+    assert "d2loss/dw2 vs SymPy" in names
+    x = np.array([0.3, -1.2, 2.0])
+    drawn = assert_passed(run_program({"y": "reduce_sum(sin(x) * x)"}, {"y": ["x"]},
+                                      inputs={"x": {"value": x.tolist()}}, derivative="hvp",
+                                      overrides=["checks.fd_max_elements=2", "checks.projections=3"]))
+    tangent = drawn.values["d2y/dx2 tangent"]
+    assert tangent.shape == (3,) and np.std(tangent) > 0.1  # seeded N(0, 1)
+    np.testing.assert_allclose(drawn.gradients["d2y/dx2"], (2 * np.cos(x) - x * np.sin(x)) * tangent,
+                               rtol=1e-12)
+    assert "d2y/dx2 vs float64 second differences (3 random projections v.(H u), u given)" in _names(drawn)
+
+
+@pytest.mark.parametrize("projected", [False, True])
+def test_a_wrong_second_derivative_fails_the_hvp(projected: bool) -> None:
+    """Sin's gradient one percent off in TensorFlow's registry: H u of sum(sin(x) x) is off too, and both
+    the whole second-difference Hessian and its projections see it."""
+    from tests.planted import planted, scaled
+
+    x = np.array([0.3, -1.2, 2.0])
+    overrides = ["checks.fd_max_elements=2", "checks.projections=3"] if projected else []
+    with planted("Sin", scaled(1.01)):
+        outcome = run_program({"y": "reduce_sum(sin(x) * x)"}, {"y": ["x"]},
+                              inputs={"x": {"value": x.tolist()}}, derivative="hvp",
+                              tangents={"x": [1.0, -2.0, 0.5]}, overrides=overrides)
+    failed = [c.name for c in outcome.checks if not c.passed]
+    assert any(name.startswith("d2y/dx2 vs float64") for name in failed), failed
+    assert "d2y/dx2 vs SymPy" in failed
+
+
 def test_jvp_with_given_and_random_tangents() -> None:
     """J u for y = x @ w along u in w is x @ u, shaped like y; along a number, the number fills w."""
     u = np.arange(8.0).reshape(2, 4) / 4
@@ -238,7 +276,7 @@ def test_second_differences_are_exact_enough_for_float64() -> None:
          "scenario.tangents.w: shape (2,) is not w's (2, 4)"),
         ({"y": "x @ w"}, {"y": ["w"]}, {"derivative": "jvp", "tangents": {"x": 1.0}},
          "'x' is not a source in scenario.gradients"),
-        ({"y": "x @ w"}, {"y": ["w"]}, {"tangents": {"w": 1.0}}, "only derivative=jvp takes tangents"),
+        ({"y": "x @ w"}, {"y": ["w"]}, {"tangents": {"w": 1.0}}, "only derivative=jvp or hvp takes tangents"),
         ({"y": "x @ w"}, {"y": ["w"]}, {"derivative": "batch_jacobian"},
          "batch_jacobian needs y (3, 4) and w (2, 4) to share their first (batch) dimension"),
         ({"y": "reduce_sum(x)"}, {"y": ["x"]}, {"derivative": "batch_jacobian"},
@@ -256,7 +294,11 @@ def test_second_differences_are_exact_enough_for_float64() -> None:
         ({"y": "x @ w"}, {"y": ["w"]}, {"derivative": "hessian", "damping": -1.0},
          "scenario.damping must be"),
         ({"y": "x @ w"}, {"y": ["w"]}, {"derivative": "jvp", "output_gradients": {"y": 2.0}},
-         "only gradient and hessian take a cotangent"),
+         "only gradient, hessian and hvp take a cotangent"),
+        ({"y": "reduce_sum(x @ w)"}, {"y": ["w"]}, {"derivative": "hessian", "tangents": {"w": 1.0}},
+         "only derivative=jvp or hvp takes tangents, not hessian"),
+        ({"y": "x @ w", "z": "reduce_sum(y)"}, {"z": ["y"]}, {"derivative": "hvp"},
+         "derivative=hvp pushes its tangent in at an input or a layer's variable; 'y' is a step"),
         ({"y": "x @ w", "z": "y * 2"}, {"z": ["y"]}, {"derivative": "jvp"}, "'y' is a step"),
         ({"y": "x @ w"}, {"y": ["w", "x"]}, {"derivative": "batch_jacobian"},
          "several sources need a persistent"),
@@ -338,11 +380,11 @@ def test_guide_derivatives_through_the_cli(cli: Callable[..., CliRun]) -> None:
 
 @pytest.mark.parametrize(("kind", "sources", "options"), [
     ("jacobian", ["w", "x"], {"persistent": True}), ("batch_jacobian", ["x"], {}),
-    ("hessian", ["w"], {}), ("jvp", ["w"], {})])
+    ("hessian", ["w"], {}), ("hvp", ["w"], {}), ("jvp", ["w"], {})])
 def test_sympy_checks_every_kind_while_the_program_is_small(kind: str, sources: list[str],
                                                            options: dict[str, Any]) -> None:
     inputs = {"x": {"value": X.tolist(), "kind": "constant", "watch": True}, "w": {"value": W.tolist()}}
-    target = "reduce_sum(tanh(x @ w))" if kind == "hessian" else "tanh(x @ w)"
+    target = "reduce_sum(tanh(x @ w))" if kind in ("hessian", "hvp") else "tanh(x @ w)"
     outcome = assert_passed(run_program({"y": target}, {"y": sources}, inputs=inputs, derivative=kind,
                                         **options))
     label = kinds.label(kind, "y", sources[0])
@@ -351,11 +393,23 @@ def test_sympy_checks_every_kind_while_the_program_is_small(kind: str, sources: 
 
 
 @pytest.mark.slow
+def test_hvp_through_the_cli_and_its_snippet(cli: Callable[..., CliRun]) -> None:
+    """The dense program's H u for w and b: ok, checked, and the plain-TensorFlow script prints it."""
+    run = cli("scenario=program", "scenario.derivative=hvp")
+    results = run.ok()
+    assert set(results["gradients"]) == {"d2loss/dw2", "d2loss/db2"}
+    # loss = mean(y**2) over y's 2 elements with y = x @ w + b: d2loss/db2 = I, so H u = u for b
+    np.testing.assert_allclose(results["gradients"]["d2loss/db2"], results["values"]["d2loss/db2 tangent"],
+                               rtol=1e-6)
+    assert_snippets_reproduce(run.run_dirs())
+
+
+@pytest.mark.slow
 def test_refusals_through_the_cli_exit_1_in_one_line(cli: Callable[..., CliRun]) -> None:
     for args, message in [
         (["scenario=guide/jacobian_matrix", "scenario.derivative=laplacian"],
          "scenario.derivative: unknown 'laplacian' (known: gradient, jacobian, batch_jacobian, hessian, "
-         "jvp)"),
+         "hvp, jvp)"),
         (["scenario=guide/batch_jacobian", "scenario.gradients.y=[h.kernel]"],
          "scenario.gradients.y: batch_jacobian needs y (7, 6) and h.kernel (5, 8) to share their first "
          "(batch) dimension"),
@@ -369,10 +423,10 @@ def test_refusals_through_the_cli_exit_1_in_one_line(cli: Callable[..., CliRun])
         assert "Traceback" not in output and run.results["status"] == "error"
 
 
-@pytest.mark.parametrize("kind", ["jacobian", "batch_jacobian", "hessian", "jvp"])
+@pytest.mark.parametrize("kind", ["jacobian", "batch_jacobian", "hessian", "hvp", "jvp"])
 def test_every_kind_traced_or_in_float16_is_checked_and_agrees(kind: str) -> None:
     inputs = {"x": {"value": X.tolist(), "kind": "constant", "watch": True}, "w": {"value": W.tolist()}}
-    target = "reduce_sum(tanh(x @ w))" if kind == "hessian" else "tanh(x @ w)"
+    target = "reduce_sum(tanh(x @ w))" if kind in ("hessian", "hvp") else "tanh(x @ w)"
     source = "w" if kind != "batch_jacobian" else "x"
     label = kinds.label(kind, "y", source)
     eager = run_program({"y": target}, {"y": [source]}, inputs=inputs, derivative=kind)

@@ -1,4 +1,4 @@
-"""Jacobians, batch Jacobians, Hessians and JVPs against float64 differences of the forward pass.
+"""Jacobians, batch Jacobians, Hessians, HVPs and JVPs against float64 differences of the forward pass.
 
 Each compares what the tape gave with central differences of a float64 NumPy function
 (every element up to a size, the whole numerical Jacobian or the Hessian's second
@@ -110,9 +110,12 @@ def second_differences(f: Callable[[np.ndarray], float], point: np.ndarray) -> n
     return hessian.reshape(point.shape + point.shape)
 
 
-def _rounding(f: Callable[[np.ndarray], float], point: np.ndarray) -> float:
-    """What rounding alone can put in a second difference: four evaluations' eps over delta^2."""
-    return 16 * EPS * max(1.0, abs(f(point))) / SECOND_DELTA**2
+def _rounding(f: Callable[[np.ndarray], float], point: np.ndarray) -> tuple[float, str]:
+    """What rounding alone can put in a second difference (four evaluations' eps over delta^2), and the
+    words a check's detail says it in."""
+    slack = 16 * EPS * max(1.0, abs(f(point))) / SECOND_DELTA**2
+    return slack, (f"tolerance includes {slack:.2g} for rounding in the second differences "
+                   f"(step {SECOND_DELTA:g})")
 
 
 def hessian_check(label: str, got: Any, f: Callable[[np.ndarray], float], point: np.ndarray, tol: Tolerance,
@@ -121,22 +124,50 @@ def hessian_check(label: str, got: Any, f: Callable[[np.ndarray], float], point:
     or random projections ``v . (H u)`` against the second difference along u and v. The tolerance
     adds what rounding does to a second difference (16 eps |f| / delta^2), named in the detail."""
     point = np.asarray(point, dtype=np.float64)
-    slack = _rounding(f, point)
-    detail = f"tolerance includes {slack:.2g} for rounding in the second differences (step {SECOND_DELTA:g})"
+    slack, detail = _rounding(f, point)
     if oracle is not None:
         check = compare(f"{label} vs float64 central second differences (every element)", got, oracle,
                         Tolerance(rtol=tol.rtol, atol=tol.atol + slack))
         check.detail = "; ".join(filter(None, [check.detail, detail]))
         return check
-    rng = np.random.default_rng(seed)
     matrix = np.asarray(got, dtype=np.float64).reshape(point.size, point.size)
     name = f"{label} vs float64 second differences ({projections(max(1, count), 'v.(H u)')})"
+    return _second_projections(name, detail, f, point, tol, slack, count, seed,
+                               lambda u, v: float(v.reshape(-1) @ matrix @ u.reshape(-1)))
+
+
+def hvp_check(label: str, got: Any, f: Callable[[np.ndarray], float], point: np.ndarray,
+              tangent: np.ndarray, tol: Tolerance, oracle: np.ndarray | None, count: int, seed: int) -> Check:
+    """H u against second differences of the float64 forward pass: the whole Hessian (``oracle``) times
+    u at every element, or random projections ``v . (H u)`` against the second difference along u
+    and v. Rounding's share (16 eps |f| / delta^2 per element of H) counts once per unit of |u|."""
+    point, u = np.asarray(point, dtype=np.float64), np.asarray(tangent, dtype=np.float64)
+    slack, detail = _rounding(f, point)
+    if oracle is not None:
+        want = (oracle.reshape(point.size, point.size) @ u.reshape(-1)).reshape(point.shape)
+        check = compare(f"{label} vs float64 central second differences times u (every element)", got, want,
+                        Tolerance(rtol=tol.rtol, atol=tol.atol + slack * float(np.abs(u).sum())))
+        check.detail = "; ".join(filter(None, [check.detail, detail]))
+        return check
+    flat = np.asarray(got, dtype=np.float64).reshape(-1)
+    name = f"{label} vs float64 second differences ({projections(max(1, count), 'v.(H u)')}, u given)"
+    return _second_projections(name, detail, f, point, tol, slack, count, seed,
+                               lambda _, v: float(v.reshape(-1) @ flat), fixed=u)
+
+
+def _second_projections(name: str, detail: str, f: Callable[[np.ndarray], float], point: np.ndarray,
+                        tol: Tolerance, slack: float, count: int, seed: int,
+                        tape_side: Callable[[np.ndarray, np.ndarray], float],
+                        fixed: np.ndarray | None = None) -> Check:
+    """The worst of ``count`` seeded projections v . (H u), the tape's against the four-point second
+    difference; u seeded too unless ``fixed``."""
+    rng = np.random.default_rng(seed)
     worst: tuple[float, float, float] | None = None  # (err / bound, err, bound)
     for _ in range(max(1, count)):
-        u, v = directions(rng, point.shape), directions(rng, point.shape)
-        tape_side = float(v.reshape(-1) @ matrix @ u.reshape(-1))
+        u = directions(rng, point.shape) if fixed is None else fixed
+        v = directions(rng, point.shape)
         numeric = _second(f, point, u, v)
-        err = abs(tape_side - numeric)
+        err = abs(tape_side(u, v) - numeric)
         bound = tol.atol + slack * float(np.linalg.norm(u) * np.linalg.norm(v)) + tol.rtol * abs(numeric)
         if not (math.isfinite(err) and math.isfinite(numeric)):
             return Check(name, False, None, None, "NaN or Inf in a projection")

@@ -1,16 +1,19 @@
-"""A program's derivatives asked of the tape (gradients, Jacobians, batch Jacobians, Hessians, JVPs),
+"""A program's derivatives asked of the tape (gradients, Jacobians, batch Jacobians, Hessians, HVPs, JVPs),
 each checked by runner/oracles/derivative_checks.py (all but gradients, which the program checks).
 
 ``derivative`` (runner/scenarios/derivative_specs.py) chooses what the tape is asked for each entry
 of ``gradients``: ``tape.jacobian`` (pfor, its tf.while_loop, or both, timed apart
 and checked to agree), ``tape.batch_jacobian``, the Hessian as the guide writes it
-(an outer tape around the tape whose gradient it differentiates), or a JVP from
-``tf.autodiff.ForwardAccumulator``. None of the checks uses TensorFlow's autodiff as
-the reference: each result is compared with central differences of the program's
-float64 NumPy forward pass (every element up to ``checks.fd_max_elements``: the whole
-numerical Jacobian, or the Hessian's second differences; above it random projections
-``v . (J u)``, ``v . (H u)``). A JVP is also checked against the tape's VJP by the
-dot-product test, and a Newton step against the step solved from the float64 oracle.
+(an outer tape around the tape whose gradient it differentiates), a Hessian-vector
+product forward over reverse (a ForwardAccumulator around the tape, pushing its tangent
+through the tape's gradient), or a JVP from ``tf.autodiff.ForwardAccumulator``. None of
+the checks uses TensorFlow's autodiff as the reference: each result is compared with
+central differences of the program's float64 NumPy forward pass (every element up to
+``checks.fd_max_elements``: the whole numerical Jacobian, or the Hessian's second
+differences; above it random projections ``v . (J u)``, ``v . (H u)``). A JVP is also
+checked against the tape's VJP by the dot-product test, and a Newton step against the step
+solved from the float64 oracle. The scripts that reproduce them are
+runner/routines/derivative_snippets.py's.
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ from runner.oracles.derivative_checks import (
     batch_jacobian_check,
     dot_product_check,
     hessian_check,
+    hvp_check,
     jacobian_check,
     jvp_check,
     second_differences,
     weighted,
 )
 from runner.result import Check, Outcome
-from runner.routines import layer_steps, snippets
 from runner.routines.hessians import curvature, newton
 from runner.routines.program_view import ProgramView
 from runner.routines.support import timed_step
@@ -52,19 +55,19 @@ label = derivative_specs.label  # d<target>/d<source>; a Hessian's d2<target>/d<
 
 
 def tangents(program: ProgramView) -> dict[str, np.ndarray]:
-    """Each jvp source's tangent in float64: as the scenario gives it, else seeded N(0, 1) draws."""
+    """Each jvp or hvp source's tangent in float64: as the scenario gives it, else seeded N(0, 1) draws."""
     scenario = program.scenario
     out = {}
     for source in dict.fromkeys(s for sources in program.plan.values() for s in sources):
         if source in scenario.tangents:
             out[source] = derivative_specs.tangent_value(scenario.tangents[source], program.shapes[source])
         else:
-            out[source] = np.random.default_rng(_tangent_seed(program.run.seed, source)).standard_normal(
+            out[source] = np.random.default_rng(tangent_seed(program.run.seed, source)).standard_normal(
                 program.shapes[source])
     return out
 
 
-def _tangent_seed(seed: int, source: str) -> list[int]:
+def tangent_seed(seed: int, source: str) -> list[int]:
     return [seed, *f"tangent {source}".encode()]
 
 
@@ -109,6 +112,8 @@ def tape_step(program: ProgramView, forward: Forward, refused: dict[str, str], u
     if kind == "jvp":
         return _jvp_step(program, forward, unconnected)
     output_gradients = {t: tf.constant(program.weights[t], program.dtype) for t in scenario.output_gradients}
+    if kind == "hvp":
+        return _hvp_step(program, forward, unconnected, output_gradients, watched)
     hessian = kind == "hessian"
 
     def ask(tape: tf.GradientTape, kind: str, y: Any, wrt: list[Any], keys: list[str] | None = None,
@@ -188,6 +193,36 @@ def _jvp_step(program: ProgramView, forward: Forward,
     return step
 
 
+def _hvp_step(program: ProgramView, forward: Forward, unconnected: tf.UnconnectedGradients,
+              output_gradients: dict[str, Any], watched: list[Any] | None) -> Callable[..., Any]:
+    """H u forward over reverse, one source at a time: a ForwardAccumulator carrying u around a
+    persistent tape (one gradient per target), and the accumulator's JVP of each gradient."""
+    given = {s: tf.constant(u, program.dtype) for s, u in tangents(program).items()}
+
+    @tf.autograph.experimental.do_not_convert
+    def step(tensors: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        found, results = {}, {}
+        for source, u in given.items():
+            primal = program.source(source, tensors, {})
+            with tf.autodiff.ForwardAccumulator(primal, u) as acc:
+                with _tape(program, persistent=True) as tape:
+                    _watch(program, tape, tensors)
+                    results = forward(tensors, tape)
+                for target, sources in program.plan.items():
+                    if source in sources:
+                        g = tape.gradient(program.differentiated(target, results), primal,
+                                          output_gradients=output_gradients.get(target),
+                                          unconnected_gradients=unconnected)
+                        # ZERO: a gradient that no longer reads the source has H u = 0
+                        hu = None if g is None else acc.jvp(g, unconnected_gradients=ZERO)
+                        found[derivative_specs.label("hvp", target, source)] = hu
+            if watched is not None:
+                watched[:] = tape.watched_variables()
+        return results, found
+
+    return step
+
+
 def run_tape(program: ProgramView, forward: Forward, tensors: dict[str, Any], refused: dict[str, str],
              watched: list[Any] | None = None,
              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float], dict[str, np.ndarray]]:
@@ -248,6 +283,14 @@ def check(program: ProgramView, outcome: Outcome, label: str, target: str, sourc
         if differences:
             checks.append(jvp_check(label, got, fn, point, u, tol, delta))
         checks.append(dot_product_check(label, got, program.vjp(target, source), u, seed, tol, count))
+    elif kind == "hvp":
+        u = tangents(program)[source]
+        outcome.values[f"{label} tangent"] = u
+        outcome.notes[label] = f"H u, u the value {label} tangent: forward over reverse"
+        if differences:
+            f = weighted(fn, weight)
+            oracle = second_differences(f, point) if point.size <= limit else None
+            checks.append(hvp_check(label, got, f, point, u, tol, oracle, count, seed))
     elif kind == "hessian":
         curvature(outcome, label, target, source, got)
         f = weighted(fn, weight)
@@ -269,7 +312,7 @@ SYMBOLIC_HESSIAN_MAX = 256
 
 def symbolic_skipped(program: ProgramView) -> str:
     """Why SymPy does not check this program's derivatives ('' when it does)."""
-    if program.scenario.derivative != "hessian":
+    if program.scenario.derivative not in ("hessian", "hvp"):
         return ""
     pairs = max(math.prod(program.shapes[s]) ** 2 for sources in program.plan.values() for s in sources)
     if pairs <= SYMBOLIC_HESSIAN_MAX:
@@ -286,11 +329,16 @@ def symbolic(program: ProgramView, out: np.ndarray, target: str, source: str,
 
     kind = program.scenario.derivative
     shape = derivative_specs.result_shape(kind, program.shapes[target], program.shapes[source])
-    if kind in ("gradient", "hessian"):
+    if kind in ("gradient", "hessian", "hvp"):
         total = np.sum(out * program.weights[target])
         if kind == "gradient":
             return [sp.diff(total, s) for s in wrt], shape
-        return [sp.diff(first, b) for first in (sp.diff(total, a) for a in wrt) for b in wrt], shape
+        firsts = [sp.diff(total, a) for a in wrt]
+        if kind == "hvp":  # (H u)_a = sum over b of d2 total / da db * u_b
+            u = tangents(program)[source].reshape(-1)
+            return [sum(sp.diff(first, b) * float(c) for b, c in zip(wrt, u, strict=True))
+                    for first in firsts], shape
+        return [sp.diff(first, b) for first in firsts for b in wrt], shape
     if kind == "jacobian":
         return [sp.diff(o, s) for o in out.flat for s in wrt], shape
     if kind == "jvp":
@@ -299,64 +347,3 @@ def symbolic(program: ProgramView, out: np.ndarray, target: str, source: str,
     batch = out.shape[0]  # batch_jacobian: example b's elements against example b's symbols
     rows, columns = out.reshape(batch, -1), np.asarray(wrt, dtype=object).reshape(batch, -1)
     return [sp.diff(o, s) for b in range(batch) for o in rows[b] for s in columns[b]], shape
-
-
-def snippet(program: ProgramView, inputs: list[str], steps: list[str]) -> str:
-    """Plain TensorFlow printing the same results: tape.jacobian, tape.batch_jacobian, nested tapes for a
-    Hessian, a ForwardAccumulator per source for JVPs. ``inputs`` and ``steps`` are the program's own
-    lines (the steps indented for one block)."""
-    scenario, run = program.scenario, program.run
-    kind, dtype = scenario.derivative, run.dtype
-    mode = "ZERO" if scenario.unconnected_gradients is Unconnected.zero else "NONE"
-    unconnected = f"unconnected_gradients=tf.UnconnectedGradients.{mode}"
-    watched = [n for n, spec in scenario.inputs.items() if spec.watch]
-    tape = [f"with tf.GradientTape(persistent={scenario.persistent}, "
-            f"watch_accessed_variables={scenario.watch_accessed_variables}) as tape:",
-            *(f"    tape.watch({n})" for n in watched), *steps]
-    lines = [snippets.HEADER, *inputs, "", "gradients = {}"]
-    refusal = "except RuntimeError:  # a non-persistent tape answers only its first gradient() call"
-    if kind == "jvp":
-        given = tangents(program)
-        for source in given:
-            code = (f"np.asarray({given[source].tolist()!r})" if source in scenario.tangents else
-                    f"np.random.default_rng({_tangent_seed(run.seed, source)!r}).standard_normal("
-                    f"{program.shapes[source]!r})")
-            primal = layer_steps.code_source(source)  # an input, or a layer's variable
-            lines += ["", f"with tf.autodiff.ForwardAccumulator({primal}, tf.constant({code}, "
-                          f"tf.{dtype})) as acc:", *steps]
-            lines += [f'gradients["{derivative_specs.label(kind, t, source)}"] = acc.jvp({t}, {unconnected})'
-                      for t, sources in program.plan.items() if source in sources]
-        return "\n".join([*lines, snippets.FOOTER])
-    if kind == "hessian":
-        lines += ["_gradients = {}  # label -> (the inner tape's gradient, its source)",
-                  f"with tf.GradientTape(persistent=True, watch_accessed_variables="
-                  f"{scenario.watch_accessed_variables}) as outer:  # records the gradient below",
-                  *(f"    outer.watch({n})" for n in watched), *(f"    {line}" for line in tape)]
-        for target, sources in program.plan.items():
-            og = (f", output_gradients=tf.constant({program.weights[target].tolist()!r}, tf.{dtype})"
-                  if target in scenario.output_gradients else "")
-            labels = [derivative_specs.label(kind, target, s) for s in sources]
-            wrt = ", ".join(map(layer_steps.code_source, sources))  # a layer's variable: _weights['h.kernel']
-            lines += ["    try:",
-                      f"        _grads = tape.gradient({target}, [{wrt}]{og}, {unconnected})",
-                      f"    {refusal}",
-                      f"        _grads = [None] * {len(sources)}",
-                      f"    _gradients.update(zip({labels!r}, zip(_grads, [{wrt}])))"]
-        lines += ["for _label, (_g, _source) in _gradients.items():  # the Jacobian of each gradient",
-                  "    gradients[_label] = None if _g is None else outer.jacobian(",
-                  "        _g, _source, unconnected_gradients=tf.UnconnectedGradients.ZERO)"]
-        return "\n".join([*lines, snippets.FOOTER])
-    lines += tape
-    pfor = scenario.experimental_use_pfor is not False
-    for target, sources in program.plan.items():
-        labels = [derivative_specs.label(kind, target, s) for s in sources]
-        wrt = ", ".join(map(layer_steps.code_source, sources))
-        ask = (f"tape.jacobian({target}, [{wrt}], {unconnected}, experimental_use_pfor={pfor})"
-               if kind == "jacobian" else
-               f"[tape.batch_jacobian({target}, _s, {unconnected}) for _s in [{wrt}]]")
-        lines += ["try:", f"    _grads = {ask}", refusal, f"    _grads = [None] * {len(sources)}",
-                  f"gradients.update(zip({labels!r}, _grads))"]
-    if scenario.experimental_use_pfor == "both":
-        lines.append("# experimental_use_pfor=False (a tf.while_loop, on a persistent tape) gives the same "
-                     "Jacobians, row by row")
-    return "\n".join([*lines, snippets.FOOTER])

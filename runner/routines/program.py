@@ -38,6 +38,7 @@ from runner.language.arrays import NumPyBackend
 from runner.result import Outcome
 from runner.routines import (
     custom_steps,
+    derivative_snippets,
     layer_steps,
     pointwise,
     program_after,
@@ -274,7 +275,7 @@ def _once(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     tensors.update(program_setup.evaluate(program.setup, tensors, backend))  # before the tape opens
     refused: dict[str, str] = {}  # target -> TensorFlow's message; Python state, set at trace time
     gradient = scenario.derivative == "gradient"
-    outcome = Outcome(snippet=program_snippet.snippet(program) if gradient else kinds.snippet(
+    outcome = Outcome(snippet=program_snippet.snippet(program) if gradient else derivative_snippets.snippet(
         program, program_snippet.inputs(program), program_snippet.steps(program)))
     # The tape step, for every derivative kind (runner/routines/derivative_kinds.py), compiled and timed.
     watched: list[Any] = []  # tape.watched_variables(), as the tape step ran

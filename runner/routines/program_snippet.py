@@ -2,7 +2,7 @@
 
 Plain ``tf.GradientTape`` code with no import of the runner (:mod:`runner.routines.snippets`
 gives its header and footer); Jacobians, Hessians and JVPs write their own
-(:func:`runner.routines.derivative_kinds.snippet`) around these inputs and steps.
+(:func:`runner.routines.derivative_snippets.snippet`) around these inputs and steps.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 A program's ``derivative`` key applies to every entry of its ``gradients``:
 ``gradient`` (tape.gradient), ``jacobian`` (tape.jacobian), ``batch_jacobian``,
-``hessian`` (nested tapes: the Jacobian of the gradient) or ``jvp``
-(tf.autodiff.ForwardAccumulator). Each result keeps its tensor's full shape. This
+``hessian`` (nested tapes: the Jacobian of the gradient), ``hvp`` (a Hessian-vector product,
+forward over reverse: a ForwardAccumulator around the tape, pushing the tangent through its
+gradient) or ``jvp`` (tf.autodiff.ForwardAccumulator). Each result keeps its tensor's full shape. This
 module holds no TensorFlow: the schema vets a config with it before any job starts,
 and the memory estimate sizes every result from shapes alone. The tape work and the
 checks are in :mod:`runner.routines.derivative_kinds`.
@@ -20,19 +21,21 @@ from runner.scenarios.values import finite, nested_shape
 if TYPE_CHECKING:
     from runner.scenarios.schema import ProgramScenario
 
-KINDS = ("gradient", "jacobian", "batch_jacobian", "hessian", "jvp")
+KINDS = ("gradient", "jacobian", "batch_jacobian", "hessian", "hvp", "jvp")
+#: Kinds that push a tangent forward: ``scenario.tangents`` gives it, at an input or a layer's variable.
+TANGENT_KINDS = ("hvp", "jvp")
 Shape = tuple[int, ...]
 
 
 def label(kind: str, target: str, source: str) -> str:
-    """``d<target>/d<source>``; a Hessian's ``d2<target>/d<source>2``."""
-    return f"d2{target}/d{source}2" if kind == "hessian" else f"d{target}/d{source}"
+    """``d<target>/d<source>``; a Hessian's (and a Hessian-vector product's) ``d2<target>/d<source>2``."""
+    return f"d2{target}/d{source}2" if kind in ("hessian", "hvp") else f"d{target}/d{source}"
 
 
 def result_shape(kind: str, target: Shape, source: Shape) -> Shape:
-    """What the tape returns: a gradient is shaped like the source, a JVP like the target, a Jacobian
-    like both (a batch Jacobian shares the batch axis once), a Hessian like the source twice."""
-    return {"gradient": source, "jvp": target, "jacobian": target + source,
+    """What the tape returns: a gradient (and H u) is shaped like the source, a JVP like the target, a
+    Jacobian like both (a batch Jacobian shares the batch axis once), a Hessian like the source twice."""
+    return {"gradient": source, "hvp": source, "jvp": target, "jacobian": target + source,
             "batch_jacobian": target + source[1:], "hessian": source + source}[kind]
 
 
@@ -50,16 +53,16 @@ def check(scenario: ProgramScenario, shapes: dict[str, Shape]) -> None:
         raise ConfigError("scenario.experimental_use_pfor: the tf.while_loop path calls gradient() once "
                           "per row, which eager TensorFlow allows only on a persistent tape: set "
                           "scenario.persistent=true")
-    if scenario.tangents and kind != "jvp":
-        raise ConfigError(f"scenario.tangents: only derivative=jvp takes tangents, not {kind}")
+    if scenario.tangents and kind not in TANGENT_KINDS:
+        raise ConfigError(f"scenario.tangents: only derivative=jvp or hvp takes tangents, not {kind}")
     if scenario.newton_step and kind != "hessian":
         raise ConfigError(f"scenario.newton_step solves with a Hessian: it needs derivative=hessian, "
                           f"not {kind}")
     if not (finite(scenario.damping) and scenario.damping >= 0):
         raise ConfigError(f"scenario.damping must be a finite number >= 0, got {scenario.damping}")
-    if scenario.output_gradients and kind not in ("gradient", "hessian"):
+    if scenario.output_gradients and kind not in ("gradient", "hessian", "hvp"):
         raise ConfigError(f"scenario.output_gradients: {kind} differentiates every element of the target "
-                          "apart; only gradient and hessian take a cotangent")
+                          "apart; only gradient, hessian and hvp take a cotangent")
     plan = scenario.plan()
     for target, sources in plan.items():
         where = f"scenario.gradients.{target}"
@@ -69,11 +72,11 @@ def check(scenario: ProgramScenario, shapes: dict[str, Shape]) -> None:
                                   "need a persistent tape (scenario.persistent=true)")
             for source in sources:
                 check_batch_pair(where, target, source, shapes)
-        if kind == "jvp":
+        if kind in TANGENT_KINDS:
             for source in sources:
                 if source not in scenario.inputs and "." not in source:  # "." : a layer's variable
-                    raise ConfigError(f"{where}: a jvp's tangent enters at an input or a layer's variable; "
-                                      f"{source!r} is a step")
+                    raise ConfigError(f"{where}: derivative={kind} pushes its tangent in at an input or a "
+                                      f"layer's variable; {source!r} is a step")
     every = {s for sources in plan.values() for s in sources}
     for source, value in scenario.tangents.items():
         where = f"scenario.tangents.{source}"
@@ -101,7 +104,7 @@ def memory(scenario: ProgramScenario, shapes: dict[str, Shape], item: int, check
     """Bytes the results take beyond a gradient's: every Jacobian and Hessian element, held by the tape's
     vectorised pass and by the result (twice with both pfor paths), and once more in float64 to check."""
     kind = scenario.derivative
-    if kind in ("gradient", "jvp"):
+    if kind in ("gradient", "hvp", "jvp"):
         return {}
     count = sum(math.prod(result_shape(kind, shapes[t], shapes[s]))
                 for t, sources in scenario.plan().items() for s in sources)

@@ -249,11 +249,11 @@ class ProgramScenario(Scenario):
     unconnected_gradients: Unconnected = Unconnected.none
     output_gradients: dict[str, Any] = field(default_factory=dict)  # target -> number or nested list
     # What the tape is asked for each entry of gradients (runner/scenarios/derivative_specs.py):
-    # gradient | jacobian | batch_jacobian | hessian | jvp;
+    # gradient | jacobian | batch_jacobian | hessian | hvp | jvp;
     # jacobian's path: true (pfor) | false (tf.while_loop) | both.
     derivative: str = "gradient"
     experimental_use_pfor: Any = True
-    tangents: dict[str, Any] = field(default_factory=dict)  # jvp: source -> number or nested list
+    tangents: dict[str, Any] = field(default_factory=dict)  # jvp, hvp: source -> number or nested list
     newton_step: bool = False  # hessian: one step -solve(H + damping I, g) per source
     damping: float = 1e-6
 
