@@ -68,8 +68,14 @@ def planted(op_type: str, wrong: Wrong) -> Iterator[None]:
             return type(found)(None if g is None else wrong(op, g) for g in found)
         return None if found is None else wrong(op, found)
 
+    # Forward mode traces each op's JVP from its gradient function once and keeps it: emptied on the way
+    # in, forward mode builds its JVPs from the plant; on the way out, it forgets them.
+    from tensorflow.python.eager import forwardprop
+
+    forwardprop._jvp_function_cache.clear()
     entry["type"] = gradient
     try:
         yield
     finally:
         entry["type"] = original
+        forwardprop._jvp_function_cache.clear()

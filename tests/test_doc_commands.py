@@ -281,6 +281,16 @@ def test_the_readmes_python_gives_the_values_it_shows(
     assert shown == 2
 
 
+def test_the_finding_on_the_checks_page_reproduces_in_plain_tensorflow() -> None:
+    """docs/checks.md's reproducer of what the cross-examination found raises as the page says."""
+    (block,) = _python_blocks(ROOT / "docs" / "checks.md")
+    found = re.escape("Internal error: Tried to take gradients (or similar) of a variable without handle "
+                      "data")
+    with pytest.raises(ValueError, match=f"^{found}"):
+        exec(block, {})
+    assert "# ValueError: Internal error: ... variable without handle data" in block
+
+
 @pytest.mark.slow
 def test_the_python_pages_code_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (block,) = _python_blocks(ROOT / "docs" / "python.md")

@@ -91,7 +91,8 @@ def batch_jacobian_check(label: str, got: Any, fn: Fn, point: np.ndarray, tol: T
     return projection_check(label, vjp(ones), fn, vjp, point, ones, tol, delta, count, seed, across)
 
 
-def _second(f: Callable[[np.ndarray], float], point: np.ndarray, u: np.ndarray, v: np.ndarray) -> float:
+def second_difference(f: Callable[[np.ndarray], float], point: np.ndarray, u: np.ndarray,
+                      v: np.ndarray) -> float:
     """v . H u by the four-point second difference along u and v (steps SECOND_DELTA)."""
     du, dv = SECOND_DELTA * u, SECOND_DELTA * v
     return (f(point + du + dv) - f(point + du - dv) - f(point - du + dv) + f(point - du - dv)) / (
@@ -106,11 +107,11 @@ def second_differences(f: Callable[[np.ndarray], float], point: np.ndarray) -> n
     hessian = np.empty((n, n))
     for i in range(n):
         for j in range(i, n):
-            hessian[i, j] = hessian[j, i] = _second(f, point, basis[i], basis[j])
+            hessian[i, j] = hessian[j, i] = second_difference(f, point, basis[i], basis[j])
     return hessian.reshape(point.shape + point.shape)
 
 
-def _rounding(f: Callable[[np.ndarray], float], point: np.ndarray) -> tuple[float, str]:
+def rounding(f: Callable[[np.ndarray], float], point: np.ndarray) -> tuple[float, str]:
     """What rounding alone can put in a second difference (four evaluations' eps over delta^2), and the
     words a check's detail says it in."""
     slack = 16 * EPS * max(1.0, abs(f(point))) / SECOND_DELTA**2
@@ -124,7 +125,7 @@ def hessian_check(label: str, got: Any, f: Callable[[np.ndarray], float], point:
     or random projections ``v . (H u)`` against the second difference along u and v. The tolerance
     adds what rounding does to a second difference (16 eps |f| / delta^2), named in the detail."""
     point = np.asarray(point, dtype=np.float64)
-    slack, detail = _rounding(f, point)
+    slack, detail = rounding(f, point)
     if oracle is not None:
         check = compare(f"{label} vs float64 central second differences (every element)", got, oracle,
                         Tolerance(rtol=tol.rtol, atol=tol.atol + slack))
@@ -142,7 +143,7 @@ def hvp_check(label: str, got: Any, f: Callable[[np.ndarray], float], point: np.
     u at every element, or random projections ``v . (H u)`` against the second difference along u
     and v. Rounding's share (16 eps |f| / delta^2 per element of H) counts once per unit of |u|."""
     point, u = np.asarray(point, dtype=np.float64), np.asarray(tangent, dtype=np.float64)
-    slack, detail = _rounding(f, point)
+    slack, detail = rounding(f, point)
     if oracle is not None:
         want = (oracle.reshape(point.size, point.size) @ u.reshape(-1)).reshape(point.shape)
         check = compare(f"{label} vs float64 central second differences times u (every element)", got, want,
@@ -166,7 +167,7 @@ def _second_projections(name: str, detail: str, f: Callable[[np.ndarray], float]
     for _ in range(max(1, count)):
         u = directions(rng, point.shape) if fixed is None else fixed
         v = directions(rng, point.shape)
-        numeric = _second(f, point, u, v)
+        numeric = second_difference(f, point, u, v)
         err = abs(tape_side(u, v) - numeric)
         bound = tol.atol + slack * float(np.linalg.norm(u) * np.linalg.norm(v)) + tol.rtol * abs(numeric)
         if not (math.isfinite(err) and math.isfinite(numeric)):

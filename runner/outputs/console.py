@@ -40,7 +40,8 @@ def rows(outcome: Outcome) -> list[tuple[str, str, str]]:
 def row(label: str, outcome: Outcome) -> tuple[str, str, str]:
     """A derivative's label, its value as printed (a None with its reason), and one mark per check."""
     value = outcome.gradients[label]
-    marks = "  ".join(_mark(c, label) for c in outcome.checks if _about(c, label, value is None))
+    marks = "  ".join([*(_mark(c, label) for c in outcome.checks if _about(c, label, value is None)),
+                       *_routes(outcome, label)])
     if value is None:
         reason = outcome.notes.get(label, "")
         return label, "None" + (f" ({reason})" if reason else ""), marks
@@ -50,6 +51,19 @@ def row(label: str, outcome: Outcome) -> tuple[str, str, str]:
 def _line(label: str, outcome: Outcome) -> str:
     label, value, checks = row(label, outcome)
     return f"{label} = {value}" + (f"  {checks}" if checks else "")
+
+
+def _routes(outcome: Outcome, label: str) -> list[str]:
+    """checks.modes' other routes to the derivative, as one mark: how many agreed, or which did not."""
+    routes: dict[str, bool] = {}
+    for check in outcome.checks:
+        if check.name.startswith(f"{label} ["):
+            route = check.name[len(label) + 1:].split("]")[0] + "]"
+            routes[route] = routes.get(route, True) and check.passed
+    failed = [route for route, passed in routes.items() if not passed]
+    if failed:
+        return [f"✗ {' '.join(failed)}"]
+    return [f"✓ {len(routes)} other route{'s' * (len(routes) != 1)}"] if routes else []
 
 
 def _about(check: Check, label: str, none: bool) -> bool:

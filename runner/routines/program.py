@@ -48,12 +48,20 @@ from runner.routines import (
     program_notes,
     program_setup,
     program_snippet,
+    routes,
 )
 from runner.routines import derivative_kinds as kinds
 from runner.routines.program_steps import AssignStep, UnrecordedStep, evaluate_steps
 from runner.routines.program_why import why_none
 from runner.routines.support import float64_delta, tf_dtype
-from runner.scenarios import custom_specs, gradient_steps, named_derivatives, recording, structured
+from runner.scenarios import (
+    custom_specs,
+    gradient_steps,
+    named_derivatives,
+    recording,
+    route_specs,
+    structured,
+)
 from runner.scenarios.inputs import ProgramInput, ProgramKind
 from runner.scenarios.programs import program_shapes, step_dtypes, written
 from runner.scenarios.schema import ProgramScenario, RunConfig
@@ -301,5 +309,9 @@ def _once(scenario: ProgramScenario, run: RunConfig) -> Outcome:
     started = time.perf_counter()
     program_checks.check(program, outcome, refused)
     outcome.timings["checks"] = time.perf_counter() - started
+    if run.checks.modes != route_specs.DEFAULT:  # TensorFlow's other routes to the same derivatives
+        started = time.perf_counter()
+        routes.cross_examine(program, forward, tensors, outcome)
+        outcome.timings["routes"] = time.perf_counter() - started
     outcome.figures += program_figures.figures(program, outcome)
     return outcome

@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import ConfigError
 from runner.language import expr
-from runner.scenarios import layers
+from runner.scenarios import layers, route_specs
 from runner.scenarios.legacy import as_program
 from runner.scenarios.schema import (
     CASES,
@@ -45,6 +45,7 @@ def load_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         _check_scenario(run.scenario)
     _check_memory(run)
     _check_oracle(run)
+    route_specs.check(run, isinstance(run.scenario, ProgramScenario))
     if run.checks.saved_model and not isinstance(run.scenario, ProgramScenario):
         raise ConfigError(f"checks.saved_model: the round trip saves a program; scenario {run.scenario.name} "
                           f"is a {run.scenario.routine} routine")

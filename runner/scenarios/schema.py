@@ -310,6 +310,11 @@ class ChecksConfig:
     saved_model: bool = False  # programs: saved, reloaded, differentiated again (routines/saved_model.py)
     projections: int = 1  # programs: random (u, v) pairs checked above fd_max_elements; a jvp's
     #                        dot-product test: this many seeded cotangents v at every size
+    # programs: the derivative by TensorFlow's other routes too (runner/scenarios/route_specs.py):
+    # default (the run's own) | all | a list of routes; each in every execution (eager, function, xla;
+    # none given: the run's compile)
+    modes: Any = "default"
+    executions: list[str] = field(default_factory=list)
     tolerances: dict[str, DtypeTolerances] = field(default_factory=dict)
 
 
