@@ -72,6 +72,13 @@ def toured() -> set[str]:
     return found
 
 
+#: Examples whose jobs are not all ok by design, each run and checked by a test of its own.
+RUN_ELSEWHERE = {
+    # TensorFlow's findings fail three jobs: tests/test_routes.py checks they are exactly those
+    "tape-runner experiment=cross_examine": "test_the_cross_examination_of_the_shipped_programs",
+}
+
+
 @pytest.mark.slow
 def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None:
     examples = conf_examples()
@@ -84,7 +91,8 @@ def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None
     plain = {c: c.split("=", 1)[1] for _, c in examples if re.fullmatch(r"tape-runner scenario=[\w/]+", c)}
     assert len(plain) >= 40 and {f"guide/{p.stem}" for p in (ROOT / "conf" / "scenario" / "guide").glob(
         "*.yaml")} <= tours  # every guide scenario is a job of tf_guide
-    distinct = list(dict.fromkeys(e for e in examples if plain.get(e[1]) not in tours))
+    distinct = list(dict.fromkeys(e for e in examples if plain.get(e[1]) not in tours
+                                  and e[1] not in RUN_ELSEWHERE))
     runnable = [(i, e) for i, e in enumerate(distinct) if not (slurm and "hydra/launcher=cluster" in e[1])]
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = list(pool.map(lambda item: (item[1], _bash(item[1][1], tmp_path / str(item[0]))), runnable))
