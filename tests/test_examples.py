@@ -72,10 +72,14 @@ def toured() -> set[str]:
     return found
 
 
-#: Examples whose jobs are not all ok by design, each run and checked by a test of its own.
+#: Examples whose jobs are not all ok by design (TensorFlow's findings), each run and checked by a test
+#: of its own (tests/test_routes.py, tests/test_fuzzing.py).
 RUN_ELSEWHERE = {
     # TensorFlow's findings fail three jobs: tests/test_routes.py checks they are exactly those
     "tape-runner experiment=cross_examine": "test_the_cross_examination_of_the_shipped_programs",
+    # a campaign finds what TensorFlow gets wrong: tests/test_fuzzing.py runs its first 6 programs on two
+    # launchers, and a whole campaign against a gradient planted wrong
+    "tape-runner -m experiment=fuzz": "test_a_campaign_is_one_sweep_on_any_launcher",
 }
 
 

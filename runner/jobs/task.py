@@ -39,6 +39,7 @@ from runner.jobs import snapshot
 from runner.jobs.failures import keep_traceback, one_line
 from runner.outputs import console, files, report
 from runner.result import Outcome
+from runner.scenarios import fuzzing
 from runner.scenarios.loading import load_run
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,9 @@ def _async_timer(seconds: float, message: str, fired: threading.Event) -> Iterat
 
 
 def _config_container(cfg: DictConfig) -> Any:
+    """The job's config as plain data; a drawn program (scenario=fuzz) as the program it drew."""
     try:
-        return OmegaConf.to_container(cfg, resolve=True)
+        return fuzzing.as_drawn(OmegaConf.to_container(cfg, resolve=True))
     except Exception:  # an unresolvable interpolation is itself the error being reported
         return OmegaConf.to_container(cfg, resolve=False)
 

@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import ConfigError
 from runner.language import expr
-from runner.scenarios import layers, route_specs
+from runner.scenarios import fuzzing, layers, route_specs
 from runner.scenarios.legacy import as_program
 from runner.scenarios.schema import (
     CASES,
@@ -64,6 +64,8 @@ def typed_run(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     if not isinstance(scenario, dict):
         raise ConfigError("no scenario chosen: pass scenario=<name>")
     scenario = as_program(scenario)
+    if scenario.get("routine") == fuzzing.ROUTINE:  # a program drawn from the campaign's seed
+        scenario = fuzzing.program(values.get("fuzz") or {}, scenario)
     routine = scenario.get("routine")
     if routine not in SCENARIO_SCHEMAS:
         raise ConfigError(

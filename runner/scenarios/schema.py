@@ -19,6 +19,7 @@ from omegaconf import MISSING, OmegaConf
 from runner.errors import ConfigError
 from runner.language import expr, syntax
 from runner.oracles.tolerance import Tolerance
+from runner.scenarios.fuzzing import FuzzConfig
 from runner.scenarios.inputs import FLOAT_DTYPES, check_point_inputs
 from runner.scenarios.programs import check_program, program_memory
 from runner.scenarios.values import finite, parse_checked, with_differences
@@ -338,6 +339,7 @@ class RunConfig:
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     limits: Limits = field(default_factory=Limits)
     objective: str | None = None  # a gradient label or max_check_error: the number a sweeper optimises
+    fuzz: FuzzConfig = field(default_factory=FuzzConfig)  # scenario=fuzz: which program to draw
 
     def tolerances(self) -> DtypeTolerances:
         return self.checks.tolerances[self.dtype]

@@ -1,0 +1,98 @@
+"""experiment=fuzz: seeded random programs, each a job cross-examined by every route
+(runner/scenarios/fuzzing.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from runner import sweep
+from runner.cli.main import CONFIG_DIR
+from runner.errors import ConfigError
+from runner.scenarios import fuzzing
+from runner.scenarios.loading import load_run
+from tests.planted import planted, scaled
+
+
+def _drawn(**options: object) -> dict:
+    return fuzzing.program({"programs": 100, **options}, {})
+
+
+def test_a_program_is_the_seed_and_index_alone() -> None:
+    assert _drawn(seed=0, index=3) == _drawn(seed=0, index=3)
+    drawn = [_drawn(seed=0, index=i) for i in range(20)]
+    assert len({json.dumps(d, sort_keys=True) for d in drawn}) == 20
+    assert _drawn(seed=1, index=3) != _drawn(seed=0, index=3)
+    assert {d["derivative"] for d in drawn} == {"gradient", "hessian"}
+
+
+def test_a_campaign_draws_only_the_ops_it_is_given() -> None:
+    for index in range(30):
+        steps = _drawn(index=index, ops=["sin", "*"], max_steps=6)["targets"]
+        assert len(steps) <= 7  # six steps and the loss
+        words = {w for text in steps.values() for w in re.findall(r"[a-z_]+(?=\()", text)}
+        assert words <= {"sin", "reduce_sum"}, steps
+        assert not re.search(r" [+-] ", " ".join(steps.values())), steps
+
+
+def test_every_drawn_program_is_a_valid_program() -> None:
+    """The language's own checks (names, shapes, dtypes) pass for every draw, before any TensorFlow."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for index in range(40):
+            cfg = compose(config_name="config", overrides=["scenario=fuzz", f"fuzz.index={index}",
+                                                           "fuzz.programs=40", "checks.modes=all"])
+            run = load_run(OmegaConf.to_container(cfg, resolve=True))
+            assert run.scenario.routine == "program" and run.scenario.name == f"fuzz_0_{index}"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"ops": ["sin", "erf"]}, "fuzz.ops: 'erf': a campaign draws from sin, cos"),
+    ({"ops": []}, "fuzz.ops: none given: a campaign draws from"),
+    ({"max_steps": 0}, "fuzz.max_steps: 0 is not 1 to 32"),
+    ({"index": 100}, "fuzz.index: 100 is not one of the campaign's 0 .. 99"),
+])
+def test_a_campaign_out_of_bounds_is_refused_in_one_line(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        _drawn(**options)
+
+
+def test_the_campaign_finds_a_wrong_gradient_planted_in_tensorflow() -> None:
+    """Sin's gradient one percent off in TensorFlow's registry: the campaign's jobs that differentiate
+    through Sin fail against float64 differences and SymPy, the others pass."""
+    with planted("Sin", scaled(1.01)):
+        found = sweep("fuzz", overrides=["experiment=fuzz", "fuzz.programs=8", "fuzz.seed=5",
+                                         "checks.executions=[function]"])
+    assert len(found) == 8
+    for result in found.results:
+        drawn = result.record["config"]["scenario"]  # the program the job drew
+        # sin's gradient is wrong, and so is cos's second derivative: -sin(x)'s gradient is Sin's
+        reading = ("sin(", "cos(") if drawn["derivative"] == "hessian" else ("sin(",)
+        failed = [c.name for c in result.checks if not c.passed]
+        if not any(op in str(text) for text in drawn["targets"].values() for op in reading):
+            assert result.status == "ok", (result.record["scenario"], failed)  # no Sin on any path
+        elif result.status != "ok":  # (a sin whose step the loss never reads changes nothing)
+            assert failed and all("vs float64" in name or "vs SymPy" in name for name in failed), failed
+    assert sum(r.status == "check_failed" for r in found.results) >= 3
+
+
+@pytest.mark.slow
+def test_a_campaign_is_one_sweep_on_any_launcher(tmp_path: Path) -> None:
+    """The same seed, the same programs and the same verdicts through the basic launcher and joblib's."""
+    verdicts = []
+    for launcher in ([], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]):
+        cwd = tmp_path / (launcher[0].split("=")[1] if launcher else "basic")
+        cwd.mkdir()
+        done = subprocess.run([sys.executable, "-m", "runner", "-m", "experiment=fuzz", "fuzz.programs=6",
+                               *launcher], cwd=cwd, capture_output=True, text=True, timeout=900)
+        assert done.returncode in (0, 2), done.stderr[-2000:]
+        (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
+        rows = json.loads(summary.read_text())["rows"]
+        verdicts.append([(r["overrides"], r["status"]) for r in rows])
+    assert len(verdicts[0]) == 6 and verdicts[0] == verdicts[1]
