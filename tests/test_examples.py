@@ -40,6 +40,11 @@ def conf_examples() -> list[tuple[str, str]]:
     return found
 
 
+def _bare(command: str) -> str:
+    """A command without its trailing comment, as a page writes it."""
+    return re.sub(r"\s+#.*$", "", command).strip()
+
+
 def _bash(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``command`` as a user's shell runs it: quotes, comments and continuation lines included."""
     cwd.mkdir(parents=True, exist_ok=True)
@@ -72,15 +77,30 @@ def toured() -> set[str]:
     return found
 
 
-#: Examples whose jobs are not all ok by design (TensorFlow's findings), each run and checked by a test
-#: of its own (tests/test_routes.py, tests/test_fuzzing.py).
+#: Examples another test runs and checks more closely: the test, by file and name. Sweeps that run there
+#: as written, and those whose jobs are not all ok by design (TensorFlow's findings).
 RUN_ELSEWHERE = {
-    # TensorFlow's findings fail three jobs: tests/test_routes.py checks they are exactly those
-    "tape-runner experiment=cross_examine": "test_the_cross_examination_of_the_shipped_programs",
-    # a campaign finds what TensorFlow gets wrong: tests/test_fuzzing.py runs its first 6 programs on two
-    # launchers, and a whole campaign against a gradient planted wrong
-    "tape-runner -m experiment=fuzz": "test_a_campaign_is_one_sweep_on_any_launcher",
+    "tape-runner experiment=full_tour": "tests/test_reports.py::tour",
+    "tape-runner experiment=tf_guide":
+        "tests/test_program_cli.py::test_tf_guide_experiment_reproduces_the_guides_numbers",
+    "tape-runner experiment=layer_grid":
+        "tests/test_layers.py::test_layer_grid_summary_shows_each_combination_and_its_error_against_float64",
+    "tape-runner experiment=watch_matrix": "tests/test_sweeps.py::test_watch_matrix_is_the_whole_table",
+    # TensorFlow's findings fail three jobs: the test checks they are exactly those
+    "tape-runner experiment=cross_examine": "tests/test_routes.py::test_the_cross_examination_of_the_shipped_"
+                                            "programs",
+    # a campaign: its first 6 programs on two launchers (and a whole one against a gradient planted wrong)
+    "tape-runner -m experiment=fuzz": "tests/test_fuzzing.py::test_a_campaign_is_one_sweep_on_any_launcher",
 }
+
+
+def test_examples_run_elsewhere_are_run_there() -> None:
+    """Each test named runs the example's words (quoted as one argument each) and is where it says."""
+    for command, where in RUN_ELSEWHERE.items():
+        path, name = where.split("::")
+        text = (ROOT / path).read_text()
+        assert re.search(rf"^def {name}\(", text, re.M), where
+        assert all(f'"{word}"' in text for word in command.split()[1:] if word != "-m"), (command, where)
 
 
 @pytest.mark.slow
@@ -95,8 +115,11 @@ def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None
     plain = {c: c.split("=", 1)[1] for _, c in examples if re.fullmatch(r"tape-runner scenario=[\w/]+", c)}
     assert len(plain) >= 40 and {f"guide/{p.stem}" for p in (ROOT / "conf" / "scenario" / "guide").glob(
         "*.yaml")} <= tours  # every guide scenario is a job of tf_guide
+    # tests/test_doc_commands.py runs the pages' commands, and checks what each shows: not again here
+    from tests.test_doc_commands import HERE
+
     distinct = list(dict.fromkeys(e for e in examples if plain.get(e[1]) not in tours
-                                  and e[1] not in RUN_ELSEWHERE))
+                                  and e[1] not in RUN_ELSEWHERE and _bare(e[1]) not in HERE))
     runnable = [(i, e) for i, e in enumerate(distinct) if not (slurm and "hydra/launcher=cluster" in e[1])]
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = list(pool.map(lambda item: (item[1], _bash(item[1][1], tmp_path / str(item[0]))), runnable))

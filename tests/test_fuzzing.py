@@ -45,9 +45,9 @@ def test_a_campaign_draws_only_the_ops_it_is_given() -> None:
 def test_every_drawn_program_is_a_valid_program() -> None:
     """The language's own checks (names, shapes, dtypes) pass for every draw, before any TensorFlow."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        for index in range(40):
+        for index in range(20):
             cfg = compose(config_name="config", overrides=["scenario=fuzz", f"fuzz.index={index}",
-                                                           "fuzz.programs=40", "checks.modes=all"])
+                                                           "fuzz.programs=20", "checks.modes=all"])
             run = load_run(OmegaConf.to_container(cfg, resolve=True))
             assert run.scenario.routine == "program" and run.scenario.name == f"fuzz_0_{index}"
 
@@ -63,6 +63,7 @@ def test_a_campaign_out_of_bounds_is_refused_in_one_line(options: dict, message:
         _drawn(**options)
 
 
+@pytest.mark.slow
 def test_the_campaign_finds_a_wrong_gradient_planted_in_tensorflow() -> None:
     """Sin's gradient one percent off in TensorFlow's registry: the campaign's jobs that differentiate
     through Sin fail against float64 differences and SymPy, the others pass."""

@@ -39,6 +39,7 @@ def _first_order_only_forward_is_wrong(op: Any, grad: Any) -> Any:
     return grad + 0.01 * (grad - tf.stop_gradient(grad))
 
 
+@pytest.mark.slow  # XLA compiles each route: seconds
 def test_every_route_agrees_on_an_honest_hessian_in_every_execution() -> None:
     """sum(sin(x) x) has the diagonal Hessian 2 cos x - x sin x, by all four nestings in eager, tf.function
     and XLA: 11 routes beyond the run's own, each against the run's and against second differences."""

@@ -71,7 +71,7 @@ def program(options: dict[str, Any], scenario: dict[str, Any]) -> dict[str, Any]
     targets["loss"] = f"reduce_sum({last} * {earlier})"
     size = int(np.prod(shape))
     hessian = size <= HESSIAN_MAX and rng.random() < 0.5
-    return {"routine": "program", "name": scenario.get("name") or f"fuzz_{fuzz.seed}_{fuzz.index}",
+    return {"routine": "program", "name": f"fuzz_{fuzz.seed}_{fuzz.index}",
             "description": f"Program {fuzz.index} of the campaign seeded {fuzz.seed} (runner/scenarios/"
                            "fuzzing.py): rerun it with the same fuzz.seed and fuzz.index.",
             "inputs": inputs, "targets": targets, "gradients": {"loss": names},
