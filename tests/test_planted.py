@@ -100,13 +100,13 @@ KINDS = [
 ]
 
 CASES = ELEMENTWISE + TENSOR + KINDS
-#: Gradients of gradients through a layer, checked by nested float64 differences: seconds a run, four runs
-#: a case, so their plants run with the slow tests.
-NESTED = ("guide/input_gradient", "guide/hessian")
+#: Gradients of gradients through a layer, checked by nested float64 differences, and Keras layers built
+#: afresh in every run: seconds a run, several runs a case, so their plants run with the slow tests.
+SLOW = ("guide/input_gradient", "guide/hessian", "layers")
 
 
 def _marked(cases: list[Case]) -> list[Any]:
-    return [pytest.param(c, marks=pytest.mark.slow) if c.scenario in NESTED else c for c in cases]
+    return [pytest.param(c, marks=pytest.mark.slow) if c.scenario in SLOW else c for c in cases]
 
 
 def _status(case: Case, *extra: str) -> tuple[str, list[str]]:
@@ -134,13 +134,13 @@ def test_one_percent_off_is_caught(case: Case, analytic: str, dtype: str) -> Non
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("case", [*ELEMENTWISE[:6], TENSOR[0], *KINDS[:5], KINDS[9]], ids=str)
+@pytest.mark.parametrize("case", _marked([*ELEMENTWISE[:6], TENSOR[0], *KINDS[:5], KINDS[9]]), ids=str)
 def test_sixteen_bit_runs_fail_past_their_precision(case: Case, dtype: str) -> None:
     _caught(case, scaled(1.03 if dtype == "float16" else 1.2), f"dtype={dtype}")
 
 
 @pytest.mark.parametrize("mode", ["function", "xla"])
-@pytest.mark.parametrize("case", [ELEMENTWISE[0], TENSOR[6], KINDS[2], KINDS[6], KINDS[9]], ids=str)
+@pytest.mark.parametrize("case", _marked([ELEMENTWISE[0], TENSOR[6], KINDS[2], KINDS[6], KINDS[9]]), ids=str)
 def test_compiled_runs_are_caught_too(case: Case, mode: str) -> None:
     _caught(case, scaled(1.01), f"compile={mode}")
 
