@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_examples import DOCS, ROOT, _bash, conf_examples, readme_transcripts
+from tests.test_examples import DOCS, ROOT, _bare, _bash, conf_examples, readme_transcripts
 
 
 def doc_commands() -> list[tuple[str, str]]:
@@ -34,11 +34,12 @@ def doc_commands() -> list[tuple[str, str]]:
                 continue
             command = ""
             for line in block.splitlines():
-                command += re.sub(r"\s+#.*$", "", line) if not line.rstrip().endswith("\\") else line + "\n"
-                if line.rstrip().endswith("\\") or line.lstrip().startswith("#"):
-                    command = "" if line.lstrip().startswith("#") else command
+                if line.lstrip().startswith("#"):  # a comment line of its own
                     continue
-                found.append((page.name, command.strip()))
+                if line.rstrip().endswith("\\"):  # continued on the next line
+                    command += line + "\n"
+                    continue
+                found.append((page.name, _bare(command + line)))
                 command = ""
     return found
 
