@@ -17,6 +17,7 @@ from runner.cli.hints import unknown_scenario_key
 from runner.errors import ConfigError
 from runner.language import expr
 from tests.test_sweeps import _slurm_ready
+from tests.warm_cli import run_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
@@ -121,11 +122,11 @@ def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None
     distinct = list(dict.fromkeys(e for e in examples if plain.get(e[1]) not in tours
                                   and e[1] not in RUN_ELSEWHERE and _bare(e[1]) not in HERE))
     runnable = [(i, e) for i, e in enumerate(distinct) if not (slurm and "hydra/launcher=cluster" in e[1])]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = list(pool.map(lambda item: (item[1], _bash(item[1][1], tmp_path / str(item[0]))), runnable))
+    # each command line as bash splits it, through the real entry point, in a process of its own forked
+    # from one that imported TensorFlow once (tests/warm_cli.py): 56 start-ups cost one
+    runs = run_commands([(command, tmp_path / str(index)) for index, (_, command) in runnable], ENV)
     failures = []
-    for (where, command), run in done:
-        index = next(i for i, e in runnable if e == (where, command))
+    for (index, (where, command)), run in zip(runnable, runs, strict=True):
         records = [json.loads(p.read_text()) for p in (tmp_path / str(index)).glob("outputs/**/results.json")]
         statuses = {r["status"] for r in records}
         if run.returncode != 0 or not records or statuses != {"ok"}:

@@ -16,6 +16,7 @@ import yaml
 from runner.outputs.files import write_atomic
 from tests.conftest import SEED_SCENARIOS, CliRun, assert_snippets_reproduce
 from tests.servers import chromium
+from tests.warm_cli import run_commands
 
 Cli = Callable[..., CliRun]
 
@@ -90,15 +91,14 @@ def test_every_snippet_reproduces_its_results(tour: Path) -> None:
 
 @pytest.mark.slow
 def test_rerun_from_the_snapshot_is_bit_identical(tour: Path, tmp_path: Path) -> None:
-    for job in _job_dirs(tour):
-        original = json.loads((job / "results.json").read_text())
-        cwd = tmp_path / job.name
-        cwd.mkdir()
-        done = subprocess.run([sys.executable, "-m", "runner", "--config-path", str(job / ".hydra"),
-                               "--config-name", "config"], cwd=cwd, capture_output=True, text=True,
-                              timeout=300)
+    jobs = _job_dirs(tour)
+    # each rerun a process of its own, forked from one that imported TensorFlow once (tests/warm_cli.py)
+    runs = run_commands([(f"tape-runner --config-path {job / '.hydra'} --config-name config",
+                          tmp_path / job.name) for job in jobs], dict(os.environ))
+    for job, done in zip(jobs, runs, strict=True):
         assert done.returncode == 0, done.stderr
-        (again,) = cwd.glob("outputs/*/*/results.json")
+        original = json.loads((job / "results.json").read_text())
+        (again,) = (tmp_path / job.name).glob("outputs/*/*/results.json")
         rerun = json.loads(again.read_text())
         assert rerun["gradients"] == original["gradients"], job.name
         assert rerun["inputs"] == original["inputs"], job.name
