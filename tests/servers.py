@@ -33,6 +33,16 @@ def unavailable(what: str) -> None:
     pytest.skip(what)
 
 
+def slurm_ready() -> str | None:
+    """Why a sweep cannot go to Slurm here (.ci/run starts a one-node cluster), or None: it can."""
+    if not shutil.which("sinfo"):
+        return "Slurm is not installed (run .ci/slurm.sh)"
+    state = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    if state.returncode != 0 or not {"idle", "mix"} & set(state.stdout.split()):
+        return f"no idle Slurm node (sinfo: {state.stdout.strip() or state.stderr.strip()})"
+    return None
+
+
 def chromium() -> str:
     """Debian's chromium, which .ci/run installs."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")

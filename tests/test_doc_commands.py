@@ -163,9 +163,9 @@ HERE: dict[str, Callable[[subprocess.CompletedProcess[str], Path], None]] = {
 #: The docs/programs.md here-document: a scenario of the user's own, d(sum x**3)/dx = 3x**2 at [1, 2].
 OWN_SCENARIO = gradients(dy_dx=[3.0, 12.0])
 
-_LAUNCHERS = "tests/test_sweeps.py::test_every_launcher_gives_the_same_summary"
-_TENSORBOARD = "tests/test_tracking.py::test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images"
-_RAY = "tests/test_ray.py::test_ray_gives_the_basic_launchers_results_with_reused_workers"
+_LAUNCHERS = "tests/test_sweeps.py::test_the_pages_launcher_commands_give_the_basic_launchers_summary"
+_TRACKED = "tests/test_tracking.py::tracked (as written), read by"
+_RAY = "tests/test_ray.py::test_the_pages_commands_join_the_cluster_as_written"
 
 #: Commands another test runs, and what that test adds to the page's command or puts for its placeholder.
 ELSEWHERE: dict[str, str] = {
@@ -180,23 +180,32 @@ ELSEWHERE: dict[str, str] = {
     "make notebook": "tests/test_notebook.py::test_the_notebook_runs_in_a_kernel_and_prints_the_seed_"
                      "gradients (the same notebook, cell by cell in a real kernel)",
     "tape-runner experiment=seed_tour hydra/launcher=joblib hydra.launcher.n_jobs=2":
-        f"{_LAUNCHERS} (joblib; a sweep with a broken job in it)",
-    "tape-runner experiment=seed_tour hydra/launcher=submitit_local": f"{_LAUNCHERS} (submitit_local)",
-    "tape-runner experiment=seed_tour hydra/launcher=submitit_slurm": f"{_LAUNCHERS} (.ci/run's Slurm)",
-    "tape-runner experiment=seed_tour hydra/launcher=ray": f"{_RAY} (the cluster's address given)",
-    "ray start --head --port=6379": "tests/test_ray.py::ray_cluster (a free port, token authentication on)",
+        f"{_LAUNCHERS} (as written)",
+    "tape-runner experiment=seed_tour hydra/launcher=submitit_local": f"{_LAUNCHERS} (as written)",
+    "tape-runner experiment=seed_tour hydra/launcher=submitit_slurm": f"{_LAUNCHERS} (as written; .ci/run's "
+                                                                      "Slurm)",
+    "tape-runner experiment=seed_tour hydra/launcher=ray":
+        "tests/test_examples.py::test_every_commented_example_in_conf_runs_as_written (as written in "
+        "conf/hydra/launcher/ray.yaml)",
+    "ray start --head --port=6379": "tests/test_ray.py::ray_cluster (on a free port, with flags that keep it "
+                                    "on 127.0.0.1; token authentication on)",
     "tape-runner experiment=seed_tour hydra/launcher=ray hydra.launcher.ray.init.address=auto":
-        f"{_RAY} (the cluster's address given, seeds 0 and 1)",
+        f"{_RAY} (as written)",
     "tape-runner experiment=seed_tour hydra/launcher=ray hydra.launcher.ray.init.address=<head>:6379 \\\n"
-    "    hydra.sweep.dir=/shared/outputs/my-sweep": f"{_RAY} (<head>:6379: the test cluster's address)",
-    "tape-runner -m scenario=basic 'scenario.inputs.x.value=range(-3,4)' tracking=tensorboard":
-        f"{_TENSORBOARD} (the seed tour, tracked)",
-    "tensorboard --logdir outputs/multirun/<date>/<time>/tensorboard": f"{_TENSORBOARD} (on 127.0.0.1)",
+    "    hydra.sweep.dir=/shared/outputs/my-sweep": f"{_RAY} (the test cluster's address for <head>:6379, "
+                                                   "a directory under tmp_path for /shared/outputs/my-sweep)",
+    "tape-runner experiment=seed_tour tracking=tensorboard":
+        f"{_TRACKED} test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images",
+    "tensorboard --logdir outputs/multirun/<date>/<time>/tensorboard":
+        "tests/test_tracking.py::test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images (that "
+        "sweep's directory, on 127.0.0.1 and a free port)",
     "tape-runner experiment=seed_tour tracking=mlflow":
-        "tests/test_tracking.py::test_mlflow_has_one_run_per_job_in_the_default_store (both trackers)",
-    "tape-runner experiment=seed_tour 'tracking=[tensorboard,mlflow]'": "tests/test_tracking.py::tracked",
-    "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 tape-runner ... tracking=mlflow":
-        "tests/test_tracking.py::test_mlflow_server_as_tracking_uri (a real mlflow server on a free port)",
+        f"{_TRACKED} test_mlflow_has_one_run_per_job_in_the_default_store",
+    "tape-runner experiment=seed_tour 'tracking=[tensorboard,mlflow]'":
+        f"{_TRACKED} test_each_tracker_alone_writes_only_its_own_and_both_write_what_each_does",
+    "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 tape-runner experiment=seed_tour tracking=mlflow":
+        "tests/test_tracking.py::test_mlflow_server_as_tracking_uri (a real mlflow server, on a free port "
+        "for 5000)",
     "tape-runner -m hydra/sweeper=optuna scenario.function='sigmoid(x)'"
     " 'scenario.inputs.x.value=interval(-3,3)' \\\n"
     "    objective=dy/dx hydra.sweeper.direction=maximize hydra.sweeper.n_trials=20":

@@ -16,7 +16,7 @@ import pytest
 from runner.cli.hints import unknown_scenario_key
 from runner.errors import ConfigError
 from runner.language import expr
-from tests.test_sweeps import _slurm_ready
+from tests.servers import slurm_ready
 from tests.warm_cli import run_commands
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def test_examples_run_elsewhere_are_run_there() -> None:
 @pytest.mark.slow
 def test_every_commented_example_in_conf_runs_as_written(tmp_path: Path) -> None:
     examples = conf_examples()
-    slurm = _slurm_ready()
+    slurm = slurm_ready()
     if slurm and os.environ.get("CI"):
         pytest.fail(f"CI must run the Slurm example: {slurm}")
     # A plain `tape-runner scenario=<name>` is a job of a tour, which its own test runs and checks (every

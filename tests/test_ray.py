@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.servers import free_port, serve
+from tests.test_doc_commands import doc_commands
+from tests.warm_cli import run_commands
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +99,33 @@ def test_ray_gives_the_basic_launchers_results_with_reused_workers(
     # TensorFlow's import (3-4 s) is paid in a job's setup: once per worker, not once per job
     imports = [name for name, record in on_ray.items() if record["timings"]["setup"] > 1.0]
     assert 1 <= len(imports) <= WORKERS, sorted((r["timings"]["setup"], n) for n, r in on_ray.items())
+
+
+#: docs/sweeps.md's commands for a cluster that stays up (`ray start` is the fixture's, on a free port).
+PAGE = [c for page, c in doc_commands() if page == "sweeps.md" and "ray.init.address=" in c]
+
+
+def test_the_pages_commands_join_the_cluster_as_written(
+    ray_cluster: tuple[str, Path], tmp_path: Path
+) -> None:
+    """From the directory the cluster began in, by ``auto`` and by its address with an absolute sweep
+    directory (``<head>:6379`` the cluster's, ``/shared/outputs/my-sweep`` under tmp_path); each a
+    process of its own, forked from one that imported TensorFlow (tests/warm_cli.py)."""
+    address, home = ray_cluster
+    auto, explicit = PAGE
+    assert auto == "tape-runner experiment=seed_tour hydra/launcher=ray hydra.launcher.ray.init.address=auto"
+    shared = tmp_path / "shared" / "outputs" / "my-sweep"
+    explicit = explicit.replace("<head>:6379", address).replace("/shared/outputs/my-sweep", str(shared))
+    before = set(home.glob("outputs/multirun/*/*/summary.json"))
+    basic = tmp_path / "basic"
+    runs = run_commands([("tape-runner experiment=seed_tour", basic), (auto, home), (explicit, home)], ENV,
+                        workers=1)
+    for done in runs:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "InvalidAuthToken" not in done.stderr and "Traceback" not in done.stderr
+    assert f"joining the Ray cluster at {address}" in runs[2].stdout + runs[2].stderr
+    (joined,) = set(home.glob("outputs/multirun/*/*/summary.json")) - before
+    (alone,) = basic.glob("outputs/multirun/*/*/summary.json")
+    rows = [json.loads(p.read_text())["rows"] for p in (alone, joined, shared / "summary.json")]
+    assert [r["status"] for r in rows[0]] == ["ok"] * 5 and rows[0][0]["dy/dx"] == 6.0  # x² at 3
+    assert rows[1] == rows[0] and rows[2] == rows[0]

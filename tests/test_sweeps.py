@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliRun
+from tests.servers import slurm_ready, unavailable
+from tests.test_doc_commands import doc_commands
+from tests.warm_cli import run_commands
 
 pytestmark = pytest.mark.slow
 
@@ -138,24 +141,13 @@ def basic_launcher_rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     return json.loads(summary.read_text())["rows"]
 
 
-def _slurm_ready() -> str | None:
-    if not shutil.which("sinfo"):
-        return "Slurm is not installed (run .ci/slurm.sh)"
-    state = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
-    if state.returncode != 0 or not {"idle", "mix"} & set(state.stdout.split()):
-        return f"no idle Slurm node (sinfo: {state.stdout.strip() or state.stderr.strip()})"
-    return None
-
-
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local", "submitit_slurm", "hydra_sweeper"])
 def test_every_launcher_gives_the_same_summary(
     cli: Cli, basic_launcher_rows: list[dict], launcher: str
 ) -> None:
     """The default (basic launcher, compose-once sweeper) against every launcher, and Hydra's own sweeper."""
-    if launcher == "submitit_slurm" and (reason := _slurm_ready()):
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Slurm test: {reason}")
-        pytest.skip(reason)
+    if launcher == "submitit_slurm" and (reason := slurm_ready()):
+        unavailable(reason)
     extra = {"joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
              "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
              "submitit_slurm": ["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=10"],
@@ -165,3 +157,28 @@ def test_every_launcher_gives_the_same_summary(
     rows = _rows(run)
     assert [r["status"] for r in rows] == ["ok", "error", "ok", "error"]
     assert _comparable(rows) == _comparable(basic_launcher_rows)
+
+
+#: docs/sweeps.md's launchers for this machine and for Slurm (its Ray commands: tests/test_ray.py).
+PAGE_LAUNCHERS = [c for page, c in doc_commands()
+                  if page == "sweeps.md" and "hydra/launcher=" in c and "hydra/launcher=ray" not in c]
+
+
+def test_the_pages_launcher_commands_give_the_basic_launchers_summary(tmp_path: Path) -> None:
+    """As written, each a process of its own forked from one that imported TensorFlow (tests/warm_cli.py)."""
+    assert [c.split("hydra/launcher=")[1].split()[0] for c in PAGE_LAUNCHERS] == [
+        "joblib", "submitit_local", "submitit_slurm"]
+    if reason := slurm_ready():
+        unavailable(reason)
+    commands = ["tape-runner experiment=seed_tour", *PAGE_LAUNCHERS]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    runs = run_commands([(c, tmp_path / str(i)) for i, c in enumerate(commands)], env)
+    summaries = []
+    for command, index, done in zip(commands, range(len(commands)), runs, strict=True):
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        (summary,) = (tmp_path / str(index)).glob("outputs/multirun/*/*/summary.json")
+        summaries.append(json.loads(summary.read_text())["rows"])
+    basic, *launched = summaries
+    assert [r["status"] for r in basic] == ["ok"] * 5 and basic[0]["dy/dx"] == 6.0  # x² at 3
+    for command, rows in zip(PAGE_LAUNCHERS, launched, strict=True):
+        assert _comparable(rows) == _comparable(basic), command

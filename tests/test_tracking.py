@@ -1,9 +1,9 @@
 """tracking=tensorboard and tracking=mlflow, read back through the real tools on 127.0.0.1.
 
-One sweep (the five seed scenarios, both trackers at once) feeds a TensorBoard
-server, whose HParams data and images are read over HTTP and whose dashboard is
-opened in headless Chromium, and MLflow's own client on the default store. A second
-sweep logs to a real ``mlflow server`` given as MLFLOW_TRACKING_URI. Every number a
+docs/sweeps.md's commands run as written: the five seed scenarios tracked to TensorBoard
+(whose server's HParams data and images are read over HTTP and whose dashboard is opened
+in headless Chromium), to MLflow's default store (read with MLflow's own client), to both,
+and to a real ``mlflow server`` given as MLFLOW_TRACKING_URI. Every number a
 tool reads back is compared with the sweep's summary.json (or, for the worst check
 error, the largest check error in the job's results.json). A tracking server that is
 down (a closed port) must cost a run or a whole sweep no MLflow retries (seconds, which
@@ -31,6 +31,8 @@ import pytest
 
 from runner.tracking.mlflow import UNREACHABLE, _probe
 from tests.servers import answers, chromium, free_port, serve
+from tests.test_doc_commands import doc_commands
+from tests.warm_cli import run_commands
 
 pytestmark = pytest.mark.slow
 
@@ -39,25 +41,42 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 SCREENSHOT = "tensorboard_hparams.png"
 
 
+ENV = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI")}
+
+
 def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "MLFLOW_TRACKING_URI")}
     return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**full_env, **(env or {})})
+                          timeout=600, env={**ENV, **(env or {})})
 
 
-def _sweep(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Path:
-    done = _run(cwd, *args, env=env)
+def _swept(cwd: Path, done: subprocess.CompletedProcess[str]) -> Path:
+    """The directory of the sweep ``done`` ran in ``cwd``, after asserting it tracked without a word."""
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tensorboard:" not in done.stdout and "mlflow:" not in done.stdout, done.stdout  # tracked fine
     (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
     return summary.parent
 
 
+#: docs/sweeps.md's tracking commands: one tracker, the other, both, and a tracking server's.
+PAGE = [c for page, c in doc_commands() if page == "sweeps.md" and "tracking=" in c]
+TENSORBOARD, MLFLOW, BOTH, SERVER = PAGE
+
+
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(working directory, sweep directory) of experiment=seed_tour with both trackers."""
-    cwd = tmp_path_factory.mktemp("tracked")
-    return cwd, _sweep(cwd, "experiment=seed_tour", "tracking=[tensorboard,mlflow]")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """(working directory, sweep directory) of each of the page's commands for the default stores, as
+    written (each a process of its own, forked from one that imported TensorFlow: tests/warm_cli.py)."""
+    cwds = [tmp_path_factory.mktemp("tracked") for _ in (TENSORBOARD, MLFLOW, BOTH)]
+    runs = run_commands(list(zip((TENSORBOARD, MLFLOW, BOTH), cwds, strict=True)), ENV)
+    return {command: (cwd, _swept(cwd, done))
+            for command, cwd, done in zip((TENSORBOARD, MLFLOW, BOTH), cwds, runs, strict=True)}
+
+
+def test_the_pages_commands_are_each_tracker_both_and_a_server() -> None:
+    assert TENSORBOARD == "tape-runner experiment=seed_tour tracking=tensorboard"
+    assert MLFLOW == "tape-runner experiment=seed_tour tracking=mlflow"
+    assert BOTH == "tape-runner experiment=seed_tour 'tracking=[tensorboard,mlflow]'"
+    assert SERVER == "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 " + MLFLOW
 
 
 def _rows(sweep: Path) -> dict[str, dict[str, Any]]:
@@ -94,9 +113,9 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_tensorboard_serves_the_sweep_as_hparams_scalars_and_images(
-    tracked: tuple[Path, Path], tmp_path: Path
+    tracked: dict[str, tuple[Path, Path]], tmp_path: Path
 ) -> None:
-    _, sweep = tracked
+    _, sweep = tracked[TENSORBOARD]
     rows = _rows(sweep)
     assert sorted(rows) == ["0_basic", "1_watch", "2_sigmoid", "3_linear", "4_persistent"]
     base = f"http://127.0.0.1:{free_port()}"
@@ -189,29 +208,46 @@ def _assert_runs_match(runs: dict[str, Any], sweep: Path) -> None:
         assert artifacts == sorted(["report.html", *record["plots"]])
 
 
-def test_mlflow_has_one_run_per_job_in_the_default_store(tracked: tuple[Path, Path], tmp_path: Path) -> None:
-    cwd, sweep = tracked
-    store = cwd / "outputs" / "mlruns"
-    runs = _mlflow_runs(f"sqlite:///{store / 'mlflow.db'}", str(sweep.relative_to(cwd)))
-    _assert_runs_match(runs, sweep)
-    sigmoid, client = runs["2_sigmoid"]
-    copy = client.download_artifacts(sigmoid.info.run_id, "sigmoid.png", str(tmp_path))
-    assert Path(copy).read_bytes() == (sweep / "2_sigmoid" / "sigmoid.png").read_bytes()
+def test_mlflow_has_one_run_per_job_in_the_default_store(tracked: dict[str, tuple[Path, Path]],
+                                                         tmp_path: Path) -> None:
+    for command in (MLFLOW, BOTH):
+        cwd, sweep = tracked[command]
+        store = cwd / "outputs" / "mlruns"
+        runs = _mlflow_runs(f"sqlite:///{store / 'mlflow.db'}", str(sweep.relative_to(cwd)))
+        _assert_runs_match(runs, sweep)
+        sigmoid, client = runs["2_sigmoid"]
+        copy = client.download_artifacts(sigmoid.info.run_id, "sigmoid.png", str(tmp_path / command))
+        assert Path(copy).read_bytes() == (sweep / "2_sigmoid" / "sigmoid.png").read_bytes()
+
+
+def test_each_tracker_alone_writes_only_its_own_and_both_write_what_each_does(
+    tracked: dict[str, tuple[Path, Path]]
+) -> None:
+    def events(sweep: Path) -> list[str]:
+        """Where the sweep's event files are, relative to its tensorboard/ directory."""
+        board = sweep / "tensorboard"
+        return sorted(str(p.parent.relative_to(board)) for p in board.rglob("events.out.tfevents.*"))
+
+    # one file for each job, and the sweep's own (the HParams experiment), alone and beside MLflow
+    expected = [".", "0_basic", "1_watch", "2_sigmoid", "3_linear", "4_persistent"]
+    assert events(tracked[TENSORBOARD][1]) == events(tracked[BOTH][1]) == expected
+    assert not (tracked[TENSORBOARD][0] / "outputs" / "mlruns").exists()
+    assert not (tracked[MLFLOW][1] / "tensorboard").exists()
 
 
 def test_mlflow_server_as_tracking_uri(tmp_path: Path) -> None:
-    base = f"http://127.0.0.1:{free_port()}"
-    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", base.rsplit(":", 1)[1],
+    port = free_port()
+    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
                "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"]
+    base = f"http://127.0.0.1:{port}"
     cwd = tmp_path / "work"
-    cwd.mkdir()
     with serve(command, lambda: answers(f"{base}/health"), tmp_path / "mlflow.log", timeout=180):
-        sweep = _sweep(cwd, "-m", "scenario=basic", "scenario.inputs.x.value=-1.5,2",
-                       "scenario.function=x**3", "tracking=mlflow", env={"MLFLOW_TRACKING_URI": base})
+        (done,) = run_commands([(SERVER.replace(":5000", f":{port}"), cwd)], ENV)  # the page's, on its port
+        sweep = _swept(cwd, done)
         runs = _mlflow_runs(base, str(sweep.relative_to(cwd)))
         _assert_runs_match(runs, sweep)
-        assert sorted(run.data.metrics["dy/dx"] for run, _ in runs.values()) == [6.75, 12.0]  # 3x² at -1.5, 2
+        assert runs["0_basic"][0].data.metrics["dy/dx"] == 6.0  # x² at 3
     assert not (cwd / "outputs" / "mlruns").exists()  # nothing went to the default store
 
 
