@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from runner.errors import ConfigError
 from runner.scenarios import fuzzing
 from runner.scenarios.loading import load_run
 from tests.planted import planted, scaled
+from tests.warm_cli import run_commands
 
 
 def _drawn(**options: object) -> dict:
@@ -85,15 +85,19 @@ def test_the_campaign_finds_a_wrong_gradient_planted_in_tensorflow() -> None:
 
 @pytest.mark.slow
 def test_a_campaign_is_one_sweep_on_any_launcher(tmp_path: Path) -> None:
-    """The same seed, the same programs and the same verdicts through the basic launcher and joblib's."""
-    verdicts = []
-    for launcher in ([], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]):
-        cwd = tmp_path / (launcher[0].split("=")[1] if launcher else "basic")
-        cwd.mkdir()
-        done = subprocess.run([sys.executable, "-m", "runner", "-m", "experiment=fuzz", "fuzz.programs=6",
-                               *launcher], cwd=cwd, capture_output=True, text=True, timeout=900)
-        assert done.returncode in (0, 2), done.stderr[-2000:]
-        (summary,) = cwd.glob("outputs/multirun/*/*/summary.json")
-        rows = json.loads(summary.read_text())["rows"]
-        verdicts.append([(r["overrides"], r["status"]) for r in rows])
-    assert len(verdicts[0]) == 6 and verdicts[0] == verdicts[1]
+    """The same seed, the same programs, verdicts and findings through the basic launcher, joblib's and
+    Ray's (a Ray of its own); each a process forked from one that imported TensorFlow (tests/warm_cli.py)."""
+    campaign = "tape-runner -m experiment=fuzz 'fuzz.index=range(14,18)'"  # program 17 is a finding
+    launchers = ["", " hydra/launcher=joblib hydra.launcher.n_jobs=2", " hydra/launcher=ray"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    runs = run_commands([(campaign + extra, tmp_path / str(i)) for i, extra in enumerate(launchers)], env)
+    verdicts, found = [], []
+    for index, done in enumerate(runs):
+        assert done.returncode == 2, done.stderr[-2000:]  # program 17's check failed
+        (summary,) = (tmp_path / str(index)).glob("outputs/multirun/*/*/summary.json")
+        verdicts.append([(r["overrides"], r["status"]) for r in json.loads(summary.read_text())["rows"]])
+        listed = json.loads((summary.parent / "findings" / "findings.json").read_text())
+        found.append([(f["symptom"], f["ops"], f["jobs"], f["steps"]) for f in listed["findings"]])
+    assert [status for _, status in verdicts[0]] == ["ok", "ok", "ok", "check_failed"]
+    assert found[0] == [("[forward-over-forward, eager] raises", ["*"], ["3_fuzz"], 0)]
+    assert verdicts[1] == verdicts[2] == verdicts[0] and found[1] == found[2] == found[0]

@@ -37,6 +37,7 @@ import copy
 import functools
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ from runner.api import composing
 from runner.cli.hints import unknown_scenario_key
 from runner.cli.main import CONFIG_DIR, quote_expressions
 from runner.errors import ConfigError, JobError
-from runner.jobs import task
+from runner.jobs import findings, task
 from runner.outputs import console, report, summary
 from runner.result import Check, Outcome
 from runner.scenarios.schema import path_safe
@@ -255,6 +256,7 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
         "config", words, RunMode.MULTIRUN, from_shell=False))
     jobs = planned_jobs(master)
     configs = [composer.job(job) for job in jobs]  # all composed, so all checked, before any runs
+    started = time.monotonic()
     sweep_dir = _writable(output_dir) if output_dir is not None else None
     if sweep_dir is not None:
         from runner.outputs.files import JOBS, write_json
@@ -265,8 +267,10 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
     done = [_perform(config, job_dir, num) for num, (config, job_dir) in enumerate(zip(configs, job_dirs,
                                                                                        strict=True))]
     results = [Result(d.record, d.outcome, job_dir) for d, job_dir in zip(done, job_dirs, strict=True)]
-    if sweep_dir is not None:
-        return SweepResult(results, Table(summary.write(sweep_dir)), sweep_dir)
+    if sweep_dir is not None:  # a campaign's findings too, as the CLI's sweep writes them
+        campaign = OmegaConf.select(master, "scenario.routine") == "fuzz"
+        found = findings.campaign(sweep_dir, time.monotonic() - started) if campaign else []
+        return SweepResult(results, Table(summary.write(sweep_dir, found)), sweep_dir)
     collected = summary.Sweep(Path())
     collected.rows = [summary.record_row(collected, num, d.record, job, "")
                       for num, (d, job) in enumerate(zip(done, jobs, strict=True))]

@@ -144,10 +144,11 @@ class RunnerCallback(Callback):
 
     def __init__(self) -> None:
         self._sweep: tuple[Path, _Watcher] | None = None
+        self._campaign: float | None = None  # a fuzzing campaign's start (time.monotonic()); None otherwise
 
     def __getstate__(self) -> dict[str, Any]:
         """Launchers pickle callbacks for workers, which never finish the sweep (nor hold its thread)."""
-        return {"_sweep": None}
+        return {"_sweep": None, "_campaign": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         require_writable(Path(config.hydra.run.dir))
@@ -167,6 +168,8 @@ class RunnerCallback(Callback):
             write_json(sweep_dir / JOBS, jobs)
             log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)
         self._sweep = (sweep_dir, _Watcher(sweep_dir, None if jobs is None else len(jobs)))
+        fuzzing = OmegaConf.select(config, "scenario.routine", default=None) == "fuzz"
+        self._campaign = time.monotonic() if fuzzing else None
         if (current := task.current_invocation()) is not None:
             current.pending = self
 
@@ -180,9 +183,12 @@ class RunnerCallback(Callback):
         sweep_dir, watcher = self._sweep
         self._sweep = None
         watcher.stop()
+        from runner.jobs import findings
         from runner.outputs import summary  # multirun only: keeps single runs and --help light
 
-        result = summary.write(sweep_dir)
+        found = [] if self._campaign is None else findings.campaign(sweep_dir,
+                                                                    time.monotonic() - self._campaign)
+        result = summary.write(sweep_dir, found)
         counts = ", ".join(f"{result.statuses.count(s)} {s}" for s in dict.fromkeys(result.statuses))
         if not result.rows:
             log.error("the sweep has no jobs: nothing was run")

@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,8 +265,9 @@ def _family_curve(sweep: Sweep) -> Curve | None:
     return Curve(CURVES, f"{label} for each job", axis_name, x, series, y_label=str(label))
 
 
-def write(sweep_dir: Path) -> Sweep:
-    """Write summary.csv, .json, .md and .html (and plots) at the sweep root; return what was read."""
+def write(sweep_dir: Path, extra: Sequence[report.Section] = ()) -> Sweep:
+    """Write summary.csv, .json, .md and .html (and plots) at the sweep root; return what was read.
+    ``extra`` sections (a campaign's findings) follow the jobs' in the .md and .html."""
     sweep = collect(sweep_dir)
     columns = [*FIXED_COLUMNS, *([FLOAT64] if any(FLOAT64 in r for r in sweep.rows) else []), *sweep.labels]
     buffer = io.StringIO()
@@ -280,7 +282,7 @@ def write(sweep_dir: Path) -> Sweep:
         "sweep_dir": str(sweep_dir), "jobs": len(sweep.rows),
         "statuses": {s: sweep.statuses.count(s) for s in dict.fromkeys(sweep.statuses)},
         "varying": sweep.varying, "columns": columns, "rows": sweep.rows, "plots": sweep.plots})
-    parts = sections(sweep)
+    parts = [*sections(sweep), *extra]
     write_atomic(sweep_dir / f"{SUMMARY}.md", report.to_markdown(parts))
     write_atomic(sweep_dir / f"{SUMMARY}.html", report.to_html(parts, sweep_dir, "tape-runner sweep"))
     return sweep

@@ -138,14 +138,15 @@ Given = list[tuple[Any, list[Any]]]
 
 
 @contextlib.contextmanager
-def _watching(x: Any) -> Iterator[tf.GradientTape]:
+def watching(x: Any) -> Iterator[tf.GradientTape]:
+    """A persistent tape watching ``x``."""
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         yield tape
 
 
 def _reverse(x: Any, total: Total, given: Given) -> list[Any]:
-    with _watching(x) as tape:
+    with watching(x) as tape:
         y = total()
     g = tape.gradient(y, x, unconnected_gradients=ZERO)
     return [tf.reduce_sum(g * u) for u, _ in given]
@@ -160,17 +161,18 @@ def _forward(x: Any, total: Total, given: Given) -> list[Any]:
     return found
 
 
-def _read(hu: Any, vs: list[Any]) -> list[Any]:
+def read_along(hu: Any, vs: list[Any]) -> list[Any]:
+    """``v . (H u)`` for each v."""
     return [tf.reduce_sum(v * hu) for v in vs]
 
 
 def _reverse_over_reverse(x: Any, total: Total, given: Given) -> list[list[Any]]:
-    with _watching(x) as outer:
-        with _watching(x) as inner:
+    with watching(x) as outer:
+        with watching(x) as inner:
             y = total()
         g = inner.gradient(y, x, unconnected_gradients=ZERO)
         along = [tf.reduce_sum(g * u) for u, _ in given]
-    return [_read(outer.gradient(a, x, unconnected_gradients=ZERO), vs)
+    return [read_along(outer.gradient(a, x, unconnected_gradients=ZERO), vs)
             for a, (_, vs) in zip(along, given, strict=True)]
 
 
@@ -178,21 +180,21 @@ def _forward_over_reverse(x: Any, total: Total, given: Given) -> list[list[Any]]
     found = []
     for u, vs in given:
         with tf.autodiff.ForwardAccumulator(x, u) as acc:
-            with _watching(x) as tape:
+            with watching(x) as tape:
                 y = total()
             g = tape.gradient(y, x, unconnected_gradients=ZERO)
-        found.append(_read(acc.jvp(g, unconnected_gradients=ZERO), vs))
+        found.append(read_along(acc.jvp(g, unconnected_gradients=ZERO), vs))
     return found
 
 
 def _reverse_over_forward(x: Any, total: Total, given: Given) -> list[list[Any]]:
     found = []
     for u, vs in given:
-        with _watching(x) as tape:
+        with watching(x) as tape:
             with tf.autodiff.ForwardAccumulator(x, u) as acc:
                 y = total()
             along = acc.jvp(y, unconnected_gradients=ZERO)
-        found.append(_read(tape.gradient(along, x, unconnected_gradients=ZERO), vs))
+        found.append(read_along(tape.gradient(along, x, unconnected_gradients=ZERO), vs))
     return found
 
 
