@@ -64,8 +64,9 @@ class Row:
         return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
 
 
-def run_process(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and stdout of one fresh process; raise if it fails."""
+def run_process(cmd: list[str], cwd: Path, expect: int = 0) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and stdout of one fresh process; raise if it exits other than
+    ``expect`` (2 for a campaign whose findings fail their checks)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
@@ -74,7 +75,7 @@ def run_process(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
         seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        if os.waitstatus_to_exitcode(status) != expect:
             raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{err.read()[-2000:]}")
         return seconds, usage.ru_maxrss / 1024, out.read()
 
@@ -380,7 +381,29 @@ def bench_layer(reps: int, work: Path) -> list[Row]:
     return rows
 
 
-#: make bench runs these, in about fifteen minutes here (the launchers item alone takes three to five:
+def bench_fuzzing(reps: int, work: Path) -> list[Row]:
+    """The default campaign (tape-runner -m experiment=fuzz), once: it is a minute or more on its own."""
+    del reps  # one campaign: 100 programs are already 100 samples of a program's cost
+    seconds, _, _ = run_process([*RUNNER, "-m", "experiment=fuzz"], work, expect=2)
+    (found,) = work.glob("outputs/multirun/*/*/findings/findings.json")
+    campaign = json.loads(found.read_text())
+    shutil.rmtree(work / "outputs")
+    per_program = campaign["seconds"] / campaign["programs"]
+    shrinks = [f["shrink_s"] for f in campaign["findings"]] or [0.0]
+    return [
+        Row("fuzzing: the default campaign, programs a minute", [60 / per_program], [10.0],
+            unit="programs/min", target=1.0, higher_is_better=True,
+            note=f"{campaign['programs']} programs in {campaign['seconds']:.0f} s, the whole command in "
+                 f"{seconds:.0f} s (its findings shrunk and written); baseline is the budget, 100 "
+                 "programs in 10 minutes on a 2-core machine"),
+        Row("fuzzing: shrinking a finding, in programs' time", shrinks, [per_program] * len(shrinks),
+            note=f"{len(campaign['findings'])} finding(s), each shrunk to "
+                 f"{', '.join(str(f['steps']) for f in campaign['findings'])} step(s); baseline is the "
+                 "campaign's mean time per program: the ratio is how many programs' time a shrink costs"),
+    ]
+
+
+#: make bench runs these, in about seventeen minutes here (the launchers item alone takes three to five:
 #: eight sweeps, one Ray start-up each for two of them). More run on request, outside that budget:
 #: --only joblib (five pairs of 100-job sweeps, ~4 minutes), --only program_jacobian_256 (2^30 elements).
 def bench_bounds(reps: int, work: Path) -> list[Row]:
@@ -417,6 +440,7 @@ BENCHMARKS: dict[str, Callable[[int, Path], list[Row]]] = {
     "inprocess": bench_inprocess, "jacobian": bench_jacobian, "program": bench_program,
     "notebook": bench_notebook, "seed_sweep": bench_seed_sweep, "launchers": bench_launchers,
     "program_jacobian": bench_program_jacobian, "layer": bench_layer, "bounds": bench_bounds,
+    "fuzzing": bench_fuzzing,
 }
 OPTIONAL: dict[str, Callable[[int, Path], list[Row]]] = {
     "joblib": bench_joblib, "program_jacobian_256": bench_program_jacobian_256,
