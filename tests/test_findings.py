@@ -67,6 +67,13 @@ def test_shrinking_tries_the_boldest_simplification_first() -> None:
     assert candidates[9]["dtype"] == "float64" and len(candidates) == 10
 
 
+def test_a_derivative_that_is_not_finite_is_overflow_not_a_finding() -> None:
+    symptom = Symptom("forward", "eager", raised=False)
+    for value in (["NaN", 1.0], [[1.0], ["-Infinity"]]):  # as results.json writes them
+        record = {"gradients": {"dloss/dx0": value}, "config": PROGRAM}
+        assert findings.false_positive(record, symptom) == "overflow: a derivative is not finite"
+
+
 @pytest.mark.slow
 def test_a_campaign_writes_tensorflows_finding_as_its_smallest_program_that_reruns(tmp_path: Path) -> None:
     """Program 17 of seed 0: nested ForwardAccumulators over a tf.Variable raise in eager mode."""
