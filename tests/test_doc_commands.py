@@ -297,9 +297,10 @@ def test_the_readmes_python_gives_the_values_it_shows(
 def test_the_findings_on_the_checks_page_reproduce_in_plain_tensorflow(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """docs/checks.md's reproducers of what the cross-examination found print what the page says."""
+    """docs/checks.md's reproducers of what the cross-examination and the fuzzer found print what the
+    page says."""
     blocks = _python_blocks(ROOT / "docs" / "checks.md")
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         exec(block, {})
         printed = capsys.readouterr().out

@@ -74,6 +74,15 @@ def test_a_derivative_that_is_not_finite_is_overflow_not_a_finding() -> None:
         assert findings.false_positive(record, symptom) == "overflow: a derivative is not finite"
 
 
+def test_a_where_decided_next_to_its_boundary_is_a_kink_not_a_finding() -> None:
+    scenario = {**PROGRAM["scenario"], "targets": {"s1": "sin(x0)", "s2": "where(s1 > 0, x0, s1)",
+                                                   "loss": "reduce_sum(s2 * s1)"}}
+    record = {"gradients": {"dloss/dx0": [1.0, 2.0]}, "values": {"s1": [0.004, -0.9]},
+              "config": {**PROGRAM, "scenario": scenario}}
+    assert findings.false_positive(record, Symptom("forward", "eager", raised=False)) == (
+        "kink: where(s1 > 0, ...) is decided within 0.01 of its boundary")
+
+
 @pytest.mark.slow
 def test_a_campaign_writes_tensorflows_finding_as_its_smallest_program_that_reruns(tmp_path: Path) -> None:
     """Program 17 of seed 0: nested ForwardAccumulators over a tf.Variable raise in eager mode."""
@@ -167,3 +176,25 @@ def _whole(config: dict) -> dict:
         base = OmegaConf.to_container(compose(config_name="config"), resolve=True)
     return {**base, **{k: v for k, v in config.items() if k != "checks"},
             "checks": {**base["checks"], **config["checks"]}}
+
+
+@pytest.mark.slow
+def test_structural_steps_find_forward_over_forward_through_where_failing_to_trace(tmp_path: Path) -> None:
+    """Program 20 of the campaign with the structural steps: its Hessian by forward over forward through
+    tf.where raises inside tf.function; shrunk to one step, whose every other route gives 2.0."""
+    ops = "fuzz.ops=[sin,cos,tanh,+,*,matmul,reduce_mean,where]"
+    done = subprocess.run([sys.executable, "-m", "runner", "-m", "experiment=fuzz", "fuzz.programs=30",
+                           "fuzz.index=20", ops], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 2, done.stderr[-2000:]
+    (listed,) = tmp_path.glob("outputs/multirun/*/*/findings/findings.json")
+    (finding,) = json.loads(listed.read_text())["findings"]
+    assert (finding["symptom"], finding["ops"], finding["steps"]) == (
+        "[forward-over-forward, function] raises", ["*", "where"], 1)
+    assert finding["message"].endswith("TensorFlow raised IndexError: list index out of range")
+    (script,) = listed.parent.glob("*/snippet.py")
+    printed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    routes = json.loads(printed.stdout)
+    assert routes.pop("d2loss/dx02 [forward-over-forward, function]") == (
+        "raised IndexError: list index out of range")
+    assert set(map(str, routes.values())) == {"[[2.0]]"} and len(routes) == 7  # x0 * x0 either way: 2

@@ -50,6 +50,32 @@ def test_every_drawn_program_is_a_valid_program() -> None:
             assert run.scenario.routine == "program" and run.scenario.name == f"fuzz_0_{index}"
 
 
+def test_the_default_campaigns_programs_are_drawn_as_they_were() -> None:
+    """Program 17 of seed 0, as the README's finding names it: ops that a campaign may add on request
+    (fuzz.ops' structural steps) change no program of the default campaign."""
+    assert _drawn(index=17) == {
+        "routine": "program", "name": "fuzz_0_17",
+        "description": "Program 17 of the campaign seeded 0 (runner/scenarios/fuzzing.py): rerun it with the "
+                       "same fuzz.seed and fuzz.index.",
+        "inputs": {"x0": {"value": [-0.399, 0.09, -0.194], "kind": "variable", "watch": False}},
+        "targets": {"s1": "sin(x0)", "s2": "softplus(s1)", "loss": "reduce_sum(s2 * x0)"},
+        "gradients": {"loss": ["x0"]}, "derivative": "hessian"}
+
+
+def test_structural_steps_are_drawn_when_asked_and_are_valid_programs() -> None:
+    ops = [*fuzzing.FUNCTIONS, *fuzzing.OPERATORS, *fuzzing.STRUCTURAL]
+    seen = set()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for index in range(30):
+            cfg = compose(config_name="config", overrides=[
+                "scenario=fuzz", f"fuzz.index={index}", f"fuzz.ops=[{','.join(ops)}]", "checks.modes=all"])
+            run = load_run(OmegaConf.to_container(cfg, resolve=True))  # names, shapes: the language's checks
+            text = " ".join(run.scenario.targets.values())
+            marks = {"where": "where(", "reduce_mean": "reduce_mean(", "matmul": " @ "}
+            seen |= {op for op, mark in marks.items() if mark in text}
+    assert seen == {"where", "reduce_mean", "matmul"}
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"ops": ["sin", "erf"]}, "fuzz.ops: 'erf': a campaign draws from sin, cos"),
     ({"ops": []}, "fuzz.ops: none given: a campaign draws from"),

@@ -7,10 +7,11 @@ differences``). Its symptom is that route, that execution, and whether it raised
 disagreed with the oracle. Then:
 
 1. **Filters** remove what is not a reproducible TensorFlow bug, each rule named:
-   ``overflow`` (a derivative is not finite), ``rerun alone`` (the program run again by
-   itself does not show it) and ``float64 re-check`` (a disagreement gone when the program
-   runs in float64 is not counted: the narrower dtype's precision, as far as a campaign can
-   tell). Kinks and poles need no rule: a campaign draws only functions smooth everywhere.
+   ``overflow`` (a derivative is not finite), ``kink`` (a ``where`` decided within 0.01 of
+   its boundary), ``rerun alone`` (the program run again by itself does not show it) and
+   ``float64 re-check`` (a disagreement gone when the program runs in float64 is not
+   counted: the narrower dtype's precision, as far as a campaign can tell). Poles need no
+   rule: a campaign draws only functions smooth everywhere.
 2. **Shrinking**, greedy delta debugging: a step bypassed (its uses read one of its operands
    instead), a gradient source or an unused input dropped, a variable made a watched
    constant, the shapes cut to their first slice, the values rounded, the dtype widened to
@@ -49,6 +50,8 @@ FINDINGS = "findings"  # <sweep>/findings/<id>/ and <sweep>/findings.md
 #: A check of a route: ``<label> [<route>, <execution>] ran`` or ``... vs <what>``.
 ROUTE_CHECK = re.compile(r"^.+ \[(?P<route>[a-z-]+), (?P<execution>[a-z]+)\] (?P<how>ran|vs .+)$")
 MAX_TRIES = 60  # candidate programs one finding's shrinking may run
+#: A ``where`` decided this close to its boundary is a kink within reach of the differences' steps.
+KINK = 0.01
 _NAME = re.compile(r"\b[A-Za-z_]\w*\b")
 
 
@@ -92,7 +95,7 @@ def ops_of(targets: dict[str, str]) -> tuple[str, ...]:
     """The functions and operators a program's steps use (the loss's ``reduce_sum`` aside)."""
     text = " ".join(targets.values())
     functions = {f for f in re.findall(r"\b([a-z_]\w*)\(", text) if f != "reduce_sum"}
-    return tuple(sorted(functions | {op for op in fuzzing.OPERATORS if f" {op} " in text}))
+    return tuple(sorted(functions | {op for op in (*fuzzing.OPERATORS, "@") if f" {op} " in text}))
 
 
 def symptom_of(checks: list[dict[str, Any]]) -> tuple[Symptom, str] | None:
@@ -119,7 +122,10 @@ def shows(config: dict[str, Any], symptom: Symptom) -> str | None:
     except Exception:  # a candidate the language refuses, or one that breaks the run, shows nothing
         return None
     found = symptom_of([dataclasses.asdict(c) for c in outcome.checks])
-    return found[1] if found and found[0] == symptom else None
+    if not found or found[0] != symptom:
+        return None
+    # a disagreement at a kink is no finding, nor a smaller program that moved onto one
+    return None if not symptom.raised and _kink(config, {**outcome.inputs, **outcome.values}) else found[1]
 
 
 def _bypassed(scenario: dict[str, Any], step: str, operand: str) -> dict[str, Any]:
@@ -186,6 +192,15 @@ def shrink(config: dict[str, Any], symptom: Symptom, message: str) -> tuple[dict
     return config, message
 
 
+def _kink(config: dict[str, Any], values: dict[str, Any]) -> str | None:
+    """Why a disagreement may be a ``where``'s kink: a condition's value within :data:`KINK` of 0."""
+    for name in re.findall(r"\bwhere\((\w+) > 0,", " ".join(config["scenario"]["targets"].values())):
+        value = values.get(name)
+        if value is not None and _finite(value) and np.min(np.abs(np.asarray(value, np.float64))) < KINK:
+            return f"kink: where({name} > 0, ...) is decided within {KINK} of its boundary"
+    return None
+
+
 def _finite(value: Any) -> bool:
     """Every number of a results.json value finite ("NaN" and "Infinity" are how it writes the others)."""
     try:
@@ -199,6 +214,9 @@ def false_positive(record: dict[str, Any], symptom: Symptom) -> str | None:
     if not all(_finite(g) for g in (record.get("gradients") or {}).values() if g is not None):
         return "overflow: a derivative is not finite"
     config = record["config"]
+    if not symptom.raised and (kink := _kink(config, {**(record.get("inputs") or {}),
+                                                      **(record.get("values") or {})})):
+        return kink
     if shows(config, symptom) is None:
         return ("rerun alone: the program, run again by itself, does not show it (state an earlier job "
                 "left in the process?)")

@@ -22,6 +22,11 @@ from runner.errors import ConfigError
 #: disagreement is never a kink or a pole; binary operators, as the language writes them.
 FUNCTIONS = ("sin", "cos", "tanh", "sigmoid", "softplus", "atan", "asinh", "square")
 OPERATORS = ("+", "-", "*")
+#: Steps beyond the elementwise, drawn only when ``fuzz.ops`` names them (the default campaign's
+#: programs are drawn as they always were): a matrix product (``(a @ transpose(b)) @ c`` for matrices,
+#: the inner product for vectors and scalars), a mean, and ``where``, whose kink a campaign's ``kink``
+#: filter accounts for (runner/jobs/findings.py).
+STRUCTURAL = ("matmul", "reduce_mean", "where")
 SHAPES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3))
 ROUTINE = "fuzz"  # scenario=fuzz's routine: drawn into a program before the schemas read it
 #: A Hessian is drawn only for inputs this small (a forward-over-forward route is one pass per pair).
@@ -47,6 +52,7 @@ def program(options: dict[str, Any], scenario: dict[str, Any]) -> dict[str, Any]
     rng = np.random.default_rng([fuzz.seed, fuzz.index, *b"fuzz"])
     functions = [op for op in fuzz.ops if op in FUNCTIONS]
     operators = [op for op in fuzz.ops if op in OPERATORS]
+    structural = [op for op in fuzz.ops if op in STRUCTURAL]
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     names = [f"x{i}" for i in range(int(rng.integers(1, 4)))]
     inputs = {}
@@ -62,7 +68,9 @@ def program(options: dict[str, Any], scenario: dict[str, Any]) -> dict[str, Any]
         def pick(known: list[str] = known) -> str:  # the last two names weigh more: chains, not only fans
             return str(rng.choice(known[-2:] if rng.random() < 0.5 else known))
 
-        if operators and (not functions or rng.random() < 0.4):
+        if structural and (not (functions or operators) or rng.random() < 0.3):
+            targets[f"s{k}"] = _structural(str(rng.choice(structural)), pick, shape)
+        elif operators and (not functions or rng.random() < 0.4):
             targets[f"s{k}"] = f"{pick()} {rng.choice(operators)} {pick()}"
         else:
             targets[f"s{k}"] = f"{rng.choice(functions)}({pick()})"
@@ -79,6 +87,17 @@ def program(options: dict[str, Any], scenario: dict[str, Any]) -> dict[str, Any]
             **{k: v for k, v in scenario.items() if k not in ("routine", "name", "description")}}
 
 
+def _structural(op: str, pick: Any, shape: tuple[int, ...]) -> str:
+    """A step of ``op`` over drawn operands, of a shape every later step broadcasts with."""
+    if op == "reduce_mean":
+        return f"reduce_mean({pick()})"  # a scalar
+    if op == "where":
+        return f"where({pick()} > 0, {pick()}, {pick()})"
+    if len(shape) == 2:  # (2, 3) @ (3, 2) @ (2, 3): the inputs' own shape again
+        return f"({pick()} @ transpose({pick()})) @ {pick()}"
+    return f"reduce_sum({pick()} * {pick()})"  # a vector's or a scalar's inner product
+
+
 def as_drawn(config: dict[str, Any]) -> dict[str, Any]:
     """A job's config with ``scenario=fuzz`` replaced by the program it drew: what results.json and the
     report show (the run's .hydra/config.yaml keeps the seed and index, which draw it again)."""
@@ -93,10 +112,11 @@ def as_drawn(config: dict[str, Any]) -> dict[str, Any]:
 
 def _checked(options: dict[str, Any]) -> FuzzConfig:
     fuzz = FuzzConfig(**options)
-    unknown = [op for op in fuzz.ops if op not in (*FUNCTIONS, *OPERATORS)]
+    drawable = (*FUNCTIONS, *OPERATORS, *STRUCTURAL)
+    unknown = [op for op in fuzz.ops if op not in drawable]
     if unknown or not fuzz.ops:
         raise ConfigError(f"fuzz.ops: {', '.join(map(repr, unknown)) or 'none given'}: a campaign draws "
-                          f"from {', '.join((*FUNCTIONS, *OPERATORS))}")
+                          f"from {', '.join(drawable)}")
     if fuzz.max_steps < 1 or fuzz.max_steps > 32:
         raise ConfigError(f"fuzz.max_steps: {fuzz.max_steps} is not 1 to 32")
     if not 0 <= fuzz.index < fuzz.programs:
