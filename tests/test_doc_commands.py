@@ -14,13 +14,13 @@ import re
 import subprocess
 import textwrap
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_examples import DOCS, ROOT, _bare, _bash, conf_examples, readme_transcripts
+from tests.test_examples import DOCS, ENV, ROOT, _bare, _bash, conf_examples, readme_transcripts
+from tests.warm_cli import run_commands
 
 
 def doc_commands() -> list[tuple[str, str]]:
@@ -235,8 +235,10 @@ def test_every_command_of_the_pages_is_run_by_a_test() -> None:
 def test_the_pages_commands_run_as_written(tmp_path: Path) -> None:
     script = next(c for _, c in doc_commands() if "<<" in c)
     runs = [*HERE.items(), (script, OWN_SCENARIO)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = list(pool.map(lambda item: _bash(item[1][0], tmp_path / str(item[0])), enumerate(runs)))
+    # each command a process of its own, forked from one that imported TensorFlow (tests/warm_cli.py;
+    # tests/test_cli.py checks what a fresh process prints while TensorFlow loads); the script by bash
+    done = [*run_commands([(command, tmp_path / str(i)) for i, command in enumerate(HERE)], ENV),
+            _bash(script, tmp_path / str(len(HERE)))]
     for index, ((command, check), run) in enumerate(zip(runs, done, strict=True)):
         assert run.returncode == 0, (command, run.stderr[-1000:])
         assert "Traceback" not in run.stderr, command
