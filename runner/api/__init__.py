@@ -53,6 +53,7 @@ from runner.errors import ConfigError, JobError
 from runner.jobs import findings, task
 from runner.outputs import console, report, summary
 from runner.result import Check, Outcome
+from runner.scenarios import fuzzing
 from runner.scenarios.schema import path_safe
 
 if TYPE_CHECKING:
@@ -268,7 +269,7 @@ def sweep(name: str = "basic", overrides: Sequence[str] = (), output_dir: str | 
                                                                                        strict=True))]
     results = [Result(d.record, d.outcome, job_dir) for d, job_dir in zip(done, job_dirs, strict=True)]
     if sweep_dir is not None:  # a campaign's findings too, as the CLI's sweep writes them
-        campaign = OmegaConf.select(master, "scenario.routine") == "fuzz"
+        campaign = fuzzing.is_campaign(master)
         found = findings.campaign(sweep_dir, time.monotonic() - started) if campaign else []
         return SweepResult(results, Table(summary.write(sweep_dir, found)), sweep_dir)
     collected = summary.Sweep(Path())

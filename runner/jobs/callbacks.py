@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.jobs import task
 from runner.outputs.files import JOBS, RESULTS, write_json
+from runner.scenarios import fuzzing
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,7 @@ class RunnerCallback(Callback):
             write_json(sweep_dir / JOBS, jobs)
             log.info("sweep of %d jobs into %s", len(jobs), sweep_dir)
         self._sweep = (sweep_dir, _Watcher(sweep_dir, None if jobs is None else len(jobs)))
-        fuzzing = OmegaConf.select(config, "scenario.routine", default=None) == "fuzz"
-        self._campaign = time.monotonic() if fuzzing else None
+        self._campaign = time.monotonic() if fuzzing.is_campaign(config) else None
         if (current := task.current_invocation()) is not None:
             current.pending = self
 

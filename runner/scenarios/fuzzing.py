@@ -98,6 +98,13 @@ def _structural(op: str, pick: Any, shape: tuple[int, ...]) -> str:
     return f"reduce_sum({pick()} * {pick()})"  # a vector's or a scalar's inner product
 
 
+def is_campaign(config: Any) -> bool:
+    """Whether a composed config (a sweep's) draws its programs: a campaign, whose end hunts findings."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(config, "scenario.routine", default=None) == ROUTINE
+
+
 def as_drawn(config: dict[str, Any]) -> dict[str, Any]:
     """A job's config with ``scenario=fuzz`` replaced by the program it drew: what results.json and the
     report show (the run's .hydra/config.yaml keeps the seed and index, which draw it again)."""
